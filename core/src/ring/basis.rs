@@ -1,0 +1,170 @@
+//! RNS basis extension and exact division by a prime (rescaling), organised per limb so that a
+//! host can run the limbs on separate threads while a device runs them one after another.
+
+use alloc::vec::Vec;
+
+use super::modulus::Modulus;
+use super::ntt::NttTable;
+
+/// Coefficients processed per block by the lazy 128-bit accumulator.
+const BLOCK: usize = 64;
+
+/// Fast (approximate) basis conversion from basis B to basis C (Halevi-Polyakov-Shoup 2019,
+/// "An Improved RNS Variant of the BFV Homomorphic Encryption Scheme", section 2.2):
+/// `x_C = sum_i [x_i * (B/b_i)^-1]_{b_i} * (B/b_i) mod c_j`, which equals `x + u*B` for some
+/// `0 <= u < |B|`. Hybrid key switching tolerates the `u*B` term by construction.
+#[derive(Clone, Debug)]
+pub struct BasisConverter {
+    from: Vec<Modulus>,
+    to: Vec<Modulus>,
+    /// `(B/b_i)^-1 mod b_i` and its Shoup companion.
+    hat_inv: Vec<(u64, u64)>,
+    /// `(B/b_i) mod c_j`, row j holds the |B| values for output limb j.
+    hat_mod_to: Vec<u64>,
+}
+
+impl BasisConverter {
+    /// Precomputes the constants; `from` and `to` must be pairwise coprime sets of primes.
+    pub fn new(from: &[Modulus], to: &[Modulus]) -> Self {
+        let hat_inv = from
+            .iter()
+            .enumerate()
+            .map(|(i, bi)| {
+                let mut prod = 1u64;
+                for (k, bk) in from.iter().enumerate() {
+                    if k != i {
+                        prod = bi.mul(prod, bi.reduce(bk.value()));
+                    }
+                }
+                // Pairwise distinct primes: the product is invertible.
+                let inv = bi.inv(prod).unwrap_or(0);
+                (inv, bi.shoup(inv))
+            })
+            .collect();
+        let mut hat_mod_to = Vec::with_capacity(from.len() * to.len());
+        for cj in to {
+            for i in 0..from.len() {
+                let mut prod = 1u64;
+                for (k, bk) in from.iter().enumerate() {
+                    if k != i {
+                        prod = cj.mul(prod, cj.reduce(bk.value()));
+                    }
+                }
+                hat_mod_to.push(prod);
+            }
+        }
+        BasisConverter { from: from.to_vec(), to: to.to_vec(), hat_inv, hat_mod_to }
+    }
+
+    /// Input basis size.
+    pub fn from_len(&self) -> usize {
+        self.from.len()
+    }
+
+    /// Output basis size.
+    pub fn to_len(&self) -> usize {
+        self.to.len()
+    }
+
+    /// Phase 1 for input limb `i`: `y_i = x_i * (B/b_i)^-1 mod b_i` (coefficient form).
+    pub fn scale_input_limb(&self, i: usize, x: &[u64], y: &mut [u64]) {
+        let b = &self.from[i];
+        let (w, ws) = self.hat_inv[i];
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = b.mul_shoup(v, w, ws);
+        }
+    }
+
+    /// Phase 2 for output limb `j`: `out = sum_i y_i * (B/b_i) mod c_j`, where `ys` holds all
+    /// phase-1 limbs back to back (`|B| * n` words).
+    pub fn accumulate_output_limb(&self, j: usize, ys: &[u64], out: &mut [u64]) {
+        let n = out.len();
+        let k = self.from.len();
+        let c = &self.to[j];
+        let row = &self.hat_mod_to[j * k..(j + 1) * k];
+        let mut acc = [0u128; BLOCK];
+        let mut start = 0;
+        while start < n {
+            let len = BLOCK.min(n - start);
+            let acc = &mut acc[..len];
+            acc.iter_mut().for_each(|a| *a = 0);
+            for (i, &h) in row.iter().enumerate() {
+                let yi = &ys[i * n + start..i * n + start + len];
+                for (a, &y) in acc.iter_mut().zip(yi) {
+                    *a += y as u128 * h as u128;
+                }
+                // Products are below 2^124: reduce every 15 terms so the sum never wraps.
+                if i % 15 == 14 {
+                    for a in acc.iter_mut() {
+                        *a = c.reduce_u128(*a) as u128;
+                    }
+                }
+            }
+            for (o, &a) in out[start..start + len].iter_mut().zip(acc.iter()) {
+                *o = c.reduce_u128(a);
+            }
+            start += len;
+        }
+    }
+
+    /// Whole conversion, sequentially: `x` holds |B| limbs, `out` gets |C| limbs, both in
+    /// coefficient form; `scratch` holds |B| limbs.
+    pub fn convert(&self, x: &[u64], out: &mut [u64], scratch: &mut [u64]) {
+        let k = self.from.len();
+        let n = x.len() / k;
+        for i in 0..k {
+            self.scale_input_limb(i, &x[i * n..(i + 1) * n], &mut scratch[i * n..(i + 1) * n]);
+        }
+        for (j, o) in out.chunks_exact_mut(n).enumerate() {
+            self.accumulate_output_limb(j, &scratch[..k * n], o);
+        }
+    }
+}
+
+/// Constants for dividing by the last prime `q_l` of a chain, with rounding.
+#[derive(Clone, Debug)]
+pub struct Rescaler {
+    last: Modulus,
+    /// For each remaining limb i: (q_l^-1 mod q_i, Shoup, (q_l - 1)/2 mod q_i).
+    consts: Vec<(u64, u64, u64)>,
+}
+
+impl Rescaler {
+    /// Constants to divide a polynomial over `moduli[..=l]` by `moduli[l]`.
+    pub fn new(moduli: &[Modulus]) -> Self {
+        let (last, rest) = moduli.split_last().expect("rescaling needs two limbs");
+        let half = (last.value() - 1) / 2;
+        let consts = rest
+            .iter()
+            .map(|qi| {
+                let inv = qi.inv(qi.reduce(last.value())).unwrap_or(0);
+                (inv, qi.shoup(inv), qi.reduce(half))
+            })
+            .collect();
+        Rescaler { last: *last, consts }
+    }
+
+    /// Rounds the last limb (coefficient form) up front: `t = x_l + (q_l-1)/2 mod q_l`.
+    pub fn prepare_last(&self, last_coeff: &mut [u64]) {
+        let half = (self.last.value() - 1) / 2;
+        for v in last_coeff.iter_mut() {
+            *v = self.last.add(*v, half);
+        }
+    }
+
+    /// `x_i <- (x_i + (q_l-1)/2 - t) * q_l^-1 mod q_i`: the rounded quotient on limb `i`.
+    /// `t` is the prepared last limb, `tmp` a scratch limb; if `ntt` is given, `x_i` is in
+    /// evaluation form and `t` is moved there through `tmp`.
+    pub fn rescale_limb(&self, i: usize, qi: &Modulus, x: &mut [u64], t: &[u64], tmp: &mut [u64], ntt: Option<&NttTable>) {
+        let (inv, inv_s, half_i) = self.consts[i];
+        for (o, &v) in tmp.iter_mut().zip(t) {
+            *o = qi.sub(qi.reduce(v), half_i);
+        }
+        if let Some(table) = ntt {
+            table.forward(tmp);
+        }
+        for (xv, &tv) in x.iter_mut().zip(tmp.iter()) {
+            *xv = qi.mul_shoup(qi.sub(*xv, tv), inv, inv_s);
+        }
+    }
+}

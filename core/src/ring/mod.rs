@@ -1,0 +1,13 @@
+//! Layer 1, ring: word-sized moduli, NTT, RNS polynomials, automorphisms, basis conversion.
+
+pub mod automorphism;
+pub mod basis;
+pub mod modulus;
+pub mod ntt;
+pub mod poly;
+pub mod primes;
+
+pub use basis::{BasisConverter, Rescaler};
+pub use modulus::Modulus;
+pub use ntt::NttTable;
+pub use poly::RnsPoly;

@@ -1,0 +1,9 @@
+//! Layer 2, RLWE: parameters, sampling, keys, encryption and decryption.
+
+pub mod params;
+pub mod context;
+pub mod keys;
+pub mod sampling;
+
+pub use context::Context;
+pub use keys::{PublicKey, SecretKey, SecretPoly, SwitchingKey, SwitchingKind};

@@ -1,0 +1,513 @@
+//! CKKS/RLWE parameter sets: ring degree, RNS chain, special primes for hybrid key switching,
+//! scale, secret and error distributions, named presets and the 128-bit security gate.
+
+use heapless::{String, Vec as HVec};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ring::primes::{ntt_primes, PrimePlacement};
+use crate::ring::Modulus;
+use crate::Error;
+
+/// Most ciphertext-modulus limbs a parameter set may have.
+pub const MAX_Q_LIMBS: usize = 48;
+/// Most special (key-switching) limbs a parameter set may have.
+pub const MAX_P_LIMBS: usize = 16;
+/// Smallest and largest supported log2 N.
+pub const LOG_N_RANGE: (u32, u32) = (10, 17);
+/// Standard deviation of the discrete Gaussian error.
+pub const DEFAULT_SIGMA: f64 = 3.2;
+
+/// Distribution of secret-key coefficients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretDistribution {
+    /// Each coefficient uniform in {-1, 0, 1}.
+    Ternary,
+    /// Exactly `hamming_weight` non-zero coefficients, each +-1 (for bootstrapping).
+    SparseTernary { hamming_weight: u32 },
+}
+
+/// Whether a caller accepts parameters below 128-bit security. The opt-in is by name so that it
+/// stands out wherever it is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    /// Reject any set above the HomomorphicEncryption.org 128-bit bound (the default).
+    Require128Bits,
+    /// Accept an insecure set: for tests and benchmarks only, never for real data.
+    InsecureForTestingOnly,
+}
+
+/// Largest log2(QP) for 128-bit classical security with a ternary secret, by log2 N
+/// (HomomorphicEncryption.org standard; 2^16 and 2^17 as extended by OpenFHE).
+pub fn max_log_qp_128(log_n: u32) -> Option<u32> {
+    match log_n {
+        10 => Some(27),
+        11 => Some(54),
+        12 => Some(109),
+        13 => Some(218),
+        14 => Some(438),
+        15 => Some(881),
+        16 => Some(1747),
+        17 => Some(3523),
+        _ => None,
+    }
+}
+
+/// A parameter set described by bit sizes; [`Parameters::new`] turns it into primes.
+#[derive(Clone, Copy, Debug)]
+pub struct ParametersLiteral<'a> {
+    /// Name printed with the set.
+    pub name: &'a str,
+    /// log2 of the ring degree N.
+    pub log_n: u32,
+    /// Bit sizes of the ciphertext primes, q_0 first. q_0 is the largest prime below 2^bits;
+    /// the others are the primes closest to 2^bits (so rescaling keeps the scale steady).
+    pub log_q: &'a [u32],
+    /// Bit size of each special prime.
+    pub log_p: u32,
+    /// Number of digits of hybrid key switching; the special-prime count is ceil(|Q| / dnum).
+    pub dnum: usize,
+    /// log2 of the default scale.
+    pub log_scale: u32,
+    /// How many of the top primes are reserved for bootstrapping (0 if the set does not bootstrap).
+    pub boot_limbs: usize,
+    /// Secret distribution.
+    pub secret: SecretDistribution,
+    /// Error standard deviation.
+    pub sigma: f64,
+}
+
+/// A named preset.
+#[derive(Clone, Copy, Debug)]
+pub struct Preset {
+    /// The literal.
+    pub literal: ParametersLiteral<'static>,
+    /// Whether the preset needs [`Security::InsecureForTestingOnly`].
+    pub insecure: bool,
+    /// One line for help texts.
+    pub summary: &'static str,
+}
+
+/// Every named preset.
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        literal: ParametersLiteral {
+            name: "test-n12",
+            log_n: 12,
+            log_q: &[60, 40, 40, 40, 40, 40, 40],
+            log_p: 61,
+            dnum: 2,
+            log_scale: 40,
+            boot_limbs: 0,
+            secret: SecretDistribution::Ternary,
+            sigma: DEFAULT_SIGMA,
+        },
+        insecure: true,
+        summary: "INSECURE, tests only: N=2^12, 6 levels at 2^40",
+    },
+    Preset {
+        literal: ParametersLiteral {
+            name: "n15",
+            log_n: 15,
+            log_q: &[60, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40],
+            log_p: 61,
+            dnum: 5,
+            log_scale: 40,
+            boot_limbs: 0,
+            secret: SecretDistribution::Ternary,
+            sigma: DEFAULT_SIGMA,
+        },
+        insecure: false,
+        summary: "128-bit, N=2^15, 14 levels at 2^40, no bootstrapping",
+    },
+    Preset {
+        literal: ParametersLiteral {
+            name: "n16-boot",
+            log_n: 16,
+            // q_0, 12 levels at 2^42 (the last 3 also serve SlotToCoeff), 8 EvalMod primes,
+            // 4 CoeffToSlot primes.
+            log_q: &[
+                60, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 60, 60, 60, 60, 60, 60, 60, 60, 56, 56, 56, 56,
+            ],
+            log_p: 61,
+            dnum: 4,
+            log_scale: 42,
+            boot_limbs: 12,
+            secret: SecretDistribution::Ternary,
+            sigma: DEFAULT_SIGMA,
+        },
+        insecure: false,
+        summary: "128-bit, N=2^16, bootstrappable, 12 levels at 2^42 on a fresh ciphertext",
+    },
+];
+
+/// Looks a preset up by name.
+pub fn preset(name: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.literal.name == name)
+}
+
+/// A validated parameter set with concrete primes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Parameters {
+    name: String<32>,
+    log_n: u32,
+    q: HVec<u64, MAX_Q_LIMBS>,
+    p: HVec<u64, MAX_P_LIMBS>,
+    dnum: usize,
+    log_scale: u32,
+    boot_limbs: usize,
+    secret: SecretDistribution,
+    sigma: f64,
+}
+
+impl Parameters {
+    /// Generates the primes for `lit` and applies the security gate.
+    pub fn new(lit: &ParametersLiteral<'_>, security: Security) -> Result<Self, Error> {
+        if lit.log_n < LOG_N_RANGE.0 || lit.log_n > LOG_N_RANGE.1 {
+            return Err(Error::InvalidParameters("log_n must be within 10..=17"));
+        }
+        if lit.log_q.is_empty() || lit.log_q.len() > MAX_Q_LIMBS {
+            return Err(Error::InvalidParameters("between 1 and 48 ciphertext primes are supported"));
+        }
+        if lit.dnum == 0 || lit.dnum > lit.log_q.len() {
+            return Err(Error::InvalidParameters("dnum must be within 1..=|Q|"));
+        }
+        let alpha = lit.log_q.len().div_ceil(lit.dnum);
+        if alpha > MAX_P_LIMBS {
+            return Err(Error::InvalidParameters("too many special primes (raise dnum)"));
+        }
+        if lit.boot_limbs >= lit.log_q.len() {
+            return Err(Error::InvalidParameters("boot_limbs must leave q_0 and a level"));
+        }
+        if !(lit.sigma > 0.0 && lit.sigma < 64.0) {
+            return Err(Error::InvalidParameters("sigma must be in (0, 64)"));
+        }
+        if lit.log_scale < 10 || lit.log_scale > 60 {
+            return Err(Error::InvalidParameters("log_scale must be within 10..=60"));
+        }
+        let n = 1usize << lit.log_n;
+        if let SecretDistribution::SparseTernary { hamming_weight } = lit.secret {
+            if hamming_weight == 0 || hamming_weight as usize > n {
+                return Err(Error::InvalidParameters("hamming weight must be within 1..=N"));
+            }
+        }
+        let mut name = String::new();
+        name.push_str(&lit.name[..lit.name.len().min(32)])
+            .map_err(|_| Error::InvalidParameters("name too long"))?;
+
+        let mut all: HVec<u64, { MAX_Q_LIMBS + MAX_P_LIMBS }> = HVec::new();
+        let mut q: HVec<u64, MAX_Q_LIMBS> = HVec::new();
+        for (i, &bits) in lit.log_q.iter().enumerate() {
+            let placement = if i == 0 { PrimePlacement::Below } else { PrimePlacement::Closest };
+            let mut one: HVec<u64, 1> = HVec::new();
+            ntt_primes(bits, n, 1, placement, &all, &mut one)
+                .ok_or(Error::InvalidParameters("no NTT-friendly prime of that size (bits must be within 20..=61)"))?;
+            let _ = all.push(one[0]);
+            let _ = q.push(one[0]);
+        }
+        let mut p: HVec<u64, MAX_P_LIMBS> = HVec::new();
+        ntt_primes(lit.log_p, n, alpha, PrimePlacement::Below, &all, &mut p)
+            .ok_or(Error::InvalidParameters("no NTT-friendly special primes of that size"))?;
+
+        let params = Parameters {
+            name,
+            log_n: lit.log_n,
+            q,
+            p,
+            dnum: lit.dnum,
+            log_scale: lit.log_scale,
+            boot_limbs: lit.boot_limbs,
+            secret: lit.secret,
+            sigma: lit.sigma,
+        };
+        params.check_security(security)?;
+        Ok(params)
+    }
+
+    /// Builds a named preset. Insecure presets require [`Security::InsecureForTestingOnly`].
+    pub fn preset(name: &str, security: Security) -> Result<Self, Error> {
+        let p = preset(name).ok_or(Error::UnknownPreset)?;
+        Parameters::new(&p.literal, security)
+    }
+
+    /// Rebuilds a set from explicit primes (as read from the wire), then validates it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_primes(
+        name: &str,
+        log_n: u32,
+        q: &[u64],
+        p: &[u64],
+        dnum: usize,
+        log_scale: u32,
+        boot_limbs: usize,
+        secret: SecretDistribution,
+        sigma: f64,
+        security: Security,
+    ) -> Result<Self, Error> {
+        if !(LOG_N_RANGE.0..=LOG_N_RANGE.1).contains(&log_n) {
+            return Err(Error::InvalidParameters("log_n must be within 10..=17"));
+        }
+        let n = 1u64 << log_n;
+        let mut hq: HVec<u64, MAX_Q_LIMBS> = HVec::new();
+        let mut hp: HVec<u64, MAX_P_LIMBS> = HVec::new();
+        for (i, &x) in q.iter().chain(p).enumerate() {
+            if x >= 1 << crate::ring::modulus::MAX_MODULUS_BITS
+                || x % (2 * n) != 1
+                || !crate::ring::primes::is_prime(x)
+            {
+                return Err(Error::InvalidParameters("a modulus is not an NTT-friendly prime below 2^62"));
+            }
+            if q.iter().chain(p).take(i).any(|&y| y == x) {
+                return Err(Error::InvalidParameters("moduli must be distinct"));
+            }
+        }
+        hq.extend_from_slice(q).map_err(|_| Error::InvalidParameters("too many ciphertext primes"))?;
+        hp.extend_from_slice(p).map_err(|_| Error::InvalidParameters("too many special primes"))?;
+        if q.is_empty() || p.is_empty() || dnum == 0 || q.len().div_ceil(dnum) != p.len() {
+            return Err(Error::InvalidParameters("special-prime count must be ceil(|Q| / dnum)"));
+        }
+        if boot_limbs >= q.len() || !(10..=60).contains(&log_scale) || !(sigma > 0.0 && sigma < 64.0) {
+            return Err(Error::InvalidParameters("inconsistent boot_limbs, scale or sigma"));
+        }
+        if let SecretDistribution::SparseTernary { hamming_weight } = secret {
+            if hamming_weight == 0 || hamming_weight as u64 > n {
+                return Err(Error::InvalidParameters("hamming weight must be within 1..=N"));
+            }
+        }
+        let mut hname = String::new();
+        let _ = hname.push_str(&name[..name.len().min(32)]);
+        let params = Parameters {
+            name: hname,
+            log_n,
+            q: hq,
+            p: hp,
+            dnum,
+            log_scale,
+            boot_limbs,
+            secret,
+            sigma,
+        };
+        params.check_security(security)?;
+        Ok(params)
+    }
+
+    fn check_security(&self, security: Security) -> Result<(), Error> {
+        if self.is_secure() || security == Security::InsecureForTestingOnly {
+            Ok(())
+        } else {
+            Err(Error::Insecure {
+                log_n: self.log_n,
+                log_qp: libm::ceil(self.log_qp()) as u32,
+                max_log_qp: max_log_qp_128(self.log_n).unwrap_or(0),
+            })
+        }
+    }
+
+    /// Whether the set meets 128-bit security: log2(QP) within the standard's bound and, for a
+    /// sparse secret, a Hamming weight of at least 192.
+    pub fn is_secure(&self) -> bool {
+        let bound = max_log_qp_128(self.log_n).unwrap_or(0) as f64;
+        let sparse_ok = match self.secret {
+            SecretDistribution::Ternary => true,
+            SecretDistribution::SparseTernary { hamming_weight } => hamming_weight >= 192,
+        };
+        self.log_qp() <= bound && sparse_ok
+    }
+
+    /// Estimated classical security in bits: 128 when the gate passes (the table only certifies
+    /// that level), otherwise a linear estimate `128 * bound / log2(QP)` below 128.
+    pub fn security_bits(&self) -> u32 {
+        if self.is_secure() {
+            128
+        } else {
+            let bound = max_log_qp_128(self.log_n).unwrap_or(0) as f64;
+            libm::floor(128.0 * bound / self.log_qp()).min(127.0) as u32
+        }
+    }
+
+    /// Name of the set (with the preset's name if it came from one).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// log2 N.
+    pub fn log_n(&self) -> u32 {
+        self.log_n
+    }
+    /// Ring degree N.
+    pub fn n(&self) -> usize {
+        1 << self.log_n
+    }
+    /// Number of complex slots of a full packing, N/2.
+    pub fn max_slots(&self) -> usize {
+        self.n() / 2
+    }
+    /// Ciphertext primes q_0..q_L.
+    pub fn q(&self) -> &[u64] {
+        &self.q
+    }
+    /// Special primes.
+    pub fn p(&self) -> &[u64] {
+        &self.p
+    }
+    /// Highest level L (a ciphertext at level l has l + 1 limbs).
+    pub fn max_level(&self) -> usize {
+        self.q.len() - 1
+    }
+    /// Level of a fresh ciphertext meant for computation: the top, less the bootstrapping limbs.
+    pub fn default_level(&self) -> usize {
+        self.max_level() - self.boot_limbs
+    }
+    /// Limbs reserved for bootstrapping.
+    pub fn boot_limbs(&self) -> usize {
+        self.boot_limbs
+    }
+    /// Number of hybrid key-switching digits.
+    pub fn dnum(&self) -> usize {
+        self.dnum
+    }
+    /// Limbs per digit (= number of special primes).
+    pub fn alpha(&self) -> usize {
+        self.p.len()
+    }
+    /// log2 of the default scale.
+    pub fn log_scale(&self) -> u32 {
+        self.log_scale
+    }
+    /// The default scale.
+    pub fn scale(&self) -> f64 {
+        libm::ldexp(1.0, self.log_scale as i32)
+    }
+    /// Secret distribution.
+    pub fn secret(&self) -> SecretDistribution {
+        self.secret
+    }
+    /// Error standard deviation.
+    pub fn sigma(&self) -> f64 {
+        self.sigma
+    }
+    /// log2 of the product of all ciphertext primes.
+    pub fn log_q(&self) -> f64 {
+        self.q.iter().map(|&x| libm::log2(x as f64)).sum()
+    }
+    /// log2 of the product of all primes, ciphertext and special.
+    pub fn log_qp(&self) -> f64 {
+        self.log_q() + self.p.iter().map(|&x| libm::log2(x as f64)).sum::<f64>()
+    }
+    /// Ciphertext moduli with reduction constants.
+    pub fn q_moduli(&self) -> impl Iterator<Item = Modulus> + '_ {
+        self.q.iter().map(|&x| Modulus::new(x))
+    }
+    /// Special moduli with reduction constants.
+    pub fn p_moduli(&self) -> impl Iterator<Item = Modulus> + '_ {
+        self.p.iter().map(|&x| Modulus::new(x))
+    }
+    /// Bits of a residue of limb `i` of the Q ∪ P list (Q first) on the wire.
+    pub fn limb_bits(&self, i: usize) -> u32 {
+        let x = if i < self.q.len() { self.q[i] } else { self.p[i - self.q.len()] };
+        64 - x.leading_zeros()
+    }
+
+    /// The canonical byte encoding of every field that affects the mathematics (the name is left
+    /// out): the input of the fingerprint and the body of the wire record.
+    pub fn canonical_bytes(&self, mut out: impl FnMut(&[u8])) {
+        out(b"hetune-params-v1");
+        out(&[self.log_n as u8, self.q.len() as u8, self.p.len() as u8, self.dnum as u8]);
+        out(&[self.log_scale as u8, self.boot_limbs as u8]);
+        let (kind, h) = match self.secret {
+            SecretDistribution::Ternary => (0u8, 0u32),
+            SecretDistribution::SparseTernary { hamming_weight } => (1u8, hamming_weight),
+        };
+        out(&[kind]);
+        out(&h.to_le_bytes());
+        out(&self.sigma.to_bits().to_le_bytes());
+        for &x in self.q.iter().chain(self.p.iter()) {
+            out(&x.to_le_bytes());
+        }
+    }
+
+    /// SHA-256 of the canonical encoding: carried by every wire record so that objects of
+    /// different parameter sets never meet.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        self.canonical_bytes(|b| h.update(b));
+        h.finalize().into()
+    }
+
+    /// A label that says loudly when the set is insecure.
+    pub fn label(&self) -> impl core::fmt::Display + '_ {
+        struct Label<'a>(&'a Parameters);
+        impl core::fmt::Display for Label<'_> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                if self.0.is_secure() {
+                    write!(f, "{}", self.0.name)
+                } else {
+                    write!(f, "{} [INSECURE: tests only, ~{} bits]", self.0.name, self.0.security_bits())
+                }
+            }
+        }
+        Label(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_build_and_secure_ones_pass_the_gate() {
+        for p in PRESETS {
+            let sec = if p.insecure { Security::InsecureForTestingOnly } else { Security::Require128Bits };
+            let params = Parameters::new(&p.literal, sec).unwrap();
+            assert_eq!(params.is_secure(), !p.insecure, "{}", p.literal.name);
+            assert_eq!(params.alpha(), params.q().len().div_ceil(params.dnum()));
+        }
+    }
+
+    #[test]
+    fn n16_boot_meets_the_issue() {
+        let p = Parameters::preset("n16-boot", Security::Require128Bits).unwrap();
+        assert_eq!(p.n(), 1 << 16);
+        assert!(p.log_qp() <= 1747.0, "{}", p.log_qp());
+        assert!(p.default_level() >= 9);
+        assert!(p.log_scale() >= 40);
+        assert!(p.security_bits() >= 128);
+    }
+
+    #[test]
+    fn gate_rejects_insecure_sets_and_names_both_numbers() {
+        let err = Parameters::preset("test-n12", Security::Require128Bits).unwrap_err();
+        match err {
+            Error::Insecure { log_n, log_qp, max_log_qp } => {
+                assert_eq!(log_n, 12);
+                assert_eq!(max_log_qp, 109);
+                assert!(log_qp > 109);
+            }
+            e => panic!("unexpected {e:?}"),
+        }
+        let msg = alloc::format!("{err}");
+        assert!(msg.contains("109"), "{msg}");
+        // A 2^15 set just over its 881-bit bound.
+        let lit = ParametersLiteral {
+            name: "too-big",
+            log_n: 15,
+            log_q: &[60; 14],
+            log_p: 61,
+            dnum: 14,
+            log_scale: 40,
+            boot_limbs: 0,
+            secret: SecretDistribution::Ternary,
+            sigma: DEFAULT_SIGMA,
+        };
+        assert!(matches!(Parameters::new(&lit, Security::Require128Bits), Err(Error::Insecure { max_log_qp: 881, .. })));
+        assert!(Parameters::new(&lit, Security::InsecureForTestingOnly).is_ok());
+    }
+
+    #[test]
+    fn fingerprints_differ_between_sets() {
+        let a = Parameters::preset("test-n12", Security::InsecureForTestingOnly).unwrap();
+        let b = Parameters::preset("n15", Security::Require128Bits).unwrap();
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint(), a.clone().fingerprint());
+    }
+}
