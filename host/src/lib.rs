@@ -1,1 +1,12 @@
-pub fn x(){}
+//! `hetune`: the host side of privacy-preserving transfer learning on CKKS-encrypted features.
+//!
+//! Layers (see `DESIGN.md` in the shared notes): the core's ring, RLWE and CKKS layers are
+//! re-exported as [`core`]; this crate adds the evaluator, encrypted learning and the service
+//! layer (files, CLI).
+
+pub use hetune_core as core;
+
+pub mod error;
+pub mod io;
+
+pub use error::{Error, Result};
