@@ -108,6 +108,21 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         literal: ParametersLiteral {
+            name: "test-n12-deep",
+            log_n: 12,
+            log_q: &[60, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40],
+            log_p: 61,
+            dnum: 3,
+            log_scale: 40,
+            boot_limbs: 0,
+            secret: SecretDistribution::Ternary,
+            sigma: DEFAULT_SIGMA,
+        },
+        insecure: true,
+        summary: "INSECURE, tests only: N=2^12, 12 levels at 2^40 (deep multiplication chains)",
+    },
+    Preset {
+        literal: ParametersLiteral {
             name: "n15",
             log_n: 15,
             log_q: &[60, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40],
