@@ -5,7 +5,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::record::{packed_limb_len, Limits, RecordReader, RecordWriter, Sink, Source};
+use super::record::{packed_limb_len, Header, Limits, RecordReader, RecordWriter, Sink, Source};
 use crate::ckks::{Ciphertext, Plaintext, SeededCiphertext};
 use crate::ring::{Modulus, RnsPoly};
 use crate::rlwe::{Context, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
@@ -166,13 +166,17 @@ impl AnyCiphertext {
 /// Reads a ciphertext, full or seeded. Polynomials written in coefficient form are moved to
 /// evaluation form for full ciphertexts.
 pub fn read_ciphertext<S: Source>(src: &mut S, ctx: &Context, limits: &Limits) -> Result<AnyCiphertext, Error> {
-    let params = ctx.params();
-    let (mut r, h) = RecordReader::begin(
+    let (r, h) = RecordReader::begin(
         src,
         &[ObjectKind::Ciphertext, ObjectKind::SeededCiphertext],
         Some(ctx.fingerprint()),
         limits,
     )?;
+    ciphertext_body(r, &h, ctx)
+}
+
+fn ciphertext_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &Context) -> Result<AnyCiphertext, Error> {
+    let params = ctx.params();
     if h.kind == ObjectKind::Ciphertext {
         let e = parse_ct_ext(&h.ext, params, 3)?;
         if e.polys < 2 {
@@ -209,8 +213,12 @@ pub fn read_ciphertext<S: Source>(src: &mut S, ctx: &Context, limits: &Limits) -
 
 /// Reads a plaintext.
 pub fn read_plaintext<S: Source>(src: &mut S, ctx: &Context, limits: &Limits) -> Result<Plaintext, Error> {
+    let (r, h) = RecordReader::begin(src, &[ObjectKind::Plaintext], Some(ctx.fingerprint()), limits)?;
+    plaintext_body(r, &h, ctx)
+}
+
+fn plaintext_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &Context) -> Result<Plaintext, Error> {
     let params = ctx.params();
-    let (mut r, h) = RecordReader::begin(src, &[ObjectKind::Plaintext], Some(ctx.fingerprint()), limits)?;
     let e = parse_ct_ext(&h.ext, params, 1)?;
     check_expected_len(h.payload_len, limbs_len(params, 0..e.level + 1))?;
     let poly = read_poly(&mut r, params, 0..e.level + 1)?;
@@ -237,8 +245,12 @@ pub fn write_public_key<S: Sink>(sink: &mut S, params: &Parameters, pk: &PublicK
 
 /// Reads a public key (moving `b` to evaluation form if needed).
 pub fn read_public_key<S: Source>(src: &mut S, ctx: &Context, limits: &Limits) -> Result<PublicKey, Error> {
+    let (r, h) = RecordReader::begin(src, &[ObjectKind::PublicKey], Some(ctx.fingerprint()), limits)?;
+    public_key_body(r, &h, ctx)
+}
+
+fn public_key_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &Context) -> Result<PublicKey, Error> {
     let params = ctx.params();
-    let (mut r, h) = RecordReader::begin(src, &[ObjectKind::PublicKey], Some(ctx.fingerprint()), limits)?;
     if h.ext.len() != 2 || h.ext[0] as usize != params.q().len() || h.ext[1] > 1 {
         return Err(Error::Malformed("public key header"));
     }
@@ -279,9 +291,13 @@ pub fn write_switching_key<S: Sink>(sink: &mut S, params: &Parameters, key: &Swi
 
 /// Reads a relinearisation or Galois key.
 pub fn read_switching_key<S: Source>(src: &mut S, ctx: &Context, limits: &Limits) -> Result<SwitchingKey, Error> {
-    let params = ctx.params();
-    let (mut r, h) =
+    let (r, h) =
         RecordReader::begin(src, &[ObjectKind::RelinKey, ObjectKind::GaloisKey], Some(ctx.fingerprint()), limits)?;
+    switching_key_body(r, &h, ctx)
+}
+
+fn switching_key_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &Context) -> Result<SwitchingKey, Error> {
+    let params = ctx.params();
     let limbs = params.q().len() + params.p().len();
     if h.ext.len() != 12
         || h.ext[8] as usize != params.dnum()
@@ -476,6 +492,10 @@ pub fn write_tensor_header<S: Sink>(sink: &mut S, params: &Parameters, t: &Tenso
 /// Reads a tensor header.
 pub fn read_tensor_header<S: Source>(src: &mut S, ctx: &Context, limits: &Limits) -> Result<TensorHeader, Error> {
     let (r, h) = RecordReader::begin(src, &[ObjectKind::TensorHeader], Some(ctx.fingerprint()), limits)?;
+    tensor_header_body(r, &h)
+}
+
+fn tensor_header_body<S: Source>(r: RecordReader<'_, S>, h: &Header) -> Result<TensorHeader, Error> {
     if h.ext.len() != 30 || h.payload_len != 0 {
         return Err(Error::Malformed("tensor header"));
     }
@@ -510,4 +530,39 @@ pub fn seeded_ciphertext_size(params: &Parameters, level: usize) -> u64 {
 /// Exact byte size of a full (two-polynomial) ciphertext record at `level`.
 pub fn ciphertext_size(params: &Parameters, level: usize) -> u64 {
     super::record::FRAME_OVERHEAD as u64 + 12 + 2 * limbs_len(params, 0..level + 1)
+}
+
+/// Any object a server may receive (never a secret key).
+#[derive(Clone, Debug, PartialEq)]
+pub enum WireObject {
+    /// A public key.
+    PublicKey(PublicKey),
+    /// A relinearisation or Galois key.
+    SwitchingKey(SwitchingKey),
+    /// A ciphertext, full or seeded.
+    Ciphertext(AnyCiphertext),
+    /// A plaintext.
+    Plaintext(Plaintext),
+    /// An encrypted tensor's header.
+    TensorHeader(TensorHeader),
+}
+
+/// Reads the next record of any server-side kind, dispatching on its header.
+pub fn read_object<S: Source>(src: &mut S, ctx: &Context, limits: &Limits) -> Result<WireObject, Error> {
+    use ObjectKind::*;
+    let (r, h) = RecordReader::begin(
+        src,
+        &[PublicKey, RelinKey, GaloisKey, Ciphertext, SeededCiphertext, Plaintext, TensorHeader],
+        Some(ctx.fingerprint()),
+        limits,
+    )?;
+    Ok(match h.kind {
+        PublicKey => WireObject::PublicKey(public_key_body(r, &h, ctx)?),
+        RelinKey | GaloisKey => WireObject::SwitchingKey(switching_key_body(r, &h, ctx)?),
+        Ciphertext | SeededCiphertext => WireObject::Ciphertext(ciphertext_body(r, &h, ctx)?),
+        Plaintext => WireObject::Plaintext(plaintext_body(r, &h, ctx)?),
+        TensorHeader => WireObject::TensorHeader(tensor_header_body(r, &h)?),
+        // begin() admits only the kinds above.
+        Parameters | SecretKey => return Err(Error::WrongKind { expected: Ciphertext as u16, found: h.kind as u16 }),
+    })
 }

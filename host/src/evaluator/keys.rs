@@ -1,0 +1,165 @@
+//! Evaluation keys as the evaluator holds them: the owner's switching keys, with their uniform
+//! halves expanded once and cached (re-expanding ChaCha20 on every key switch would cost more
+//! than the key switch), plus host-side generation for tests and benchmarks.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use hetune_core::ring::automorphism::{automorphism_eval_permutation, galois_element_conjugate, galois_element_for_step};
+use hetune_core::ring::RnsPoly;
+use hetune_core::rlwe::{Context, SecretKey, SwitchingKey, SwitchingKind};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, RngCore, SeedableRng};
+use rayon::prelude::*;
+
+use crate::Error;
+
+/// The keys an evaluator may use: a relinearisation key and Galois keys by Galois element
+/// (rotations `5^k mod 2N` and conjugation `2N - 1`).
+#[derive(Clone, Debug, Default)]
+pub struct EvaluationKeys {
+    /// Relinearisation key (`s^2 -> s`).
+    pub relin: Option<SwitchingKey>,
+    /// Galois keys, by Galois element.
+    pub galois: BTreeMap<u64, SwitchingKey>,
+}
+
+/// Which keys [`EvaluationKeys::generate`] makes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeySpec {
+    /// Whether to make a relinearisation key.
+    pub relinearization: bool,
+    /// Rotation steps (left rotations; negative steps rotate right).
+    pub rotations: Vec<i64>,
+    /// Whether to make a conjugation key.
+    pub conjugation: bool,
+}
+
+impl KeySpec {
+    /// The default set: relinearisation, conjugation and the rotations by every power of two
+    /// below the slot count, from which [`super::Evaluator::rotate`] composes any step.
+    pub fn power_of_two(log_slots: u32) -> Self {
+        KeySpec { relinearization: true, rotations: power_of_two_steps(log_slots), conjugation: true }
+    }
+}
+
+/// Rotation steps `1, 2, 4, ..., 2^(log_slots - 1)`.
+pub fn power_of_two_steps(log_slots: u32) -> Vec<i64> {
+    (0..log_slots).map(|k| 1i64 << k).collect()
+}
+
+impl EvaluationKeys {
+    /// An empty key set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a key where its kind says it belongs (replacing a key of the same kind).
+    pub fn insert(&mut self, key: SwitchingKey) {
+        match key.kind {
+            SwitchingKind::Relinearization => self.relin = Some(key),
+            SwitchingKind::Galois(g) => {
+                self.galois.insert(g, key);
+            }
+        }
+    }
+
+    /// Generates the keys of `spec` for `sk`, in parallel (each key from its own ChaCha20 stream
+    /// seeded by `rng`). Owners normally make their keys with the core; this serves tests,
+    /// benchmarks and owner-side tools on a workstation.
+    pub fn generate<R: RngCore + CryptoRng>(ctx: &Context, sk: &SecretKey, spec: &KeySpec, rng: &mut R) -> Self {
+        let n = ctx.n();
+        let mut kinds = Vec::new();
+        if spec.relinearization {
+            kinds.push(SwitchingKind::Relinearization);
+        }
+        for &step in &spec.rotations {
+            let g = galois_element_for_step(step, n);
+            if g != 1 && !kinds.contains(&SwitchingKind::Galois(g)) {
+                kinds.push(SwitchingKind::Galois(g));
+            }
+        }
+        if spec.conjugation {
+            kinds.push(SwitchingKind::Galois(galois_element_conjugate(n)));
+        }
+        let seeds: Vec<[u8; 32]> = kinds
+            .iter()
+            .map(|_| {
+                let mut s = [0u8; 32];
+                rng.fill_bytes(&mut s);
+                s
+            })
+            .collect();
+        let keys: Vec<SwitchingKey> = kinds
+            .par_iter()
+            .zip(seeds)
+            .map(|(kind, seed)| {
+                let mut r = ChaCha20Rng::from_seed(seed);
+                match *kind {
+                    SwitchingKind::Relinearization => SwitchingKey::relinearization(ctx, sk, &mut r),
+                    SwitchingKind::Galois(g) => SwitchingKey::galois(ctx, sk, g, &mut r),
+                }
+            })
+            .collect();
+        let mut out = EvaluationKeys::new();
+        for k in keys {
+            out.insert(k);
+        }
+        out
+    }
+}
+
+/// A switching key with its expanded uniform halves (made on first use) and, for a Galois key,
+/// the evaluation-domain permutation of its automorphism.
+pub(crate) struct KeyEntry {
+    pub(crate) key: SwitchingKey,
+    a: OnceLock<Vec<RnsPoly>>,
+    pub(crate) perm: Option<Vec<u32>>,
+}
+
+impl KeyEntry {
+    /// Checks `key` against `ctx` and wraps it.
+    pub(crate) fn new(ctx: &Context, key: SwitchingKey) -> Result<Self, Error> {
+        let limbs = ctx.qp().len();
+        if key.digits.len() != ctx.params().dnum() {
+            return Err(Error::ParameterMismatch("switching key has another digit count (dnum) than the parameter set"));
+        }
+        if key.digits.iter().any(|d| d.n() != ctx.n() || d.limbs() != limbs) {
+            return Err(Error::ParameterMismatch(
+                "switching key polynomials do not match the parameter set (ring degree or limb count)",
+            ));
+        }
+        let perm = match key.kind {
+            SwitchingKind::Relinearization => None,
+            SwitchingKind::Galois(g) => {
+                if g % 2 == 0 || g >= 2 * ctx.n() as u64 {
+                    return Err(Error::ParameterMismatch("Galois element is not an odd number below 2N"));
+                }
+                Some(automorphism_eval_permutation(g, ctx.n()))
+            }
+        };
+        Ok(KeyEntry { key, a: OnceLock::new(), perm })
+    }
+
+    /// The uniform halves `a_j` over Q ∪ P in evaluation form, expanded (in parallel) on first use.
+    pub(crate) fn a(&self, ctx: &Context) -> &[RnsPoly] {
+        self.a.get_or_init(|| {
+            let n = ctx.n();
+            let limbs = ctx.qp().len();
+            (0..self.key.digits.len())
+                .map(|j| {
+                    let mut p = RnsPoly::zero(n, limbs);
+                    p.as_mut_slice().par_chunks_exact_mut(n).enumerate().for_each(|(i, limb)| {
+                        self.key.a_limb(ctx, j, i, limb);
+                    });
+                    p
+                })
+                .collect()
+        })
+    }
+
+    /// Whether the uniform halves are already expanded.
+    pub(crate) fn is_expanded(&self) -> bool {
+        self.a.get().is_some()
+    }
+}

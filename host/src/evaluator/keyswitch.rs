@@ -1,0 +1,237 @@
+//! Hybrid key switching (Han-Ki, "Better Bootstrapping for Approximate Homomorphic Encryption",
+//! CT-RSA 2020, section 3), split into the three steps that relinearisation, rotation,
+//! conjugation and hoisting share:
+//!
+//! 1. [`Evaluator::decompose`] (ModUp): the input `d` at level `l` is cut into digits of `alpha`
+//!    limbs; each digit is extended by fast basis conversion to all of `Q_l ∪ P` and moved to the
+//!    evaluation domain. A digit's own limbs are the input's limbs, never copied.
+//! 2. [`Evaluator::inner_product`]: `(sum_j ext_j * b_j, sum_j ext_j * a_j)` over `Q_l ∪ P`,
+//!    optionally reading the digits through an automorphism's permutation (hoisting: the
+//!    decomposition of `c_1` serves every rotation of one ciphertext), accumulated lazily in
+//!    128 bits and reduced once per coefficient.
+//! 3. [`Evaluator::mod_down_add`] (ModDown): divides both accumulators by `P` and adds them to
+//!    the output polynomials.
+//!
+//! Every step runs its limbs on rayon and works in the pooled [`super::workspace::Workspace`].
+
+use hetune_core::ckks::Ciphertext;
+use hetune_core::rlwe::Context;
+use rayon::prelude::*;
+
+use super::keys::KeyEntry;
+use super::workspace::Workspace;
+use super::Evaluator;
+
+/// Coefficients per block of the lazy 128-bit inner-product accumulator.
+const BLOCK: usize = 64;
+
+impl Evaluator {
+    /// Number of digits of a decomposition at `level`.
+    #[inline]
+    pub(crate) fn digits_at(&self, level: usize) -> usize {
+        level / self.ctx.params().alpha() + 1
+    }
+
+    /// ModUp: decomposes `d` (evaluation form, limbs back to back, at least `level + 1` of them)
+    /// into `ws.ext`; uses `ws.y` and `ws.conv`.
+    pub(crate) fn decompose(&self, d: &[u64], level: usize, ws: &mut Workspace) {
+        let ctx: &Context = &self.ctx;
+        let n = ctx.n();
+        let q_len = ctx.q_len();
+        let qp_len = ctx.qp().len();
+        let alpha = ctx.params().alpha();
+        let beta = self.digits_at(level);
+        let convs = &self.modup[level];
+        let ntt = ctx.ntt();
+        let Workspace { y, ext, conv, .. } = ws;
+
+        // Phase A, per input limb: to coefficients, then the digit converter's phase 1.
+        y[..(level + 1) * n]
+            .par_chunks_exact_mut(n)
+            .zip(conv[..(level + 1) * n].par_chunks_exact_mut(n))
+            .enumerate()
+            .for_each(|(k, (yk, tk))| {
+                tk.copy_from_slice(&d[k * n..(k + 1) * n]);
+                ntt[k].inverse(tk);
+                let j = k / alpha;
+                convs[j].scale_input_limb(k - j * alpha, tk, yk);
+            });
+
+        // Phase B, per (digit, output limb) outside the digit: phase 2, then to evaluations.
+        let y: &[u64] = y;
+        ext[..beta * qp_len * n].par_chunks_exact_mut(n).enumerate().for_each(|(idx, e)| {
+            let j = idx / qp_len;
+            let i = idx % qp_len;
+            let start = j * alpha;
+            let end = ((j + 1) * alpha).min(level + 1);
+            let active = i <= level || i >= q_len;
+            if !active || (start..end).contains(&i) {
+                return;
+            }
+            convs[j].accumulate_output_limb(i, &y[start * n..end * n], e);
+            ntt[i].forward(e);
+        });
+    }
+
+    /// Key inner product of a decomposition with `key`, into `acc` (two polynomials over Q ∪ P,
+    /// global limb indices): `acc_0 = sum_j ext_j b_j`, `acc_1 = sum_j ext_j a_j`. With `perm`,
+    /// the digits are read through that evaluation-domain permutation (the automorphism of a
+    /// rotation applied to the decomposition of `c_1`). `d` is the decomposed input.
+    pub(crate) fn inner_product(
+        &self,
+        d: &[u64],
+        level: usize,
+        ext: &[u64],
+        key: &KeyEntry,
+        perm: Option<&[u32]>,
+        acc: &mut [u64],
+    ) {
+        let ctx: &Context = &self.ctx;
+        let n = ctx.n();
+        let q_len = ctx.q_len();
+        let qp_len = ctx.qp().len();
+        let alpha = ctx.params().alpha();
+        let beta = self.digits_at(level);
+        let a = key.a(ctx);
+        let b = &key.key.digits;
+        let (acc0, acc1) = acc.split_at_mut(qp_len * n);
+        acc0.par_chunks_exact_mut(n).zip(acc1.par_chunks_exact_mut(n)).enumerate().for_each(|(i, (o0, o1))| {
+            if i > level && i < q_len {
+                return;
+            }
+            let q = &ctx.qp()[i];
+            let mut start = 0;
+            while start < n {
+                let len = BLOCK.min(n - start);
+                let mut s0 = [0u128; BLOCK];
+                let mut s1 = [0u128; BLOCK];
+                for j in 0..beta {
+                    let own = i < q_len && i / alpha == j;
+                    let e = if own { &d[i * n..(i + 1) * n] } else { &ext[(j * qp_len + i) * n..(j * qp_len + i + 1) * n] };
+                    let kb = &b[j].limb(i)[start..start + len];
+                    let ka = &a[j].limb(i)[start..start + len];
+                    match perm {
+                        None => {
+                            let e = &e[start..start + len];
+                            for t in 0..len {
+                                let x = e[t] as u128;
+                                s0[t] += x * kb[t] as u128;
+                                s1[t] += x * ka[t] as u128;
+                            }
+                        }
+                        Some(p) => {
+                            let p = &p[start..start + len];
+                            for t in 0..len {
+                                let x = e[p[t] as usize] as u128;
+                                s0[t] += x * kb[t] as u128;
+                                s1[t] += x * ka[t] as u128;
+                            }
+                        }
+                    }
+                    // Products are below 2^124: fold every 15 digits so the sums never wrap.
+                    if j % 15 == 14 {
+                        for t in 0..len {
+                            s0[t] = q.reduce_u128(s0[t]) as u128;
+                            s1[t] = q.reduce_u128(s1[t]) as u128;
+                        }
+                    }
+                }
+                for t in 0..len {
+                    o0[start + t] = q.reduce_u128(s0[t]);
+                    o1[start + t] = q.reduce_u128(s1[t]);
+                }
+                start += len;
+            }
+        });
+    }
+
+    /// ModDown: `out_k += (acc_k - Conv_{P->Q}(acc_k mod P)) * P^-1` on limbs `0..=level`, for
+    /// both accumulators in `ws.acc` (destroyed); `out_0`, `out_1` are evaluation-form limbs.
+    pub(crate) fn mod_down_add(&self, level: usize, ws: &mut Workspace, out0: &mut [u64], out1: &mut [u64]) {
+        let ctx: &Context = &self.ctx;
+        let n = ctx.n();
+        let q_len = ctx.q_len();
+        let qp_len = ctx.qp().len();
+        let alpha = ctx.params().alpha();
+        let ntt = ctx.ntt();
+        let conv = &self.moddown;
+        let Workspace { acc, yp, conv: cbuf, .. } = ws;
+
+        let (acc0, acc1) = acc.split_at_mut(qp_len * n);
+        let (a0q, a0p) = acc0.split_at_mut(q_len * n);
+        let (a1q, a1p) = acc1.split_at_mut(q_len * n);
+        // Phase 1 on the P limbs of both accumulators.
+        a0p.par_chunks_exact_mut(n)
+            .chain(a1p.par_chunks_exact_mut(n))
+            .zip(yp[..2 * alpha * n].par_chunks_exact_mut(n))
+            .enumerate()
+            .for_each(|(idx, (x, yk))| {
+                let k = idx % alpha;
+                ntt[q_len + k].inverse(x);
+                conv.scale_input_limb(k, x, yk);
+            });
+        // Phase 2 on the Q limbs, then the exact division by P.
+        let (yp0, yp1) = yp[..2 * alpha * n].split_at(alpha * n);
+        let limbs = (level + 1) * n;
+        let (c0, c1) = cbuf.split_at_mut(q_len * n);
+        let side = |ys: &'_ [u64], aq: &'_ [u64], c: &'_ mut [u64], o: &'_ mut [u64], i: usize| {
+            conv.accumulate_output_limb(i, ys, c);
+            ntt[i].forward(c);
+            let q = &ctx.q()[i];
+            let (w, ws) = self.p_inv[i];
+            for ((ov, &av), &cv) in o.iter_mut().zip(aq).zip(c.iter()) {
+                *ov = q.add(*ov, q.mul_shoup(q.sub(av, cv), w, ws));
+            }
+        };
+        let first = out0[..limbs]
+            .par_chunks_exact_mut(n)
+            .zip(c0[..limbs].par_chunks_exact_mut(n))
+            .zip(a0q[..limbs].par_chunks_exact(n))
+            .map(|((o, c), a)| (o, c, a, yp0));
+        let second = out1[..limbs]
+            .par_chunks_exact_mut(n)
+            .zip(c1[..limbs].par_chunks_exact_mut(n))
+            .zip(a1q[..limbs].par_chunks_exact(n))
+            .map(|((o, c), a)| (o, c, a, yp1));
+        first.chain(second).enumerate().for_each(|(idx, (o, c, a, ys))| side(ys, a, c, o, idx % (level + 1)));
+    }
+
+    /// Key switches `d` (evaluation form, `level + 1` limbs back to back) with `key`, adding the
+    /// result to `(out_0, out_1)`.
+    pub(crate) fn key_switch_add(
+        &self,
+        d: &[u64],
+        level: usize,
+        key: &KeyEntry,
+        ws: &mut Workspace,
+        out0: &mut [u64],
+        out1: &mut [u64],
+    ) {
+        self.decompose(d, level, ws);
+        let Workspace { ext, acc, .. } = &mut *ws;
+        self.inner_product(d, level, ext, key, None, acc);
+        self.mod_down_add(level, ws, out0, out1);
+    }
+
+    /// Relinearises a degree-2 ciphertext (or returns a degree-1 one unchanged).
+    pub fn relinearize(&self, ct: &Ciphertext) -> Result<Ciphertext, crate::Error> {
+        self.check(ct)?;
+        match ct.c.len() {
+            2 => Ok(ct.clone()),
+            3 => {
+                let key = self.relin.as_ref().ok_or(crate::Error::MissingRelinearizationKey)?;
+                let mut out = Ciphertext {
+                    c: vec![ct.c[0].clone(), ct.c[1].clone()],
+                    level: ct.level,
+                    scale: ct.scale,
+                    log_slots: ct.log_slots,
+                };
+                let mut ws = self.pool.get();
+                let (o0, o1) = out.c.split_at_mut(1);
+                self.key_switch_add(ct.c[2].as_slice(), ct.level, key, &mut ws, o0[0].as_mut_slice(), o1[0].as_mut_slice());
+                Ok(out)
+            }
+            _ => Err(crate::Error::InvalidArgument("relinearisation takes ciphertexts of degree 1 or 2")),
+        }
+    }
+}
