@@ -151,7 +151,9 @@ pub fn decrypt_matrix(ctx: &Context, sk: &SecretKey, path: &Path) -> Result<Matr
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut src = IoSource(BufReader::with_capacity(1 << 20, file));
-    let limits = Limits { max_payload: file_len };
+    // No record of this parameter set is larger than a degree-2 ciphertext at the top level.
+    let params = ctx.params();
+    let limits = Limits { max_payload: 2 * wire::ciphertext_size(params, params.max_level()) };
     let wrap = |e: hetune_core::Error| Error::InvalidInput(format!("{}: {e}", path.display()));
     let h = wire::read_tensor_header(&mut src, ctx, &limits).map_err(wrap)?;
     let slots = ctx.params().max_slots() as u64;

@@ -1,0 +1,148 @@
+//! The `hetune` binary end to end: params, keygen, encrypt and decrypt at n16-boot with measured
+//! precision and file sizes, and one-line errors with a non-zero exit for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hetune::io::npy::{read_matrix, write_matrix, Dtype, Matrix};
+
+fn hetune(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hetune")).args(args).output().expect("run hetune")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = hetune(args);
+    assert!(out.status.success(), "hetune {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = hetune(args);
+    assert!(!out.status.success(), "hetune {args:?} should fail");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.trim().lines().last().unwrap_or("").starts_with("error: "), "{err}");
+    err
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("hetune-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// 1000 x 16 real features (the built-in SNIPS sample) as f64.
+fn sample_f64(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/snips_mpnet_train_1000x16.npy");
+    let mut m = read_matrix(&src).unwrap();
+    assert_eq!((m.rows, m.cols), (1000, 16));
+    m.dtype = Dtype::F64;
+    let p = dir.join("x.npy");
+    write_matrix(&p, &m).unwrap();
+    p
+}
+
+#[test]
+fn params_n16_boot_is_secure() {
+    let out = ok(&["params", "--preset", "n16-boot", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["security_bits"].as_u64().unwrap() >= 128);
+    assert!(v["log_qp"].as_f64().unwrap() <= 1747.0);
+    assert_eq!(v["n"].as_u64().unwrap(), 65536);
+    assert!(v["levels"].as_u64().unwrap() >= 9);
+    assert!(v["scale_bits"].as_u64().unwrap() >= 40);
+    assert_eq!(v["secure"], serde_json::Value::Bool(true));
+    let out = ok(&["params", "--preset", "test-n12"]);
+    assert!(out.contains("INSECURE"), "{out}");
+}
+
+#[test]
+fn n16_boot_round_trip_of_a_1000_by_16_matrix() {
+    let dir = tmp("n16");
+    let keys = dir.join("keys");
+    let x = sample_f64(&dir);
+    ok(&["keygen", "--preset", "n16-boot", "--out", s(&keys)]);
+    assert!(keys.join("secret.key").exists() && keys.join("public.bundle").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(keys.join("secret.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "secret key readable by others");
+    }
+    let seeded = dir.join("x.hct");
+    let full = dir.join("x.full.hct");
+    let public = dir.join("x.pk.hct");
+    ok(&["encrypt", "--keys", s(&keys), "--input", s(&x), "--out", s(&seeded)]);
+    ok(&["encrypt", "--keys", s(&keys), "--input", s(&x), "--out", s(&full), "--full"]);
+    ok(&["encrypt", "--keys", s(&keys), "--input", s(&x), "--out", s(&public), "--public"]);
+
+    let want = read_matrix(&x).unwrap();
+    for (file, min_bits) in [(&seeded, 25.0), (&full, 25.0), (&public, 20.0)] {
+        let y = dir.join("y.npy");
+        let out = ok(&["decrypt", "--keys", s(&keys), "--input", s(file), "--out", s(&y), "--reference", s(&x)]);
+        assert!(out.contains("precision: max abs error"), "{out}");
+        let got = read_matrix(&y).unwrap();
+        assert_eq!((got.rows, got.cols), (1000, 16));
+        let max = got.data.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(max <= 1e-6, "{}: max abs error {max:e}", file.display());
+        assert!(-max.log2() >= min_bits, "{}: {:.1} bits", file.display(), -max.log2());
+    }
+
+    // Seeded files are about half of full ones, and sizes follow the bit-packing formula.
+    let (ls, lf) = (std::fs::metadata(&seeded).unwrap().len(), std::fs::metadata(&full).unwrap().len());
+    assert!(ls as f64 <= 0.55 * lf as f64, "seeded {ls} vs full {lf}");
+    let params = hetune_core::Parameters::preset("n16-boot", hetune_core::Security::Require128Bits).unwrap();
+    let level = params.default_level();
+    let bits: u64 = (0..=level).map(|i| params.limb_bits(i) as u64).sum();
+    let per_poly = params.n() as u64 * bits / 8;
+    for (len, polys) in [(ls, 1u64), (lf, 2)] {
+        let expected = polys * per_poly;
+        assert!((len as f64 - expected as f64).abs() <= 0.01 * expected as f64, "{len} vs {expected}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_input_gives_one_line_errors() {
+    let dir = tmp("errors");
+    let keys = dir.join("keys");
+    let x = dir.join("x.npy");
+    write_matrix(&x, &Matrix { rows: 2, cols: 3, data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], dtype: Dtype::F64, is_vector: false }).unwrap();
+    let err = fails(&["keygen", "--preset", "test-n12", "--out", s(&keys)]);
+    assert!(err.contains("INSECURE") && err.contains("--insecure-testing-only"), "{err}");
+    ok(&["keygen", "--preset", "test-n12", "--out", s(&keys), "--insecure-testing-only"]);
+
+    let err = fails(&["encrypt", "--keys", s(&keys), "--input", s(&dir.join("missing.npy")), "--out", s(&dir.join("o"))]);
+    assert!(err.contains("file not found"), "{err}");
+    let err = fails(&["decrypt", "--keys", s(&dir.join("nokeys")), "--input", s(&x), "--out", s(&dir.join("o"))]);
+    assert!(err.contains("file not found"), "{err}");
+    let err = fails(&["params", "--preset", "nope"]);
+    assert!(err.contains("unknown preset"), "{err}");
+
+    let ct = dir.join("x.hct");
+    ok(&["encrypt", "--keys", s(&keys), "--input", s(&x), "--out", s(&ct)]);
+    // Corrupt one payload byte: a checksum error, not a panic.
+    let mut bytes = std::fs::read(&ct).unwrap();
+    let k = bytes.len() - 100;
+    bytes[k] ^= 0x40;
+    let bad = dir.join("bad.hct");
+    std::fs::write(&bad, &bytes).unwrap();
+    let err = fails(&["decrypt", "--keys", s(&keys), "--input", s(&bad), "--out", s(&dir.join("o.npy"))]);
+    assert!(err.contains("corrupt") || err.contains("checksum") || err.contains("out of range"), "{err}");
+    // Truncated.
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    let err = fails(&["decrypt", "--keys", s(&keys), "--input", s(&bad), "--out", s(&dir.join("o.npy"))]);
+    assert!(err.contains("truncated"), "{err}");
+    // Keys of other parameters.
+    let other = dir.join("keys15");
+    ok(&["keygen", "--preset", "n15", "--out", s(&other)]);
+    let err = fails(&["decrypt", "--keys", s(&other), "--input", s(&ct), "--out", s(&dir.join("o.npy"))]);
+    assert!(err.contains("different parameter set"), "{err}");
+    // Not an npy file.
+    let err = fails(&["encrypt", "--keys", s(&keys), "--input", s(&ct), "--out", s(&dir.join("o"))]);
+    assert!(err.contains("not a supported .npy"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
