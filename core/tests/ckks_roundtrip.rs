@@ -59,20 +59,59 @@ fn sparse_real_packing_round_trips() {
 
 #[test]
 fn ntt_order_matches_documentation_for_every_preset_prime() {
-    for name in ["test-n12"] {
-        let ctx = ctx(name);
-        for t in ctx.ntt() {
-            let q = t.modulus();
-            let n = t.n();
+    // Full check at N = 2^12.
+    let ctx12 = ctx("test-n12");
+    for t in ctx12.ntt() {
+        let q = t.modulus();
+        let n = t.n();
+        let mut x = vec![0u64; n];
+        x[1] = 1;
+        t.forward(&mut x);
+        let psi = x[0];
+        let coeffs: Vec<u64> = (0..n as u64).map(|i| (i * 7919 + 3) % q.value()).collect();
+        let mut fwd = coeffs.clone();
+        t.forward(&mut fwd);
+        assert_eq!(fwd, naive_evaluations(t, &coeffs, psi));
+    }
+    // Every prime of every other preset: the transform of X is psi^(2 bitrev(j) + 1).
+    for p in hetune_core::rlwe::params::PRESETS {
+        let params = Parameters::new(&p.literal, Security::InsecureForTestingOnly).unwrap();
+        let n = params.n();
+        let log_n = params.log_n();
+        for &qv in params.q().iter().chain(params.p()) {
+            let q = hetune_core::ring::Modulus::new(qv);
+            let t = hetune_core::ring::NttTable::new(n, q).unwrap();
             let mut x = vec![0u64; n];
             x[1] = 1;
             t.forward(&mut x);
             let psi = x[0];
-            let coeffs: Vec<u64> = (0..n as u64).map(|i| (i * 7919 + 3) % q.value()).collect();
-            let mut fwd = coeffs.clone();
-            t.forward(&mut fwd);
-            assert_eq!(fwd, naive_evaluations(t, &coeffs, psi));
+            assert_eq!(q.pow(psi, n as u64), qv - 1, "psi is a primitive 2N-th root");
+            for j in (0..n).step_by(n / 64).chain([1, n - 1]) {
+                let e = hetune_core::ring::ntt::eval_exponent(j, log_n) as u64;
+                assert_eq!(x[j], q.pow(psi, e), "{} prime {qv} slot {j}", p.literal.name);
+            }
         }
+    }
+}
+
+#[test]
+fn encryption_round_trip_at_n16_boot() {
+    let ctx = Context::new(Parameters::preset("n16-boot", Security::Require128Bits).unwrap()).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(16);
+    let sk = SecretKey::generate(ctx.params(), &mut rng);
+    let pk = PublicKey::generate(&ctx, &sk, &mut rng);
+    let enc = Encoder::new(&ctx);
+    let log_slots = 15;
+    let vals: Vec<f64> = (0..1 << log_slots).map(|j| (j as f64 * 0.001).sin()).collect();
+    let level = ctx.params().default_level();
+    let pt = enc.encode_real(&vals, log_slots, level, ctx.params().scale()).unwrap();
+    let sk_ct = encrypt_sk(&ctx, &sk, &pt, &mut rng).unwrap().expand(&ctx);
+    let pk_ct = encrypt_pk(&ctx, &pk, &pt, &mut rng).unwrap();
+    for (ct, min_bits, what) in [(&sk_ct, 28.0, "secret key"), (&pk_ct, 21.0, "public key")] {
+        let out = enc.decode_real(&decrypt(&ctx, &sk, ct).unwrap()).unwrap();
+        let err = vals.iter().zip(&out).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        eprintln!("n16-boot {what}: {:.1} bits", bits(err));
+        assert!(bits(err) >= min_bits, "{what}: {:.1} bits", bits(err));
     }
 }
 
