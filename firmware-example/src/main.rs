@@ -31,7 +31,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use crate::hostfile::HostFile;
-use crate::platform::{instructions, HEAP};
+use crate::platform::{instructions, HeapSteps};
 
 /// The provisioned secret-key seed. The host derives the same key from the same file.
 static KEY_SEED: &[u8; 32] = include_bytes!("../provision/key.seed");
@@ -95,8 +95,7 @@ fn main() -> ! {
 /// Keys, public key and every ciphertext of one parameter set, with their figures logged.
 fn run_preset(run: &Run, rng: &mut ChaCha20Rng) -> Result<(), Error> {
     platform::repaint_stack();
-    HEAP.reset_peak();
-    let heap_before = HEAP.used();
+    let mut heap = HeapSteps::start();
 
     let t = instructions();
     let params = Parameters::preset(run.preset, run.security)?;
@@ -120,19 +119,22 @@ fn run_preset(run: &Run, rng: &mut ChaCha20Rng) -> Result<(), Error> {
     let mut out = HostFile::create(run.file)?;
     let mut work = StreamWork::new(n);
 
+    heap.step();
     let t = instructions();
     let start = out.written();
     stream_public_key(&params, &sk, rng, &mut work, &mut out)?;
     defmt::info!(
-        "public_key preset={=str} limbs={=usize} bytes={=u64} instructions={=u64}",
+        "public_key preset={=str} limbs={=usize} bytes={=u64} instructions={=u64} heap_peak={=usize}",
         run.preset,
         params.q().len(),
         out.written() - start,
-        instructions() - t
+        instructions() - t,
+        heap.step()
     );
 
     let mut message = vec![0f64; n];
     for (index, first_row) in (0..data::ROWS).step_by(ROWS_PER_CT).enumerate() {
+        heap.step();
         let t = instructions();
         encode_coeffs(LOG_SLOTS, params.scale(), 1 << LOG_SLOTS, |j| slot_value(first_row, j), &mut message)?;
         let encode = instructions() - t;
@@ -140,26 +142,28 @@ fn run_preset(run: &Run, rng: &mut ChaCha20Rng) -> Result<(), Error> {
         let start = out.written();
         stream_encrypt_sk(&params, &sk, &message, level, params.scale(), LOG_SLOTS, rng, &mut work, &mut out)?;
         defmt::info!(
-            "ciphertext preset={=str} index={=usize} first_row={=usize} rows={=usize} bytes={=u64} encode_instructions={=u64} encrypt_instructions={=u64}",
+            "ciphertext preset={=str} index={=usize} first_row={=usize} rows={=usize} bytes={=u64} encode_instructions={=u64} encrypt_instructions={=u64} heap_peak={=usize}",
             run.preset,
             index,
             first_row,
             ROWS_PER_CT,
             out.written() - start,
             encode,
-            instructions() - t
+            instructions() - t,
+            heap.step()
         );
     }
     out.flush()?;
     let file_bytes = out.written();
     drop((message, work, out, sk));
+    heap.step();
     defmt::info!(
         "memory preset={=str} heap_peak={=usize} stack_peak={=usize} file_bytes={=u64} heap_leaked={=usize}",
         run.preset,
-        HEAP.peak() - heap_before,
+        heap.overall(),
         platform::stack_high_water(),
         file_bytes,
-        HEAP.used() - heap_before
+        heap.leaked()
     );
     Ok(())
 }

@@ -41,6 +41,38 @@ impl TrackingHeap {
     }
 }
 
+/// Heap peaks of the steps of one run, above the use at its start.
+pub struct HeapSteps {
+    base: usize,
+    overall: usize,
+}
+
+impl HeapSteps {
+    /// Starts measuring from the current heap use.
+    pub fn start() -> Self {
+        HEAP.reset_peak();
+        HeapSteps { base: HEAP.used(), overall: 0 }
+    }
+
+    /// The peak of the step that ends now (bytes above the start), and a new step begins.
+    pub fn step(&mut self) -> usize {
+        let peak = HEAP.peak().saturating_sub(self.base);
+        self.overall = self.overall.max(peak);
+        HEAP.reset_peak();
+        peak
+    }
+
+    /// The highest step peak so far.
+    pub fn overall(&self) -> usize {
+        self.overall
+    }
+
+    /// Bytes still allocated above the start.
+    pub fn leaked(&self) -> usize {
+        HEAP.used().saturating_sub(self.base)
+    }
+}
+
 unsafe impl GlobalAlloc for TrackingHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = self.heap.alloc(layout);
@@ -86,6 +118,8 @@ pub fn init_clock(mut syst: SYST) {
     syst.clear_current();
     syst.enable_interrupt();
     syst.enable_counter();
+    // The cleared counter reads 0 until the first reload; count from there.
+    while SYST::get_current() == 0 {}
 }
 
 #[exception]
