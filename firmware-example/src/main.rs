@@ -25,6 +25,7 @@ use cortex_m_rt::entry;
 use defmt_semihosting as _;
 use hetune_core::ckks::encoder::{encode_coeffs, Complex};
 use hetune_core::ckks::stream::{stream_encrypt_sk, stream_public_key, StreamWork};
+use hetune_core::ring::{Modulus, NttTable};
 use hetune_core::rlwe::SecretKey;
 use hetune_core::{Error, Parameters, Security};
 use rand_chacha::ChaCha20Rng;
@@ -124,9 +125,8 @@ fn run_preset(run: &Run, rng: &mut ChaCha20Rng) -> Result<(), Error> {
     let start = out.written();
     stream_public_key(&params, &sk, rng, &mut work, &mut out)?;
     defmt::info!(
-        "public_key preset={=str} limbs={=usize} bytes={=u64} instructions={=u64} heap_peak={=usize}",
+        "public_key preset={=str} bytes={=u64} instructions={=u64} heap_peak={=usize}",
         run.preset,
-        params.q().len(),
         out.written() - start,
         instructions() - t,
         heap.step()
@@ -157,6 +157,8 @@ fn run_preset(run: &Run, rng: &mut ChaCha20Rng) -> Result<(), Error> {
     let file_bytes = out.written();
     drop((message, work, out, sk));
     heap.step();
+    profile_ntt(run.preset, &params)?;
+    heap.step();
     defmt::info!(
         "memory preset={=str} heap_peak={=usize} stack_peak={=usize} file_bytes={=u64} heap_leaked={=usize}",
         run.preset,
@@ -165,6 +167,42 @@ fn run_preset(run: &Run, rng: &mut ChaCha20Rng) -> Result<(), Error> {
         file_bytes,
         heap.leaked()
     );
+    Ok(())
+}
+
+/// Instructions of the NTT steps inside each limb of an encryption (plan construction, forward
+/// and inverse transform) on the first two primes, so the per-limb figure can be broken down.
+fn profile_ntt(preset: &str, params: &Parameters) -> Result<(), Error> {
+    let n = params.n();
+    let mut buf = vec![0u64; n];
+    for (limb, &q) in params.q().iter().enumerate().take(2) {
+        let q = Modulus::new(q);
+        for (t, v) in buf.iter_mut().enumerate() {
+            *v = q.reduce(t as u64);
+        }
+        let t = instructions();
+        let table = NttTable::new(n, q)?;
+        let plan = instructions() - t;
+        let t = instructions();
+        table.forward(&mut buf);
+        let forward = instructions() - t;
+        let t = instructions();
+        table.inverse(&mut buf);
+        let inverse = instructions() - t;
+        // The round trip must give the input back, or the figures are of a broken transform.
+        if buf.iter().enumerate().any(|(t, &v)| v != q.reduce(t as u64)) {
+            return Err(Error::InvalidArgument("NTT round trip failed"));
+        }
+        defmt::info!(
+            "profile preset={=str} limb={=usize} bits={=u32} ntt_plan_instructions={=u64} ntt_forward_instructions={=u64} ntt_inverse_instructions={=u64}",
+            preset,
+            limb,
+            q.bits(),
+            plan,
+            forward,
+            inverse
+        );
+    }
     Ok(())
 }
 

@@ -303,8 +303,8 @@ fn check_preset(preset: &str, security: Security, stream: &[u8], lines: &[LogLin
     let mem = find(lines, "memory", preset);
     assert_eq!(mem.u64("heap_leaked"), 0, "{preset}: heap not returned");
     // Memory does not grow with the limbs: one NTT plan (32 N), one limb (8 N), the error (N)
-    // and the secret (N), plus the message (8 N) while encrypting; the 25-limb public key and
-    // the 4- or 7-limb ciphertexts stay under the same bound.
+    // and the secret (N), plus the message (8 N) while encrypting; the public key over every
+    // prime of the set and the ciphertexts over 4 or 7 limbs stay under the same bound.
     let n = params.n() as u64;
     let pk_heap_peak = pk_log.u64("heap_peak");
     assert!(pk_heap_peak <= 42 * n + 4096, "{preset}: public-key heap peak {pk_heap_peak} > 42 N");
@@ -312,6 +312,20 @@ fn check_preset(preset: &str, security: Security, stream: &[u8], lines: &[LogLin
     assert_eq!(mem.u64("heap_peak"), pk_heap_peak.max(ct_heap_peak), "{preset}: heap peak outside the steps");
     let stack_peak = mem.u64("stack_peak");
     assert!(stack_peak > 0 && stack_peak <= 32 * 1024, "{preset}: stack peak {stack_peak} bytes");
+    let ntt: Vec<serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.tag == "profile" && l.get("preset") == preset)
+        .map(|l| {
+            json!({
+                "limb": l.u64("limb"),
+                "bits": l.u64("bits"),
+                "plan_instructions": l.u64("ntt_plan_instructions"),
+                "forward_instructions": l.u64("ntt_forward_instructions"),
+                "inverse_instructions": l.u64("ntt_inverse_instructions"),
+            })
+        })
+        .collect();
+    assert_eq!(ntt.len(), 2, "{preset}: NTT profile lines");
     let mean = |v: &[u64]| v.iter().sum::<u64>() / v.len() as u64;
     let (enc, cry) = (mean(&encode_instr), mean(&encrypt_instr));
     let pk_instr = pk_log.u64("instructions");
@@ -332,7 +346,7 @@ fn check_preset(preset: &str, security: Security, stream: &[u8], lines: &[LogLin
             "bytes_per_ciphertext": ct_bytes,
             "bytes_per_full_ciphertext": ciphertext_size(&params, level),
             "seeded_to_full_ratio": (ct_bytes as f64 / ciphertext_size(&params, level) as f64 * 1000.0).round() / 1000.0,
-            "public_key_limbs": pk_log.u64("limbs"),
+            "public_key_limbs": pk.b.limbs(),
             "public_key_bytes": pk_bytes,
             "public_key_instructions": pk_instr,
             "keygen_instructions": find(lines, "keygen", preset).u64("instructions"),
@@ -341,6 +355,7 @@ fn check_preset(preset: &str, security: Security, stream: &[u8], lines: &[LogLin
             "heap_peak_public_key_bytes": pk_heap_peak,
             "heap_peak_encryption_bytes": ct_heap_peak,
             "stack_peak_bytes": mem.u64("stack_peak"),
+            "ntt_profile": ntt,
             "precision_bits_min": (precision * 10.0).round() / 10.0,
             "public_key_encryption_precision_bits": (pk_precision * 10.0).round() / 10.0,
         }),
