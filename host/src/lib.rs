@@ -8,6 +8,7 @@ pub use hetune_core as core;
 
 pub mod cli;
 pub mod error;
+pub mod evaluator;
 pub mod io;
 
 pub use error::{Error, Result};

@@ -21,6 +21,9 @@ pub(crate) struct Workspace {
     pub conv: Vec<u64>,
     /// One more polynomial over Q: the third tensor polynomial of a product, a monomial.
     pub tmp: Vec<u64>,
+    /// ModDown's rounding correction: the number of times `P` to subtract, per coefficient of
+    /// each accumulator.
+    pub v: Vec<u64>,
 }
 
 /// Buffer sizes (in limbs) for a parameter set.
@@ -43,6 +46,7 @@ impl Workspace {
             yp: vec![0; 2 * d.p_len * d.n],
             conv: vec![0; 2 * d.q_len * d.n],
             tmp: vec![0; d.q_len * d.n],
+            v: vec![0; 2 * d.n],
         }
     }
 }
