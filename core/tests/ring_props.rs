@@ -104,6 +104,40 @@ proptest! {
     }
 
     #[test]
+    fn centered_conversion_is_exact(seed in any::<u64>(), k in 1usize..8) {
+        let from: Vec<Modulus> = primes(61, k, &[]).into_iter().map(Modulus::new).collect();
+        let used: Vec<u64> = from.iter().map(|m| m.value()).collect();
+        let to: Vec<Modulus> = primes(42, 3, &used).into_iter().map(Modulus::new).collect();
+        let conv = BasisConverter::new(&from, &to);
+        let b = product(&from);
+        let mut state = seed | 1;
+        let mut next = || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state };
+        let xs: Vec<BigInt> = (0..N).map(|_| {
+            let mut v = BigUint::from(0u32);
+            for _ in 0..k { v = (v << 64) + next(); }
+            BigInt::from(v % &b) - BigInt::from(&b / 2u32)
+        }).collect();
+        let res = |x: &BigInt, m: u64| -> u64 {
+            let mb = BigInt::from(m);
+            (((x % &mb) + &mb) % &mb).to_u64_digits().1.first().copied().unwrap_or(0)
+        };
+        let mut ys = vec![0u64; k * N];
+        for (i, q) in from.iter().enumerate() {
+            let x: Vec<u64> = xs.iter().map(|x| res(x, q.value())).collect();
+            conv.scale_input_limb(i, &x, &mut ys[i * N..(i + 1) * N]);
+        }
+        let mut u = vec![0u64; N];
+        conv.rounding_quotients(&ys, &mut u);
+        for (j, c) in to.iter().enumerate() {
+            let mut out = vec![0u64; N];
+            conv.accumulate_output_limb_centered(j, &ys, &u, &mut out);
+            for t in 0..N {
+                prop_assert_eq!(out[t], res(&xs[t], c.value()), "coefficient {} limb {}", t, j);
+            }
+        }
+    }
+
+    #[test]
     fn rescale_rounds_exactly(seed in any::<u64>(), limbs in 2usize..6, ntt in any::<bool>()) {
         let ms: Vec<Modulus> = primes(45, limbs, &[]).into_iter().map(Modulus::new).collect();
         let q = product(&ms);

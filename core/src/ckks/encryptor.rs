@@ -42,7 +42,8 @@ pub fn encrypt_sk<R: RngCore + CryptoRng>(
     Ok(SeededCiphertext { seed, c0, c0_ntt: true, level: pt.level, scale: pt.scale, log_slots: pt.log_slots })
 }
 
-/// Public-key encryption: `(v b + e_0 + m, v a + e_1)` with ternary `v`.
+/// Public-key encryption: `(v b + e_0, v a + e_1)` over `Q_l ∪ P` with ternary `v`, divided by
+/// P (which shrinks the noise `v e + e_0 + e_1 s` to a rounding term), plus `m`.
 pub fn encrypt_pk<R: RngCore + CryptoRng>(
     ctx: &Context,
     pk: &PublicKey,
@@ -50,25 +51,30 @@ pub fn encrypt_pk<R: RngCore + CryptoRng>(
     rng: &mut R,
 ) -> Result<Ciphertext, Error> {
     check_plaintext(ctx, pt)?;
+    if pk.b.limbs() != ctx.qp().len() {
+        return Err(Error::InvalidArgument("public key does not match the context"));
+    }
     let n = ctx.n();
+    let level = pt.level;
+    let limbs: alloc::vec::Vec<usize> = (0..=level).chain(ctx.q_len()..ctx.qp().len()).collect();
     let mut v = vec![0i8; n];
     ternary(rng, &mut v);
     let mut e0 = vec![0i8; n];
     let mut e1 = vec![0i8; n];
     ctx.gaussian().fill(rng, &mut e0);
     ctx.gaussian().fill(rng, &mut e1);
-    let mut c0 = RnsPoly::zero(n, pt.level + 1);
-    let mut c1 = RnsPoly::zero(n, pt.level + 1);
+    let mut c0 = RnsPoly::zero(n, limbs.len());
+    let mut c1 = RnsPoly::zero(n, limbs.len());
     let mut vq = vec![0u64; n];
-    for i in 0..=pt.level {
-        let (q, t) = (&ctx.q()[i], &ctx.ntt()[i]);
+    for (pos, &i) in limbs.iter().enumerate() {
+        let (q, t) = (&ctx.qp()[i], &ctx.ntt()[i]);
         small_to_ntt(&v, q, t, &mut vq);
-        let out0 = c0.limb_mut(i);
+        let out0 = c0.limb_mut(pos);
         small_to_ntt(&e0, q, t, out0);
-        for ((o, &b), (&vv, &m)) in out0.iter_mut().zip(pk.b.limb(i)).zip(vq.iter().zip(pt.poly.limb(i))) {
-            *o = q.add(q.add(*o, q.mul(vv, b)), m);
+        for ((o, &b), &vv) in out0.iter_mut().zip(pk.b.limb(i)).zip(vq.iter()) {
+            *o = q.add(*o, q.mul(vv, b));
         }
-        let out1 = c1.limb_mut(i);
+        let out1 = c1.limb_mut(pos);
         small_to_ntt(&e1, q, t, out1);
         let mut a = UniformExpander::new(&pk.seed, stream_id(0, i), q);
         for (o, &vv) in out1.iter_mut().zip(&vq) {
@@ -79,7 +85,10 @@ pub fn encrypt_pk<R: RngCore + CryptoRng>(
     vq.zeroize();
     e0.zeroize();
     e1.zeroize();
-    Ok(Ciphertext { c: vec![c0, c1], level: pt.level, scale: pt.scale, log_slots: pt.log_slots })
+    ctx.mod_down(&mut c0, level);
+    ctx.mod_down(&mut c1, level);
+    c0.add_assign(&pt.poly, ctx.q());
+    Ok(Ciphertext { c: vec![c0, c1], level, scale: pt.scale, log_slots: pt.log_slots })
 }
 
 /// Small signed coefficients to one evaluation-form limb.

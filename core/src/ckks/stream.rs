@@ -122,8 +122,9 @@ pub fn stream_public_key<R: RngCore + CryptoRng, S: Sink>(
     let seed = fresh_seed(rng);
     GaussianSampler::new(params.sigma()).fill(rng, &mut work.error);
     let mut w = begin_public_key(sink, params, &seed, false)?;
-    for i in 0..params.q().len() {
-        let q = Modulus::new(params.q()[i]);
+    let moduli: Vec<u64> = params.q().iter().chain(params.p()).copied().collect();
+    for (i, &qv) in moduli.iter().enumerate() {
+        let q = Modulus::new(qv);
         let table = NttTable::new(n, q)?;
         let e = &work.error;
         rlwe_coeff_limb(&q, &table, sk.coeffs(), &seed, stream_id(0, i), &mut work.limb, |t| {

@@ -21,6 +21,10 @@ pub struct BasisConverter {
     hat_inv: Vec<(u64, u64)>,
     /// `(B/b_i) mod c_j`, row j holds the |B| values for output limb j.
     hat_mod_to: Vec<u64>,
+    /// `B mod c_j`.
+    b_mod_to: Vec<u64>,
+    /// `1 / b_i` in f64, for the exact (centered) variant.
+    inv_from_f64: Vec<f64>,
 }
 
 impl BasisConverter {
@@ -53,7 +57,12 @@ impl BasisConverter {
                 hat_mod_to.push(prod);
             }
         }
-        BasisConverter { from: from.to_vec(), to: to.to_vec(), hat_inv, hat_mod_to }
+        let b_mod_to = to
+            .iter()
+            .map(|cj| from.iter().fold(1u64, |acc, bk| cj.mul(acc, cj.reduce(bk.value()))))
+            .collect();
+        let inv_from_f64 = from.iter().map(|b| 1.0 / b.value() as f64).collect();
+        BasisConverter { from: from.to_vec(), to: to.to_vec(), hat_inv, hat_mod_to, b_mod_to, inv_from_f64 }
     }
 
     /// Input basis size.
@@ -104,6 +113,36 @@ impl BasisConverter {
                 *o = c.reduce_u128(a);
             }
             start += len;
+        }
+    }
+
+    /// For the exact variant: `u[t] = round(sum_i y_i[t] / b_i)`, the multiple of B that the fast
+    /// conversion adds to the centered value (Halevi-Polyakov-Shoup 2019, section 2.3). The f64
+    /// sum is exact to about 2^-50, so only values within that of a rounding boundary could be off
+    /// by one, which the callers tolerate as one extra unit of rounding.
+    pub fn rounding_quotients(&self, ys: &[u64], u: &mut [u64]) {
+        let n = u.len();
+        u.iter_mut().for_each(|v| *v = 0);
+        let mut acc = alloc::vec![0.5f64; n];
+        for (i, &inv) in self.inv_from_f64.iter().enumerate() {
+            for (a, &y) in acc.iter_mut().zip(&ys[i * n..(i + 1) * n]) {
+                *a += y as f64 * inv;
+            }
+        }
+        for (o, a) in u.iter_mut().zip(acc) {
+            *o = a as u64;
+        }
+    }
+
+    /// Exact variant of [`Self::accumulate_output_limb`]: the centered representative of `x` in
+    /// `(-B/2, B/2]` modulo `c_j`, given the quotients from [`Self::rounding_quotients`].
+    pub fn accumulate_output_limb_centered(&self, j: usize, ys: &[u64], u: &[u64], out: &mut [u64]) {
+        self.accumulate_output_limb(j, ys, out);
+        let c = &self.to[j];
+        let bm = self.b_mod_to[j];
+        let bm_s = c.shoup(bm);
+        for (o, &uv) in out.iter_mut().zip(u) {
+            *o = c.sub(*o, c.mul_shoup(c.reduce(uv), bm, bm_s));
         }
     }
 

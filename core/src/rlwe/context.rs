@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 
 use super::params::Parameters;
 use super::sampling::GaussianSampler;
-use crate::ring::{Modulus, NttTable};
+use crate::ring::{BasisConverter, Modulus, NttTable};
 use crate::Error;
 
 /// Moduli and NTT tables of Q ∪ P (Q first) for one parameter set. Building it at N = 2^16 costs
@@ -18,6 +18,10 @@ pub struct Context {
     gaussian: GaussianSampler,
     /// P mod q_i for every ciphertext prime.
     p_mod_q: Vec<u64>,
+    /// P^-1 mod q_i for every ciphertext prime.
+    p_inv_mod_q: Vec<u64>,
+    /// Fast basis conversion from P to Q (rows j <= l serve level l).
+    p_to_q: BasisConverter,
 }
 
 impl core::fmt::Debug for Context {
@@ -32,11 +36,17 @@ impl Context {
         let qp: Vec<Modulus> = params.q_moduli().chain(params.p_moduli()).collect();
         let n = params.n();
         let ntt = qp.iter().map(|q| NttTable::new(n, *q)).collect::<Result<Vec<_>, _>>()?;
-        let p_mod_q = params
+        let p_mod_q: Vec<u64> = params
             .q_moduli()
             .map(|qi| params.p().iter().fold(1u64, |acc, &p| qi.mul(acc, qi.reduce(p))))
             .collect();
+        // Distinct primes: P is invertible modulo every q_i.
+        let p_inv_mod_q = params.q_moduli().zip(&p_mod_q).map(|(qi, &pm)| qi.inv(pm).unwrap_or(0)).collect();
+        let q_len = params.q().len();
+        let p_to_q = BasisConverter::new(&qp[q_len..], &qp[..q_len]);
         Ok(Context {
+            p_inv_mod_q,
+            p_to_q,
             fingerprint: params.fingerprint(),
             gaussian: GaussianSampler::new(params.sigma()),
             params,
@@ -93,6 +103,43 @@ impl Context {
     /// `P mod q_i`.
     pub fn p_mod_q(&self, i: usize) -> u64 {
         self.p_mod_q[i]
+    }
+    /// `P^-1 mod q_i`.
+    pub fn p_inv_mod_q(&self, i: usize) -> u64 {
+        self.p_inv_mod_q[i]
+    }
+    /// Basis conversion from P to Q; output row j is limb q_j.
+    pub fn p_to_q(&self) -> &BasisConverter {
+        &self.p_to_q
+    }
+    /// Divides a polynomial over `q_0..q_l` and P (limbs back to back, evaluation form, Q part
+    /// first) by P with exact rounding, leaving `l + 1` limbs: the ModDown step of hybrid key
+    /// switching and of public-key encryption. The P part is converted exactly (centered), so
+    /// the only error added is the rounding of the division, below 1/2 per coefficient.
+    pub fn mod_down(&self, poly: &mut crate::ring::RnsPoly, level: usize) {
+        let n = self.n();
+        let k = self.p().len();
+        let q_len = self.q_len();
+        let mut ys = alloc::vec![0u64; k * n];
+        let mut coeff = alloc::vec![0u64; n];
+        for (j, y) in ys.chunks_exact_mut(n).enumerate() {
+            coeff.copy_from_slice(poly.limb(level + 1 + j));
+            self.ntt[q_len + j].inverse(&mut coeff);
+            self.p_to_q.scale_input_limb(j, &coeff, y);
+        }
+        let mut u = alloc::vec![0u64; n];
+        self.p_to_q.rounding_quotients(&ys, &mut u);
+        for i in 0..=level {
+            self.p_to_q.accumulate_output_limb_centered(i, &ys, &u, &mut coeff);
+            self.ntt[i].forward(&mut coeff);
+            let q = &self.qp[i];
+            let pinv = self.p_inv_mod_q[i];
+            let pinv_s = q.shoup(pinv);
+            for (x, &c) in poly.limb_mut(i).iter_mut().zip(&coeff) {
+                *x = q.mul_shoup(q.sub(*x, c), pinv, pinv_s);
+            }
+        }
+        poly.truncate(level + 1);
     }
     /// Q-limb index range of key-switching digit `j`.
     pub fn digit_range(&self, j: usize) -> core::ops::Range<usize> {

@@ -86,7 +86,9 @@ impl SecretPoly {
     }
 }
 
-/// Public encryption key `(b, a) = (-a s + e, a)` over Q in evaluation form, `a` from `seed`.
+/// Public encryption key `(b, a) = (-a s + e, a)` over Q ∪ P in evaluation form, `a` from
+/// `seed`. Encryption works over Q_l ∪ P and divides by P, so a public-key ciphertext carries
+/// almost no more noise than a secret-key one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PublicKey {
     /// Seed of the uniform half.
@@ -102,9 +104,9 @@ impl PublicKey {
         let seed = fresh_seed(rng);
         let mut e = vec![0i8; n];
         ctx.gaussian().fill(rng, &mut e);
-        let mut b = RnsPoly::zero(n, ctx.q_len());
+        let mut b = RnsPoly::zero(n, ctx.qp().len());
         let mut s = vec![0u64; n];
-        for i in 0..ctx.q_len() {
+        for i in 0..ctx.qp().len() {
             let (q, t) = (&ctx.qp()[i], &ctx.ntt()[i]);
             sk.ntt_limb(q, t, &mut s);
             rlwe_limb(q, t, &seed, stream_id(0, i), &s, &e, None, b.limb_mut(i));
@@ -114,7 +116,7 @@ impl PublicKey {
         PublicKey { seed, b }
     }
 
-    /// Limb `i` of the uniform half `a`.
+    /// Limb `i` (index into Q ∪ P) of the uniform half `a`.
     pub fn a_limb(&self, ctx: &Context, i: usize, out: &mut [u64]) {
         UniformExpander::new(&self.seed, stream_id(0, i), &ctx.qp()[i]).fill(out);
     }

@@ -229,8 +229,9 @@ fn plaintext_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &Conte
 /// Writes a public key: seed, then `b` over Q. `b_ntt` says which form `b` is in (the streaming
 /// device writes coefficient form).
 pub fn begin_public_key<'a, S: Sink>(sink: &'a mut S, params: &Parameters, seed: &[u8; 32], b_ntt: bool) -> Result<RecordWriter<'a, S>, Error> {
-    let len = 32 + limbs_len(params, 0..params.q().len());
-    let ext = [params.q().len() as u8, b_ntt as u8];
+    let limbs = params.q().len() + params.p().len();
+    let len = 32 + limbs_len(params, 0..limbs);
+    let ext = [limbs as u8, b_ntt as u8];
     let mut w = RecordWriter::begin(sink, ObjectKind::PublicKey, &params.fingerprint(), len, &ext)?;
     w.bytes(seed)?;
     Ok(w)
@@ -251,16 +252,17 @@ pub fn read_public_key<S: Source>(src: &mut S, ctx: &Context, limits: &Limits) -
 
 fn public_key_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &Context) -> Result<PublicKey, Error> {
     let params = ctx.params();
-    if h.ext.len() != 2 || h.ext[0] as usize != params.q().len() || h.ext[1] > 1 {
+    let limbs = params.q().len() + params.p().len();
+    if h.ext.len() != 2 || h.ext[0] as usize != limbs || h.ext[1] > 1 {
         return Err(Error::Malformed("public key header"));
     }
-    check_expected_len(h.payload_len, 32 + limbs_len(params, 0..params.q().len()))?;
+    check_expected_len(h.payload_len, 32 + limbs_len(params, 0..limbs))?;
     let mut seed = [0u8; 32];
     r.bytes(&mut seed)?;
-    let mut b = read_poly(&mut r, params, 0..params.q().len())?;
+    let mut b = read_poly(&mut r, params, 0..limbs)?;
     r.finish()?;
     if h.ext[1] == 0 {
-        b.ntt(ctx.ntt_q());
+        b.ntt(ctx.ntt());
     }
     Ok(PublicKey { seed, b })
 }
