@@ -86,22 +86,26 @@ impl Modulus {
         }
     }
 
+    /// `a + b mod q` for residues.
     #[inline(always)]
     pub fn add(&self, a: u64, b: u64) -> u64 {
         let s = a + b;
         if s >= self.q { s - self.q } else { s }
     }
 
+    /// `a - b mod q` for residues.
     #[inline(always)]
     pub fn sub(&self, a: u64, b: u64) -> u64 {
         if a >= b { a - b } else { a + self.q - b }
     }
 
+    /// `-a mod q` for a residue.
     #[inline(always)]
     pub fn neg(&self, a: u64) -> u64 {
         if a == 0 { 0 } else { self.q - a }
     }
 
+    /// `a * b mod q` for any 64-bit inputs.
     #[inline(always)]
     pub fn mul(&self, a: u64, b: u64) -> u64 {
         self.reduce_u128(a as u128 * b as u128)
@@ -148,7 +152,7 @@ impl Modulus {
     /// Residue of a real integer-valued `x` (|x| may exceed 2^63): exact, via mantissa and exponent.
     pub fn reduce_f64(&self, x: f64) -> u64 {
         let ax = libm::fabs(x);
-        let r = if ax < 9.223_372_036_854_775_807e18 {
+        let r = if ax < 9.223_372_036_854_776e18 {
             self.reduce(ax as u64)
         } else {
             // ax = m * 2^e with a 53-bit integer mantissa m.

@@ -26,7 +26,7 @@ pub fn is_prime(n: u64) -> bool {
         return false;
     }
     for &p in &BASES {
-        if n % p == 0 {
+        if n.is_multiple_of(p) {
             return n == p;
         }
     }
@@ -69,7 +69,7 @@ pub fn ntt_primes(
     exclude: &[u64],
     out: &mut impl Extend<u64>,
 ) -> Option<()> {
-    if bits < 20 || bits > MAX_MODULUS_BITS || !n.is_power_of_two() {
+    if !(20..=MAX_MODULUS_BITS).contains(&bits) || !n.is_power_of_two() {
         return None;
     }
     let m = 2 * n as u64;

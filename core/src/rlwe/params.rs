@@ -25,7 +25,10 @@ pub enum SecretDistribution {
     /// Each coefficient uniform in {-1, 0, 1}.
     Ternary,
     /// Exactly `hamming_weight` non-zero coefficients, each +-1 (for bootstrapping).
-    SparseTernary { hamming_weight: u32 },
+    SparseTernary {
+        /// Number of non-zero coefficients.
+        hamming_weight: u32,
+    },
 }
 
 /// Whether a caller accepts parameters below 128-bit security. The opt-in is by name so that it

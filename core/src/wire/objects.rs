@@ -97,7 +97,7 @@ fn check_expected_len(declared: u64, expected: u64) -> Result<(), Error> {
 /// Writes a full ciphertext (every polynomial in evaluation form).
 pub fn write_ciphertext<S: Sink>(sink: &mut S, params: &Parameters, ct: &Ciphertext) -> Result<(), Error> {
     let polys = ct.c.len();
-    if polys < 2 || polys > 3 || ct.c.iter().any(|c| c.limbs() != ct.level + 1) {
+    if !(2..=3).contains(&polys) || ct.c.iter().any(|c| c.limbs() != ct.level + 1) {
         return Err(Error::InvalidArgument("ciphertext shape"));
     }
     let len = polys as u64 * limbs_len(params, 0..ct.level + 1);
