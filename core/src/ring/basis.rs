@@ -6,8 +6,8 @@ use alloc::vec::Vec;
 use super::modulus::Modulus;
 use super::ntt::NttTable;
 
-/// Coefficients processed per block by the lazy 128-bit accumulator.
-const BLOCK: usize = 64;
+/// Coefficients processed together by the lazy 128-bit accumulator.
+const LANES: usize = 8;
 
 /// Fast (approximate) basis conversion from basis B to basis C (Halevi-Polyakov-Shoup 2019,
 /// "An Improved RNS Variant of the BFV Homomorphic Encryption Scheme", section 2.2):
@@ -91,26 +91,32 @@ impl BasisConverter {
         let k = self.from.len();
         let c = &self.to[j];
         let row = &self.hat_mod_to[j * k..(j + 1) * k];
-        let mut acc = [0u128; BLOCK];
+        // LANES coefficients at a time, each with a 128-bit sum kept as two words in registers
+        // (about twice as fast as a block of u128 in memory).
         let mut start = 0;
         while start < n {
-            let len = BLOCK.min(n - start);
-            let acc = &mut acc[..len];
-            acc.iter_mut().for_each(|a| *a = 0);
+            let len = LANES.min(n - start);
+            let mut lo = [0u64; LANES];
+            let mut hi = [0u64; LANES];
             for (i, &h) in row.iter().enumerate() {
                 let yi = &ys[i * n + start..i * n + start + len];
-                for (a, &y) in acc.iter_mut().zip(yi) {
-                    *a += y as u128 * h as u128;
+                for ((l, hv), &y) in lo.iter_mut().zip(hi.iter_mut()).zip(yi) {
+                    let p = y as u128 * h as u128;
+                    let (s, carry) = l.overflowing_add(p as u64);
+                    *l = s;
+                    *hv += (p >> 64) as u64 + carry as u64;
                 }
-                // Products are below 2^124: reduce every 15 terms so the sum never wraps.
+                // Products are below 2^124, so each adds below 2^60 + 1 to the high word: fold
+                // every 15 terms so it never wraps.
                 if i % 15 == 14 {
-                    for a in acc.iter_mut() {
-                        *a = c.reduce_u128(*a) as u128;
+                    for (l, hv) in lo.iter_mut().zip(hi.iter_mut()) {
+                        *l = c.reduce_u128(((*hv as u128) << 64) | *l as u128);
+                        *hv = 0;
                     }
                 }
             }
-            for (o, &a) in out[start..start + len].iter_mut().zip(acc.iter()) {
-                *o = c.reduce_u128(a);
+            for ((o, &l), &hv) in out[start..start + len].iter_mut().zip(&lo).zip(&hi) {
+                *o = c.reduce_u128(((hv as u128) << 64) | l as u128);
             }
             start += len;
         }
