@@ -92,6 +92,13 @@ pub struct Preset {
     pub summary: &'static str,
 }
 
+/// The ciphertext chain of `n16-boot` (and of its small test twin): q_0 (60 bits), 12 levels at
+/// 2^42 for computation (SlotToCoeff uses the top 3 of them), 10 primes of 55 bits for EvalMod
+/// and 3 of 56 bits for CoeffToSlot.
+pub const N16_BOOT_CHAIN: &[u32] = &[
+    60, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 56, 56, 56,
+];
+
 /// Every named preset.
 pub const PRESETS: &[Preset] = &[
     Preset {
@@ -141,17 +148,28 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         literal: ParametersLiteral {
-            name: "n16-boot",
-            log_n: 16,
-            // q_0, 12 levels at 2^42 (the last 3 also serve SlotToCoeff), 8 EvalMod primes,
-            // 4 CoeffToSlot primes.
-            log_q: &[
-                60, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 60, 60, 60, 60, 60, 60, 60, 60, 56, 56, 56, 56,
-            ],
+            name: "test-n12-boot",
+            log_n: 12,
+            log_q: N16_BOOT_CHAIN,
             log_p: 61,
             dnum: 4,
             log_scale: 42,
-            boot_limbs: 12,
+            boot_limbs: 13,
+            secret: SecretDistribution::Ternary,
+            sigma: DEFAULT_SIGMA,
+        },
+        insecure: true,
+        summary: "INSECURE, tests only: n16-boot's chain at N=2^12, for bootstrapping tests",
+    },
+    Preset {
+        literal: ParametersLiteral {
+            name: "n16-boot",
+            log_n: 16,
+            log_q: N16_BOOT_CHAIN,
+            log_p: 61,
+            dnum: 4,
+            log_scale: 42,
+            boot_limbs: 13,
             secret: SecretDistribution::Ternary,
             sigma: DEFAULT_SIGMA,
         },
