@@ -1,4 +1,5 @@
-//! hetune on a data owner's microcontroller: a Cortex-M4F firmware for QEMU's `mps2-an386`.
+//! hetune on a data owner's microcontroller: a firmware for a Cortex-M4F (QEMU `mps2-an386`) and,
+//! from the same source, an RV32IMAC core (QEMU `virt`).
 //!
 //! For each parameter set (the insecure `test-n12` and the 128-bit `n16-boot`) it derives the
 //! secret key from the provisioned key seed, streams the public key and then encrypts the
@@ -21,7 +22,6 @@ mod platform;
 
 use alloc::vec;
 
-use cortex_m_rt::entry;
 use defmt_semihosting as _;
 use hetune_core::ckks::encoder::{encode_coeffs, Complex};
 use hetune_core::ckks::stream::{stream_encrypt_sk, stream_public_key, StreamWork};
@@ -64,22 +64,21 @@ const RUNS: [Run; 2] = [
     Run { preset: "n16-boot", security: Security::Require128Bits, level: Some(3), file: c"hetune-n16-boot.hetn" },
 ];
 
-#[entry]
+#[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
+#[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     platform::init_heap();
-    let Some(peripherals) = cortex_m::Peripherals::take() else {
-        defmt::error!("core peripherals already taken");
-        platform::exit(1)
-    };
-    platform::init_clock(peripherals.SYST);
+    platform::init();
     const LOOP: u32 = 1_000_000;
     let measured = platform::calibrate(LOOP);
     defmt::info!("calibration loop_instructions={=u64} measured={=u64}", 2 * LOOP as u64, measured);
     defmt::info!(
-        "start rows={=usize} features={=usize} heap_capacity={=usize} stack_capacity={=usize}",
+        "start target={=str} board={=str} rows={=usize} features={=usize} heap_capacity={=usize} stack_capacity={=usize}",
+        platform::TARGET,
+        platform::BOARD,
         data::ROWS,
         data::FEATURES,
-        platform::heap_capacity(),
+        platform::HEAP_SIZE,
         platform::stack_capacity()
     );
     let mut rng = ChaCha20Rng::from_seed(*RNG_SEED);

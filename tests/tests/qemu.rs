@@ -1,11 +1,12 @@
-//! The QEMU cross-target test: builds `firmware-example` for thumbv7em-none-eabihf, runs it on an
-//! emulated Cortex-M4F (`qemu-system-arm -machine mps2-an386 -icount shift=0`), decodes its defmt
-//! log, decrypts the wire records it streamed with the host's copy of the key, compares them with
-//! the embedded feature rows, checks that corrupted streams are rejected with typed errors, and
-//! prints one `qemu-report: {json}` line (also written to `target/qemu-report.json`).
+//! The QEMU cross-target test: builds `firmware-example` for a Cortex-M4F (thumbv7em-none-eabihf,
+//! QEMU `mps2-an386`) and an RV32IMAC core (riscv32imac-unknown-none-elf, QEMU `virt`), runs each
+//! under `-icount shift=0`, decodes its defmt log, decrypts the wire records it streamed with the
+//! host's copy of the key, compares them with the embedded feature rows, checks that corrupted
+//! streams are rejected with typed errors, and prints one `qemu-report: {json}` line (also written
+//! to `target/qemu-report.json`).
 //!
-//! Needs `qemu-system-arm` on the PATH and `rustup target add thumbv7em-none-eabihf`; without
-//! them the test fails and says so.
+//! Needs `qemu-system-arm` and `qemu-system-riscv32` on the PATH and both rustup targets
+//! (`bash .ci/qemu-deps.sh` installs them); without them the test fails and says so.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -21,7 +22,31 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::json;
 
-const TARGET: &str = "thumbv7em-none-eabihf";
+/// A machine the firmware runs on.
+struct Machine {
+    /// Rust target triple.
+    target: &'static str,
+    /// QEMU binary and the arguments before `-kernel <elf>`.
+    qemu: &'static str,
+    args: &'static [&'static str],
+    /// Where the instruction counts come from.
+    counter: &'static str,
+}
+
+const MACHINES: [Machine; 2] = [
+    Machine {
+        target: "thumbv7em-none-eabihf",
+        qemu: "qemu-system-arm",
+        args: &["-machine", "mps2-an386", "-cpu", "cortex-m4"],
+        counter: "SysTick (25 MHz) on QEMU's -icount shift=0 virtual clock, 40 instructions per tick",
+    },
+    Machine {
+        target: "riscv32imac-unknown-none-elf",
+        qemu: "qemu-system-riscv32",
+        args: &["-machine", "virt", "-cpu", "rv32", "-m", "64M", "-bios", "none"],
+        counter: "minstret CSR, which QEMU derives from the -icount instruction count",
+    },
+];
 /// Whole QEMU run; it takes a few seconds on an idle machine.
 const QEMU_TIMEOUT: Duration = Duration::from_secs(300);
 /// Rows, features and packing of the embedded data (firmware-example/src/{data,main}.rs).
@@ -42,27 +67,29 @@ fn firmware_dir() -> PathBuf {
     repo_root().join("firmware-example")
 }
 
-/// `qemu-system-arm --version`, or a failure that says how to install it.
-fn qemu_version() -> String {
-    let out = Command::new("qemu-system-arm").arg("--version").output().unwrap_or_else(|e| {
+/// `<qemu> --version`, or a failure that says how to install it.
+fn qemu_version(qemu: &str) -> String {
+    let out = Command::new(qemu).arg("--version").output().unwrap_or_else(|e| {
         panic!(
-            "qemu-system-arm is not available ({e}): this test runs the firmware under QEMU. \
-             Install it (Debian/Ubuntu: `apt-get install -y --no-install-recommends qemu-system-arm`, \
+            "{qemu} is not available ({e}): this test runs the firmware under QEMU. Install it \
+             (Debian/Ubuntu: `apt-get install -y --no-install-recommends qemu-system-arm qemu-system-misc`, \
              or `bash .ci/qemu-deps.sh`)"
         )
     });
-    assert!(out.status.success(), "qemu-system-arm --version failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{qemu} --version failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string()
 }
 
-/// Builds the firmware (its own workspace, its own target directory) and returns the ELF path.
-fn build_firmware() -> PathBuf {
+/// Builds the firmware for `machine` (its own workspace, its own target directory) and returns
+/// the ELF path. One cargo run per target: building both at once would unify the features of
+/// their runtimes' shared dependencies (critical-section), which conflict.
+fn build_firmware(machine: &Machine) -> PathBuf {
     let dir = firmware_dir();
     let target_dir = dir.join("target");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(&dir)
-        .args(["build", "--release", "--target", TARGET])
+        .args(["build", "--release", "--target", machine.target])
         .env("CARGO_TARGET_DIR", &target_dir)
         // The outer `cargo test` must not leak host build settings into the cross build.
         .env_remove("RUSTFLAGS")
@@ -74,14 +101,15 @@ fn build_firmware() -> PathBuf {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "building firmware-example failed{}:\n{stderr}",
+        "building firmware-example for {} failed{}:\n{stderr}",
+        machine.target,
         if stderr.contains("can't find crate for `core`") || stderr.contains("target may not be installed") {
-            format!(" (the {TARGET} target is missing: `rustup target add {TARGET}`)")
+            format!(" (the target is missing: `rustup target add {}`)", machine.target)
         } else {
             String::new()
         }
     );
-    let elf = target_dir.join(TARGET).join("release").join("hetune-firmware-example");
+    let elf = target_dir.join(machine.target).join("release").join("hetune-firmware-example");
     assert!(elf.is_file(), "no firmware ELF at {}", elf.display());
     elf
 }
@@ -94,18 +122,19 @@ struct QemuRun {
 }
 
 /// Runs the firmware in `workdir` (where its semihosting files land) under a timeout.
-fn run_qemu(elf: &Path, workdir: &Path) -> QemuRun {
+fn run_qemu(machine: &Machine, elf: &Path, workdir: &Path) -> QemuRun {
     let start = Instant::now();
-    let mut child = Command::new("qemu-system-arm")
+    let mut child = Command::new(machine.qemu)
         .current_dir(workdir)
-        .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none", "-serial", "none"])
+        .args(machine.args)
+        .args(["-nographic", "-monitor", "none", "-serial", "none"])
         .args(["-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel"])
         .arg(elf)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start qemu-system-arm");
+        .unwrap_or_else(|e| panic!("start {}: {e}", machine.qemu));
     let mut stdout = child.stdout.take().expect("piped stdout");
     let reader = std::thread::spawn(move || {
         let mut buf = Vec::new();
@@ -118,7 +147,7 @@ fn run_qemu(elf: &Path, workdir: &Path) -> QemuRun {
         if start.elapsed() > QEMU_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("qemu-system-arm did not finish within {QEMU_TIMEOUT:?} (hung firmware?)");
+            panic!("{} did not finish within {QEMU_TIMEOUT:?} (hung firmware?)", machine.qemu);
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -126,7 +155,7 @@ fn run_qemu(elf: &Path, workdir: &Path) -> QemuRun {
     let log = reader.join().expect("stdout reader").expect("read qemu stdout");
     let mut stderr = String::new();
     child.stderr.take().expect("piped stderr").read_to_string(&mut stderr).expect("read qemu stderr");
-    let status = status.code().unwrap_or_else(|| panic!("qemu-system-arm killed by a signal; stderr:\n{stderr}"));
+    let status = status.code().unwrap_or_else(|| panic!("{} killed by a signal; stderr:\n{stderr}", machine.qemu));
     QemuRun { log, status, wall }
 }
 
@@ -420,49 +449,67 @@ fn check_corruption(preset: &str, stream: &[u8], start: usize, ctx: &Context, ct
     assert_eq!(read(&record[..record.len() - 100]), Err(Error::Truncated), "{preset}: truncated record");
 }
 
-#[test]
-fn firmware_on_qemu_streams_ciphertexts_the_host_decrypts() {
-    let qemu = qemu_version();
-    let elf_path = build_firmware();
-    let elf = std::fs::read(&elf_path).expect("read the firmware ELF");
-    let workdir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-firmware");
+/// Runs the firmware on one machine and checks everything it sent; returns its report entry.
+fn check_machine(machine: &Machine, elf_path: &Path, rows: &[f32]) -> serde_json::Value {
+    let qemu = qemu_version(machine.qemu);
+    let elf = std::fs::read(elf_path).expect("read the firmware ELF");
+    let workdir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-firmware").join(machine.target);
     let _ = std::fs::remove_dir_all(&workdir);
     std::fs::create_dir_all(&workdir).expect("create the QEMU working directory");
 
-    let run = run_qemu(&elf_path, &workdir);
+    let run = run_qemu(machine, elf_path, &workdir);
     let lines = decode_log(&elf, &run.log);
     for l in &lines {
-        eprintln!("[{} @{}] {}", l.level, l.instructions.map(|i| i.to_string()).unwrap_or_default(), l.text);
+        eprintln!("[{} {} @{}] {}", machine.target, l.level, l.instructions.map(|i| i.to_string()).unwrap_or_default(), l.text);
     }
-    assert_eq!(run.status, 0, "firmware exit status (log above)");
-    assert!(lines.iter().any(|l| l.tag == "done"), "the firmware did not log `done`");
-    assert!(lines.iter().all(|l| l.level != "Error"), "the firmware logged an error");
+    assert_eq!(run.status, 0, "{}: firmware exit status (log above)", machine.target);
+    assert!(lines.iter().any(|l| l.tag == "done"), "{}: the firmware did not log `done`", machine.target);
+    assert!(lines.iter().all(|l| l.level != "Error"), "{}: the firmware logged an error", machine.target);
+    let start = lines.iter().find(|l| l.tag == "start").expect("start line");
+    assert_eq!(start.get("target"), machine.target);
 
-    // The instruction counter (SysTick on QEMU's icount clock) against a loop of known length.
+    // The instruction counter against a loop of known length.
     let cal = lines.iter().find(|l| l.tag == "calibration").expect("calibration line");
     let (want, got) = (cal.u64("loop_instructions"), cal.u64("measured"));
-    assert!(got.abs_diff(want) <= want / 200 + 100, "instruction counter off: loop of {want} measured as {got}");
+    assert!(
+        got.abs_diff(want) <= want / 200 + 100,
+        "{}: instruction counter off: loop of {want} measured as {got}",
+        machine.target
+    );
 
-    let rows = feature_rows();
     let mut presets = Vec::new();
     for (preset, security) in [("test-n12", Security::InsecureForTestingOnly), ("n16-boot", Security::Require128Bits)] {
         let stream = std::fs::read(workdir.join(format!("hetune-{preset}.hetn"))).expect("read the streamed records");
-        presets.push(check_preset(preset, security, &stream, &lines, &rows).report);
+        presets.push(check_preset(preset, security, &stream, &lines, rows).report);
     }
-
-    let start = lines.iter().find(|l| l.tag == "start").expect("start line");
-    let report = json!({
-        "board": "qemu-system-arm -machine mps2-an386 -cpu cortex-m4 (Cortex-M4F)",
+    json!({
+        "target": machine.target,
+        "board": start.get("board"),
         "qemu": qemu,
-        "instruction_counts": "emulated instructions executed, from QEMU's -icount shift=0 virtual clock (1 ns per instruction) read through SysTick; QEMU models no cycles, pipeline, caches, flash wait states or bus contention, so these are instruction counts, not cycles",
+        "instruction_counter": machine.counter,
         "calibration": { "loop_instructions": want, "measured": got },
         "heap_capacity_bytes": start.u64("heap_capacity"),
         "stack_capacity_bytes": start.u64("stack_capacity"),
         "total_instructions": lines.iter().find(|l| l.tag == "done").unwrap().u64("instructions"),
         "qemu_wall_seconds": (run.wall.as_secs_f64() * 100.0).round() / 100.0,
         "presets": presets,
+    })
+}
+
+#[test]
+fn firmware_on_qemu_streams_ciphertexts_the_host_decrypts() {
+    for m in &MACHINES {
+        qemu_version(m.qemu);
+    }
+    let elfs: Vec<PathBuf> = MACHINES.iter().map(build_firmware).collect();
+    let rows = feature_rows();
+    let targets: Vec<serde_json::Value> =
+        MACHINES.iter().zip(&elfs).map(|(machine, elf)| check_machine(machine, elf, &rows)).collect();
+    let report = json!({
+        "instruction_counts": "emulated instructions executed under QEMU -icount shift=0 (exactly one virtual ns per instruction); \
+            QEMU models no cycles, pipeline, caches, memory wait states or bus contention, so these are instruction counts, not cycles",
+        "targets": targets,
     });
-    let line = format!("qemu-report: {report}");
     let _ = std::fs::write(repo_root().join("target").join("qemu-report.json"), format!("{report:#}\n"));
-    println!("{line}");
+    println!("qemu-report: {report}");
 }

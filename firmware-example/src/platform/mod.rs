@@ -1,17 +1,21 @@
-//! The board: heap over PSRAM with a peak-tracking wrapper, an instruction counter from SysTick,
-//! the stack high-water mark, fault and panic handlers that end the run with status 1.
+//! What the firmware needs from the board, one interface for both targets: a heap with a
+//! peak-tracking wrapper, an emulated-instruction counter, the stack high-water mark, exit through
+//! semihosting, and fault and panic handlers that end the run with status 1. The target-specific
+//! half is in `arm.rs` (Cortex-M4F, mps2-an386) and `riscv32.rs` (RV32IMAC, virt).
 
 use core::alloc::{GlobalAlloc, Layout};
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
-use cortex_m::peripheral::syst::SystClkSource;
-use cortex_m::peripheral::{SCB, SYST};
-use cortex_m_rt::{exception, ExceptionFrame};
 use embedded_alloc::LlffHeap;
 
-/// PSRAM of the mps2-an386 board: 16 MiB at 0x2100_0000, outside the linker's view, all heap.
-const PSRAM_START: usize = 0x2100_0000;
-const PSRAM_SIZE: usize = 16 * 1024 * 1024;
+#[cfg(target_arch = "arm")]
+mod arm;
+#[cfg(target_arch = "arm")]
+pub use arm::*;
+#[cfg(target_arch = "riscv32")]
+mod riscv32;
+#[cfg(target_arch = "riscv32")]
+pub use riscv32::*;
 
 /// A first-fit heap that also keeps the bytes in use and their peak since the last reset.
 pub struct TrackingHeap {
@@ -89,104 +93,34 @@ unsafe impl GlobalAlloc for TrackingHeap {
     }
 }
 
-/// Hands PSRAM to the heap. Call once, before the first allocation.
+/// Hands the heap region ([`HEAP_START`], [`HEAP_SIZE`]) to the allocator. Call once, before
+/// the first allocation.
 pub fn init_heap() {
-    // SAFETY: called once at start-up; PSRAM is not used by the linker script or anything else.
-    unsafe { HEAP.heap.init(PSRAM_START, PSRAM_SIZE) }
+    // SAFETY: called once at start-up; the region lies outside everything the linker places.
+    unsafe { HEAP.heap.init(HEAP_START, HEAP_SIZE) }
 }
 
-/// Bytes of heap available in total.
-pub const fn heap_capacity() -> usize {
-    PSRAM_SIZE
-}
-
-/// SysTick wraps counted by the exception handler.
-static SYSTICK_WRAPS: AtomicU32 = AtomicU32::new(0);
-const SYSTICK_RELOAD: u32 = 0x00FF_FFFF;
-const SYSTICK_PERIOD: u64 = SYSTICK_RELOAD as u64 + 1;
-
-/// Emulated instructions per SysTick tick. QEMU models no cycles: under `-icount shift=0` the
-/// virtual clock advances exactly 1 ns per executed instruction, and the mps2 SysTick runs from
-/// the 25 MHz system clock on that virtual clock, so one tick is 40 instructions. [`calibrate`]
-/// checks this on every run against a loop of known length.
-pub const INSTRUCTIONS_PER_TICK: u64 = 40;
-
-/// Starts SysTick as a free-running 24-bit counter on the core clock with a wrap interrupt.
-pub fn init_clock(mut syst: SYST) {
-    syst.set_clock_source(SystClkSource::Core);
-    syst.set_reload(SYSTICK_RELOAD);
-    syst.clear_current();
-    syst.enable_interrupt();
-    syst.enable_counter();
-    // The cleared counter reads 0 until the first reload; count from there.
-    while SYST::get_current() == 0 {}
-}
-
-#[exception]
-fn SysTick() {
-    SYSTICK_WRAPS.fetch_add(1, Ordering::Relaxed);
-}
-
-/// SysTick ticks since [`init_clock`]; monotonic, also correct with interrupts masked (a wrap
-/// whose exception is still pending is counted from the pending bit).
-pub fn ticks() -> u64 {
-    cortex_m::interrupt::free(|_| {
-        let wraps = SYSTICK_WRAPS.load(Ordering::Relaxed) as u64;
-        let before = SYST::get_current();
-        if SCB::is_pendst_pending() {
-            // The wrap happened before the pending bit was read, so a fresh read is after it.
-            let after = SYST::get_current();
-            (wraps + 1) * SYSTICK_PERIOD + (SYSTICK_RELOAD - after) as u64
-        } else {
-            wraps * SYSTICK_PERIOD + (SYSTICK_RELOAD - before) as u64
-        }
-    })
-}
-
-/// Emulated instructions since [`init_clock`], at a resolution of [`INSTRUCTIONS_PER_TICK`].
-pub fn instructions() -> u64 {
-    ticks() * INSTRUCTIONS_PER_TICK
-}
-
-/// Runs a loop of exactly `2 * iterations` instructions (`subs`, `bne`) and returns the
-/// instruction count [`instructions`] measured for it.
+/// Runs a loop of exactly `2 * iterations` instructions and returns the count [`instructions`]
+/// measured for it.
 pub fn calibrate(iterations: u32) -> u64 {
     let t0 = instructions();
-    // SAFETY: register-only loop, no memory or stack access.
-    unsafe {
-        core::arch::asm!(
-            "2:",
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            n = inout(reg) iterations => _,
-            options(nomem, nostack),
-        );
-    }
+    count_loop(iterations);
     instructions() - t0
 }
 
 // Every log line carries the emulated instruction count at which it was written.
 defmt::timestamp!("{=u64}", instructions());
 
-extern "C" {
-    static mut _stack_end: u32;
-    static mut _stack_start: u32;
-}
-
 const STACK_PAINT: u32 = 0xCCCC_CCCC;
 
-fn stack_bounds() -> (usize, usize) {
-    (core::ptr::addr_of!(_stack_end) as usize, core::ptr::addr_of!(_stack_start) as usize)
-}
-
-/// Bytes of stack reserved (all RAM above `.data` and `.bss`).
+/// Bytes of stack reserved.
 pub fn stack_capacity() -> usize {
     let (bottom, top) = stack_bounds();
     top - bottom
 }
 
-/// Deepest stack use since start-up (cortex-m-rt's `paint-stack`) or the last
-/// [`repaint_stack`]: the painted words not overwritten, counted from the bottom.
+/// Deepest stack use since the last [`repaint_stack`]: the painted words not overwritten,
+/// counted from the bottom.
 pub fn stack_high_water() -> usize {
     let (bottom, top) = stack_bounds();
     let mut addr = bottom;
@@ -206,7 +140,7 @@ pub fn stack_high_water() -> usize {
 pub fn repaint_stack() {
     let (bottom, _) = stack_bounds();
     // Keep clear of this function's own frame and of what an interrupt might push meanwhile.
-    let sp = cortex_m::register::msp::read() as usize - 256;
+    let sp = stack_pointer() - 256;
     let mut addr = bottom;
     while addr < sp {
         // SAFETY: below the current stack pointer (minus a margin), so unused stack RAM.
@@ -218,18 +152,6 @@ pub fn repaint_stack() {
 /// Ends the QEMU run with `code` as its exit status (semihosting SYS_EXIT_EXTENDED).
 pub fn exit(code: i32) -> ! {
     semihosting::process::exit(code)
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    defmt::error!("HardFault at pc={=u32:#010x} lr={=u32:#010x}", frame.pc(), frame.lr());
-    exit(1)
-}
-
-#[exception]
-unsafe fn DefaultHandler(irqn: i16) {
-    defmt::error!("unexpected exception or interrupt {=i16}", irqn);
-    exit(1)
 }
 
 #[panic_handler]
