@@ -92,33 +92,39 @@ impl BasisConverter {
         let c = &self.to[j];
         let row = &self.hat_mod_to[j * k..(j + 1) * k];
         // LANES coefficients at a time, each with a 128-bit sum kept as two words in registers
-        // (about twice as fast as a block of u128 in memory).
+        // (about twice as fast as a block of u128 in memory). Products are below 2^124, so each
+        // adds below 2^60 + 1 to a high word: the sums are folded every 15 terms.
+        let full = n - n % LANES;
         let mut start = 0;
-        while start < n {
-            let len = LANES.min(n - start);
+        while start < full {
             let mut lo = [0u64; LANES];
             let mut hi = [0u64; LANES];
-            for (i, &h) in row.iter().enumerate() {
-                let yi = &ys[i * n + start..i * n + start + len];
-                for ((l, hv), &y) in lo.iter_mut().zip(hi.iter_mut()).zip(yi) {
-                    let p = y as u128 * h as u128;
-                    let (s, carry) = l.overflowing_add(p as u64);
-                    *l = s;
-                    *hv += (p >> 64) as u64 + carry as u64;
-                }
-                // Products are below 2^124, so each adds below 2^60 + 1 to the high word: fold
-                // every 15 terms so it never wraps.
-                if i % 15 == 14 {
+            for (ci, chunk) in row.chunks(15).enumerate() {
+                if ci > 0 {
                     for (l, hv) in lo.iter_mut().zip(hi.iter_mut()) {
                         *l = c.reduce_u128(((*hv as u128) << 64) | *l as u128);
                         *hv = 0;
                     }
                 }
+                for (di, &h) in chunk.iter().enumerate() {
+                    let i = ci * 15 + di;
+                    let yi: &[u64; LANES] = ys[i * n + start..i * n + start + LANES].try_into().unwrap_or(&[0; LANES]);
+                    for u in 0..LANES {
+                        let p = yi[u] as u128 * h as u128;
+                        let (s, carry) = lo[u].overflowing_add(p as u64);
+                        lo[u] = s;
+                        hi[u] += (p >> 64) as u64 + carry as u64;
+                    }
+                }
             }
-            for ((o, &l), &hv) in out[start..start + len].iter_mut().zip(&lo).zip(&hi) {
-                *o = c.reduce_u128(((hv as u128) << 64) | l as u128);
+            for u in 0..LANES {
+                out[start + u] = c.reduce_u128(((hi[u] as u128) << 64) | lo[u] as u128);
             }
-            start += len;
+            start += LANES;
+        }
+        // Coefficients past the last full group of LANES: one at a time.
+        for (t, o) in out.iter_mut().enumerate().skip(full) {
+            *o = row.iter().enumerate().fold(0u64, |acc, (i, &h)| c.add(acc, c.mul(ys[i * n + t], h)));
         }
     }
 

@@ -22,8 +22,11 @@ use super::keys::KeyEntry;
 use super::workspace::Workspace;
 use super::Evaluator;
 
-/// Coefficients per block of the lazy 128-bit inner-product accumulator.
-const BLOCK: usize = 64;
+/// Coefficients processed together by the lazy 128-bit inner-product accumulator.
+const LANES: usize = 8;
+
+/// Most key-switching digits (one per ciphertext limb at most).
+const MAX_DIGITS: usize = hetune_core::rlwe::params::MAX_Q_LIMBS;
 
 impl Evaluator {
     /// Number of digits of a decomposition at `level`.
@@ -100,45 +103,53 @@ impl Evaluator {
                 return;
             }
             let q = &ctx.qp()[i];
+            // Per digit: the extended limb (the input's own limb inside the digit) and the key's.
+            let mut src: [&[u64]; MAX_DIGITS] = [&[]; MAX_DIGITS];
+            let mut kb: [&[u64]; MAX_DIGITS] = [&[]; MAX_DIGITS];
+            let mut ka: [&[u64]; MAX_DIGITS] = [&[]; MAX_DIGITS];
+            for j in 0..beta {
+                let own = i < q_len && i / alpha == j;
+                src[j] = if own { &d[i * n..(i + 1) * n] } else { &ext[(j * qp_len + i) * n..(j * qp_len + i + 1) * n] };
+                kb[j] = b[j].limb(i);
+                ka[j] = a[j].limb(i);
+            }
             let mut start = 0;
             while start < n {
-                let len = BLOCK.min(n - start);
-                let mut s0 = [0u128; BLOCK];
-                let mut s1 = [0u128; BLOCK];
+                let len = LANES.min(n - start);
+                // 128-bit sums as (low, high) words in registers, LANES coefficients at a time.
+                let mut l0 = [0u64; LANES];
+                let mut h0 = [0u64; LANES];
+                let mut l1 = [0u64; LANES];
+                let mut h1 = [0u64; LANES];
                 for j in 0..beta {
-                    let own = i < q_len && i / alpha == j;
-                    let e = if own { &d[i * n..(i + 1) * n] } else { &ext[(j * qp_len + i) * n..(j * qp_len + i + 1) * n] };
-                    let kb = &b[j].limb(i)[start..start + len];
-                    let ka = &a[j].limb(i)[start..start + len];
-                    match perm {
-                        None => {
-                            let e = &e[start..start + len];
-                            for t in 0..len {
-                                let x = e[t] as u128;
-                                s0[t] += x * kb[t] as u128;
-                                s1[t] += x * ka[t] as u128;
-                            }
-                        }
-                        Some(p) => {
-                            let p = &p[start..start + len];
-                            for t in 0..len {
-                                let x = e[p[t] as usize] as u128;
-                                s0[t] += x * kb[t] as u128;
-                                s1[t] += x * ka[t] as u128;
-                            }
-                        }
+                    let (e, kb, ka) = (src[j], &kb[j][start..start + len], &ka[j][start..start + len]);
+                    for u in 0..len {
+                        let x = match perm {
+                            None => e[start + u],
+                            Some(p) => e[p[start + u] as usize],
+                        } as u128;
+                        let p0 = x * kb[u] as u128;
+                        let (s0, c0) = l0[u].overflowing_add(p0 as u64);
+                        l0[u] = s0;
+                        h0[u] += (p0 >> 64) as u64 + c0 as u64;
+                        let p1 = x * ka[u] as u128;
+                        let (s1, c1) = l1[u].overflowing_add(p1 as u64);
+                        l1[u] = s1;
+                        h1[u] += (p1 >> 64) as u64 + c1 as u64;
                     }
-                    // Products are below 2^124: fold every 15 digits so the sums never wrap.
+                    // Products are below 2^124: fold every 15 digits so the high words never wrap.
                     if j % 15 == 14 {
-                        for t in 0..len {
-                            s0[t] = q.reduce_u128(s0[t]) as u128;
-                            s1[t] = q.reduce_u128(s1[t]) as u128;
+                        for u in 0..len {
+                            l0[u] = q.reduce_u128(((h0[u] as u128) << 64) | l0[u] as u128);
+                            l1[u] = q.reduce_u128(((h1[u] as u128) << 64) | l1[u] as u128);
+                            h0[u] = 0;
+                            h1[u] = 0;
                         }
                     }
                 }
-                for t in 0..len {
-                    o0[start + t] = q.reduce_u128(s0[t]);
-                    o1[start + t] = q.reduce_u128(s1[t]);
+                for u in 0..len {
+                    o0[start + u] = q.reduce_u128(((h0[u] as u128) << 64) | l0[u] as u128);
+                    o1[start + u] = q.reduce_u128(((h1[u] as u128) << 64) | l1[u] as u128);
                 }
                 start += len;
             }
@@ -150,7 +161,7 @@ impl Evaluator {
     ///
     /// The P part is converted exactly, as its centred representative: the fast conversion's
     /// overflow `v P` is removed with `v = round(sum_k y_k / p_k)` computed in floating point
-    /// (Halevi-Polyakov-Shoup 2019, section 2.3). Without that, the overflow (about `alpha / 2`
+    /// (Halevi-Polyakov-Shoup 2019, section 2.3; the core's centred conversion). Without that, the overflow (about `alpha / 2`
     /// on average, not centred) multiplies `1 + s` and its mean adds up coherently in the slots
     /// near the real axis, costing about 8 bits of precision at N = 2^12.
     pub(crate) fn mod_down_add(&self, level: usize, ws: &mut Workspace, out0: &mut [u64], out1: &mut [u64]) {
@@ -176,25 +187,15 @@ impl Evaluator {
                 ntt[q_len + k].inverse(x);
                 conv.scale_input_limb(k, x, yk);
             });
-        // The overflow count of each coefficient, by blocks of coefficients (N >= 2^10 is a
-        // multiple of the block, so no block straddles the two accumulators).
+        // The overflow count of each coefficient of both accumulators.
         let yp: &[u64] = &yp[..2 * alpha * n];
-        let inv_p = &self.p_inv_f64;
-        v[..2 * n].par_chunks_mut(BLOCK * 16).enumerate().for_each(|(b, vb)| {
-            let start = b * BLOCK * 16;
-            let (poly, off) = (start / n, start % n);
-            let ys = &yp[poly * alpha * n..(poly + 1) * alpha * n];
-            let mut f = [0f64; BLOCK * 16];
-            let f = &mut f[..vb.len()];
-            for (k, &ip) in inv_p.iter().enumerate() {
-                for (fv, &y) in f.iter_mut().zip(&ys[k * n + off..k * n + off + vb.len()]) {
-                    *fv += y as f64 * ip;
-                }
-            }
-            for (o, &fv) in vb.iter_mut().zip(f.iter()) {
-                *o = (fv + 0.5) as u64;
-            }
-        });
+        {
+            let (v0, v1) = v[..2 * n].split_at_mut(n);
+            rayon::join(
+                || conv.rounding_quotients(&yp[..alpha * n], v0),
+                || conv.rounding_quotients(&yp[alpha * n..], v1),
+            );
+        }
         // Phase 2 on the Q limbs, the correction, then the exact division by P.
         let v: &[u64] = &v[..2 * n];
         let (yp0, yp1) = yp.split_at(alpha * n);
@@ -203,11 +204,7 @@ impl Evaluator {
         let (c0, c1) = cbuf.split_at_mut(q_len * n);
         let side = |ys: &'_ [u64], vs: &'_ [u64], aq: &'_ [u64], c: &'_ mut [u64], o: &'_ mut [u64], i: usize| {
             let q = &ctx.q()[i];
-            conv.accumulate_output_limb(i, ys, c);
-            let (pm, pms) = self.p_mod_q[i];
-            for (cv, &k) in c.iter_mut().zip(vs) {
-                *cv = q.sub(*cv, q.mul_shoup(k, pm, pms));
-            }
+            conv.accumulate_output_limb_centered(i, ys, vs, c);
             ntt[i].forward(c);
             let (w, ws) = self.p_inv[i];
             for ((ov, &av), &cv) in o.iter_mut().zip(aq).zip(c.iter()) {

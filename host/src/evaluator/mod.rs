@@ -52,10 +52,6 @@ pub struct Evaluator {
     moddown: BasisConverter,
     /// `P^-1 mod q_i` with its Shoup companion.
     p_inv: Vec<(u64, u64)>,
-    /// `P mod q_i` with its Shoup companion.
-    p_mod_q: Vec<(u64, u64)>,
-    /// `1 / p_k` in floating point, for ModDown's exact conversion.
-    p_inv_f64: Vec<f64>,
     /// Rescalers by level (`None` at level 0).
     rescalers: Vec<Option<Rescaler>>,
     /// `psi_i^(N/2)`: the residue on limb `i` of `X^(N/2)` at the first evaluation point; the
@@ -120,13 +116,6 @@ impl Evaluator {
                 (inv, q.shoup(inv))
             })
             .collect();
-        let p_mod_q = (0..q_len)
-            .map(|i| {
-                let pm = ctx.p_mod_q(i);
-                (pm, ctx.q()[i].shoup(pm))
-            })
-            .collect();
-        let p_inv_f64 = ctx.p().iter().map(|p| 1.0 / p.value() as f64).collect();
         let rescalers = (0..q_len).map(|l| (l > 0).then(|| Rescaler::new(&ctx.q()[..=l]))).collect();
         let imag = (0..q_len)
             .into_par_iter()
@@ -147,8 +136,6 @@ impl Evaluator {
             modup,
             moddown,
             p_inv,
-            p_mod_q,
-            p_inv_f64,
             rescalers,
             imag,
             pool,
