@@ -449,11 +449,16 @@ fn check_corruption(preset: &str, stream: &[u8], start: usize, ctx: &Context, ct
     assert_eq!(read(&record[..record.len() - 100]), Err(Error::Truncated), "{preset}: truncated record");
 }
 
+/// Where QEMU runs for `machine`, and so where the firmware's files land.
+fn workdir(machine: &Machine) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-firmware").join(machine.target)
+}
+
 /// Runs the firmware on one machine and checks everything it sent; returns its report entry.
 fn check_machine(machine: &Machine, elf_path: &Path, rows: &[f32]) -> serde_json::Value {
     let qemu = qemu_version(machine.qemu);
     let elf = std::fs::read(elf_path).expect("read the firmware ELF");
-    let workdir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-firmware").join(machine.target);
+    let workdir = workdir(machine);
     let _ = std::fs::remove_dir_all(&workdir);
     std::fs::create_dir_all(&workdir).expect("create the QEMU working directory");
 
@@ -505,9 +510,17 @@ fn firmware_on_qemu_streams_ciphertexts_the_host_decrypts() {
     let rows = feature_rows();
     let targets: Vec<serde_json::Value> =
         MACHINES.iter().zip(&elfs).map(|(machine, elf)| check_machine(machine, elf, &rows)).collect();
+    // Same seeds, same integer arithmetic: both machines must have sent the same bytes (a
+    // target-dependent NTT, sampler or encoder would show here).
+    for preset in ["test-n12", "n16-boot"] {
+        let streams: Vec<Vec<u8>> =
+            MACHINES.iter().map(|m| std::fs::read(workdir(m).join(format!("hetune-{preset}.hetn"))).unwrap()).collect();
+        assert!(streams.windows(2).all(|w| w[0] == w[1]), "{preset}: the machines streamed different bytes");
+    }
     let report = json!({
         "instruction_counts": "emulated instructions executed under QEMU -icount shift=0 (exactly one virtual ns per instruction); \
             QEMU models no cycles, pipeline, caches, memory wait states or bus contention, so these are instruction counts, not cycles",
+        "streams_identical_across_targets": true,
         "targets": targets,
     });
     let _ = std::fs::write(repo_root().join("target").join("qemu-report.json"), format!("{report:#}\n"));
