@@ -1,6 +1,7 @@
 //! The `hetune` command line: parameters, keys, encryption and decryption of `.npy` arrays, and
 //! the built-in demo.
 
+mod bench;
 mod demo;
 mod keys;
 mod params;
@@ -98,6 +99,11 @@ enum Command {
         #[arg(long)]
         insecure_testing_only: bool,
     },
+    /// Performance measurements (`bench ops`: the evaluator's basic operations).
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
 }
 
 /// Parses the arguments and runs the command.
@@ -119,5 +125,6 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         }
         Command::Decrypt { keys, input, out, reference } => tensor::decrypt(&keys, &input, &out, reference.as_deref()),
         Command::Demo { preset, dir, insecure_testing_only } => demo::run(&preset, dir, insecure_testing_only),
+        Command::Bench { what } => bench::run(what),
     }
 }
