@@ -6,6 +6,7 @@
 
 pub use hetune_core as core;
 
+pub mod circuits;
 pub mod cli;
 pub mod error;
 pub mod evaluator;

@@ -16,6 +16,7 @@ pub mod keyswitch;
 pub mod multiply;
 pub mod rescale;
 pub mod rotation;
+pub mod secret_switch;
 pub mod sums;
 mod workspace;
 
@@ -29,6 +30,7 @@ use rayon::prelude::*;
 
 use crate::Error;
 pub use keys::{power_of_two_steps, EvaluationKeys, KeySpec};
+pub use secret_switch::SecretSwitchKey;
 use keys::KeyEntry;
 use rotation::RotationPlan;
 use workspace::{Dims, WorkspacePool};

@@ -1,6 +1,6 @@
 //! `std::io` adapters for the core's wire sinks and sources.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 
 use hetune_core::wire::{Sink, Source};
 use hetune_core::Error as CoreError;
