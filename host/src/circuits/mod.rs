@@ -4,5 +4,6 @@
 pub mod chebyshev;
 pub mod dft;
 pub mod linear;
+pub mod bench;
 pub mod bootstrap;
 pub mod polynomial;

@@ -2,6 +2,8 @@
 
 use clap::Subcommand;
 
+use crate::circuits::bench::bench_bootstrap;
+use crate::circuits::bootstrap::BootstrapConfig;
 use crate::error::Result;
 use crate::evaluator::bench::{bench_ops_with_budget, BenchOpsReport};
 
@@ -25,6 +27,22 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 1500.0)]
         budget_ms: f64,
     },
+    /// One full-slot bootstrap: seconds, precision (mean and minimum over slots, inputs uniform
+    /// in [-1, 1]), levels before and after, key bytes, peak resident memory.
+    Bootstrap {
+        /// Preset name (a bootstrappable one: n16-boot or test-n12-boot).
+        #[arg(long, default_value = "n16-boot")]
+        preset: String,
+        /// Rayon threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Timed bootstraps (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs a benchmark command.
@@ -38,6 +56,29 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
                 println!("{text}");
             } else {
                 print_table(&report);
+            }
+            Ok(())
+        }
+        BenchCommand::Bootstrap { preset, threads, runs, json } => {
+            let r = bench_bootstrap(&preset, threads, runs, BootstrapConfig::default())?;
+            if json {
+                let text = serde_json::to_string_pretty(&r)
+                    .map_err(|e| crate::Error::InvalidInput(format!("cannot serialise the report: {e}")))?;
+                println!("{text}");
+            } else {
+                println!(
+                    "bootstrap {}{}: N = 2^{}, {} slots, {} thread(s)",
+                    r.preset,
+                    if r.insecure { " [INSECURE: benchmark only]" } else { "" },
+                    r.log_n,
+                    r.slots,
+                    r.threads
+                );
+                println!("time           median {:.2} s over {:?}", r.median_seconds, r.seconds);
+                println!("precision      mean {:.1} bits, min {:.1} bits", r.precision_mean_bits, r.precision_min_bits);
+                println!("levels         {} -> {}", r.level_before, r.level_after);
+                println!("keys           {} rotations, {:.2} GB, generated in {:.1} s", r.rotation_keys, r.key_bytes as f64 / 1e9, r.keygen_seconds);
+                println!("peak memory    {:.2} GB", r.peak_rss_bytes as f64 / 1e9);
             }
             Ok(())
         }
