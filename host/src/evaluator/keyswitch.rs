@@ -62,9 +62,15 @@ impl Evaluator {
 
         // Phase B, per (digit, output limb) outside the digit: phase 2, then to evaluations.
         let y: &[u64] = y;
-        ext[..beta * qp_len * n].par_chunks_exact_mut(n).enumerate().for_each(|(idx, e)| {
-            let j = idx / qp_len;
-            let i = idx % qp_len;
+        // Limb-major layout: the digits of one limb are neighbours, so consecutive transforms use
+        // the same prime's tables while they are in cache.
+        let dnum = ctx.params().dnum();
+        ext[..qp_len * dnum * n].par_chunks_exact_mut(n).enumerate().for_each(|(idx, e)| {
+            let i = idx / dnum;
+            let j = idx % dnum;
+            if j >= beta {
+                return;
+            }
             let start = j * alpha;
             let end = ((j + 1) * alpha).min(level + 1);
             let active = i <= level || i >= q_len;
@@ -95,6 +101,7 @@ impl Evaluator {
         let qp_len = ctx.qp().len();
         let alpha = ctx.params().alpha();
         let beta = self.digits_at(level);
+        let dnum = ctx.params().dnum();
         let a = key.a(ctx);
         let b = &key.key.digits;
         let (acc0, acc1) = acc.split_at_mut(qp_len * n);
@@ -109,7 +116,7 @@ impl Evaluator {
             let mut ka: [&[u64]; MAX_DIGITS] = [&[]; MAX_DIGITS];
             for j in 0..beta {
                 let own = i < q_len && i / alpha == j;
-                src[j] = if own { &d[i * n..(i + 1) * n] } else { &ext[(j * qp_len + i) * n..(j * qp_len + i + 1) * n] };
+                src[j] = if own { &d[i * n..(i + 1) * n] } else { &ext[(i * dnum + j) * n..(i * dnum + j + 1) * n] };
                 kb[j] = b[j].limb(i);
                 ka[j] = a[j].limb(i);
             }

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 pub(crate) struct Workspace {
     /// Phase-1 values of the basis extension (ModUp), one per Q limb.
     pub y: Vec<u64>,
-    /// The extended digits: digit `j` over all of Q ∪ P (global limb indices) at
-    /// `j * |QP| * n`; a digit's own limbs are not written (read from the input instead).
+    /// The extended digits, limb-major: digit `j` of global limb `i` (Q ∪ P) at
+    /// `(i * dnum + j) * n`; a digit's own limbs are not written (read from the input instead).
     pub ext: Vec<u64>,
     /// The two accumulators of the key inner product, over Q ∪ P (global limb indices).
     pub acc: Vec<u64>,
