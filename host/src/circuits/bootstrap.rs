@@ -9,7 +9,7 @@
 //! 2. ModRaise to the top level and switch back `s' -> s`; the plaintext is now `m + q_0 I`;
 //! 3. CoeffToSlot (3 levels, 56-bit primes): slots hold the coefficients divided by
 //!    `q_0 (K + 1)`, in bit-reversed order; a conjugation splits real and imaginary halves;
-//! 4. EvalMod on each half (10 levels, 55-bit primes): `sin(2 pi x)` from a degree-60 Chebyshev
+//! 4. EvalMod on each half (10 levels, 58-bit primes): `sin(2 pi x)` from a degree-60 Chebyshev
 //!    approximation of `cos(2 pi (x - 1/4) / 8)` and three double-angle steps;
 //! 5. SlotToCoeff (3 levels at 2^42) with the factor `q_0 / (2 pi Delta)` folded into its
 //!    matrices: the output holds the input's slots at level `default_level - 3`.
@@ -52,23 +52,16 @@ pub struct BootstrapConfig {
     pub sparse_weight: usize,
     /// log2 of `q_0 / (2^t Delta)`: before ModRaise the message is multiplied by the integer
     /// `2^t` so that it fills `q_0` up to this ratio. A small ratio keeps more of the message
-    /// above EvalMod's noise; the sine's curvature bounds it from below (slot values of
-    /// magnitude up to `2^(ratio - 8)` keep 20 bits).
+    /// above EvalMod's noise; the sine's curvature bounds it from below, the more so the fewer
+    /// the slots (fewer slots, larger coefficients). 0 picks `19 - log2(slots)` within 3..=9,
+    /// the best measured for slot values in [-1, 1] (4 at N = 2^16, 8 at N = 2^12); for values
+    /// up to `2^b` in magnitude add `b`.
     pub message_ratio_bits: u32,
 }
 
 impl Default for BootstrapConfig {
     fn default() -> Self {
-        let get = |name: &str, d: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-        BootstrapConfig {
-            k: get("HETUNE_BOOT_K", 16),
-            double_angle: get("HETUNE_BOOT_R", 3) as u32,
-            degree: get("HETUNE_BOOT_DEG", 60),
-            cts_levels: 3,
-            stc_levels: 3,
-            sparse_weight: 32,
-            message_ratio_bits: get("HETUNE_BOOT_RATIO", 8) as u32,
-        }
+        BootstrapConfig { k: 16, double_angle: 3, degree: 60, cts_levels: 3, stc_levels: 3, sparse_weight: 32, message_ratio_bits: 0 }
     }
 }
 
@@ -172,7 +165,7 @@ impl Bootstrapper {
         }
         let log_slots = params.log_n() - 1;
         let q0 = ctx.q()[0].value() as f64;
-        let boost = Self::boost_bits(q0, params.scale(), &cfg);
+        let boost = Self::boost_bits(q0, params.scale(), &cfg, log_slots);
         let (cts, stc) = cfg.transforms(log_slots, q0 / (2.0 * PI * params.scale() * 2f64.powi(boost as i32)));
         let k1 = cfg.k as f64 + 1.0;
         let r = cfg.double_angle as i32;
@@ -193,8 +186,13 @@ impl Bootstrapper {
         })
     }
 
-    fn boost_bits(q0: f64, scale: f64, cfg: &BootstrapConfig) -> u32 {
-        let room = (q0 / scale).log2().floor() as i64 - cfg.message_ratio_bits as i64;
+    fn boost_bits(q0: f64, scale: f64, cfg: &BootstrapConfig, log_slots: u32) -> u32 {
+        let ratio = if cfg.message_ratio_bits == 0 {
+            (19 - log_slots as i64).clamp(3, 9)
+        } else {
+            cfg.message_ratio_bits as i64
+        };
+        let room = (q0 / scale).log2().floor() as i64 - ratio;
         room.clamp(0, 62) as u32
     }
 
@@ -211,6 +209,18 @@ impl Bootstrapper {
     /// Refreshes `ct` (any level, full slots, scale about the parameter set's default): the
     /// result holds the same slots at [`Bootstrapper::output_level`] and the default scale.
     pub fn bootstrap(&self, ev: &Evaluator, ct: &Ciphertext) -> Result<Ciphertext, Error> {
+        self.bootstrap_traced(ev, ct, &mut |_, _| {})
+    }
+
+    /// [`Bootstrapper::bootstrap`], handing every intermediate ciphertext to `trace` with the
+    /// name of its stage ("raised", "coeff_to_slot", "eval_mod_re", "eval_mod_im", "output"),
+    /// for precision diagnostics.
+    pub fn bootstrap_traced(
+        &self,
+        ev: &Evaluator,
+        ct: &Ciphertext,
+        trace: &mut dyn FnMut(&str, &Ciphertext),
+    ) -> Result<Ciphertext, Error> {
         if ct.log_slots != self.log_slots {
             return Err(Error::InvalidArgument("bootstrapping supports full-slot ciphertexts only"));
         }
@@ -222,18 +232,20 @@ impl Bootstrapper {
 
         // 1-2. Encapsulate, raise, decapsulate.
         let mut low = ev.drop_level(&ev.relinearize(ct)?, 0)?;
-        let boost = Self::boost_bits(ctx.q()[0].value() as f64, params.scale(), &self.cfg);
+        let boost = Self::boost_bits(ctx.q()[0].value() as f64, params.scale(), &self.cfg, self.log_slots);
         ev.mul_integer_assign(&mut low, 1i64 << boost)?;
         let low = ev.switch_secret(&low, &self.to_sparse)?;
         let raised = ev.mod_raise(&low, top)?;
         let mut x = ev.switch_secret(&raised, &self.to_dense)?;
         x.scale = ctx.q()[0].value() as f64;
+        trace("raised", &x);
 
         // 3. CoeffToSlot at the EvalMod scale, then split real and imaginary halves.
         let evalmod_scale = ev.rescale_scale(top - self.cfg.cts_levels);
         for t in &self.cts {
             x = t.evaluate(ev, &x, evalmod_scale)?;
         }
+        trace("coeff_to_slot", &x);
         let conj = ev.conjugate(&x)?;
         let re = ev.add(&x, &conj)?;
         let im = ev.mul_by_i(&ev.sub(&conj, &x)?)?;
@@ -241,9 +253,11 @@ impl Bootstrapper {
         // 4. EvalMod on both halves; the output scale is chosen so SlotToCoeff's first matrix is
         //    encoded at about 2^42 x its entries.
         let out_level = re.level - self.cfg.evalmod_levels();
-        let target = 2f64.powi(55);
+        let target = evalmod_scale;
         let re = self.eval_mod(ev, &re, target, out_level)?;
         let im = self.eval_mod(ev, &im, target, out_level)?;
+        trace("eval_mod_re", &re);
+        trace("eval_mod_im", &im);
         let mut w = ev.add(&re, &ev.mul_by_i(&im)?)?;
 
         // 5. SlotToCoeff, landing on the default scale.
@@ -252,6 +266,7 @@ impl Bootstrapper {
         }
         // The matrices assumed the default input scale; reinterpret for the actual one.
         w.scale = delta_out * delta_in / params.scale();
+        trace("output", &w);
         Ok(w)
     }
 
