@@ -93,10 +93,10 @@ pub struct Preset {
 }
 
 /// The ciphertext chain of `n16-boot` (and of its small test twin): q_0 (60 bits), 12 levels at
-/// 2^42 for computation (SlotToCoeff uses the top 3 of them), 10 primes of 55 bits for EvalMod
+/// 2^42 for computation (SlotToCoeff uses the top 3 of them), 10 primes of 58 bits for EvalMod
 /// and 3 of 56 bits for CoeffToSlot.
 pub const N16_BOOT_CHAIN: &[u32] = &[
-    60, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 56, 56, 56,
+    60, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 56, 56, 56,
 ];
 
 /// Every named preset.
