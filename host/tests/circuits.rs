@@ -142,3 +142,31 @@ fn bootstrapping_at_the_small_preset() {
         assert!(bits(max) >= 18.0, "round {round}: {:.1} bits", bits(max));
     }
 }
+
+#[test]
+fn sparse_slot_bootstrapping_at_the_small_preset() {
+    let ctx = Arc::new(Context::new(Parameters::preset("test-n12-boot", Security::InsecureForTestingOnly).unwrap()).unwrap());
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let sk = SecretKey::generate(ctx.params(), &mut rng);
+    let log_slots = 7;
+    let cfg = BootstrapConfig { log_slots: Some(log_slots), ..BootstrapConfig::default() };
+    let keys = generate_keys(&ctx, &sk, &cfg, &mut rng);
+    let ev = Evaluator::new(ctx.clone(), keys.eval).unwrap();
+    let boot = Bootstrapper::new(&ev, keys.boot, cfg).unwrap();
+    let enc = Encoder::new(&ctx);
+    let v: Vec<Complex> = (0..1usize << log_slots)
+        .map(|j| Complex::new(((j * 37 % 101) as f64 / 50.0) - 1.0, ((j * 11 % 53) as f64 / 26.5) - 1.0))
+        .collect();
+    let pt = enc.encode_complex(&v, log_slots, 1, ctx.params().scale()).unwrap();
+    let ct = encrypt_sk(&ctx, &sk, &pt, &mut rng).unwrap().expand(&ctx);
+    let out = boot.bootstrap(&ev, &ct).unwrap();
+    assert_eq!(out.log_slots, log_slots);
+    let got = enc.decode_complex(&decrypt(&ctx, &sk, &out).unwrap()).unwrap();
+    let max = got.iter().zip(&v).map(|(a, b)| (a.re - b.re).abs().max((a.im - b.im).abs())).fold(0.0, f64::max);
+    eprintln!("sparse bootstrap (2^{log_slots} slots): {:.1} bits", bits(max));
+    assert!(bits(max) >= 18.0, "{:.1} bits", bits(max));
+    // A ciphertext of another slot count is refused with a typed error.
+    let full = enc.encode_real(&[0.5], ctx.params().log_n() - 1, 1, ctx.params().scale()).unwrap();
+    let full = encrypt_sk(&ctx, &sk, &full, &mut rng).unwrap().expand(&ctx);
+    assert!(boot.bootstrap(&ev, &full).is_err());
+}

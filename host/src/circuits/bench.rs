@@ -92,7 +92,7 @@ pub fn bench_bootstrap(preset: &str, threads: usize, runs: usize, cfg: Bootstrap
         let boot = Bootstrapper::new(&ev, keys.boot, cfg)?;
         let keygen_seconds = t.elapsed().as_secs_f64();
         let enc = Encoder::new(&ctx);
-        let log_slots = ctx.params().log_n() - 1;
+        let log_slots = cfg.slots(ctx.params().log_n());
         let slots = 1usize << log_slots;
         let uni = |rng: &mut ChaCha20Rng| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
         let mut seconds = Vec::new();

@@ -1,4 +1,5 @@
-//! CKKS bootstrapping of full-slot ciphertexts (N/2 complex slots): sparse-secret encapsulation,
+//! CKKS bootstrapping of full-slot (N/2 complex slots) and sparse-slot ciphertexts: sparse-secret
+//! encapsulation,
 //! ModRaise, CoeffToSlot, EvalMod, SlotToCoeff (Cheon-Han-Kim-Kim-Song, Eurocrypt 2018/2019;
 //! Bossuat-Mouchet-Troncoso-Pastoriza-Hubaux, Eurocrypt 2021; sparse-secret encapsulation from
 //! Bossuat-Troncoso-Pastoriza-Hubaux, ACNS 2022).
@@ -57,11 +58,23 @@ pub struct BootstrapConfig {
     /// the best measured for slot values in [-1, 1] (4 at N = 2^16, 8 at N = 2^12); for values
     /// up to `2^b` in magnitude add `b`.
     pub message_ratio_bits: u32,
+    /// log2 of the slot count of the ciphertexts to bootstrap; `None` for full slots (N/2).
+    /// Sparse packings first project onto their subring with a trace (log2(N / 2n) rotations).
+    pub log_slots: Option<u32>,
 }
 
 impl Default for BootstrapConfig {
     fn default() -> Self {
-        BootstrapConfig { k: 16, double_angle: 3, degree: 60, cts_levels: 3, stc_levels: 3, sparse_weight: 32, message_ratio_bits: 0 }
+        BootstrapConfig {
+            k: 16,
+            double_angle: 3,
+            degree: 60,
+            cts_levels: 3,
+            stc_levels: 3,
+            sparse_weight: 32,
+            message_ratio_bits: 0,
+            log_slots: None,
+        }
     }
 }
 
@@ -76,10 +89,17 @@ impl BootstrapConfig {
         self.cts_levels + self.evalmod_levels() + self.stc_levels
     }
 
-    fn transforms(&self, log_slots: u32, k_scale: f64) -> (Vec<LinearTransform>, Vec<LinearTransform>) {
+    /// Slot count exponent for ring degree `2^log_n`.
+    pub fn slots(&self, log_n: u32) -> u32 {
+        self.log_slots.unwrap_or(log_n - 1).min(log_n - 1)
+    }
+
+    fn transforms(&self, log_slots: u32, log_n: u32, k_scale: f64) -> (Vec<LinearTransform>, Vec<LinearTransform>) {
         let n = 1usize << log_slots;
-        // CoeffToSlot: 1/(2 (K + 1)); the 1/2 pairs with the conjugation that splits halves.
-        let cts = coeff_to_slot(n, self.cts_levels, 1.0 / (2.0 * (self.k as f64 + 1.0)));
+        let gap = (1usize << (log_n - 1)) / n;
+        // CoeffToSlot: 1/(2 (K + 1) gap); the 1/2 pairs with the conjugation that splits
+        // halves, the 1/gap undoes the trace of sparse packings.
+        let cts = coeff_to_slot(n, self.cts_levels, 1.0 / (2.0 * (self.k as f64 + 1.0) * gap as f64));
         let stc = slot_to_coeff(n, self.stc_levels, k_scale);
         let mk = |v: Vec<_>| v.into_iter().map(|d| LinearTransform::new(d, log_slots)).collect::<Result<Vec<_>, _>>();
         // Matrix sizes always match log_slots here.
@@ -113,10 +133,13 @@ impl BootstrapKeySet {
     }
 }
 
-/// Rotation steps bootstrapping at `log_slots` needs.
-pub fn rotation_steps(cfg: &BootstrapConfig, log_slots: u32) -> Vec<i64> {
-    let (cts, stc) = cfg.transforms(log_slots, 1.0);
+/// Rotation steps bootstrapping needs at ring degree `2^log_n` (the matrices' and, for sparse
+/// packings, the trace's).
+pub fn rotation_steps(cfg: &BootstrapConfig, log_n: u32) -> Vec<i64> {
+    let log_slots = cfg.slots(log_n);
+    let (cts, stc) = cfg.transforms(log_slots, log_n, 1.0);
     let mut steps: Vec<i64> = cts.iter().chain(&stc).flat_map(|t| t.rotations()).collect();
+    steps.extend((log_slots..log_n - 1).map(|i| 1i64 << i));
     steps.sort_unstable();
     steps.dedup();
     steps
@@ -129,8 +152,7 @@ pub fn generate_keys<R: RngCore + CryptoRng>(
     cfg: &BootstrapConfig,
     rng: &mut R,
 ) -> BootstrapKeySet {
-    let log_slots = ctx.params().log_n() - 1;
-    let spec = KeySpec { relinearization: true, rotations: rotation_steps(cfg, log_slots), conjugation: true };
+    let spec = KeySpec { relinearization: true, rotations: rotation_steps(cfg, ctx.params().log_n()), conjugation: true };
     let eval = EvaluationKeys::generate(ctx, sk, &spec, rng);
     let mut sparse = vec![0i8; ctx.n()];
     sparse_ternary(rng, cfg.sparse_weight, &mut sparse);
@@ -163,10 +185,11 @@ impl Bootstrapper {
         if params.boot_limbs() + cfg.stc_levels < cfg.depth() {
             return Err(Error::InvalidArgument("the parameter set reserves too few limbs for this bootstrapping circuit"));
         }
-        let log_slots = params.log_n() - 1;
+        let log_slots = cfg.slots(params.log_n());
         let q0 = ctx.q()[0].value() as f64;
         let boost = Self::boost_bits(q0, params.scale(), &cfg, log_slots);
-        let (cts, stc) = cfg.transforms(log_slots, q0 / (2.0 * PI * params.scale() * 2f64.powi(boost as i32)));
+        let (cts, stc) =
+            cfg.transforms(log_slots, params.log_n(), q0 / (2.0 * PI * params.scale() * 2f64.powi(boost as i32)));
         let k1 = cfg.k as f64 + 1.0;
         let r = cfg.double_angle as i32;
         let sine = Chebyshev::interpolate(
@@ -222,7 +245,7 @@ impl Bootstrapper {
         trace: &mut dyn FnMut(&str, &Ciphertext),
     ) -> Result<Ciphertext, Error> {
         if ct.log_slots != self.log_slots {
-            return Err(Error::InvalidArgument("bootstrapping supports full-slot ciphertexts only"));
+            return Err(Error::SlotCountMismatch { left: ct.log_slots, right: self.log_slots });
         }
         let ctx = ev.context().clone();
         let params = ctx.params();
@@ -238,6 +261,18 @@ impl Bootstrapper {
         let raised = ev.mod_raise(&low, top)?;
         let mut x = ev.switch_secret(&raised, &self.to_dense)?;
         x.scale = ctx.q()[0].value() as f64;
+        // Sparse packing: the trace onto the subring of X^(N/2n) (sum of the automorphisms
+        // X -> X^(5^(n 2^i)) composed), which keeps gap * (m + q_0 I) on the subring's
+        // coefficients and cancels the rest of I.
+        let full = params.log_n() - 1;
+        if self.log_slots < full {
+            x.log_slots = full;
+            for i in self.log_slots..full {
+                let r = ev.rotate(&x, 1i64 << i)?;
+                ev.add_assign(&mut x, &r)?;
+            }
+            x.log_slots = self.log_slots;
+        }
         trace("raised", &x);
 
         // 3. CoeffToSlot at the EvalMod scale, then split real and imaginary halves.

@@ -39,6 +39,9 @@ pub(crate) enum BenchCommand {
         /// Timed bootstraps (the median is reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// log2 of the slot count (default: full, N/2).
+        #[arg(long)]
+        log_slots: Option<u32>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -59,8 +62,9 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
             }
             Ok(())
         }
-        BenchCommand::Bootstrap { preset, threads, runs, json } => {
-            let r = bench_bootstrap(&preset, threads, runs, BootstrapConfig::default())?;
+        BenchCommand::Bootstrap { preset, threads, runs, log_slots, json } => {
+            let cfg = BootstrapConfig { log_slots, ..BootstrapConfig::default() };
+            let r = bench_bootstrap(&preset, threads, runs, cfg)?;
             if json {
                 let text = serde_json::to_string_pretty(&r)
                     .map_err(|e| crate::Error::InvalidInput(format!("cannot serialise the report: {e}")))?;
