@@ -11,5 +11,6 @@ pub mod cli;
 pub mod error;
 pub mod evaluator;
 pub mod io;
+pub mod learning;
 
 pub use error::{Error, Result};
