@@ -5,12 +5,12 @@
 //! 1. [`Evaluator::decompose`] (ModUp): the input `d` at level `l` is cut into digits of `alpha`
 //!    limbs; each digit is extended by fast basis conversion to all of `Q_l ∪ P` and moved to the
 //!    evaluation domain. A digit's own limbs are the input's limbs, never copied.
-//! 2. [`Evaluator::inner_product`]: `(sum_j ext_j * b_j, sum_j ext_j * a_j)` over `Q_l ∪ P`,
-//!    optionally reading the digits through an automorphism's permutation (hoisting: the
-//!    decomposition of `c_1` serves every rotation of one ciphertext), accumulated lazily in
-//!    128 bits and reduced once per coefficient.
-//! 3. [`Evaluator::mod_down_add`] (ModDown): divides both accumulators by `P` and adds them to
-//!    the output polynomials.
+//! 2. [`Evaluator::switch_decomposed`]: the key inner product
+//!    `(sum_j ext_j * b_j, sum_j ext_j * a_j)` over `Q_l ∪ P`, optionally reading the digits
+//!    through an automorphism's permutation (hoisting: the decomposition of `c_1` serves every
+//!    rotation of one ciphertext), accumulated lazily in 128 bits and reduced once per
+//!    coefficient; then ModDown: both accumulators divided by `P` and added to the output
+//!    polynomials, the Q limbs finished straight from the inner product.
 //!
 //! Every step runs its limbs on rayon and works in the pooled [`super::workspace::Workspace`].
 
@@ -82,111 +82,129 @@ impl Evaluator {
         });
     }
 
-    /// Key inner product of a decomposition with `key`, into `acc` (two polynomials over Q ∪ P,
-    /// global limb indices): `acc_0 = sum_j ext_j b_j`, `acc_1 = sum_j ext_j a_j`. With `perm`,
-    /// the digits are read through that evaluation-domain permutation (the automorphism of a
-    /// rotation applied to the decomposition of `c_1`). `d` is the decomposed input.
-    pub(crate) fn inner_product(
+    /// Key inner product of a decomposition with `key` on one limb `i` (global index in Q ∪ P):
+    /// `finish(t, sum_j ext_j[t] b_j[t], sum_j ext_j[t] a_j[t])` for every coefficient `t`.
+    /// With `perm`, the digits are read through that evaluation-domain permutation (the
+    /// automorphism of a rotation applied to the decomposition of `c_1`). `d` is the decomposed
+    /// input, whose own limbs stand in for each digit's.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn inner_product_limb(
         &self,
+        i: usize,
         d: &[u64],
         level: usize,
         ext: &[u64],
         key: &KeyEntry,
         perm: Option<&[u32]>,
-        acc: &mut [u64],
+        mut finish: impl FnMut(usize, u64, u64),
     ) {
         let ctx: &Context = &self.ctx;
         let n = ctx.n();
         let q_len = ctx.q_len();
-        let qp_len = ctx.qp().len();
         let alpha = ctx.params().alpha();
         let beta = self.digits_at(level);
         let dnum = ctx.params().dnum();
         let a = key.a(ctx);
         let b = &key.key.digits;
-        let (acc0, acc1) = acc.split_at_mut(qp_len * n);
-        acc0.par_chunks_exact_mut(n).zip(acc1.par_chunks_exact_mut(n)).enumerate().for_each(|(i, (o0, o1))| {
-            if i > level && i < q_len {
-                return;
-            }
-            let q = &ctx.qp()[i];
-            // Per digit: the extended limb (the input's own limb inside the digit) and the key's.
-            let mut src: [&[u64]; MAX_DIGITS] = [&[]; MAX_DIGITS];
-            let mut kb: [&[u64]; MAX_DIGITS] = [&[]; MAX_DIGITS];
-            let mut ka: [&[u64]; MAX_DIGITS] = [&[]; MAX_DIGITS];
+        let q = &ctx.qp()[i];
+        // Per digit: the extended limb (the input's own limb inside the digit) and the key's.
+        let mut src: [&[u64]; MAX_DIGITS] = [&[]; MAX_DIGITS];
+        let mut kb: [&[u64]; MAX_DIGITS] = [&[]; MAX_DIGITS];
+        let mut ka: [&[u64]; MAX_DIGITS] = [&[]; MAX_DIGITS];
+        for j in 0..beta {
+            let own = i < q_len && i / alpha == j;
+            src[j] = if own { &d[i * n..(i + 1) * n] } else { &ext[(i * dnum + j) * n..(i * dnum + j + 1) * n] };
+            kb[j] = b[j].limb(i);
+            ka[j] = a[j].limb(i);
+        }
+        let mut start = 0;
+        while start < n {
+            let len = LANES.min(n - start);
+            // 128-bit sums as (low, high) words in registers, LANES coefficients at a time.
+            let mut l0 = [0u64; LANES];
+            let mut h0 = [0u64; LANES];
+            let mut l1 = [0u64; LANES];
+            let mut h1 = [0u64; LANES];
             for j in 0..beta {
-                let own = i < q_len && i / alpha == j;
-                src[j] = if own { &d[i * n..(i + 1) * n] } else { &ext[(i * dnum + j) * n..(i * dnum + j + 1) * n] };
-                kb[j] = b[j].limb(i);
-                ka[j] = a[j].limb(i);
-            }
-            let mut start = 0;
-            while start < n {
-                let len = LANES.min(n - start);
-                // 128-bit sums as (low, high) words in registers, LANES coefficients at a time.
-                let mut l0 = [0u64; LANES];
-                let mut h0 = [0u64; LANES];
-                let mut l1 = [0u64; LANES];
-                let mut h1 = [0u64; LANES];
-                for j in 0..beta {
-                    let (e, kb, ka) = (src[j], &kb[j][start..start + len], &ka[j][start..start + len]);
-                    for u in 0..len {
-                        let x = match perm {
-                            None => e[start + u],
-                            Some(p) => e[p[start + u] as usize],
-                        } as u128;
-                        let p0 = x * kb[u] as u128;
-                        let (s0, c0) = l0[u].overflowing_add(p0 as u64);
-                        l0[u] = s0;
-                        h0[u] += (p0 >> 64) as u64 + c0 as u64;
-                        let p1 = x * ka[u] as u128;
-                        let (s1, c1) = l1[u].overflowing_add(p1 as u64);
-                        l1[u] = s1;
-                        h1[u] += (p1 >> 64) as u64 + c1 as u64;
-                    }
-                    // Products are below 2^124: fold every 15 digits so the high words never wrap.
-                    if j % 15 == 14 {
-                        for u in 0..len {
-                            l0[u] = q.reduce_u128(((h0[u] as u128) << 64) | l0[u] as u128);
-                            l1[u] = q.reduce_u128(((h1[u] as u128) << 64) | l1[u] as u128);
-                            h0[u] = 0;
-                            h1[u] = 0;
-                        }
-                    }
-                }
+                let (e, kb, ka) = (src[j], &kb[j][start..start + len], &ka[j][start..start + len]);
                 for u in 0..len {
-                    o0[start + u] = q.reduce_u128(((h0[u] as u128) << 64) | l0[u] as u128);
-                    o1[start + u] = q.reduce_u128(((h1[u] as u128) << 64) | l1[u] as u128);
+                    let x = match perm {
+                        None => e[start + u],
+                        Some(p) => e[p[start + u] as usize],
+                    } as u128;
+                    let p0 = x * kb[u] as u128;
+                    let (s0, c0) = l0[u].overflowing_add(p0 as u64);
+                    l0[u] = s0;
+                    h0[u] += (p0 >> 64) as u64 + c0 as u64;
+                    let p1 = x * ka[u] as u128;
+                    let (s1, c1) = l1[u].overflowing_add(p1 as u64);
+                    l1[u] = s1;
+                    h1[u] += (p1 >> 64) as u64 + c1 as u64;
                 }
-                start += len;
+                // Products are below 2^124: fold every 15 digits so the high words never wrap.
+                if j % 15 == 14 {
+                    for u in 0..len {
+                        l0[u] = q.reduce_u128(((h0[u] as u128) << 64) | l0[u] as u128);
+                        l1[u] = q.reduce_u128(((h1[u] as u128) << 64) | l1[u] as u128);
+                        h0[u] = 0;
+                        h1[u] = 0;
+                    }
+                }
             }
-        });
+            for u in 0..len {
+                finish(
+                    start + u,
+                    q.reduce_u128(((h0[u] as u128) << 64) | l0[u] as u128),
+                    q.reduce_u128(((h1[u] as u128) << 64) | l1[u] as u128),
+                );
+            }
+            start += len;
+        }
     }
 
-    /// ModDown: `out_k += round((acc_k - [acc_k]_P) / P)` on limbs `0..=level`, for both
-    /// accumulators in `ws.acc` (destroyed); `out_0`, `out_1` are evaluation-form limbs.
+    /// The key inner product of a decomposition (in `ws.ext`) with `key`, optionally through
+    /// an automorphism's permutation, followed by ModDown, added to `(out_0, out_1)`:
+    /// `out_k += round((acc_k - [acc_k]_P) / P)` on limbs `0..=level`.
     ///
-    /// The P part is converted exactly, as its centred representative: the fast conversion's
-    /// overflow `v P` is removed with `v = round(sum_k y_k / p_k)` computed in floating point
-    /// (Halevi-Polyakov-Shoup 2019, section 2.3; the core's centred conversion). Without that, the overflow (about `alpha / 2`
-    /// on average, not centred) multiplies `1 + s` and its mean adds up coherently in the slots
-    /// near the real axis, costing about 8 bits of precision at N = 2^12.
-    pub(crate) fn mod_down_add(&self, level: usize, ws: &mut Workspace, out0: &mut [u64], out1: &mut [u64]) {
+    /// The P limbs of the two accumulators are computed first and converted exactly, as their
+    /// centred representatives: the fast conversion's overflow `v P` is removed with
+    /// `v = round(sum_k y_k / p_k)` computed in floating point (Halevi-Polyakov-Shoup 2019,
+    /// section 2.3; the core's centred conversion). Without that, the overflow (about
+    /// `alpha / 2` on average, not centred) multiplies `1 + s` and its mean adds up coherently in
+    /// the slots near the real axis, costing about 8 bits of precision at N = 2^12. Then each Q
+    /// limb's inner product is finished directly into the division by P, so the Q part of the
+    /// accumulators never goes through memory.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn switch_decomposed(
+        &self,
+        d: &[u64],
+        level: usize,
+        key: &KeyEntry,
+        perm: Option<&[u32]>,
+        ws: &mut Workspace,
+        out0: &mut [u64],
+        out1: &mut [u64],
+    ) {
         let ctx: &Context = &self.ctx;
         let n = ctx.n();
         let q_len = ctx.q_len();
-        let qp_len = ctx.qp().len();
         let alpha = ctx.params().alpha();
         let ntt = ctx.ntt();
         let conv = &self.moddown;
-        let Workspace { acc, yp, conv: cbuf, v, .. } = ws;
+        let Workspace { ext, acc, yp, conv: cbuf, v, .. } = ws;
+        let ext: &[u64] = ext;
 
-        let (acc0, acc1) = acc.split_at_mut(qp_len * n);
-        let (a0q, a0p) = acc0.split_at_mut(q_len * n);
-        let (a1q, a1p) = acc1.split_at_mut(q_len * n);
-        // Phase 1 on the P limbs of both accumulators.
-        a0p.par_chunks_exact_mut(n)
-            .chain(a1p.par_chunks_exact_mut(n))
+        // The P limbs of both accumulators: inner product, to coefficients, phase 1.
+        let (ap0, ap1) = acc[..2 * alpha * n].split_at_mut(alpha * n);
+        ap0.par_chunks_exact_mut(n).zip(ap1.par_chunks_exact_mut(n)).enumerate().for_each(|(k, (x0, x1))| {
+            self.inner_product_limb(q_len + k, d, level, ext, key, perm, |t, r0, r1| {
+                x0[t] = r0;
+                x1[t] = r1;
+            });
+        });
+        ap0.par_chunks_exact_mut(n)
+            .chain(ap1.par_chunks_exact_mut(n))
             .zip(yp[..2 * alpha * n].par_chunks_exact_mut(n))
             .enumerate()
             .for_each(|(idx, (x, yk))| {
@@ -194,41 +212,37 @@ impl Evaluator {
                 ntt[q_len + k].inverse(x);
                 conv.scale_input_limb(k, x, yk);
             });
-        // The overflow count of each coefficient of both accumulators.
         let yp: &[u64] = &yp[..2 * alpha * n];
+        let (yp0, yp1) = yp.split_at(alpha * n);
         {
             let (v0, v1) = v[..2 * n].split_at_mut(n);
-            rayon::join(
-                || conv.rounding_quotients(&yp[..alpha * n], v0),
-                || conv.rounding_quotients(&yp[alpha * n..], v1),
-            );
+            rayon::join(|| conv.rounding_quotients(yp0, v0), || conv.rounding_quotients(yp1, v1));
         }
-        // Phase 2 on the Q limbs, the correction, then the exact division by P.
-        let v: &[u64] = &v[..2 * n];
-        let (yp0, yp1) = yp.split_at(alpha * n);
-        let (v0, v1) = v.split_at(n);
+        let (v0, v1) = v[..2 * n].split_at(n);
+
+        // Per Q limb: the centred conversion of both P parts, to evaluations, then the inner
+        // product finished into the exact division by P.
         let limbs = (level + 1) * n;
         let (c0, c1) = cbuf.split_at_mut(q_len * n);
-        let side = |ys: &'_ [u64], vs: &'_ [u64], aq: &'_ [u64], c: &'_ mut [u64], o: &'_ mut [u64], i: usize| {
-            let q = &ctx.q()[i];
-            conv.accumulate_output_limb_centered(i, ys, vs, c);
-            ntt[i].forward(c);
-            let (w, ws) = self.p_inv[i];
-            for ((ov, &av), &cv) in o.iter_mut().zip(aq).zip(c.iter()) {
-                *ov = q.add(*ov, q.mul_shoup(q.sub(av, cv), w, ws));
-            }
-        };
-        let first = out0[..limbs]
+        out0[..limbs]
             .par_chunks_exact_mut(n)
+            .zip(out1[..limbs].par_chunks_exact_mut(n))
             .zip(c0[..limbs].par_chunks_exact_mut(n))
-            .zip(a0q[..limbs].par_chunks_exact(n))
-            .map(|((o, c), a)| (o, c, a, yp0, v0));
-        let second = out1[..limbs]
-            .par_chunks_exact_mut(n)
             .zip(c1[..limbs].par_chunks_exact_mut(n))
-            .zip(a1q[..limbs].par_chunks_exact(n))
-            .map(|((o, c), a)| (o, c, a, yp1, v1));
-        first.chain(second).enumerate().for_each(|(idx, (o, c, a, ys, vs))| side(ys, vs, a, c, o, idx % (level + 1)));
+            .enumerate()
+            .for_each(|(i, (((o0, o1), c0), c1))| {
+                let q = &ctx.q()[i];
+                conv.accumulate_output_limb_centered(i, yp0, v0, c0);
+                ntt[i].forward(c0);
+                conv.accumulate_output_limb_centered(i, yp1, v1, c1);
+                ntt[i].forward(c1);
+                let (w, wsh) = self.p_inv[i];
+                let (c0, c1): (&[u64], &[u64]) = (c0, c1);
+                self.inner_product_limb(i, d, level, ext, key, perm, |t, r0, r1| {
+                    o0[t] = q.add(o0[t], q.mul_shoup(q.sub(r0, c0[t]), w, wsh));
+                    o1[t] = q.add(o1[t], q.mul_shoup(q.sub(r1, c1[t]), w, wsh));
+                });
+            });
     }
 
     /// Key switches `d` (evaluation form, `level + 1` limbs back to back) with `key`, adding the
@@ -243,9 +257,7 @@ impl Evaluator {
         out1: &mut [u64],
     ) {
         self.decompose(d, level, ws);
-        let Workspace { ext, acc, .. } = &mut *ws;
-        self.inner_product(d, level, ext, key, None, acc);
-        self.mod_down_add(level, ws, out0, out1);
+        self.switch_decomposed(d, level, key, None, ws, out0, out1);
     }
 
     /// Relinearises a degree-2 ciphertext (or returns a degree-1 one unchanged).

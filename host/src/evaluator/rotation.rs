@@ -143,12 +143,8 @@ impl Evaluator {
                 .par_chunks_exact_mut(n)
                 .zip(ct.c[0].as_slice().par_chunks_exact(n))
                 .for_each(|(o, x)| automorphism_eval(x, perm, o));
-            {
-                let w = &mut *ws;
-                self.inner_product(d, level, &w.ext, key, Some(perm), &mut w.acc);
-            }
             let (o0, o1) = out.c.split_at_mut(1);
-            self.mod_down_add(level, &mut ws, o0[0].as_mut_slice(), o1[0].as_mut_slice());
+            self.switch_decomposed(d, level, key, Some(perm), &mut ws, o0[0].as_mut_slice(), o1[0].as_mut_slice());
             outs.push(out);
         }
         Ok(outs)

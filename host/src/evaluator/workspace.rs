@@ -12,7 +12,8 @@ pub(crate) struct Workspace {
     /// The extended digits, limb-major: digit `j` of global limb `i` (Q ∪ P) at
     /// `(i * dnum + j) * n`; a digit's own limbs are not written (read from the input instead).
     pub ext: Vec<u64>,
-    /// The two accumulators of the key inner product, over Q ∪ P (global limb indices).
+    /// The P limbs of the two accumulators of the key inner product (the Q limbs are finished
+    /// straight into ModDown and never stored).
     pub acc: Vec<u64>,
     /// Phase-1 values of the ModDown basis conversion, one per P limb of each accumulator.
     pub yp: Vec<u64>,
@@ -42,7 +43,7 @@ impl Workspace {
         Workspace {
             y: vec![0; d.q_len * d.n],
             ext: vec![0; d.dnum * qp * d.n],
-            acc: vec![0; 2 * qp * d.n],
+            acc: vec![0; 2 * d.p_len * d.n],
             yp: vec![0; 2 * d.p_len * d.n],
             conv: vec![0; 2 * d.q_len * d.n],
             tmp: vec![0; d.q_len * d.n],
