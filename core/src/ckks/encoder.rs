@@ -11,6 +11,8 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+// f64 math in no_std through num-traits' libm backend.
+use num_traits::Float;
 
 use super::plaintext::Plaintext;
 use crate::ring::{Modulus, RnsPoly};
@@ -58,7 +60,8 @@ fn bit_reverse_permute(re: &mut [f64], im: &mut [f64]) {
 #[inline]
 fn twiddle(pow5: usize, len: usize) -> (f64, f64) {
     let angle = 2.0 * core::f64::consts::PI * pow5 as f64 / (4 * len) as f64;
-    (libm::cos(angle), libm::sin(angle))
+    let (s, c) = angle.sin_cos();
+    (c, s)
 }
 
 /// Evaluates the polynomial with complex coefficients `(re + i im)[k]` at `xi^(5^j)`, j < n,
@@ -158,8 +161,8 @@ pub fn encode_coeffs(
     let gap = n / (2 * slots);
     buf[2 * slots..].iter_mut().for_each(|v| *v = 0.0);
     for idx in (0..2 * slots).rev() {
-        let v = libm::round(buf[idx] * scale);
-        if !v.is_finite() || libm::fabs(v) >= 1.7e38 {
+        let v = (buf[idx] * scale).round();
+        if !v.is_finite() || v.abs() >= 1.7e38 {
             return Err(Error::EncodingOverflow);
         }
         buf[idx] = 0.0;
@@ -239,10 +242,10 @@ impl CrtReconstructor {
 
 /// Number of limbs that carry a plaintext of the given scale with 64 bits of headroom.
 pub fn limbs_for_decoding(moduli: &[Modulus], scale: f64) -> usize {
-    let need = libm::log2(scale) + 64.0;
+    let need = scale.log2() + 64.0;
     let mut bits = 0.0;
     for (i, q) in moduli.iter().enumerate() {
-        bits += libm::log2(q.value() as f64);
+        bits += (q.value() as f64).log2();
         if bits >= need {
             return i + 1;
         }
