@@ -6,6 +6,7 @@ use crate::circuits::bench::bench_bootstrap;
 use crate::circuits::bootstrap::BootstrapConfig;
 use crate::error::Result;
 use crate::evaluator::bench::{bench_ops_with_budget, BenchOpsReport};
+use crate::learning::bench::{bench_matmul, parse_shapes, BenchMatmulOptions, BenchMatmulReport, ALGORITHMS};
 
 /// What to benchmark.
 #[derive(Debug, Subcommand)]
@@ -46,6 +47,31 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// HETAL's matrix products (DiagABT, DiagATB, PRotUp) against ColMajor, RowMajor and PrivGD:
+    /// operation counts next to HETAL's table, seconds, error against f64, levels, speed-ups.
+    Matmul {
+        /// Preset name.
+        #[arg(long, default_value = "n16-boot")]
+        preset: String,
+        /// Rayon threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Shapes `AxBxC`, comma separated, or `all` (HETAL's five).
+        #[arg(long, default_value = "all")]
+        shapes: String,
+        /// Algorithms, comma separated, or `all`.
+        #[arg(long, default_value = "all")]
+        algorithms: String,
+        /// Feature matrix (.npy) whose rows (plus a bias column) form A; synthetic data if absent.
+        #[arg(long)]
+        features: Option<std::path::PathBuf>,
+        /// Repeat a run (up to 3 times) while the total stays under this many seconds.
+        #[arg(long, default_value_t = 20.0)]
+        budget_s: f64,
+    },
 }
 
 /// Runs a benchmark command.
@@ -64,7 +90,16 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
         }
         BenchCommand::Bootstrap { preset, threads, runs, log_slots, json } => {
             let cfg = BootstrapConfig { log_slots, ..BootstrapConfig::default() };
-            let r = bench_bootstrap(&preset, threads, runs, cfg)?;
+            let bar = indicatif::ProgressBar::new(1);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("bootstrapping keys [{bar:30}] {pos}/{len}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let r = bench_bootstrap(&preset, threads, runs, cfg, &|done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            bar.finish_and_clear();
             if json {
                 let text = serde_json::to_string_pretty(&r)
                     .map_err(|e| crate::Error::InvalidInput(format!("cannot serialise the report: {e}")))?;
@@ -86,6 +121,70 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
             }
             Ok(())
         }
+        BenchCommand::Matmul { preset, threads, json, shapes, algorithms, features, budget_s } => {
+            let opts = BenchMatmulOptions {
+                preset,
+                threads,
+                shapes: parse_shapes(&shapes)?,
+                algorithms: if algorithms == "all" {
+                    ALGORITHMS.iter().map(|s| s.to_string()).collect()
+                } else {
+                    algorithms.split(',').map(|s| s.trim().to_string()).collect()
+                },
+                features,
+                budget_seconds: budget_s,
+            };
+            let report = bench_matmul(&opts)?;
+            if json {
+                let text = serde_json::to_string_pretty(&report)
+                    .map_err(|e| crate::Error::InvalidInput(format!("cannot serialise the report: {e}")))?;
+                println!("{text}");
+            } else {
+                print_matmul(&report);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_matmul(r: &BenchMatmulReport) {
+    println!(
+        "preset {}{}: N = 2^{}, inputs at level {}, {} thread(s); {}",
+        r.preset,
+        if r.insecure { " [INSECURE: benchmark only]" } else { "" },
+        r.log_n,
+        r.level,
+        r.threads,
+        r.data
+    );
+    println!(
+        "{:<16} {:<17} {:>9} {:>22} {:>20} {:>10} {:>9} {:>6}",
+        "shape", "algorithm", "s0 x s1", "CMult/Mult/Rot (+conj)", "HETAL", "seconds", "rel.err", "levels"
+    );
+    for x in &r.results {
+        let hetal = x.hetal.map_or("-".to_string(), |(a, b, c)| format!("{a} / {b} / {c}"));
+        println!(
+            "{:<16} {:<17} {:>9} {:>22} {:>20} {:>9.2}{} {:>9.1e} {:>6}",
+            format!("{:?}", x.shape),
+            x.algorithm,
+            format!("{}x{}", x.blocks.0, x.blocks.1),
+            x.counts.to_string(),
+            hetal,
+            x.seconds,
+            if x.extrapolated { "*" } else { " " },
+            x.relative_error,
+            x.levels
+        );
+    }
+    println!("* PrivGD timed on the first 8 columns of A and scaled to all of them");
+    for s in &r.speedups {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}x"));
+        println!(
+            "{:?}: DiagABT over ColMajor {}, DiagATB over RowMajor {}",
+            s.shape,
+            f(s.diag_abt_over_col_major),
+            f(s.diag_atb_over_row_major)
+        );
     }
 }
 
