@@ -11,7 +11,8 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
-// f64 math in no_std through num-traits' libm backend.
+// f64 math in no_std through num-traits' libm backend (std has the inherent methods).
+#[cfg(not(feature = "std"))]
 use num_traits::Float;
 
 use super::plaintext::Plaintext;

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
 
-use super::bootstrap::{generate_keys, BootstrapConfig, Bootstrapper};
+use super::bootstrap::{generate_keys_with_progress, BootstrapConfig, Bootstrapper};
 use crate::evaluator::Evaluator;
 use crate::Error;
 
@@ -71,8 +71,15 @@ pub fn peak_rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-/// Generates keys, then bootstraps `runs` fresh ciphertexts and reports.
-pub fn bench_bootstrap(preset: &str, threads: usize, runs: usize, cfg: BootstrapConfig) -> Result<BootstrapReport, Error> {
+/// Generates keys (reporting `progress(done, total)`), then bootstraps `runs` fresh
+/// ciphertexts and reports.
+pub fn bench_bootstrap(
+    preset: &str,
+    threads: usize,
+    runs: usize,
+    cfg: BootstrapConfig,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<BootstrapReport, Error> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .build()
@@ -84,7 +91,7 @@ pub fn bench_bootstrap(preset: &str, threads: usize, runs: usize, cfg: Bootstrap
         let mut rng = ChaCha20Rng::from_os_rng();
         let sk = SecretKey::generate(ctx.params(), &mut rng);
         let t = Instant::now();
-        let keys = generate_keys(&ctx, &sk, &cfg, &mut rng);
+        let keys = generate_keys_with_progress(&ctx, &sk, &cfg, &mut rng, progress);
         let key_bytes = keys.bytes(&ctx);
         let rotation_keys = keys.eval.galois.len();
         let ev = Evaluator::new(ctx.clone(), keys.eval)?;
