@@ -163,28 +163,25 @@ impl LinearTransform {
         let ctx = ev.context().clone();
         let encoder = Encoder::new(&ctx);
         let giants: Vec<(usize, Vec<usize>)> = split.into_iter().collect();
+        let moduli = &ctx.q()[..=level];
         let partial: Vec<Result<Ciphertext, Error>> = giants
             .par_iter()
             .map(|(g, bs)| {
-                let mut acc: Option<Ciphertext> = None;
+                // Sum of rotated ciphertexts times diagonals, with 128-bit lazy accumulation:
+                // one reduction per coefficient instead of one per product.
+                let mut acc = LazyAcc::new(ctx.n(), level + 1);
                 for &b in bs {
                     let d = &self.diags.diags[&(g + b)];
                     // Pre-rotate the diagonal right by g so the giant rotation can come last.
                     let shifted: Vec<Complex> = (0..n).map(|i| d[(i + n - g % n) % n]).collect();
                     let pt = encoder.encode_complex(&shifted, self.log_slots, level, pt_scale)?;
-                    let mut term = ev.mul_plain(&rotated[baby_index[&(b as i64)]], &pt)?;
-                    term.scale = ct.scale * pt_scale;
-                    match acc.as_mut() {
-                        None => acc = Some(term),
-                        Some(a) => ev.add_assign(a, &term)?,
-                    }
+                    acc.mul_add(&rotated[baby_index[&(b as i64)]], &pt.poly, moduli);
                 }
-                let acc = acc.ok_or(Error::InvalidArgument("empty giant step"))?;
-                if *g == 0 {
-                    Ok(acc)
-                } else {
-                    ev.rotate(&acc, *g as i64)
+                let mut acc = acc.finish(moduli, ct.scale * pt_scale, ct.log_slots);
+                if *g != 0 {
+                    acc = ev.rotate(&acc, *g as i64)?;
                 }
+                Ok(acc)
             })
             .collect();
         let mut out: Option<Ciphertext> = None;
@@ -199,5 +196,59 @@ impl LinearTransform {
         ev.rescale_assign(&mut out)?;
         out.scale = out_scale;
         Ok(out)
+    }
+}
+
+/// `sum_k ct_k * pt_k` over one level's limbs, products accumulated in 128 bits and reduced
+/// every 15 terms (products are below 2^124).
+struct LazyAcc {
+    n: usize,
+    acc: [Vec<u128>; 2],
+    terms: usize,
+}
+
+impl LazyAcc {
+    fn new(n: usize, limbs: usize) -> Self {
+        LazyAcc { n, acc: [vec![0u128; n * limbs], vec![0u128; n * limbs]], terms: 0 }
+    }
+
+    fn mul_add(&mut self, ct: &Ciphertext, pt: &hetune_core::ring::RnsPoly, moduli: &[hetune_core::ring::Modulus]) {
+        let n = self.n;
+        let fold = self.terms % 15 == 14;
+        for (acc, c) in self.acc.iter_mut().zip(&ct.c) {
+            for (i, q) in moduli.iter().enumerate() {
+                let a = &mut acc[i * n..(i + 1) * n];
+                let x = &c.limb(i)[..n];
+                let y = &pt.limb(i)[..n];
+                for ((s, &u), &v) in a.iter_mut().zip(x).zip(y) {
+                    *s += u as u128 * v as u128;
+                }
+                if fold {
+                    for s in a.iter_mut() {
+                        *s = q.reduce_u128(*s) as u128;
+                    }
+                }
+            }
+        }
+        self.terms += 1;
+    }
+
+    fn finish(self, moduli: &[hetune_core::ring::Modulus], scale: f64, log_slots: u32) -> Ciphertext {
+        let n = self.n;
+        let limbs = moduli.len();
+        let c = self
+            .acc
+            .iter()
+            .map(|acc| {
+                let mut p = hetune_core::ring::RnsPoly::zero(n, limbs);
+                for (i, q) in moduli.iter().enumerate() {
+                    for (o, &s) in p.limb_mut(i).iter_mut().zip(&acc[i * n..(i + 1) * n]) {
+                        *o = q.reduce_u128(s);
+                    }
+                }
+                p
+            })
+            .collect();
+        Ciphertext { c, level: limbs - 1, scale, log_slots }
     }
 }
