@@ -4,6 +4,7 @@
 use alloc::vec::Vec;
 
 use super::modulus::Modulus;
+use super::montgomery::Montgomery;
 use super::ntt::NttTable;
 
 /// Coefficients processed together by the lazy 128-bit accumulator.
@@ -25,6 +26,12 @@ pub struct BasisConverter {
     b_mod_to: Vec<u64>,
     /// `1 / b_i` in f64, for the exact (centered) variant.
     inv_from_f64: Vec<f64>,
+    /// `hat_mod_to` in Montgomery form (times `2^64 mod c_j`), for the lazy sums.
+    hat_mod_to_mont: Vec<u64>,
+    /// Montgomery constants of each output modulus.
+    to_mont: Vec<Montgomery>,
+    /// Products per Montgomery reduction (the sum of that many stays below `c_j * 2^64`).
+    group: usize,
 }
 
 impl BasisConverter {
@@ -62,7 +69,26 @@ impl BasisConverter {
             .map(|cj| from.iter().fold(1u64, |acc, bk| cj.mul(acc, cj.reduce(bk.value()))))
             .collect();
         let inv_from_f64 = from.iter().map(|b| 1.0 / b.value() as f64).collect();
-        BasisConverter { from: from.to_vec(), to: to.to_vec(), hat_inv, hat_mod_to, b_mod_to, inv_from_f64 }
+        let to_mont: Vec<Montgomery> = to.iter().map(Montgomery::new).collect();
+        let k = from.len();
+        let hat_mod_to_mont = hat_mod_to
+            .iter()
+            .enumerate()
+            .map(|(idx, &h)| to_mont[idx / k.max(1)].to_montgomery(&to[idx / k.max(1)], h))
+            .collect();
+        let max_from = from.iter().map(|b| b.value()).max().unwrap_or(1);
+        let group = to_mont.first().map_or(1, |m| m.terms(max_from));
+        BasisConverter {
+            from: from.to_vec(),
+            to: to.to_vec(),
+            hat_inv,
+            hat_mod_to,
+            b_mod_to,
+            inv_from_f64,
+            hat_mod_to_mont,
+            to_mont,
+            group,
+        }
     }
 
     /// Input basis size.
@@ -92,22 +118,21 @@ impl BasisConverter {
         let c = &self.to[j];
         let row = &self.hat_mod_to[j * k..(j + 1) * k];
         // LANES coefficients at a time, each with a 128-bit sum kept as two words in registers
-        // (about twice as fast as a block of u128 in memory). Products are below 2^124, so each
-        // adds below 2^60 + 1 to a high word: the sums are folded every 15 terms.
+        // (about twice as fast as a block of u128 in memory). The constants are in Montgomery
+        // form and every `group` products (a sum below c_j 2^64) take one Montgomery reduction:
+        // two multiplications where Barrett needs four.
+        let row_m = &self.hat_mod_to_mont[j * k..(j + 1) * k];
+        let mont = &self.to_mont[j];
+        let group = self.group;
         let full = n - n % LANES;
         let mut start = 0;
         while start < full {
-            let mut lo = [0u64; LANES];
-            let mut hi = [0u64; LANES];
-            for (ci, chunk) in row.chunks(15).enumerate() {
-                if ci > 0 {
-                    for (l, hv) in lo.iter_mut().zip(hi.iter_mut()) {
-                        *l = c.reduce_u128(((*hv as u128) << 64) | *l as u128);
-                        *hv = 0;
-                    }
-                }
+            let mut total = [0u64; LANES];
+            for (ci, chunk) in row_m.chunks(group).enumerate() {
+                let mut lo = [0u64; LANES];
+                let mut hi = [0u64; LANES];
                 for (di, &h) in chunk.iter().enumerate() {
-                    let i = ci * 15 + di;
+                    let i = ci * group + di;
                     let yi: &[u64; LANES] = ys[i * n + start..i * n + start + LANES].try_into().unwrap_or(&[0; LANES]);
                     for u in 0..LANES {
                         let p = yi[u] as u128 * h as u128;
@@ -116,10 +141,11 @@ impl BasisConverter {
                         hi[u] += (p >> 64) as u64 + carry as u64;
                     }
                 }
+                for u in 0..LANES {
+                    total[u] = c.add(total[u], mont.reduce(hi[u], lo[u]));
+                }
             }
-            for u in 0..LANES {
-                out[start + u] = c.reduce_u128(((hi[u] as u128) << 64) | lo[u] as u128);
-            }
+            out[start..start + LANES].copy_from_slice(&total);
             start += LANES;
         }
         // Coefficients past the last full group of LANES: one at a time.

@@ -3,6 +3,7 @@
 pub mod automorphism;
 pub mod basis;
 pub mod modulus;
+pub mod montgomery;
 pub mod ntt;
 pub mod poly;
 pub mod primes;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use hetune_core::ring::automorphism::{automorphism_eval_permutation, galois_element_conjugate, galois_element_for_step};
+use hetune_core::ring::montgomery::Montgomery;
 use hetune_core::ring::RnsPoly;
 use hetune_core::rlwe::{Context, SecretKey, SwitchingKey, SwitchingKind};
 use rand_chacha::ChaCha20Rng;
@@ -109,17 +110,20 @@ impl EvaluationKeys {
     }
 }
 
-/// A switching key with its expanded uniform halves (made on first use) and, for a Galois key,
-/// the evaluation-domain permutation of its automorphism.
+/// A switching key prepared for the key inner product: both halves in Montgomery form (times
+/// `2^64 mod q_i`, so that each lazy sum takes one two-multiplication Montgomery reduction), the
+/// uniform halves expanded on first use, and for a Galois key the evaluation-domain permutation
+/// of its automorphism.
 pub(crate) struct KeyEntry {
+    /// The key, its `b_j` digits converted to Montgomery form when the entry is made.
     pub(crate) key: SwitchingKey,
     a: OnceLock<Vec<RnsPoly>>,
     pub(crate) perm: Option<Vec<u32>>,
 }
 
 impl KeyEntry {
-    /// Checks `key` against `ctx` and wraps it.
-    pub(crate) fn new(ctx: &Context, key: SwitchingKey) -> Result<Self, Error> {
+    /// Checks `key` against `ctx` and prepares it.
+    pub(crate) fn new(ctx: &Context, mut key: SwitchingKey) -> Result<Self, Error> {
         let limbs = ctx.qp().len();
         if key.digits.len() != ctx.params().dnum() {
             return Err(Error::ParameterMismatch("switching key has another digit count (dnum) than the parameter set"));
@@ -138,10 +142,18 @@ impl KeyEntry {
                 Some(automorphism_eval_permutation(g, ctx.n()))
             }
         };
+        let n = ctx.n();
+        for d in key.digits.iter_mut() {
+            if d.as_slice().par_chunks_exact(n).enumerate().any(|(i, l)| l.iter().any(|&v| v >= ctx.qp()[i].value())) {
+                return Err(Error::ParameterMismatch("switching key residue out of range for its modulus"));
+            }
+            d.as_mut_slice().par_chunks_exact_mut(n).enumerate().for_each(|(i, limb)| to_montgomery(ctx, i, limb));
+        }
         Ok(KeyEntry { key, a: OnceLock::new(), perm })
     }
 
-    /// The uniform halves `a_j` over Q ∪ P in evaluation form, expanded (in parallel) on first use.
+    /// The uniform halves `a_j` over Q ∪ P in evaluation and Montgomery form, expanded (in
+    /// parallel) on first use.
     pub(crate) fn a(&self, ctx: &Context) -> &[RnsPoly] {
         self.a.get_or_init(|| {
             let n = ctx.n();
@@ -151,6 +163,7 @@ impl KeyEntry {
                     let mut p = RnsPoly::zero(n, limbs);
                     p.as_mut_slice().par_chunks_exact_mut(n).enumerate().for_each(|(i, limb)| {
                         self.key.a_limb(ctx, j, i, limb);
+                        to_montgomery(ctx, i, limb);
                     });
                     p
                 })
@@ -161,5 +174,14 @@ impl KeyEntry {
     /// Whether the uniform halves are already expanded.
     pub(crate) fn is_expanded(&self) -> bool {
         self.a.get().is_some()
+    }
+}
+
+/// Limb `i` (of Q ∪ P) times `2^64`, in place.
+fn to_montgomery(ctx: &Context, i: usize, limb: &mut [u64]) {
+    let q = &ctx.qp()[i];
+    let m = Montgomery::new(q);
+    for v in limb.iter_mut() {
+        *v = m.to_montgomery(q, *v);
     }
 }

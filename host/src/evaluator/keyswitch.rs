@@ -108,6 +108,8 @@ impl Evaluator {
         let a = key.a(ctx);
         let b = &key.key.digits;
         let q = &ctx.qp()[i];
+        let mont = &self.mont[i];
+        let group = mont.terms(q.value());
         // Per digit: the extended limb (the input's own limb inside the digit) and the key's.
         let mut src: [&[u64]; MAX_DIGITS] = [&[]; MAX_DIGITS];
         let mut kb: [&[u64]; MAX_DIGITS] = [&[]; MAX_DIGITS];
@@ -126,6 +128,8 @@ impl Evaluator {
             let mut h0 = [0u64; LANES];
             let mut l1 = [0u64; LANES];
             let mut h1 = [0u64; LANES];
+            let mut t0 = [0u64; LANES];
+            let mut t1 = [0u64; LANES];
             for j in 0..beta {
                 let (e, kb, ka) = (src[j], &kb[j][start..start + len], &ka[j][start..start + len]);
                 for u in 0..len {
@@ -142,22 +146,18 @@ impl Evaluator {
                     l1[u] = s1;
                     h1[u] += (p1 >> 64) as u64 + c1 as u64;
                 }
-                // Products are below 2^124: fold every 15 digits so the high words never wrap.
-                if j % 15 == 14 {
+                // The key is in Montgomery form: every `group` digits (a sum below q 2^64), one
+                // Montgomery reduction takes the factor 2^64 out.
+                if (j + 1) % group == 0 || j + 1 == beta {
                     for u in 0..len {
-                        l0[u] = q.reduce_u128(((h0[u] as u128) << 64) | l0[u] as u128);
-                        l1[u] = q.reduce_u128(((h1[u] as u128) << 64) | l1[u] as u128);
-                        h0[u] = 0;
-                        h1[u] = 0;
+                        t0[u] = q.add(t0[u], mont.reduce(h0[u], l0[u]));
+                        t1[u] = q.add(t1[u], mont.reduce(h1[u], l1[u]));
+                        (l0[u], h0[u], l1[u], h1[u]) = (0, 0, 0, 0);
                     }
                 }
             }
             for u in 0..len {
-                finish(
-                    start + u,
-                    q.reduce_u128(((h0[u] as u128) << 64) | l0[u] as u128),
-                    q.reduce_u128(((h1[u] as u128) << 64) | l1[u] as u128),
-                );
+                finish(start + u, t0[u], t1[u]);
             }
             start += len;
         }

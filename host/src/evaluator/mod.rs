@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use hetune_core::ckks::Ciphertext;
+use hetune_core::ring::montgomery::Montgomery;
 use hetune_core::ring::{BasisConverter, Modulus, Rescaler, RnsPoly};
 use hetune_core::rlwe::{Context, SwitchingKind};
 use rayon::prelude::*;
@@ -54,6 +55,8 @@ pub struct Evaluator {
     moddown: BasisConverter,
     /// `P^-1 mod q_i` with its Shoup companion.
     p_inv: Vec<(u64, u64)>,
+    /// Montgomery constants of every modulus of Q ∪ P (the keys are kept in Montgomery form).
+    mont: Vec<Montgomery>,
     /// Rescalers by level (`None` at level 0).
     rescalers: Vec<Option<Rescaler>>,
     /// `psi_i^(N/2)`: the residue on limb `i` of `X^(N/2)` at the first evaluation point; the
@@ -118,6 +121,7 @@ impl Evaluator {
                 (inv, q.shoup(inv))
             })
             .collect();
+        let mont = ctx.qp().iter().map(Montgomery::new).collect();
         let rescalers = (0..q_len).map(|l| (l > 0).then(|| Rescaler::new(&ctx.q()[..=l]))).collect();
         let imag = (0..q_len)
             .into_par_iter()
@@ -138,6 +142,7 @@ impl Evaluator {
             modup,
             moddown,
             p_inv,
+            mont,
             rescalers,
             imag,
             pool,
