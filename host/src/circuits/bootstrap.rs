@@ -337,8 +337,11 @@ impl Bootstrapper {
         //    encoded at about 2^42 x its entries.
         let out_level = re.level - self.cfg.evalmod_levels();
         let target = evalmod_scale;
-        let re = self.eval_mod(ev, &re, target, out_level)?;
-        let im = self.eval_mod(ev, &im, target, out_level)?;
+        let (re, im) = rayon::join(
+            || self.eval_mod(ev, &re, target, out_level),
+            || self.eval_mod(ev, &im, target, out_level),
+        );
+        let (re, im) = (re?, im?);
         trace("eval_mod_re", &re);
         trace("eval_mod_im", &im);
         let mut w = ev.add(&re, &ev.mul_by_i(&im)?)?;
