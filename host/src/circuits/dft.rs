@@ -16,23 +16,24 @@ fn twiddle(pow5: usize, len: usize) -> Complex {
     Complex::new(angle.cos(), angle.sin())
 }
 
-/// One butterfly stage of the inverse special FFT (`special_ifft`), for `len`.
-fn ifft_stage(n: usize, len: usize) -> Diagonals {
+/// One butterfly stage for `len`: `coeffs(w)` gives, for the twiddle `w` of a butterfly
+/// `(a, b = a + len/2)`, the entries `(new[a] <- v[a], new[a] <- v[b], new[b] <- v[b],
+/// new[b] <- v[a])`.
+fn stage(n: usize, len: usize, coeffs: impl Fn(Complex) -> [Complex; 4]) -> Diagonals {
     let h = len / 2;
     let mut d0 = vec![Complex::default(); n];
     let mut dp = vec![Complex::default(); n];
     let mut dm = vec![Complex::default(); n];
     let mut pow5 = 1usize;
     for j in 0..h {
-        let w = twiddle(pow5, len);
-        let wc = Complex::new(w.re, -w.im);
+        let [aa, ab, bb, ba] = coeffs(twiddle(pow5, len));
         let mut i = 0;
         while i < n {
             let (a, b) = (i + j, i + j + h);
-            d0[a] = Complex::new(1.0, 0.0);
-            dp[a] = Complex::new(1.0, 0.0);
-            d0[b] = Complex::new(-wc.re, -wc.im);
-            dm[b] = wc;
+            d0[a] = aa;
+            dp[a] = ab;
+            d0[b] = bb;
+            dm[b] = ba;
             i += len;
         }
         pow5 = pow5 * 5 % (4 * len);
@@ -40,27 +41,18 @@ fn ifft_stage(n: usize, len: usize) -> Diagonals {
     diagonals(n, h, d0, dp, dm)
 }
 
-/// One butterfly stage of the forward special FFT (`special_fft`), for `len`.
+/// One butterfly stage of the inverse special FFT (`special_ifft`): `new[a] = v[a] + v[b]`,
+/// `new[b] = (v[a] - v[b]) conj(w)`.
+fn ifft_stage(n: usize, len: usize) -> Diagonals {
+    let one = Complex::new(1.0, 0.0);
+    stage(n, len, |w| [one, one, Complex::new(-w.re, w.im), Complex::new(w.re, -w.im)])
+}
+
+/// One butterfly stage of the forward special FFT (`special_fft`): `new[a] = v[a] + w v[b]`,
+/// `new[b] = v[a] - w v[b]`.
 fn fft_stage(n: usize, len: usize) -> Diagonals {
-    let h = len / 2;
-    let mut d0 = vec![Complex::default(); n];
-    let mut dp = vec![Complex::default(); n];
-    let mut dm = vec![Complex::default(); n];
-    let mut pow5 = 1usize;
-    for j in 0..h {
-        let w = twiddle(pow5, len);
-        let mut i = 0;
-        while i < n {
-            let (a, b) = (i + j, i + j + h);
-            d0[a] = Complex::new(1.0, 0.0);
-            dp[a] = w;
-            d0[b] = Complex::new(-w.re, -w.im);
-            dm[b] = Complex::new(1.0, 0.0);
-            i += len;
-        }
-        pow5 = pow5 * 5 % (4 * len);
-    }
-    diagonals(n, h, d0, dp, dm)
+    let one = Complex::new(1.0, 0.0);
+    stage(n, len, |w| [one, w, Complex::new(-w.re, -w.im), one])
 }
 
 fn diagonals(n: usize, h: usize, d0: Vec<Complex>, dp: Vec<Complex>, dm: Vec<Complex>) -> Diagonals {
