@@ -55,7 +55,7 @@ impl Workspace {
 /// A pool of workspaces.
 pub(crate) struct WorkspacePool {
     dims: Dims,
-    free: Mutex<Vec<Box<Workspace>>>,
+    free: Mutex<Vec<Workspace>>,
 }
 
 impl WorkspacePool {
@@ -66,7 +66,7 @@ impl WorkspacePool {
     /// A workspace, from the pool if one is free.
     pub(crate) fn get(&self) -> WorkspaceGuard<'_> {
         let ws = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        WorkspaceGuard { pool: self, ws: Some(ws.unwrap_or_else(|| Box::new(Workspace::new(self.dims)))) }
+        WorkspaceGuard { pool: self, ws: Some(ws.unwrap_or_else(|| Workspace::new(self.dims))) }
     }
 
     /// Drops every pooled workspace (to give memory back after a burst of parallel work).
@@ -78,7 +78,7 @@ impl WorkspacePool {
 /// A workspace on loan; returns to the pool when dropped.
 pub(crate) struct WorkspaceGuard<'a> {
     pool: &'a WorkspacePool,
-    ws: Option<Box<Workspace>>,
+    ws: Option<Workspace>,
 }
 
 impl Deref for WorkspaceGuard<'_> {
