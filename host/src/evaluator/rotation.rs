@@ -155,11 +155,12 @@ impl Evaluator {
     pub fn rotate(&self, ct: &Ciphertext, step: i64) -> Result<Ciphertext, Error> {
         self.check(ct)?;
         let path = self.rotation_path(step, ct.log_slots)?;
-        let mut cur = ct.clone();
+        let mut cur: Option<Ciphertext> = None;
         for g in path {
-            cur = self.galois_hoisted(&cur, &[g])?.pop().ok_or(Error::InvalidArgument("empty rotation"))?;
+            let from = cur.as_ref().unwrap_or(ct);
+            cur = Some(self.galois_hoisted(from, &[g])?.pop().ok_or(Error::InvalidArgument("empty rotation"))?);
         }
-        Ok(cur)
+        Ok(cur.unwrap_or_else(|| ct.clone()))
     }
 
     /// Rotations of one ciphertext by many steps, sharing one decomposition (hoisting). Steps
