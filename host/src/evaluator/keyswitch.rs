@@ -83,7 +83,8 @@ impl Evaluator {
     }
 
     /// Key inner product of a decomposition with `key` on one limb `i` (global index in Q ∪ P):
-    /// `finish(t, sum_j ext_j[t] b_j[t], sum_j ext_j[t] a_j[t])` for every coefficient `t`.
+    /// `finish(t, sum_j ext_j[t] b_j[t], sum_j ext_j[t] a_j[t])` for every coefficient `t` in
+    /// `range`.
     /// With `perm`, the digits are read through that evaluation-domain permutation (the
     /// automorphism of a rotation applied to the decomposition of `c_1`). `d` is the decomposed
     /// input, whose own limbs stand in for each digit's.
@@ -92,6 +93,7 @@ impl Evaluator {
     fn inner_product_limb(
         &self,
         i: usize,
+        range: std::ops::Range<usize>,
         d: &[u64],
         level: usize,
         ext: &[u64],
@@ -120,9 +122,9 @@ impl Evaluator {
             kb[j] = b[j].limb(i);
             ka[j] = a[j].limb(i);
         }
-        let mut start = 0;
-        while start < n {
-            let len = LANES.min(n - start);
+        let mut start = range.start;
+        while start < range.end {
+            let len = LANES.min(range.end - start);
             // 128-bit sums as (low, high) words in registers, LANES coefficients at a time.
             let mut l0 = [0u64; LANES];
             let mut h0 = [0u64; LANES];
@@ -195,12 +197,15 @@ impl Evaluator {
         let Workspace { ext, acc, yp, conv: cbuf, v, .. } = ws;
         let ext: &[u64] = ext;
 
-        // The P limbs of both accumulators: inner product, to coefficients, phase 1.
+        // The P limbs of both accumulators: inner product (by halves of limbs, so that alpha
+        // limbs balance over two threads), to coefficients, phase 1.
         let (ap0, ap1) = acc[..2 * alpha * n].split_at_mut(alpha * n);
-        ap0.par_chunks_exact_mut(n).zip(ap1.par_chunks_exact_mut(n)).enumerate().for_each(|(k, (x0, x1))| {
-            self.inner_product_limb(q_len + k, d, level, ext, key, perm, |t, r0, r1| {
-                x0[t] = r0;
-                x1[t] = r1;
+        let half = n / 2;
+        ap0.par_chunks_exact_mut(half).zip(ap1.par_chunks_exact_mut(half)).enumerate().for_each(|(idx, (x0, x1))| {
+            let (k, from) = (idx / 2, (idx % 2) * half);
+            self.inner_product_limb(q_len + k, from..from + half, d, level, ext, key, perm, |t, r0, r1| {
+                x0[t - from] = r0;
+                x1[t - from] = r1;
             });
         });
         ap0.par_chunks_exact_mut(n)
@@ -238,7 +243,7 @@ impl Evaluator {
                 ntt[i].forward(c1);
                 let (w, wsh) = self.p_inv[i];
                 let (c0, c1): (&[u64], &[u64]) = (c0, c1);
-                self.inner_product_limb(i, d, level, ext, key, perm, |t, r0, r1| {
+                self.inner_product_limb(i, 0..n, d, level, ext, key, perm, |t, r0, r1| {
                     o0[t] = q.add(o0[t], q.mul_shoup(q.sub(r0, c0[t]), w, wsh));
                     o1[t] = q.add(o1[t], q.mul_shoup(q.sub(r1, c1[t]), w, wsh));
                 });
