@@ -18,7 +18,12 @@ fn main() {
     let ctx = Arc::new(Context::new(Parameters::preset(&preset, Security::InsecureForTestingOnly).unwrap()).unwrap());
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let sk = SecretKey::generate(ctx.params(), &mut rng);
-    let cfg = BootstrapConfig::default();
+    let a: Vec<String> = std::env::args().collect();
+    let mut cfg = BootstrapConfig::default();
+    if let (Some(r), Some(d)) = (a.get(2).and_then(|v| v.parse().ok()), a.get(3).and_then(|v| v.parse().ok())) {
+        cfg.double_angle = r;
+        cfg.degree = d;
+    }
     let keys = generate_keys(&ctx, &sk, &cfg, &mut rng);
     let ev = Evaluator::new(ctx.clone(), keys.eval).unwrap();
     let boot = Bootstrapper::new(&ev, keys.boot, cfg).unwrap();
