@@ -30,6 +30,13 @@ impl Chebyshev {
         Chebyshev { coeffs, a, b }
     }
 
+    /// The polynomial `sum_k c_k x^k` (power basis), rewritten in the Chebyshev basis of
+    /// `[a, b]`: interpolation at `d + 1` nodes is exact for degree `d`, up to rounding.
+    pub fn from_power(c: &[f64], a: f64, b: f64) -> Self {
+        let horner = |x: f64| c.iter().rev().fold(0.0, |acc, &ck| acc * x + ck);
+        Self::interpolate(horner, a, b, c.len().saturating_sub(1))
+    }
+
     /// A polynomial given by its Chebyshev coefficients on `[-1, 1]`.
     pub fn from_coeffs(coeffs: Vec<f64>) -> Self {
         Chebyshev { coeffs, a: -1.0, b: 1.0 }
@@ -99,6 +106,30 @@ mod tests {
         let f = |x: f64| (2.0 * PI * x).cos();
         let p = Chebyshev::interpolate(f, -3.0, 3.0, 60);
         assert!(p.max_error(f, 4000) < 1e-12, "{}", p.max_error(f, 4000));
+    }
+
+    #[test]
+    fn power_basis_conversion_is_exact() {
+        // HETAL's degree-8 approximation of exp on [-1, 1] (power basis, constant term first).
+        let c = [
+            1.000000001945585,
+            0.9999999388932228,
+            0.499999859398392,
+            0.16666798775227673,
+            0.04166711228500117,
+            0.008328336039797088,
+            0.0013881473292497602,
+            0.00020492629147503022,
+            2.551385701569812e-05,
+        ];
+        let p = Chebyshev::from_power(&c, -1.0, 1.0);
+        assert_eq!(p.degree(), 8);
+        for i in 0..=100 {
+            let x = -1.0 + i as f64 / 50.0;
+            let want = c.iter().rev().fold(0.0, |acc, &ck| acc * x + ck);
+            assert!((p.eval(x) - want).abs() < 1e-14, "{x}");
+            assert!((p.eval(x) - x.exp()).abs() < 1e-7, "{x}");
+        }
     }
 
     #[test]
