@@ -292,3 +292,30 @@ mod encrypted {
         assert!(EncMatrix::read_wire(&fx.ctx, &bytes[..], pk.pad_c, Tiling::Horizontal).is_err());
     }
 }
+
+#[test]
+fn bench_matmul_cli_reports_counts_errors_and_speedups() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hetune"))
+        .args(["bench", "matmul", "--preset", "test-n12", "--threads", "1", "--shapes", "128x128x4"])
+        .args(["--algorithms", "diag_abt,col_major_abt", "--budget-s", "0", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["insecure"], true);
+    let res = v["results"].as_array().unwrap();
+    assert_eq!(res.len(), 2);
+    // 2048 slots: s0 = 128, s1 = 16, A0 = 1, B1 = 8.
+    assert_eq!(res[0]["algorithm"], "diag_abt");
+    assert_eq!(res[0]["blocks"], serde_json::json!([128, 16]));
+    assert_eq!(res[0]["counts"], serde_json::json!({"cmult": 4, "mult": 16, "rot": 32, "conj": 1}));
+    assert_eq!(res[0]["levels"], 3);
+    assert!(res.iter().all(|r| r["relative_error"].as_f64().unwrap() < 1e-3));
+    assert!(v["speedups"][0]["diag_abt_over_col_major"].as_f64().unwrap() > 0.0);
+    // Unknown algorithms and malformed shapes are errors.
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_hetune"))
+        .args(["bench", "matmul", "--preset", "test-n12", "--shapes", "12x3"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}

@@ -389,6 +389,8 @@ pub fn bench_matmul(opts: &BenchMatmulOptions) -> Result<BenchMatmulReport> {
                 ev.expand_keys();
                 let (seconds, runs, extrapolated, max_abs_error, relative_error) =
                     run.algorithm(&ev, name, shape, pk, &inp, opts.budget_seconds)?;
+                // Progress on stderr: a full run at N = 2^16 takes many minutes.
+                eprintln!("{shape:?} {name}: {counts} in {seconds:.2} s, relative error {relative_error:.1e}");
                 results.push(MatmulResult {
                     shape,
                     algorithm: name.to_string(),
