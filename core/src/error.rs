@@ -25,6 +25,8 @@ pub enum ObjectKind {
     SecretKey = 8,
     /// The header of an encrypted tensor, followed by its ciphertext records.
     TensorHeader = 9,
+    /// A sparse-secret encapsulation key (bootstrapping).
+    EncapsulationKey = 10,
 }
 
 impl ObjectKind {
@@ -40,6 +42,7 @@ impl ObjectKind {
             7 => Self::Plaintext,
             8 => Self::SecretKey,
             9 => Self::TensorHeader,
+            10 => Self::EncapsulationKey,
             _ => return None,
         })
     }

@@ -5,7 +5,7 @@ use hetune_core::ckks::encoder::encode_coeffs;
 use hetune_core::ckks::stream::{stream_encrypt_sk, stream_public_key, StreamWork};
 use hetune_core::ckks::{decrypt, encrypt_pk, encrypt_sk, Complex, Encoder};
 use hetune_core::ring::automorphism::galois_element_for_step;
-use hetune_core::rlwe::{Context, PublicKey, SecretKey, SwitchingKey};
+use hetune_core::rlwe::{Context, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
 use hetune_core::wire::*;
 use hetune_core::{Error, ObjectKind, Parameters, Security};
 use rand_chacha::ChaCha20Rng;
@@ -67,7 +67,10 @@ fn every_object_kind_round_trips() {
     // Relinearisation and Galois keys.
     let rlk = SwitchingKey::relinearization(&f.ctx, &f.sk, &mut f.rng);
     let gk = SwitchingKey::galois(&f.ctx, &f.sk, galois_element_for_step(3, f.ctx.n()), &mut f.rng);
-    for key in [&rlk, &gk] {
+    let s_ntt = f.sk.to_ntt(&f.ctx, f.ctx.qp().len());
+    let other = SecretKey::generate(f.ctx.params(), &mut f.rng);
+    let ek = SwitchingKey::generate(&f.ctx, &other, &s_ntt, SwitchingKind::Encapsulation { to_sparse: true }, &mut f.rng);
+    for key in [&rlk, &gk, &ek] {
         buf.clear();
         write_switching_key(&mut buf, &params, key).unwrap();
         assert_eq!(&read_switching_key(&mut buf.as_slice(), &f.ctx, &limits).unwrap(), key);

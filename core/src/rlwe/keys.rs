@@ -159,6 +159,12 @@ pub enum SwitchingKind {
     Relinearization,
     /// From `phi_g(s)` to `s`: rotation (g = 5^k) or conjugation (g = 2N - 1).
     Galois(u64),
+    /// Sparse-secret encapsulation for bootstrapping: from the secret to a sparse one
+    /// (`to_sparse`) or back.
+    Encapsulation {
+        /// Direction: dense to sparse when true.
+        to_sparse: bool,
+    },
 }
 
 /// A hybrid key-switching key (Han-Ki, "Better Bootstrapping for Approximate Homomorphic

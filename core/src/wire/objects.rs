@@ -276,6 +276,7 @@ pub fn write_switching_key<S: Sink>(sink: &mut S, params: &Parameters, key: &Swi
     let (kind, g) = match key.kind {
         SwitchingKind::Relinearization => (ObjectKind::RelinKey, 0u64),
         SwitchingKind::Galois(g) => (ObjectKind::GaloisKey, g),
+        SwitchingKind::Encapsulation { to_sparse } => (ObjectKind::EncapsulationKey, if to_sparse { 1 } else { 2 }),
     };
     let mut ext = [0u8; 12];
     ext[..8].copy_from_slice(&g.to_le_bytes());
@@ -294,7 +295,7 @@ pub fn write_switching_key<S: Sink>(sink: &mut S, params: &Parameters, key: &Swi
 /// Reads a relinearisation or Galois key.
 pub fn read_switching_key<S: Source>(src: &mut S, ctx: &Context, limits: &Limits) -> Result<SwitchingKey, Error> {
     let (r, h) =
-        RecordReader::begin(src, &[ObjectKind::RelinKey, ObjectKind::GaloisKey], Some(ctx.fingerprint()), limits)?;
+        RecordReader::begin(src, &[ObjectKind::RelinKey, ObjectKind::GaloisKey, ObjectKind::EncapsulationKey], Some(ctx.fingerprint()), limits)?;
     switching_key_body(r, &h, ctx)
 }
 
@@ -315,6 +316,7 @@ fn switching_key_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &C
     let kind = match h.kind {
         ObjectKind::RelinKey if g == 0 => SwitchingKind::Relinearization,
         ObjectKind::GaloisKey if g % 2 == 1 && g < 2 * params.n() as u64 => SwitchingKind::Galois(g),
+        ObjectKind::EncapsulationKey if g == 1 || g == 2 => SwitchingKind::Encapsulation { to_sparse: g == 1 },
         _ => return Err(Error::Malformed("galois element")),
     };
     check_expected_len(h.payload_len, 32 + params.dnum() as u64 * limbs_len(params, 0..limbs))?;
@@ -554,13 +556,13 @@ pub fn read_object<S: Source>(src: &mut S, ctx: &Context, limits: &Limits) -> Re
     use ObjectKind::*;
     let (r, h) = RecordReader::begin(
         src,
-        &[PublicKey, RelinKey, GaloisKey, Ciphertext, SeededCiphertext, Plaintext, TensorHeader],
+        &[PublicKey, RelinKey, GaloisKey, EncapsulationKey, Ciphertext, SeededCiphertext, Plaintext, TensorHeader],
         Some(ctx.fingerprint()),
         limits,
     )?;
     Ok(match h.kind {
         PublicKey => WireObject::PublicKey(public_key_body(r, &h, ctx)?),
-        RelinKey | GaloisKey => WireObject::SwitchingKey(switching_key_body(r, &h, ctx)?),
+        RelinKey | GaloisKey | EncapsulationKey => WireObject::SwitchingKey(switching_key_body(r, &h, ctx)?),
         Ciphertext | SeededCiphertext => WireObject::Ciphertext(ciphertext_body(r, &h, ctx)?),
         Plaintext => WireObject::Plaintext(plaintext_body(r, &h, ctx)?),
         TensorHeader => WireObject::TensorHeader(tensor_header_body(r, &h)?),

@@ -189,8 +189,8 @@ pub fn generate_keys_with_progress<R: RngCore + CryptoRng>(
         .map(|(kind, seed)| {
             let mut r = ChaCha20Rng::from_seed(*seed);
             let key = match *kind {
-                SwitchingKind::Relinearization => SwitchingKey::relinearization(ctx, sk, &mut r),
                 SwitchingKind::Galois(g) => SwitchingKey::galois(ctx, sk, g, &mut r),
+                _ => SwitchingKey::relinearization(ctx, sk, &mut r),
             };
             tick();
             key
@@ -207,9 +207,9 @@ pub fn generate_keys_with_progress<R: RngCore + CryptoRng>(
     let limbs = ctx.qp().len();
     let dense_ntt: SecretPoly = sk.to_ntt(ctx, limbs);
     let sparse_ntt: SecretPoly = s_sparse.to_ntt(ctx, limbs);
-    let to_sparse = SwitchingKey::generate(ctx, &s_sparse, &dense_ntt, SwitchingKind::Relinearization, &mut r);
+    let to_sparse = SwitchingKey::generate(ctx, &s_sparse, &dense_ntt, SwitchingKind::Encapsulation { to_sparse: true }, &mut r);
     tick();
-    let to_dense = SwitchingKey::generate(ctx, sk, &sparse_ntt, SwitchingKind::Relinearization, &mut r);
+    let to_dense = SwitchingKey::generate(ctx, sk, &sparse_ntt, SwitchingKind::Encapsulation { to_sparse: false }, &mut r);
     tick();
     BootstrapKeySet { eval, boot: BootstrapKeys { to_sparse, to_dense } }
 }

@@ -8,6 +8,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use super::params::build_preset;
+use crate::circuits::bootstrap::BootstrapConfig;
 use crate::error::{Error, Result};
 use crate::io::keys::{generate_key_dir, key_paths, RotationSet};
 
@@ -24,7 +25,7 @@ pub fn parse_rotations(s: &str) -> Result<RotationSet> {
     }
 }
 
-pub(super) fn run(preset: &str, out: &Path, rotations: &str, insecure: bool) -> Result<()> {
+pub(super) fn run(preset: &str, out: &Path, rotations: &str, bootstrap: bool, insecure: bool) -> Result<()> {
     let params = build_preset(preset, insecure)?;
     let rot = parse_rotations(rotations)?;
     let mut rng = ChaCha20Rng::from_os_rng();
@@ -32,7 +33,8 @@ pub(super) fn run(preset: &str, out: &Path, rotations: &str, insecure: bool) -> 
     let bar = ProgressBar::new(1);
     bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} keys").unwrap_or_else(|_| ProgressStyle::default_bar()));
     bar.set_message(format!("keygen {}", params.label()));
-    let bytes = generate_key_dir(out, &params, &rot, &mut rng, |done, total| {
+    let cfg = BootstrapConfig::default();
+    let bytes = generate_key_dir(out, &params, &rot, bootstrap.then_some(&cfg), &mut rng, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;

@@ -47,6 +47,10 @@ enum Command {
         /// Rotation keys: "none", "pow2" (powers of two and conjugation) or a comma list of steps.
         #[arg(long, default_value = "none")]
         rotations: String,
+        /// Also every key bootstrapping needs (DFT rotations, conjugation, encapsulation keys;
+        /// about 2.6 GB at n16-boot).
+        #[arg(long)]
+        bootstrap: bool,
         /// Accept a preset below 128-bit security. For tests only, never for real data.
         #[arg(long)]
         insecure_testing_only: bool,
@@ -117,8 +121,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
     };
     match cli.command {
         Command::Params { preset, json, list } => params::run(&preset, json, list),
-        Command::Keygen { preset, out, rotations, insecure_testing_only } => {
-            keys::run(&preset, &out, &rotations, insecure_testing_only)
+        Command::Keygen { preset, out, rotations, bootstrap, insecure_testing_only } => {
+            keys::run(&preset, &out, &rotations, bootstrap, insecure_testing_only)
         }
         Command::Encrypt { keys, input, out, level, public, full } => {
             tensor::encrypt(&keys, &input, &out, level, public, full)

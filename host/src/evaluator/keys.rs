@@ -62,6 +62,8 @@ impl EvaluationKeys {
             SwitchingKind::Galois(g) => {
                 self.galois.insert(g, key);
             }
+            // Encapsulation keys belong to bootstrapping (`circuits::bootstrap::BootstrapKeys`).
+            SwitchingKind::Encapsulation { .. } => {}
         }
     }
 
@@ -97,8 +99,8 @@ impl EvaluationKeys {
             .map(|(kind, seed)| {
                 let mut r = ChaCha20Rng::from_seed(seed);
                 match *kind {
-                    SwitchingKind::Relinearization => SwitchingKey::relinearization(ctx, sk, &mut r),
                     SwitchingKind::Galois(g) => SwitchingKey::galois(ctx, sk, g, &mut r),
+                    _ => SwitchingKey::relinearization(ctx, sk, &mut r),
                 }
             })
             .collect();
@@ -134,7 +136,7 @@ impl KeyEntry {
             ));
         }
         let perm = match key.kind {
-            SwitchingKind::Relinearization => None,
+            SwitchingKind::Relinearization | SwitchingKind::Encapsulation { .. } => None,
             SwitchingKind::Galois(g) => {
                 if g % 2 == 0 || g >= 2 * ctx.n() as u64 {
                     return Err(Error::ParameterMismatch("Galois element is not an odd number below 2N"));

@@ -15,9 +15,11 @@ use crate::Error;
 pub struct SecretSwitchKey(KeyEntry);
 
 impl SecretSwitchKey {
-    /// Wraps a switching key (its kind tag is ignored: it is used as a plain secret change).
-    pub fn new(ctx: &Context, mut key: SwitchingKey) -> Result<Self, Error> {
-        key.kind = hetune_core::rlwe::SwitchingKind::Relinearization;
+    /// Wraps an encapsulation key (a switching key from one secret to another).
+    pub fn new(ctx: &Context, key: SwitchingKey) -> Result<Self, Error> {
+        if !matches!(key.kind, hetune_core::rlwe::SwitchingKind::Encapsulation { .. }) {
+            return Err(Error::InvalidArgument("a secret-switching key must be an encapsulation key"));
+        }
         Ok(SecretSwitchKey(KeyEntry::new(ctx, key)?))
     }
 }

@@ -13,6 +13,7 @@ use hetune_core::{Parameters, Security};
 use rand_core::{CryptoRng, RngCore};
 
 use super::wire_io::{IoSink, IoSource};
+use crate::circuits::bootstrap::{generate_keys_with_progress, BootstrapConfig};
 use crate::error::{Error, Result};
 
 /// File name of the owner's secret key inside a key directory.
@@ -26,6 +27,8 @@ pub struct EvalKeySet {
     pub relin: Option<SwitchingKey>,
     /// Galois keys by Galois element.
     pub galois: BTreeMap<u64, SwitchingKey>,
+    /// Bootstrapping's encapsulation keys, dense to sparse and back (keygen `--bootstrap`).
+    pub encapsulation: Option<(SwitchingKey, SwitchingKey)>,
 }
 
 /// What a server receives: the public key and the evaluation keys.
@@ -85,14 +88,16 @@ fn finish(mut w: BufWriter<File>, path: &Path) -> Result<()> {
     w.get_ref().sync_all().map_err(|e| Error::io(path, e))
 }
 
-/// Generates keys for `params` and writes `dir/secret.key` and `dir/public.bundle`.
-/// Returns the size in bytes of the public bundle. `progress(done, total)` reports key progress.
+/// Generates keys for `params` and writes `dir/secret.key` and `dir/public.bundle`; with
+/// `bootstrap`, also every key that bootstrapping needs. Returns the size in bytes of the public
+/// bundle. `progress(done, total)` reports key progress.
 pub fn generate_key_dir<R: RngCore + CryptoRng>(
     dir: &Path,
     params: &Parameters,
     rotations: &RotationSet,
+    bootstrap: Option<&BootstrapConfig>,
     rng: &mut R,
-    mut progress: impl FnMut(usize, usize),
+    progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<u64> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let ctx = Context::new(params.clone())?;
@@ -109,11 +114,23 @@ pub fn generate_key_dir<R: RngCore + CryptoRng>(
     wire::write_parameters(&mut w, params)?;
     let pk = PublicKey::generate(&ctx, &sk, rng);
     wire::write_public_key(&mut w, params, &pk)?;
-    let gs = rotations.galois_elements(ctx.n());
+    let mut gs = rotations.galois_elements(ctx.n());
+    if let Some(cfg) = bootstrap {
+        if params.boot_limbs() == 0 {
+            return Err(Error::InvalidInput(format!("preset {} reserves no limbs for bootstrapping", params.name())));
+        }
+        let keys = generate_keys_with_progress(&ctx, &sk, cfg, rng, progress);
+        gs.retain(|g| !keys.eval.galois.contains_key(g));
+        let relin = keys.eval.relin.iter();
+        for k in relin.chain(keys.eval.galois.values()).chain([&keys.boot.to_sparse, &keys.boot.to_dense]) {
+            wire::write_switching_key(&mut w, params, k)?;
+        }
+    } else {
+        progress(0, 1 + gs.len());
+        wire::write_switching_key(&mut w, params, &SwitchingKey::relinearization(&ctx, &sk, rng))?;
+        progress(1, 1 + gs.len());
+    }
     let total = 1 + gs.len();
-    progress(0, total);
-    wire::write_switching_key(&mut w, params, &SwitchingKey::relinearization(&ctx, &sk, rng))?;
-    progress(1, total);
     for (k, &g) in gs.iter().enumerate() {
         wire::write_switching_key(&mut w, params, &SwitchingKey::galois(&ctx, &sk, g, rng))?;
         progress(2 + k, total);
@@ -167,7 +184,8 @@ pub fn load_public(dir: &Path, with_eval: bool) -> Result<PublicBundle> {
     let ctx = Context::new(params)?;
     let limits = Limits::default();
     let mut pk = None;
-    let mut eval = EvalKeySet { relin: None, galois: BTreeMap::new() };
+    let mut eval = EvalKeySet { relin: None, galois: BTreeMap::new(), encapsulation: None };
+    let (mut to_sparse, mut to_dense) = (None, None);
     while !src.at_end()? {
         match wire::read_object(&mut src, &ctx, &limits).map_err(|e| wrap(&path, e))? {
             WireObject::PublicKey(k) => {
@@ -181,11 +199,14 @@ pub fn load_public(dir: &Path, with_eval: bool) -> Result<PublicBundle> {
                 SwitchingKind::Galois(g) => {
                     eval.galois.insert(g, k);
                 }
+                SwitchingKind::Encapsulation { to_sparse: true } => to_sparse = Some(k),
+                SwitchingKind::Encapsulation { to_sparse: false } => to_dense = Some(k),
             },
             _ => return Err(Error::Keys(format!("{}: unexpected record in a key bundle", path.display()))),
         }
     }
     let pk = pk.ok_or_else(|| Error::Keys(format!("{}: no public key in the bundle", path.display())))?;
+    eval.encapsulation = to_sparse.zip(to_dense);
     Ok(PublicBundle { ctx, pk, eval })
 }
 
