@@ -107,9 +107,12 @@ impl BootstrapConfig {
         // halves, the 1/gap undoes the trace of sparse packings.
         let cts = coeff_to_slot(n, self.cts_levels, 1.0 / (2.0 * (self.k as f64 + 1.0) * gap as f64));
         let stc = slot_to_coeff(n, self.stc_levels, k_scale);
-        let mk = |v: Vec<_>| v.into_iter().map(|d| LinearTransform::new(d, log_slots)).collect::<Result<Vec<_>, _>>();
-        // Matrix sizes always match log_slots here.
-        (mk(cts).unwrap_or_default(), mk(stc).unwrap_or_default())
+        // `LinearTransform::new` only fails when the matrix size differs from 2^log_slots, and
+        // both transforms were built for n = 2^log_slots just above.
+        let mk = |v: Vec<_>| -> Vec<LinearTransform> {
+            v.into_iter().map(|d| LinearTransform::new(d, log_slots).expect("matrix built for these slots")).collect()
+        };
+        (mk(cts), mk(stc))
     }
 }
 
