@@ -229,7 +229,7 @@ pub struct Bootstrapper {
 }
 
 impl Bootstrapper {
-    /// Prepares the circuit for the evaluator's parameters (full slots). The evaluator must hold
+    /// Prepares the circuit for the evaluator's parameters and `cfg.log_slots`. The evaluator must hold
     /// the keys of [`generate_keys`].
     pub fn new(ev: &Evaluator, keys: BootstrapKeys, cfg: BootstrapConfig) -> Result<Self, Error> {
         let ctx = ev.context();
