@@ -9,7 +9,9 @@ fn main() {
     let memory = match arch.as_str() {
         "arm" => "memory-cortex-m.x",
         "riscv32" => "memory-riscv32.x",
-        other => panic!("no memory layout for target arch {other}: build for thumbv7em-none-eabihf or riscv32imac-unknown-none-elf"),
+        other => panic!(
+            "no memory layout for target arch {other}: build for thumbv7em-none-eabihf or riscv32imac-unknown-none-elf"
+        ),
     };
     fs::copy(memory, out.join("memory.x")).expect("copy the memory layout to OUT_DIR");
     println!("cargo:rustc-link-search={}", out.display());

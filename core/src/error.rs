@@ -121,7 +121,9 @@ impl fmt::Display for Error {
             Error::WrongKind { expected, found } => {
                 write!(f, "wrong object kind: expected {expected}, found {found}")
             }
-            Error::FingerprintMismatch => write!(f, "object belongs to a different parameter set (fingerprint mismatch)"),
+            Error::FingerprintMismatch => {
+                write!(f, "object belongs to a different parameter set (fingerprint mismatch)")
+            }
             Error::Truncated => write!(f, "truncated record"),
             Error::ResidueOutOfRange { limb } => write!(f, "corrupt record: residue out of range in limb {limb}"),
             Error::LimitExceeded { declared, limit } => {

@@ -18,4 +18,4 @@ pub mod rlwe;
 pub mod wire;
 
 pub use error::{Error, ObjectKind};
-pub use rlwe::params::{Parameters, ParametersLiteral, Security, SecretDistribution};
+pub use rlwe::params::{Parameters, ParametersLiteral, SecretDistribution, Security};

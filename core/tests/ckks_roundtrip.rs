@@ -35,7 +35,8 @@ fn secret_and_public_key_encryption_round_trip_at_test_n12() {
         // division, times s, is what remains.
         for (ct, min_bits) in [(&full, 28.0), (&pkct, 26.0)] {
             let out = enc.decode_complex(&decrypt(&ctx, &sk, ct).unwrap()).unwrap();
-            let err = vals.iter().zip(&out).map(|(a, b)| (a.re - b.re).abs().max((a.im - b.im).abs())).fold(0.0, f64::max);
+            let err =
+                vals.iter().zip(&out).map(|(a, b)| (a.re - b.re).abs().max((a.im - b.im).abs())).fold(0.0, f64::max);
             eprintln!("level {level}: {:.1} bits (min {min_bits})", bits(err));
             assert!(bits(err) >= min_bits, "level {level}: {:.1} bits", bits(err));
         }

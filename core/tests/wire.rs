@@ -69,7 +69,8 @@ fn every_object_kind_round_trips() {
     let gk = SwitchingKey::galois(&f.ctx, &f.sk, galois_element_for_step(3, f.ctx.n()), &mut f.rng);
     let s_ntt = f.sk.to_ntt(&f.ctx, f.ctx.qp().len());
     let other = SecretKey::generate(f.ctx.params(), &mut f.rng);
-    let ek = SwitchingKey::generate(&f.ctx, &other, &s_ntt, SwitchingKind::Encapsulation { to_sparse: true }, &mut f.rng);
+    let ek =
+        SwitchingKey::generate(&f.ctx, &other, &s_ntt, SwitchingKind::Encapsulation { to_sparse: true }, &mut f.rng);
     for key in [&rlk, &gk, &ek] {
         buf.clear();
         write_switching_key(&mut buf, &params, key).unwrap();
@@ -272,7 +273,8 @@ fn streaming_encryption_decrypts_and_matches_the_size_formula() {
     let enc = Encoder::new(&f.ctx);
     for level in [0, params.max_level()] {
         let mut wire = Vec::new();
-        stream_encrypt_sk(&params, &f.sk, &msg, level, params.scale(), log_slots, &mut f.rng, &mut work, &mut wire).unwrap();
+        stream_encrypt_sk(&params, &f.sk, &msg, level, params.scale(), log_slots, &mut f.rng, &mut work, &mut wire)
+            .unwrap();
         assert_eq!(wire.len() as u64, seeded_ciphertext_size(&params, level));
         let ct = read_ciphertext(&mut wire.as_slice(), &f.ctx, &Limits::default()).unwrap().into_full(&f.ctx);
         let out = enc.decode_complex(&decrypt(&f.ctx, &f.sk, &ct).unwrap()).unwrap();

@@ -9,7 +9,11 @@ fn main() {
             for (i, m) in ms.into_iter().enumerate() {
                 let d = m.diags.len();
                 let t = LinearTransform::new(m, log_slots).unwrap();
-                println!("2^{log_slots} {name} level {i}: {d} diagonals, {} rotations {:?}", t.rotations().len(), t.rotations());
+                println!(
+                    "2^{log_slots} {name} level {i}: {d} diagonals, {} rotations {:?}",
+                    t.rotations().len(),
+                    t.rotations()
+                );
             }
         }
     }

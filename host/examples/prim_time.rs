@@ -29,7 +29,12 @@ fn main() {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let sk = SecretKey::generate(ctx.params(), &mut rng);
     let steps: Vec<i64> = (1..=8).collect();
-    let keys = EvaluationKeys::generate(&ctx, &sk, &KeySpec { relinearization: true, rotations: steps.clone(), conjugation: true }, &mut rng);
+    let keys = EvaluationKeys::generate(
+        &ctx,
+        &sk,
+        &KeySpec { relinearization: true, rotations: steps.clone(), conjugation: true },
+        &mut rng,
+    );
     let ev = Evaluator::new(ctx.clone(), keys).unwrap();
     ev.expand_keys();
     let enc = Encoder::new(&ctx);

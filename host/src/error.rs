@@ -79,7 +79,9 @@ pub enum Error {
     },
     /// Evaluator: the result's scale would not fit below the modulus at the operands' level, so
     /// the result would be garbage.
-    #[error("result scale 2^{log2_scale:.1} does not fit the modulus 2^{log2_modulus:.1} at this level (rescale first)")]
+    #[error(
+        "result scale 2^{log2_scale:.1} does not fit the modulus 2^{log2_modulus:.1} at this level (rescale first)"
+    )]
     ScaleOverflow {
         /// log2 of the scale the result would have.
         log2_scale: f64,

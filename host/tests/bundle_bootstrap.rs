@@ -31,7 +31,8 @@ fn server_bootstraps_with_the_public_bundle_only() {
     let owner = load_owner(&dir).unwrap();
     let enc = Encoder::new(&owner.ctx);
     let log_slots = params.log_n() - 1;
-    let v: Vec<Complex> = (0..1usize << log_slots).map(|j| Complex::new((j as f64 * 0.01).sin(), (j as f64 * 0.02).cos())).collect();
+    let v: Vec<Complex> =
+        (0..1usize << log_slots).map(|j| Complex::new((j as f64 * 0.01).sin(), (j as f64 * 0.02).cos())).collect();
     let pt = enc.encode_complex(&v, log_slots, 0, params.scale()).unwrap();
     let ct = encrypt_sk(&owner.ctx, &owner.sk, &pt, &mut rng).unwrap().expand(&owner.ctx);
     let out = boot.bootstrap(&ev, &ct).unwrap();

@@ -39,7 +39,9 @@ fn polynomial_evaluation_of_sigmoid_and_exp_like_functions() {
     let ct = encrypt_sk(&ctx, &sk, &pt, &mut rng).unwrap().expand(&ctx);
     let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
     let expish = |x: f64| (x / 4.0).exp();
-    for (name, f, degree, min_bits) in [("sigmoid", &sigmoid as &dyn Fn(f64) -> f64, 31usize, 14.0), ("exp", &expish, 24, 14.0)] {
+    for (name, f, degree, min_bits) in
+        [("sigmoid", &sigmoid as &dyn Fn(f64) -> f64, 31usize, 14.0), ("exp", &expish, 24, 14.0)]
+    {
         let p = Chebyshev::interpolate(f, -8.0, 8.0, degree);
         let approx = p.max_error(f, 10000);
         let target = ctx.params().scale();
@@ -62,17 +64,19 @@ fn linear_transform_matches_matrix_vector_product() {
     let n = 1usize << log_slots;
     // A dense matrix and a sparse one, with complex entries.
     let dense: Vec<Vec<Complex>> = (0..n)
-        .map(|i| (0..n).map(|j| Complex::new(((i * 3 + j * 5) % 7) as f64 / 7.0 - 0.5, ((i + 2 * j) % 5) as f64 / 10.0)).collect())
+        .map(|i| {
+            (0..n)
+                .map(|j| Complex::new(((i * 3 + j * 5) % 7) as f64 / 7.0 - 0.5, ((i + 2 * j) % 5) as f64 / 10.0))
+                .collect()
+        })
         .collect();
     let mut sparse = vec![vec![Complex::default(); n]; n];
     for i in 0..n {
         sparse[i][i] = Complex::new(2.0, 0.0);
         sparse[i][(i + 3) % n] = Complex::new(-1.0, 0.5);
     }
-    let transforms: Vec<LinearTransform> = [dense, sparse]
-        .iter()
-        .map(|m| LinearTransform::new(Diagonals::from_dense(m), log_slots).unwrap())
-        .collect();
+    let transforms: Vec<LinearTransform> =
+        [dense, sparse].iter().map(|m| LinearTransform::new(Diagonals::from_dense(m), log_slots).unwrap()).collect();
     let mut rotations: Vec<i64> = transforms.iter().flat_map(|t| t.rotations()).collect();
     rotations.sort_unstable();
     rotations.dedup();
@@ -94,7 +98,8 @@ fn linear_transform_matches_matrix_vector_product() {
 
 #[test]
 fn bootstrapping_at_the_small_preset() {
-    let ctx = Arc::new(Context::new(Parameters::preset("test-n12-boot", Security::InsecureForTestingOnly).unwrap()).unwrap());
+    let ctx =
+        Arc::new(Context::new(Parameters::preset("test-n12-boot", Security::InsecureForTestingOnly).unwrap()).unwrap());
     let mut rng = ChaCha20Rng::seed_from_u64(2024);
     let sk = SecretKey::generate(ctx.params(), &mut rng);
     let cfg = BootstrapConfig::default();
@@ -128,7 +133,8 @@ fn bootstrapping_at_the_small_preset() {
     // Ten rounds of (multiply, rescale, bootstrap): multiplying by an encryption of ones keeps
     // the reference fixed, so the error after round r is the sum of r bootstrapping errors.
     // Stated bound: at least 18 bits (error at most 2^-18) after ten rounds.
-    let ones = enc.encode_complex(&vec![Complex::new(1.0, 0.0); slots], log_slots, out.level, ctx.params().scale()).unwrap();
+    let ones =
+        enc.encode_complex(&vec![Complex::new(1.0, 0.0); slots], log_slots, out.level, ctx.params().scale()).unwrap();
     let one_ct = encrypt_sk(&ctx, &sk, &ones, &mut rng).unwrap().expand(&ctx);
     let mut cur = out;
     for round in 1..=10 {
@@ -145,7 +151,8 @@ fn bootstrapping_at_the_small_preset() {
 
 #[test]
 fn sparse_slot_bootstrapping_at_the_small_preset() {
-    let ctx = Arc::new(Context::new(Parameters::preset("test-n12-boot", Security::InsecureForTestingOnly).unwrap()).unwrap());
+    let ctx =
+        Arc::new(Context::new(Parameters::preset("test-n12-boot", Security::InsecureForTestingOnly).unwrap()).unwrap());
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let sk = SecretKey::generate(ctx.params(), &mut rng);
     let log_slots = 7;

@@ -110,12 +110,17 @@ fn bad_input_gives_one_line_errors() {
     let dir = tmp("errors");
     let keys = dir.join("keys");
     let x = dir.join("x.npy");
-    write_matrix(&x, &Matrix { rows: 2, cols: 3, data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], dtype: Dtype::F64, is_vector: false }).unwrap();
+    write_matrix(
+        &x,
+        &Matrix { rows: 2, cols: 3, data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], dtype: Dtype::F64, is_vector: false },
+    )
+    .unwrap();
     let err = fails(&["keygen", "--preset", "test-n12", "--out", s(&keys)]);
     assert!(err.contains("INSECURE") && err.contains("--insecure-testing-only"), "{err}");
     ok(&["keygen", "--preset", "test-n12", "--out", s(&keys), "--insecure-testing-only"]);
 
-    let err = fails(&["encrypt", "--keys", s(&keys), "--input", s(&dir.join("missing.npy")), "--out", s(&dir.join("o"))]);
+    let err =
+        fails(&["encrypt", "--keys", s(&keys), "--input", s(&dir.join("missing.npy")), "--out", s(&dir.join("o"))]);
     assert!(err.contains("file not found"), "{err}");
     let err = fails(&["decrypt", "--keys", s(&dir.join("nokeys")), "--input", s(&x), "--out", s(&dir.join("o"))]);
     assert!(err.contains("file not found"), "{err}");

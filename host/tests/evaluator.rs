@@ -62,11 +62,7 @@ impl Fx {
     fn bits(&self, ct: &Ciphertext, want: &[Complex]) -> f64 {
         let got = self.decrypt(ct);
         assert_eq!(got.len(), want.len());
-        let err = want
-            .iter()
-            .zip(&got)
-            .map(|(a, b)| (a.re - b.re).abs().max((a.im - b.im).abs()))
-            .fold(0.0, f64::max);
+        let err = want.iter().zip(&got).map(|(a, b)| (a.re - b.re).abs().max((a.im - b.im).abs())).fold(0.0, f64::max);
         -err.log2()
     }
 }
@@ -157,7 +153,11 @@ fn plaintext_and_constant_operations_at_chosen_scales() {
     let r = fx.ev.add_const(&ca, c).unwrap();
     assert_bits(fx.bits(&r, &a.iter().map(|x| cadd(*x, c)).collect::<Vec<_>>()), 26.0, "add_const complex");
     let r = fx.ev.add_const_real(&ca, -3.5).unwrap();
-    assert_bits(fx.bits(&r, &a.iter().map(|x| Complex::new(x.re - 3.5, x.im)).collect::<Vec<_>>()), 26.0, "add_const real");
+    assert_bits(
+        fx.bits(&r, &a.iter().map(|x| Complex::new(x.re - 3.5, x.im)).collect::<Vec<_>>()),
+        26.0,
+        "add_const real",
+    );
     let r = fx.ev.rescale(&fx.ev.mul_const(&ca, c, fx.ev.rescale_scale(top)).unwrap()).unwrap();
     assert!((r.scale / ca.scale - 1.0).abs() < 1e-12);
     assert_bits(fx.bits(&r, &a.iter().map(|x| cmul(*x, c)).collect::<Vec<_>>()), 25.0, "mul_const complex");
@@ -169,7 +169,11 @@ fn plaintext_and_constant_operations_at_chosen_scales() {
     );
     let r = fx.ev.mul_integer(&ca, -7).unwrap();
     assert_eq!(r.scale, ca.scale);
-    assert_bits(fx.bits(&r, &a.iter().map(|x| Complex::new(-7.0 * x.re, -7.0 * x.im)).collect::<Vec<_>>()), 23.0, "mul_integer");
+    assert_bits(
+        fx.bits(&r, &a.iter().map(|x| Complex::new(-7.0 * x.re, -7.0 * x.im)).collect::<Vec<_>>()),
+        23.0,
+        "mul_integer",
+    );
 }
 
 #[test]
@@ -317,7 +321,11 @@ fn rotations_by_every_step_in_a_set_and_conjugation() {
     let small = values(16, 0.6);
     let cs = fx.encrypt(&small, 3);
     for step in [1i64, 3, 15, -2, 17] {
-        assert_bits(fx.bits(&fx.ev.rotate(&cs, step).unwrap(), &rot(&small, step)), 25.0, &format!("sparse rotate {step}"));
+        assert_bits(
+            fx.bits(&fx.ev.rotate(&cs, step).unwrap(), &rot(&small, step)),
+            25.0,
+            &format!("sparse rotate {step}"),
+        );
     }
 }
 
@@ -347,7 +355,8 @@ fn rotate_and_sum_helpers() {
         let r = fx.ev.inner_sum(&ca, stride, count).unwrap();
         let want: Vec<Complex> = (0..slots as i64)
             .map(|i| {
-                (0..count as i64).fold(Complex::default(), |s, k| cadd(s, a[(i + k * stride).rem_euclid(slots as i64) as usize]))
+                (0..count as i64)
+                    .fold(Complex::default(), |s, k| cadd(s, a[(i + k * stride).rem_euclid(slots as i64) as usize]))
             })
             .collect();
         assert_bits(fx.bits(&r, &want), 24.0, &format!("inner_sum stride {stride} count {count}"));

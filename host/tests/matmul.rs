@@ -33,18 +33,24 @@ fn counts_equal_hetal_corrected_table_for_every_shape() {
         let pk = Packing::hetal(c, a, slots).unwrap();
         let lv = |r, cl, t, l| Lvl::level_only(r, cl, pk, t, l).unwrap();
         let top = 12;
-        let (abt, l_abt) = count(slots, |o| diag_abt(o, &lv(a, b, Tiling::None, top), &lv(c, b, Tiling::Vertical, top)).unwrap());
-        let (col, _) = count(slots, |o| col_major_abt(o, &lv(a, b, Tiling::None, top), &lv(c, b, Tiling::None, top)).unwrap());
+        let (abt, l_abt) =
+            count(slots, |o| diag_abt(o, &lv(a, b, Tiling::None, top), &lv(c, b, Tiling::Vertical, top)).unwrap());
+        let (col, _) =
+            count(slots, |o| col_major_abt(o, &lv(a, b, Tiling::None, top), &lv(c, b, Tiling::None, top)).unwrap());
         let (atb, l_atb) =
             count(slots, |o| diag_atb(o, &lv(a, c, Tiling::Horizontal, top), &lv(a, b, Tiling::None, top)).unwrap());
         let (up, l_up) = count(slots, |o| {
             diag_atb_prot_up(o, &lv(a, c, Tiling::Horizontal, top - 1), &lv(a, b, Tiling::None, top)).unwrap()
         });
-        let (row, _) = count(slots, |o| row_major_atb(o, &lv(a, c, Tiling::None, top), &lv(a, b, Tiling::None, top)).unwrap());
+        let (row, _) =
+            count(slots, |o| row_major_atb(o, &lv(a, c, Tiling::None, top), &lv(a, b, Tiling::None, top)).unwrap());
         let got = [abt.triple(), col.triple(), atb.triple(), up.triple(), row.triple()];
         assert_eq!(got, want, "shape ({a}, {b}, {c})");
         // One conjugation per output block makes the paired results real; the baselines need none.
-        assert_eq!((abt.conj, atb.conj, up.conj, col.conj, row.conj), (1, b.div_ceil(pk.s1) as u64, b.div_ceil(pk.s1) as u64, 0, 0));
+        assert_eq!(
+            (abt.conj, atb.conj, up.conj, col.conj, row.conj),
+            (1, b.div_ceil(pk.s1) as u64, b.div_ceil(pk.s1) as u64, 0, 0)
+        );
         // Levels: DiagABT 3, DiagATB 4 from equal levels, PRotUp 3 from A (one below B).
         assert_eq!((top - l_abt, top - l_atb, top - 1 - l_up), (3, 4, 3), "levels at ({a}, {b}, {c})");
     }
@@ -69,7 +75,8 @@ mod encrypted {
 
     /// test-n12 with the rotation keys `steps` (plus relinearisation and conjugation).
     pub fn fixture(steps: Vec<i64>, seed: u64) -> (Fx, Evaluator) {
-        let ctx = Arc::new(Context::new(Parameters::preset("test-n12", Security::InsecureForTestingOnly).unwrap()).unwrap());
+        let ctx =
+            Arc::new(Context::new(Parameters::preset("test-n12", Security::InsecureForTestingOnly).unwrap()).unwrap());
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let sk = SecretKey::generate(ctx.params(), &mut rng);
         let spec = KeySpec { relinearization: true, rotations: steps, conjugation: true };
@@ -81,7 +88,15 @@ mod encrypted {
         pub fn top(&self) -> usize {
             self.ctx.params().max_level()
         }
-        pub fn enc(&mut self, m: &[f64], rows: usize, cols: usize, pk: Packing, t: Tiling, level: usize) -> EncMatrix<hetune::core::ckks::Ciphertext> {
+        pub fn enc(
+            &mut self,
+            m: &[f64],
+            rows: usize,
+            cols: usize,
+            pk: Packing,
+            t: Tiling,
+            level: usize,
+        ) -> EncMatrix<hetune::core::ckks::Ciphertext> {
             EncMatrix::encrypt(&self.ctx, &self.sk, m, rows, cols, pk, t, level, &mut self.rng).unwrap()
         }
         pub fn dec(&self, m: &EncMatrix<hetune::core::ckks::Ciphertext>) -> Vec<f64> {
@@ -254,7 +269,9 @@ mod encrypted {
         let column = |m: &[f64], cols: usize, j: usize| (0..a).map(|i| m[i * cols + j]).collect::<Vec<f64>>();
         let xa = ColumnPacked { rows: a, cols: (0..b).map(|j| vec![ct(column(&x, b, j), &mut fx)]).collect() };
         let ra = ColumnPacked { rows: a, cols: (0..c).map(|j| vec![ct(column(&r, c, j), &mut fx)]).collect() };
-        let we = EntryPacked { entries: (0..c).map(|k| (0..b).map(|j| ct(vec![w[k * b + j]; slots], &mut fx)).collect()).collect() };
+        let we = EntryPacked {
+            entries: (0..c).map(|k| (0..b).map(|j| ct(vec![w[k * b + j]; slots], &mut fx)).collect()).collect(),
+        };
         let ops = HeOps::new(&ev);
         let out = privgd_abt(&ops, &xa, &we).unwrap();
         let want = abt(&x, &w, a, c, b);
@@ -279,7 +296,13 @@ mod encrypted {
         let pk = Packing::hetal(c, a, 2048).unwrap();
         let (mut fx, _ev) = fixture(vec![], 4);
         let top = fx.top();
-        let m = hetune::io::npy::Matrix { rows: c, cols: b, data: random(c, b, 40), dtype: hetune::io::npy::Dtype::F64, is_vector: false };
+        let m = hetune::io::npy::Matrix {
+            rows: c,
+            cols: b,
+            data: random(c, b, 40),
+            dtype: hetune::io::npy::Dtype::F64,
+            is_vector: false,
+        };
         let e = EncMatrix::encrypt_npy(&fx.ctx, &fx.sk, &m, pk, Tiling::Vertical, top, &mut fx.rng).unwrap();
         let mut bytes = Vec::new();
         e.write_wire(&fx.ctx, &mut bytes).unwrap();

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use hetune_core::ckks::{decrypt, encrypt_pk, Complex, Encoder};
 use hetune_core::rlwe::{Context, PublicKey, SecretKey};
-use hetune_core::wire::{ciphertext_size, read_ciphertext, read_public_key, seeded_ciphertext_size, AnyCiphertext, Limits};
+use hetune_core::wire::{
+    ciphertext_size, read_ciphertext, read_public_key, seeded_ciphertext_size, AnyCiphertext, Limits,
+};
 use hetune_core::{Error, Parameters, Security};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -181,7 +183,8 @@ impl LogLine {
 
 /// Decodes every defmt frame of `log` with the firmware ELF's table.
 fn decode_log(elf: &[u8], log: &[u8]) -> Vec<LogLine> {
-    let table = defmt_decoder::Table::parse(elf).expect("parse the defmt table").expect("the firmware has a defmt table");
+    let table =
+        defmt_decoder::Table::parse(elf).expect("parse the defmt table").expect("the firmware has a defmt table");
     let mut decoder = table.new_stream_decoder();
     decoder.received(log);
     let mut lines = Vec::new();
@@ -193,10 +196,8 @@ fn decode_log(elf: &[u8], log: &[u8]) -> Vec<LogLine> {
                 let instructions = frame.display_timestamp().and_then(|t| t.to_string().parse().ok());
                 let mut words = text.split_whitespace();
                 let tag = words.next().unwrap_or_default().to_string();
-                let fields = words
-                    .filter_map(|w| w.split_once('='))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
+                let fields =
+                    words.filter_map(|w| w.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
                 lines.push(LogLine { level, tag, fields, instructions, text });
             }
             Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
@@ -215,7 +216,8 @@ fn find<'a>(lines: &'a [LogLine], tag: &str, preset: &str) -> &'a LogLine {
 
 /// The embedded feature rows, as the firmware includes them.
 fn feature_rows() -> Vec<f32> {
-    let bytes = std::fs::read(firmware_dir().join("data/snips_minilm_test_rows0-7.f32")).expect("read the embedded rows");
+    let bytes =
+        std::fs::read(firmware_dir().join("data/snips_minilm_test_rows0-7.f32")).expect("read the embedded rows");
     assert_eq!(bytes.len(), ROWS * FEATURES * 4);
     bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
@@ -233,11 +235,8 @@ fn expected_slot(rows: &[f32], first_row: usize, j: usize) -> f64 {
 /// -log2 of the largest absolute error between decoded slots and expected values (imaginary
 /// parts are expected to be zero).
 fn precision_bits(decoded: &[Complex], expected: impl Fn(usize) -> f64) -> f64 {
-    let worst = decoded
-        .iter()
-        .enumerate()
-        .map(|(j, c)| (c.re - expected(j)).abs().max(c.im.abs()))
-        .fold(0.0f64, f64::max);
+    let worst =
+        decoded.iter().enumerate().map(|(j, c)| (c.re - expected(j)).abs().max(c.im.abs())).fold(0.0f64, f64::max);
     -worst.log2()
 }
 
@@ -282,9 +281,14 @@ fn check_preset(preset: &str, security: Security, stream: &[u8], lines: &[LogLin
     let pk_log = find(lines, "public_key", preset);
     let pk_bytes = pk_log.u64("bytes");
     assert_eq!(stream.len() as u64, pk_bytes + cts as u64 * ct_bytes, "{preset}: stream length");
-    assert_eq!(find(lines, "memory", preset).u64("file_bytes"), stream.len() as u64, "{preset}: bytes the device wrote");
+    assert_eq!(
+        find(lines, "memory", preset).u64("file_bytes"),
+        stream.len() as u64,
+        "{preset}: bytes the device wrote"
+    );
     let mut src: &[u8] = stream;
-    let pk: PublicKey = read_public_key(&mut src, &ctx, &Limits { max_payload: pk_bytes }).expect("read the public key");
+    let pk: PublicKey =
+        read_public_key(&mut src, &ctx, &Limits { max_payload: pk_bytes }).expect("read the public key");
     let pk_end = stream.len() - src.len();
     assert_eq!(pk_end as u64, pk_bytes);
 
@@ -304,7 +308,10 @@ fn check_preset(preset: &str, security: Security, stream: &[u8], lines: &[LogLin
         assert_eq!(decoded.len(), 1 << log_slots);
         let first_row = index * ROWS_PER_CT;
         let bits = precision_bits(&decoded, |j| expected_slot(rows, first_row, j));
-        assert!(bits >= MIN_PRECISION_BITS, "{preset} ciphertext {index}: precision {bits:.1} bits < {MIN_PRECISION_BITS}");
+        assert!(
+            bits >= MIN_PRECISION_BITS,
+            "{preset} ciphertext {index}: precision {bits:.1} bits < {MIN_PRECISION_BITS}"
+        );
         precision = precision.min(bits);
         let log = lines
             .iter()
@@ -325,7 +332,10 @@ fn check_preset(preset: &str, security: Security, stream: &[u8], lines: &[LogLin
     let ct = encrypt_pk(&ctx, &pk, &pt, &mut rng).expect("encrypt with the device's public key");
     let decoded = encoder.decode_complex(&decrypt(&ctx, &sk, &ct).expect("decrypt")).expect("decode");
     let pk_precision = precision_bits(&decoded, |j| values[j]);
-    assert!(pk_precision >= MIN_PRECISION_BITS - 4.0, "{preset}: public-key encryption precision {pk_precision:.1} bits");
+    assert!(
+        pk_precision >= MIN_PRECISION_BITS - 4.0,
+        "{preset}: public-key encryption precision {pk_precision:.1} bits"
+    );
 
     check_corruption(preset, stream, ct_starts[0], &ctx, ct_bytes);
 
@@ -465,7 +475,13 @@ fn check_machine(machine: &Machine, elf_path: &Path, rows: &[f32]) -> serde_json
     let run = run_qemu(machine, elf_path, &workdir);
     let lines = decode_log(&elf, &run.log);
     for l in &lines {
-        eprintln!("[{} {} @{}] {}", machine.target, l.level, l.instructions.map(|i| i.to_string()).unwrap_or_default(), l.text);
+        eprintln!(
+            "[{} {} @{}] {}",
+            machine.target,
+            l.level,
+            l.instructions.map(|i| i.to_string()).unwrap_or_default(),
+            l.text
+        );
     }
     assert_eq!(run.status, 0, "{}: firmware exit status (log above)", machine.target);
     assert!(lines.iter().any(|l| l.tag == "done"), "{}: the firmware did not log `done`", machine.target);

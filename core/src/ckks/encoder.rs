@@ -271,7 +271,13 @@ impl<'a> Encoder<'a> {
     }
 
     /// Encodes complex values into `2^log_slots` slots at `level` and `scale`.
-    pub fn encode_complex(&self, values: &[Complex], log_slots: u32, level: usize, scale: f64) -> Result<Plaintext, Error> {
+    pub fn encode_complex(
+        &self,
+        values: &[Complex],
+        log_slots: u32,
+        level: usize,
+        scale: f64,
+    ) -> Result<Plaintext, Error> {
         self.encode_with(values.len(), |j| values[j], log_slots, level, scale)
     }
 

@@ -64,10 +64,8 @@ impl BasisConverter {
                 hat_mod_to.push(prod);
             }
         }
-        let b_mod_to = to
-            .iter()
-            .map(|cj| from.iter().fold(1u64, |acc, bk| cj.mul(acc, cj.reduce(bk.value()))))
-            .collect();
+        let b_mod_to =
+            to.iter().map(|cj| from.iter().fold(1u64, |acc, bk| cj.mul(acc, cj.reduce(bk.value())))).collect();
         let inv_from_f64 = from.iter().map(|b| 1.0 / b.value() as f64).collect();
         let to_mont: Vec<Montgomery> = to.iter().map(Montgomery::new).collect();
         let k = from.len();
@@ -232,7 +230,15 @@ impl Rescaler {
     /// `x_i <- (x_i + (q_l-1)/2 - t) * q_l^-1 mod q_i`: the rounded quotient on limb `i`.
     /// `t` is the prepared last limb, `tmp` a scratch limb; if `ntt` is given, `x_i` is in
     /// evaluation form and `t` is moved there through `tmp`.
-    pub fn rescale_limb(&self, i: usize, qi: &Modulus, x: &mut [u64], t: &[u64], tmp: &mut [u64], ntt: Option<&NttTable>) {
+    pub fn rescale_limb(
+        &self,
+        i: usize,
+        qi: &Modulus,
+        x: &mut [u64],
+        t: &[u64],
+        tmp: &mut [u64],
+        ntt: Option<&NttTable>,
+    ) {
         let (inv, inv_s, half_i) = self.consts[i];
         for (o, &v) in tmp.iter_mut().zip(t) {
             *o = qi.sub(qi.reduce(v), half_i);

@@ -48,7 +48,11 @@ impl Modulus {
         let mut r = x_lo.wrapping_sub(quot.wrapping_mul(self.q));
         r = if r >= self.q { r - self.q } else { r };
         r = if r >= self.q { r - self.q } else { r };
-        if r >= self.q { r - self.q } else { r }
+        if r >= self.q {
+            r - self.q
+        } else {
+            r
+        }
     }
 
     /// `x mod q` for a 64-bit `x`.
@@ -65,7 +69,11 @@ impl Modulus {
     #[inline(always)]
     pub fn reduce_i64(&self, x: i64) -> u64 {
         let r = self.reduce(x.unsigned_abs());
-        if x < 0 { self.neg(r) } else { r }
+        if x < 0 {
+            self.neg(r)
+        } else {
+            r
+        }
     }
 
     /// Constant-time residue of a small signed value (|x| < q), used for secret coefficients.
@@ -90,19 +98,31 @@ impl Modulus {
     #[inline(always)]
     pub fn add(&self, a: u64, b: u64) -> u64 {
         let s = a + b;
-        if s >= self.q { s - self.q } else { s }
+        if s >= self.q {
+            s - self.q
+        } else {
+            s
+        }
     }
 
     /// `a - b mod q` for residues.
     #[inline(always)]
     pub fn sub(&self, a: u64, b: u64) -> u64 {
-        if a >= b { a - b } else { a + self.q - b }
+        if a >= b {
+            a - b
+        } else {
+            a + self.q - b
+        }
     }
 
     /// `-a mod q` for a residue.
     #[inline(always)]
     pub fn neg(&self, a: u64) -> u64 {
-        if a == 0 { 0 } else { self.q - a }
+        if a == 0 {
+            0
+        } else {
+            self.q - a
+        }
     }
 
     /// `a * b mod q` for any 64-bit inputs.
@@ -122,7 +142,11 @@ impl Modulus {
     pub fn mul_shoup(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
         let quot = ((a as u128 * w_shoup as u128) >> 64) as u64;
         let r = a.wrapping_mul(w).wrapping_sub(quot.wrapping_mul(self.q));
-        if r >= self.q { r - self.q } else { r }
+        if r >= self.q {
+            r - self.q
+        } else {
+            r
+        }
     }
 
     /// `a^e mod q`.
@@ -162,6 +186,10 @@ impl Modulus {
             let two_e = self.pow(2, exp.max(0) as u64);
             self.mul(self.reduce(mant), two_e)
         };
-        if x < 0.0 { self.neg(r) } else { r }
+        if x < 0.0 {
+            self.neg(r)
+        } else {
+            r
+        }
     }
 }

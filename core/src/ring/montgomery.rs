@@ -47,7 +47,11 @@ impl Montgomery {
         let m = lo.wrapping_mul(self.q_inv);
         let t = ((m as u128 * self.q as u128) >> 64) as u64;
         let r = hi.wrapping_sub(t);
-        if hi < t { r.wrapping_add(self.q) } else { r }
+        if hi < t {
+            r.wrapping_add(self.q)
+        } else {
+            r
+        }
     }
 }
 

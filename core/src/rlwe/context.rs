@@ -36,10 +36,8 @@ impl Context {
         let qp: Vec<Modulus> = params.q_moduli().chain(params.p_moduli()).collect();
         let n = params.n();
         let ntt = qp.iter().map(|q| NttTable::new(n, *q)).collect::<Result<Vec<_>, _>>()?;
-        let p_mod_q: Vec<u64> = params
-            .q_moduli()
-            .map(|qi| params.p().iter().fold(1u64, |acc, &p| qi.mul(acc, qi.reduce(p))))
-            .collect();
+        let p_mod_q: Vec<u64> =
+            params.q_moduli().map(|qi| params.p().iter().fold(1u64, |acc, &p| qi.mul(acc, qi.reduce(p)))).collect();
         // Distinct primes: P is invertible modulo every q_i.
         let p_inv_mod_q = params.q_moduli().zip(&p_mod_q).map(|(qi, &pm)| qi.inv(pm).unwrap_or(0)).collect();
         let q_len = params.q().len();

@@ -1,8 +1,8 @@
 //! Layer 2, RLWE: parameters, sampling, keys, encryption and decryption.
 
-pub mod params;
 pub mod context;
 pub mod keys;
+pub mod params;
 pub mod sampling;
 
 pub use context::Context;

@@ -95,9 +95,8 @@ pub struct Preset {
 /// The ciphertext chain of `n16-boot` (and of its small test twin): q_0 (60 bits), 12 levels at
 /// 2^42 for computation (SlotToCoeff uses the top 3 of them), 10 primes of 58 bits for EvalMod
 /// and 3 of 56 bits for CoeffToSlot.
-pub const N16_BOOT_CHAIN: &[u32] = &[
-    60, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 56, 56, 56,
-];
+pub const N16_BOOT_CHAIN: &[u32] =
+    &[60, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 56, 56, 56];
 
 /// Every named preset.
 pub const PRESETS: &[Preset] = &[
@@ -229,8 +228,7 @@ impl Parameters {
             }
         }
         let mut name = String::new();
-        name.push_str(&lit.name[..lit.name.len().min(32)])
-            .map_err(|_| Error::InvalidParameters("name too long"))?;
+        name.push_str(&lit.name[..lit.name.len().min(32)]).map_err(|_| Error::InvalidParameters("name too long"))?;
 
         let mut all: HVec<u64, { MAX_Q_LIMBS + MAX_P_LIMBS }> = HVec::new();
         let mut q: HVec<u64, MAX_Q_LIMBS> = HVec::new();
@@ -288,9 +286,7 @@ impl Parameters {
         let mut hq: HVec<u64, MAX_Q_LIMBS> = HVec::new();
         let mut hp: HVec<u64, MAX_P_LIMBS> = HVec::new();
         for (i, &x) in q.iter().chain(p).enumerate() {
-            if x >= 1 << crate::ring::modulus::MAX_MODULUS_BITS
-                || x % (2 * n) != 1
-                || !crate::ring::primes::is_prime(x)
+            if x >= 1 << crate::ring::modulus::MAX_MODULUS_BITS || x % (2 * n) != 1 || !crate::ring::primes::is_prime(x)
             {
                 return Err(Error::InvalidParameters("a modulus is not an NTT-friendly prime below 2^62"));
             }
@@ -313,17 +309,7 @@ impl Parameters {
         }
         let mut hname = String::new();
         let _ = hname.push_str(&name[..name.len().min(32)]);
-        let params = Parameters {
-            name: hname,
-            log_n,
-            q: hq,
-            p: hp,
-            dnum,
-            log_scale,
-            boot_limbs,
-            secret,
-            sigma,
-        };
+        let params = Parameters { name: hname, log_n, q: hq, p: hp, dnum, log_scale, boot_limbs, secret, sigma };
         params.check_security(security)?;
         Ok(params)
     }
@@ -535,7 +521,10 @@ mod tests {
             secret: SecretDistribution::Ternary,
             sigma: DEFAULT_SIGMA,
         };
-        assert!(matches!(Parameters::new(&lit, Security::Require128Bits), Err(Error::Insecure { max_log_qp: 881, .. })));
+        assert!(matches!(
+            Parameters::new(&lit, Security::Require128Bits),
+            Err(Error::Insecure { max_log_qp: 881, .. })
+        ));
         assert!(Parameters::new(&lit, Security::InsecureForTestingOnly).is_ok());
     }
 

@@ -71,7 +71,11 @@ fn parse_ct_ext(ext: &[u8], params: &Parameters, max_polys: usize) -> Result<CtE
     Ok(c)
 }
 
-fn read_poly<S: Source>(r: &mut RecordReader<'_, S>, params: &Parameters, limbs: core::ops::Range<usize>) -> Result<RnsPoly, Error> {
+fn read_poly<S: Source>(
+    r: &mut RecordReader<'_, S>,
+    params: &Parameters,
+    limbs: core::ops::Range<usize>,
+) -> Result<RnsPoly, Error> {
     let n = params.n();
     let mut p = RnsPoly::zero(n, limbs.len());
     for (k, i) in limbs.enumerate() {
@@ -80,7 +84,12 @@ fn read_poly<S: Source>(r: &mut RecordReader<'_, S>, params: &Parameters, limbs:
     Ok(p)
 }
 
-fn write_poly<S: Sink>(w: &mut RecordWriter<'_, S>, params: &Parameters, p: &RnsPoly, first_limb: usize) -> Result<(), Error> {
+fn write_poly<S: Sink>(
+    w: &mut RecordWriter<'_, S>,
+    params: &Parameters,
+    p: &RnsPoly,
+    first_limb: usize,
+) -> Result<(), Error> {
     for (k, limb) in p.limbs_iter().enumerate() {
         w.limb(limb, params.limb_bits(first_limb + k))?;
     }
@@ -228,7 +237,12 @@ fn plaintext_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &Conte
 
 /// Writes a public key: seed, then `b` over Q. `b_ntt` says which form `b` is in (the streaming
 /// device writes coefficient form).
-pub fn begin_public_key<'a, S: Sink>(sink: &'a mut S, params: &Parameters, seed: &[u8; 32], b_ntt: bool) -> Result<RecordWriter<'a, S>, Error> {
+pub fn begin_public_key<'a, S: Sink>(
+    sink: &'a mut S,
+    params: &Parameters,
+    seed: &[u8; 32],
+    b_ntt: bool,
+) -> Result<RecordWriter<'a, S>, Error> {
     let limbs = params.q().len() + params.p().len();
     let len = 32 + limbs_len(params, 0..limbs);
     let ext = [limbs as u8, b_ntt as u8];
@@ -294,8 +308,12 @@ pub fn write_switching_key<S: Sink>(sink: &mut S, params: &Parameters, key: &Swi
 
 /// Reads a relinearisation or Galois key.
 pub fn read_switching_key<S: Source>(src: &mut S, ctx: &Context, limits: &Limits) -> Result<SwitchingKey, Error> {
-    let (r, h) =
-        RecordReader::begin(src, &[ObjectKind::RelinKey, ObjectKind::GaloisKey, ObjectKind::EncapsulationKey], Some(ctx.fingerprint()), limits)?;
+    let (r, h) = RecordReader::begin(
+        src,
+        &[ObjectKind::RelinKey, ObjectKind::GaloisKey, ObjectKind::EncapsulationKey],
+        Some(ctx.fingerprint()),
+        limits,
+    )?;
     switching_key_body(r, &h, ctx)
 }
 
@@ -423,7 +441,11 @@ pub fn export_secret_key_owner_copy<S: Sink>(sink: &mut S, params: &Parameters, 
 }
 
 /// Reads the owner's secret-key export.
-pub fn import_secret_key_owner_copy<S: Source>(src: &mut S, params: &Parameters, limits: &Limits) -> Result<SecretKey, Error> {
+pub fn import_secret_key_owner_copy<S: Source>(
+    src: &mut S,
+    params: &Parameters,
+    limits: &Limits,
+) -> Result<SecretKey, Error> {
     let n = params.n();
     let (mut r, h) = RecordReader::begin(src, &[ObjectKind::SecretKey], Some(&params.fingerprint()), limits)?;
     if !h.ext.is_empty() {
@@ -505,7 +527,8 @@ fn tensor_header_body<S: Source>(r: RecordReader<'_, S>, h: &Header) -> Result<T
     }
     r.finish()?;
     let e = &h.ext;
-    let u64_at = |o: usize| u64::from_le_bytes([e[o], e[o + 1], e[o + 2], e[o + 3], e[o + 4], e[o + 5], e[o + 6], e[o + 7]]);
+    let u64_at =
+        |o: usize| u64::from_le_bytes([e[o], e[o + 1], e[o + 2], e[o + 3], e[o + 4], e[o + 5], e[o + 6], e[o + 7]]);
     let u32_at = |o: usize| u32::from_le_bytes([e[o], e[o + 1], e[o + 2], e[o + 3]]);
     let layout = match e[16] {
         0 => TensorLayout::RowMajorChunks,

@@ -210,9 +210,11 @@ pub fn generate_keys_with_progress<R: RngCore + CryptoRng>(
     let limbs = ctx.qp().len();
     let dense_ntt: SecretPoly = sk.to_ntt(ctx, limbs);
     let sparse_ntt: SecretPoly = s_sparse.to_ntt(ctx, limbs);
-    let to_sparse = SwitchingKey::generate(ctx, &s_sparse, &dense_ntt, SwitchingKind::Encapsulation { to_sparse: true }, &mut r);
+    let to_sparse =
+        SwitchingKey::generate(ctx, &s_sparse, &dense_ntt, SwitchingKind::Encapsulation { to_sparse: true }, &mut r);
     tick();
-    let to_dense = SwitchingKey::generate(ctx, sk, &sparse_ntt, SwitchingKind::Encapsulation { to_sparse: false }, &mut r);
+    let to_dense =
+        SwitchingKey::generate(ctx, sk, &sparse_ntt, SwitchingKind::Encapsulation { to_sparse: false }, &mut r);
     tick();
     BootstrapKeySet { eval, boot: BootstrapKeys { to_sparse, to_dense } }
 }
@@ -235,7 +237,9 @@ impl Bootstrapper {
         let ctx = ev.context();
         let params = ctx.params();
         if params.boot_limbs() + cfg.stc_levels < cfg.depth() {
-            return Err(Error::InvalidArgument("the parameter set reserves too few limbs for this bootstrapping circuit"));
+            return Err(Error::InvalidArgument(
+                "the parameter set reserves too few limbs for this bootstrapping circuit",
+            ));
         }
         let log_slots = cfg.slots(params.log_n());
         let q0 = ctx.q()[0].value() as f64;
@@ -244,12 +248,7 @@ impl Bootstrapper {
             cfg.transforms(log_slots, params.log_n(), q0 / (2.0 * PI * params.scale() * 2f64.powi(boost as i32)));
         let k1 = cfg.k as f64 + 1.0;
         let r = cfg.double_angle as i32;
-        let sine = Chebyshev::interpolate(
-            |y| (2.0 * PI * (k1 * y - 0.25) / 2f64.powi(r)).cos(),
-            -1.0,
-            1.0,
-            cfg.degree,
-        );
+        let sine = Chebyshev::interpolate(|y| (2.0 * PI * (k1 * y - 0.25) / 2f64.powi(r)).cos(), -1.0, 1.0, cfg.degree);
         Ok(Bootstrapper {
             cfg,
             cts,
@@ -341,10 +340,8 @@ impl Bootstrapper {
         //    encoded at about 2^42 x its entries.
         let out_level = re.level - self.cfg.evalmod_levels();
         let target = evalmod_scale;
-        let (re, im) = rayon::join(
-            || self.eval_mod(ev, &re, target, out_level),
-            || self.eval_mod(ev, &im, target, out_level),
-        );
+        let (re, im) =
+            rayon::join(|| self.eval_mod(ev, &re, target, out_level), || self.eval_mod(ev, &im, target, out_level));
         let (re, im) = (re?, im?);
         trace("eval_mod_re", &re);
         trace("eval_mod_im", &im);

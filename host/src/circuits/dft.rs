@@ -90,7 +90,13 @@ pub fn slot_to_coeff(n: usize, levels: usize, factor: f64) -> Vec<Diagonals> {
     merge(n, &stages, levels, factor, fft_stage)
 }
 
-fn merge(n: usize, stages: &[usize], levels: usize, factor: f64, stage: fn(usize, usize) -> Diagonals) -> Vec<Diagonals> {
+fn merge(
+    n: usize,
+    stages: &[usize],
+    levels: usize,
+    factor: f64,
+    stage: fn(usize, usize) -> Diagonals,
+) -> Vec<Diagonals> {
     let sizes = groups(stages.len(), levels);
     let per_level = factor.abs().powf(1.0 / sizes.len() as f64);
     let mut out = Vec::new();
@@ -154,7 +160,10 @@ mod tests {
             let mut im: Vec<f64> = v.iter().map(|c| c.im).collect();
             special_fft(&mut re, &mut im);
             for i in 0..n {
-                assert!((got[i].re - 2.0 * re[i]).abs() < 1e-9 && (got[i].im - 2.0 * im[i]).abs() < 1e-9, "stc levels {levels}");
+                assert!(
+                    (got[i].re - 2.0 * re[i]).abs() < 1e-9 && (got[i].im - 2.0 * im[i]).abs() < 1e-9,
+                    "stc levels {levels}"
+                );
             }
         }
     }

@@ -69,7 +69,13 @@ impl Powers<'_> {
 }
 
 /// Evaluates `p` at every slot of `ct`; the result has exactly `target_scale`.
-pub fn evaluate(ev: &Evaluator, ct: &Ciphertext, p: &Chebyshev, parity: Parity, target_scale: f64) -> Result<Ciphertext, Error> {
+pub fn evaluate(
+    ev: &Evaluator,
+    ct: &Ciphertext,
+    p: &Chebyshev,
+    parity: Parity,
+    target_scale: f64,
+) -> Result<Ciphertext, Error> {
     let mut c = p.coeffs.clone();
     match parity {
         Parity::Odd => c.iter_mut().step_by(2).for_each(|v| *v = 0.0),
@@ -100,10 +106,8 @@ pub fn evaluate(ev: &Evaluator, ct: &Ciphertext, p: &Chebyshev, parity: Parity, 
     let baby = 1usize << m.div_ceil(2).max(1);
     let mut powers = Powers { ev, t: BTreeMap::new() };
     powers.t.insert(1, y.clone());
-    let target_level = y
-        .level
-        .checked_sub(m + 1)
-        .ok_or(Error::LevelExhausted { op: "polynomial evaluation", level: y.level })?;
+    let target_level =
+        y.level.checked_sub(m + 1).ok_or(Error::LevelExhausted { op: "polynomial evaluation", level: y.level })?;
     recurse(ev, &c, baby, target_scale, target_level, &mut powers, ct.log_slots)
 }
 

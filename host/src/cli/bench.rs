@@ -116,7 +116,12 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
                 println!("time           median {:.2} s over {:?}", r.median_seconds, r.seconds);
                 println!("precision      mean {:.1} bits, min {:.1} bits", r.precision_mean_bits, r.precision_min_bits);
                 println!("levels         {} -> {}", r.level_before, r.level_after);
-                println!("keys           {} rotations, {:.2} GB, generated in {:.1} s", r.rotation_keys, r.key_bytes as f64 / 1e9, r.keygen_seconds);
+                println!(
+                    "keys           {} rotations, {:.2} GB, generated in {:.1} s",
+                    r.rotation_keys,
+                    r.key_bytes as f64 / 1e9,
+                    r.keygen_seconds
+                );
                 println!("peak memory    {:.2} GB", r.peak_rss_bytes as f64 / 1e9);
             }
             Ok(())

@@ -38,7 +38,14 @@ pub(super) fn run(preset: &str, dir: Option<PathBuf>, insecure: bool) -> Result<
     for seeded in [true, false] {
         let path = dir.join(if seeded { "x.seeded.hct" } else { "x.full.hct" });
         let t = Instant::now();
-        let s = encrypt_matrix(&owner.ctx, EncryptionKey::Secret(&owner.sk), &x, EncryptOptions { level, seeded }, &path, &mut rng)?;
+        let s = encrypt_matrix(
+            &owner.ctx,
+            EncryptionKey::Secret(&owner.sk),
+            &x,
+            EncryptOptions { level, seeded },
+            &path,
+            &mut rng,
+        )?;
         let enc = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let mut y = decrypt_matrix(&owner.ctx, &owner.sk, &path)?;

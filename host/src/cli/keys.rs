@@ -31,7 +31,10 @@ pub(super) fn run(preset: &str, out: &Path, rotations: &str, bootstrap: bool, in
     let mut rng = ChaCha20Rng::from_os_rng();
     let start = Instant::now();
     let bar = ProgressBar::new(1);
-    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} keys").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} keys")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     bar.set_message(format!("keygen {}", params.label()));
     let cfg = BootstrapConfig::default();
     let bytes = generate_key_dir(out, &params, &rot, bootstrap.then_some(&cfg), &mut rng, &|done, total| {

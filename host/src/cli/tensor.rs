@@ -11,7 +11,14 @@ use crate::io::keys::{load_owner, load_public, SECRET_FILE};
 use crate::io::npy::{read_matrix, write_matrix, Matrix};
 use crate::io::tensor::{decrypt_matrix, encrypt_matrix, EncryptOptions, EncryptionKey};
 
-pub(super) fn encrypt(keys: &Path, input: &Path, out: &Path, level: Option<usize>, public: bool, full: bool) -> Result<()> {
+pub(super) fn encrypt(
+    keys: &Path,
+    input: &Path,
+    out: &Path,
+    level: Option<usize>,
+    public: bool,
+    full: bool,
+) -> Result<()> {
     let m = read_matrix(input)?;
     let mut rng = ChaCha20Rng::from_os_rng();
     let start = Instant::now();

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use hetune_core::ring::automorphism::{automorphism_eval_permutation, galois_element_conjugate, galois_element_for_step};
+use hetune_core::ring::automorphism::{
+    automorphism_eval_permutation, galois_element_conjugate, galois_element_for_step,
+};
 use hetune_core::ring::montgomery::Montgomery;
 use hetune_core::ring::RnsPoly;
 use hetune_core::rlwe::{Context, SecretKey, SwitchingKey, SwitchingKind};
@@ -128,7 +130,9 @@ impl KeyEntry {
     pub(crate) fn new(ctx: &Context, mut key: SwitchingKey) -> Result<Self, Error> {
         let limbs = ctx.qp().len();
         if key.digits.len() != ctx.params().dnum() {
-            return Err(Error::ParameterMismatch("switching key has another digit count (dnum) than the parameter set"));
+            return Err(Error::ParameterMismatch(
+                "switching key has another digit count (dnum) than the parameter set",
+            ));
         }
         if key.digits.iter().any(|d| d.n() != ctx.n() || d.limbs() != limbs) {
             return Err(Error::ParameterMismatch(

@@ -280,7 +280,14 @@ impl Evaluator {
                 };
                 let mut ws = self.pool.get();
                 let (o0, o1) = out.c.split_at_mut(1);
-                self.key_switch_add(ct.c[2].as_slice(), ct.level, key, &mut ws, o0[0].as_mut_slice(), o1[0].as_mut_slice());
+                self.key_switch_add(
+                    ct.c[2].as_slice(),
+                    ct.level,
+                    key,
+                    &mut ws,
+                    o0[0].as_mut_slice(),
+                    o1[0].as_mut_slice(),
+                );
                 Ok(out)
             }
             _ => Err(crate::Error::InvalidArgument("relinearisation takes ciphertexts of degree 1 or 2")),

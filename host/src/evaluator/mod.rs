@@ -30,10 +30,10 @@ use hetune_core::rlwe::{Context, SwitchingKind};
 use rayon::prelude::*;
 
 use crate::Error;
-pub use keys::{power_of_two_steps, EvaluationKeys, KeySpec};
-pub use secret_switch::SecretSwitchKey;
 use keys::KeyEntry;
+pub use keys::{power_of_two_steps, EvaluationKeys, KeySpec};
 use rotation::RotationPlan;
+pub use secret_switch::SecretSwitchKey;
 use workspace::{Dims, WorkspacePool};
 
 /// Two scales are taken as equal when they differ by at most this relative amount: the error

@@ -12,7 +12,16 @@ use crate::Error;
 /// One limb of the tensor product (evaluation form); the cross term is reduced once.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn tensor_limb(q: &Modulus, a0: &[u64], a1: &[u64], b0: &[u64], b1: &[u64], d0: &mut [u64], d1: &mut [u64], d2: &mut [u64]) {
+fn tensor_limb(
+    q: &Modulus,
+    a0: &[u64],
+    a1: &[u64],
+    b0: &[u64],
+    b1: &[u64],
+    d0: &mut [u64],
+    d1: &mut [u64],
+    d2: &mut [u64],
+) {
     for t in 0..d0.len() {
         let (x0, x1, y0, y1) = (a0[t], a1[t], b0[t], b1[t]);
         d0[t] = q.mul(x0, y0);

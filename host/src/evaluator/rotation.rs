@@ -249,7 +249,8 @@ mod tests {
         assert!(diff < 1024.0, "coefficients differ by {diff}");
         let rotated: Vec<Complex> = (0..n / 2).map(|j| vals[(j + 5) % (n / 2)]).collect();
         let got = enc.decode_complex(&decrypt(&ctx, &sk, &textbook).unwrap()).unwrap();
-        let err = rotated.iter().zip(&got).map(|(x, y)| (x.re - y.re).abs().max((x.im - y.im).abs())).fold(0.0, f64::max);
+        let err =
+            rotated.iter().zip(&got).map(|(x, y)| (x.re - y.re).abs().max((x.im - y.im).abs())).fold(0.0, f64::max);
         assert!(err < 2f64.powi(-24), "textbook rotation error {err:e}");
     }
 }

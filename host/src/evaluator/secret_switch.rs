@@ -54,24 +54,23 @@ impl Evaluator {
         let ctx = self.context();
         let n = self.n();
         let q0 = ctx.q()[0];
-        let c = ct
-            .c
-            .iter()
-            .map(|p| {
-                let mut coeff = p.limb(0).to_vec();
-                ctx.ntt()[0].inverse(&mut coeff);
-                let centered: Vec<i64> = coeff.iter().map(|&v| q0.center(v)).collect();
-                let mut out = RnsPoly::zero(n, level + 1);
-                out.as_mut_slice().par_chunks_exact_mut(n).enumerate().for_each(|(i, limb)| {
-                    let q = &ctx.q()[i];
-                    for (o, &v) in limb.iter_mut().zip(&centered) {
-                        *o = q.reduce_i64(v);
-                    }
-                    ctx.ntt()[i].forward(limb);
-                });
-                out
-            })
-            .collect();
+        let c =
+            ct.c.iter()
+                .map(|p| {
+                    let mut coeff = p.limb(0).to_vec();
+                    ctx.ntt()[0].inverse(&mut coeff);
+                    let centered: Vec<i64> = coeff.iter().map(|&v| q0.center(v)).collect();
+                    let mut out = RnsPoly::zero(n, level + 1);
+                    out.as_mut_slice().par_chunks_exact_mut(n).enumerate().for_each(|(i, limb)| {
+                        let q = &ctx.q()[i];
+                        for (o, &v) in limb.iter_mut().zip(&centered) {
+                            *o = q.reduce_i64(v);
+                        }
+                        ctx.ntt()[i].forward(limb);
+                    });
+                    out
+                })
+                .collect();
         Ok(Ciphertext { c, level, scale: ct.scale, log_slots: ct.log_slots })
     }
 }

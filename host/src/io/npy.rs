@@ -82,12 +82,22 @@ pub fn write_matrix(path: &Path, m: &Matrix) -> Result<()> {
     let w = BufWriter::new(file);
     let res = match m.dtype {
         Dtype::F64 => {
-            let mut wr = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(w).begin_nd().map_err(|e| Error::io(path, e))?;
+            let mut wr = npyz::WriteOptions::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(w)
+                .begin_nd()
+                .map_err(|e| Error::io(path, e))?;
             wr.extend(m.data.iter().copied()).map_err(|e| Error::io(path, e))?;
             wr.finish()
         }
         Dtype::F32 => {
-            let mut wr = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(w).begin_nd().map_err(|e| Error::io(path, e))?;
+            let mut wr = npyz::WriteOptions::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(w)
+                .begin_nd()
+                .map_err(|e| Error::io(path, e))?;
             wr.extend(m.data.iter().map(|&v| v as f32)).map_err(|e| Error::io(path, e))?;
             wr.finish()
         }

@@ -20,7 +20,7 @@
 //!   [`privgd_abt`] takes its `B` in.
 
 use super::matrix::EncMatrix;
-use super::ops::{doubling, MatOps, Mask, MaskKind};
+use super::ops::{doubling, Mask, MaskKind, MatOps};
 use super::packing::Tiling;
 use crate::{Error, Result};
 
@@ -49,7 +49,10 @@ pub fn col_major_abt<O: MatOps>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::
     let pk = a.packing;
     let c = b.rows;
     if a.cols != b.cols || c > pk.s0 || c > pk.s1 {
-        return Err(Error::InvalidInput(format!("col_major_abt: A is {} x {}, B is {} x {}", a.rows, a.cols, b.rows, b.cols)));
+        return Err(Error::InvalidInput(format!(
+            "col_major_abt: A is {} x {}, B is {} x {}",
+            a.rows, a.cols, b.rows, b.cols
+        )));
     }
     let (a0, b1) = a.grid;
     let mut acc: Vec<Option<O::Ct>> = vec![None; a0];
@@ -80,7 +83,10 @@ pub fn row_major_atb<O: MatOps>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::
     let pk = a.packing;
     let c = a.cols;
     if a.rows != b.rows || c > pk.s0 || c > pk.s1 {
-        return Err(Error::InvalidInput(format!("row_major_atb: A is {} x {}, B is {} x {}", a.rows, a.cols, b.rows, b.cols)));
+        return Err(Error::InvalidInput(format!(
+            "row_major_atb: A is {} x {}, B is {} x {}",
+            a.rows, a.cols, b.rows, b.cols
+        )));
     }
     let (a0, b1) = b.grid;
     let mut acc: Vec<Option<O::Ct>> = vec![None; b1];

@@ -33,7 +33,8 @@ use crate::io::tensor::decrypt_decode;
 use crate::{Error, Result};
 
 /// HETAL's benchmark shapes `(a, b, c)`.
-pub const SHAPES: &[(usize, usize, usize)] = &[(128, 128, 4), (256, 256, 8), (512, 769, 4), (1024, 769, 8), (2048, 769, 16)];
+pub const SHAPES: &[(usize, usize, usize)] =
+    &[(128, 128, 4), (256, 256, 8), (512, 769, 4), (1024, 769, 8), (2048, 769, 16)];
 
 /// Algorithms, in report order.
 pub const ALGORITHMS: &[&str] =
@@ -49,7 +50,9 @@ pub fn hetal_counts(algorithm: &str, shape: (usize, usize, usize)) -> Option<(u6
         [(8, 100, 140), (208, 200, 2047), (104, 100, 1008), (176, 100, 1080), (208, 200, 2047)],
         [(16, 392, 456), (800, 784, 8703), (400, 392, 4328), (736, 392, 4664), (800, 784, 8703)],
     ];
-    let k = ["diag_abt", "col_major_abt", "diag_atb", "diag_atb_prot_up", "row_major_atb"].iter().position(|&a| a == algorithm)?;
+    let k = ["diag_abt", "col_major_abt", "diag_atb", "diag_atb_prot_up", "row_major_atb"]
+        .iter()
+        .position(|&a| a == algorithm)?;
     Some(t[i][k])
 }
 
@@ -147,7 +150,12 @@ fn inputs(shape: (usize, usize, usize), features: Option<&crate::io::npy::Matrix
     let x = match features {
         Some(f) => {
             if f.rows < a || f.cols + 1 < b {
-                return Err(Error::InvalidInput(format!("features are {} x {}; {a} x {} needed", f.rows, f.cols, b - 1)));
+                return Err(Error::InvalidInput(format!(
+                    "features are {} x {}; {a} x {} needed",
+                    f.rows,
+                    f.cols,
+                    b - 1
+                )));
             }
             (0..a * b).map(|k| if k % b == b - 1 { 1.0 } else { f.data[(k / b) * f.cols + k % b] }).collect()
         }
@@ -197,19 +205,36 @@ fn errors(got: &[f64], want: &[f64]) -> (f64, f64) {
 const PRIVGD_SAMPLE: usize = 8;
 
 /// Runs `algorithm` on level-only stand-ins: its counts, levels consumed and rotation steps.
-fn dry_run(algorithm: &str, shape: (usize, usize, usize), pk: Packing, level: usize, b_cols: usize) -> Result<(OpCounts, usize, Vec<i64>)> {
+fn dry_run(
+    algorithm: &str,
+    shape: (usize, usize, usize),
+    pk: Packing,
+    level: usize,
+    b_cols: usize,
+) -> Result<(OpCounts, usize, Vec<i64>)> {
     let (a, b, c) = shape;
     let ops = CountOps::new(pk.slots());
     let lv = |r, cl, t, l| EncMatrix::<LevelOnly>::level_only(r, cl, pk, t, l);
     let top = LevelOnly { level };
     let out_level = match algorithm {
-        "diag_abt" => min_level(&diag_abt(&ops, &lv(a, b, Tiling::None, level)?, &lv(c, b, Tiling::Vertical, level)?)?.blocks),
-        "col_major_abt" => min_level(&col_major_abt(&ops, &lv(a, b, Tiling::None, level)?, &lv(c, b, Tiling::None, level)?)?.blocks),
-        "diag_atb" => min_level(&diag_atb(&ops, &lv(a, c, Tiling::Horizontal, level)?, &lv(a, b, Tiling::None, level)?)?.blocks),
-        "diag_atb_prot_up" => {
-            min_level(&diag_atb_prot_up(&ops, &lv(a, c, Tiling::Horizontal, level - 1)?, &lv(a, b, Tiling::None, level)?)?.blocks) + 1
+        "diag_abt" => {
+            min_level(&diag_abt(&ops, &lv(a, b, Tiling::None, level)?, &lv(c, b, Tiling::Vertical, level)?)?.blocks)
         }
-        "row_major_atb" => min_level(&row_major_atb(&ops, &lv(a, c, Tiling::None, level)?, &lv(a, b, Tiling::None, level)?)?.blocks),
+        "col_major_abt" => {
+            min_level(&col_major_abt(&ops, &lv(a, b, Tiling::None, level)?, &lv(c, b, Tiling::None, level)?)?.blocks)
+        }
+        "diag_atb" => {
+            min_level(&diag_atb(&ops, &lv(a, c, Tiling::Horizontal, level)?, &lv(a, b, Tiling::None, level)?)?.blocks)
+        }
+        "diag_atb_prot_up" => {
+            min_level(
+                &diag_atb_prot_up(&ops, &lv(a, c, Tiling::Horizontal, level - 1)?, &lv(a, b, Tiling::None, level)?)?
+                    .blocks,
+            ) + 1
+        }
+        "row_major_atb" => {
+            min_level(&row_major_atb(&ops, &lv(a, c, Tiling::None, level)?, &lv(a, b, Tiling::None, level)?)?.blocks)
+        }
         "privgd_abt" => {
             let chunks = a.div_ceil(pk.slots());
             let xa = ColumnPacked { rows: a, cols: vec![vec![top; chunks]; b_cols] };
@@ -257,7 +282,15 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn matrix(&mut self, m: &[f64], rows: usize, cols: usize, pk: Packing, t: Tiling, level: usize) -> Result<EncMatrix<Ciphertext>> {
+    fn matrix(
+        &mut self,
+        m: &[f64],
+        rows: usize,
+        cols: usize,
+        pk: Packing,
+        t: Tiling,
+        level: usize,
+    ) -> Result<EncMatrix<Ciphertext>> {
         EncMatrix::encrypt(self.ctx, self.sk, m, rows, cols, pk, t, level, &mut self.rng)
     }
 
@@ -268,7 +301,13 @@ impl Run<'_> {
     }
 
     /// A column-packed encryption of columns `cols` of the row-major `rows x width` matrix `m`.
-    fn columns(&mut self, m: &[f64], rows: usize, width: usize, cols: std::ops::Range<usize>) -> Result<ColumnPacked<Ciphertext>> {
+    fn columns(
+        &mut self,
+        m: &[f64],
+        rows: usize,
+        width: usize,
+        cols: std::ops::Range<usize>,
+    ) -> Result<ColumnPacked<Ciphertext>> {
         let slots = self.ctx.params().max_slots();
         let chunks = rows.div_ceil(slots);
         let mut out = Vec::new();
@@ -281,7 +320,15 @@ impl Run<'_> {
     }
 
     /// Runs one algorithm; returns (seconds, runs, extrapolated, max error, relative error).
-    fn algorithm(&mut self, ev: &Evaluator, name: &str, shape: (usize, usize, usize), pk: Packing, inp: &Inputs, budget: f64) -> Result<(f64, usize, bool, f64, f64)> {
+    fn algorithm(
+        &mut self,
+        ev: &Evaluator,
+        name: &str,
+        shape: (usize, usize, usize),
+        pk: Packing,
+        inp: &Inputs,
+        budget: f64,
+    ) -> Result<(f64, usize, bool, f64, f64)> {
         let (a, b, c) = shape;
         let l = self.level;
         let ops = HeOps::new(ev);
@@ -319,12 +366,15 @@ impl Run<'_> {
                 let xa = self.columns(&xs, a, bs, 0..bs)?;
                 let slots = ctx.params().max_slots();
                 let we = EntryPacked {
-                    entries: (0..c).map(|k| (0..bs).map(|j| self.filled(&vec![ws[k * bs + j]; slots])).collect()).collect::<Result<_>>()?,
+                    entries: (0..c)
+                        .map(|k| (0..bs).map(|j| self.filled(&vec![ws[k * bs + j]; slots])).collect())
+                        .collect::<Result<_>>()?,
                 };
                 let (out, s, n) = timed(budget, || privgd_abt(&ops, &xa, &we))?;
                 let mut got = vec![0.0; a * c];
                 for (k, col) in out.cols.iter().enumerate() {
-                    let vals: Vec<f64> = col.iter().map(|ct| decrypt_decode(&ctx, sk, ct)).collect::<Result<Vec<_>>>()?.concat();
+                    let vals: Vec<f64> =
+                        col.iter().map(|ct| decrypt_decode(&ctx, sk, ct)).collect::<Result<Vec<_>>>()?.concat();
                     for i in 0..a {
                         got[i * c + k] = vals[i];
                     }
@@ -337,7 +387,12 @@ impl Run<'_> {
                 let ra = self.columns(&inp.r, a, c, 0..c)?;
                 let xa = self.columns(&xs, a, bs, 0..bs)?;
                 let (out, s, n) = timed(budget, || privgd_atb(&ops, &ra, &xa))?;
-                let got = out.entries.iter().flatten().map(|ct| Ok(decrypt_decode(&ctx, sk, ct)?[0])).collect::<Result<Vec<_>>>()?;
+                let got = out
+                    .entries
+                    .iter()
+                    .flatten()
+                    .map(|ct| Ok(decrypt_decode(&ctx, sk, ct)?[0]))
+                    .collect::<Result<Vec<_>>>()?;
                 (got, atb(&inp.r, &xs, a, c, bs), s * b as f64 / bs as f64, n, bs < b)
             }
             _ => return Err(Error::InvalidInput(format!("unknown algorithm {name}"))),
@@ -437,7 +492,11 @@ pub fn parse_shapes(s: &str) -> Result<Vec<(usize, usize, usize)>> {
     }
     s.split(',')
         .map(|t| {
-            let v: Vec<usize> = t.trim().split('x').map(|n| n.parse().map_err(|_| Error::InvalidInput(format!("bad shape {t}")))).collect::<Result<_>>()?;
+            let v: Vec<usize> = t
+                .trim()
+                .split('x')
+                .map(|n| n.parse().map_err(|_| Error::InvalidInput(format!("bad shape {t}"))))
+                .collect::<Result<_>>()?;
             match v[..] {
                 [a, b, c] if a > 0 && b > 1 && c > 0 => Ok((a, b, c)),
                 _ => Err(Error::InvalidInput(format!("bad shape {t} (expected AxBxC)"))),

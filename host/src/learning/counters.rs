@@ -28,7 +28,12 @@ impl OpCounts {
 impl std::ops::Sub for OpCounts {
     type Output = OpCounts;
     fn sub(self, o: OpCounts) -> OpCounts {
-        OpCounts { cmult: self.cmult - o.cmult, mult: self.mult - o.mult, rot: self.rot - o.rot, conj: self.conj - o.conj }
+        OpCounts {
+            cmult: self.cmult - o.cmult,
+            mult: self.mult - o.mult,
+            rot: self.rot - o.rot,
+            conj: self.conj - o.conj,
+        }
     }
 }
 

@@ -20,7 +20,7 @@
 //! Levels: the product, the column-0 mask and the diagonal mask: three below the lower input.
 
 use super::matrix::EncMatrix;
-use super::ops::{doubling, MatOps, Mask, MaskKind};
+use super::ops::{doubling, Mask, MaskKind, MatOps};
 use super::packing::Tiling;
 use crate::{Error, Result};
 
@@ -32,7 +32,10 @@ pub fn diag_abt<O: MatOps>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::Ct>) 
         return Err(Error::InvalidInput("diag_abt takes A untiled and B tiled vertically, in one packing".into()));
     }
     if a.cols != b.cols || ops.slots() != pk.slots() {
-        return Err(Error::InvalidInput(format!("diag_abt: A is {} x {}, B is {} x {}", a.rows, a.cols, b.rows, b.cols)));
+        return Err(Error::InvalidInput(format!(
+            "diag_abt: A is {} x {}, B is {} x {}",
+            a.rows, a.cols, b.rows, b.cols
+        )));
     }
     let (a0, b1) = a.grid;
     let s1 = pk.s1 as i64;

@@ -27,7 +27,7 @@
 //! product, diagonal mask), the row fix-up mask on `B`.
 
 use super::matrix::EncMatrix;
-use super::ops::{doubling, MatOps, Mask, MaskKind};
+use super::ops::{doubling, Mask, MaskKind, MatOps};
 use super::packing::{Packing, Tiling};
 use crate::{Error, Result};
 
@@ -58,13 +58,23 @@ fn check<C>(a: &EncMatrix<C>, b: &EncMatrix<C>, slots: usize) -> Result<Packing>
         return Err(Error::InvalidInput("diag_atb takes A tiled horizontally and B untiled, in one packing".into()));
     }
     if a.rows != b.rows || slots != pk.slots() {
-        return Err(Error::InvalidInput(format!("diag_atb: A is {} x {}, B is {} x {}", a.rows, a.cols, b.rows, b.cols)));
+        return Err(Error::InvalidInput(format!(
+            "diag_atb: A is {} x {}, B is {} x {}",
+            a.rows, a.cols, b.rows, b.cols
+        )));
     }
     Ok(pk)
 }
 
 /// Sums over the rows of each block, masks pair `p`'s diagonals, and adds into `acc[j]`.
-fn accumulate<O: MatOps>(ops: &O, acc: &mut [Option<O::Ct>], j: usize, prod: O::Ct, p: usize, pk: Packing) -> Result<()> {
+fn accumulate<O: MatOps>(
+    ops: &O,
+    acc: &mut [Option<O::Ct>],
+    j: usize,
+    prod: O::Ct,
+    p: usize,
+    pk: Packing,
+) -> Result<()> {
     let sums = ops.rotate_add(prod, doubling(pk.s1 as i64, pk.s0))?;
     let diag = ops.mul_mask(&sums, &Mask::new(pk, MaskKind::PairDiagAtb(p)))?;
     acc[j] = Some(match acc[j].take() {
@@ -74,7 +84,12 @@ fn accumulate<O: MatOps>(ops: &O, acc: &mut [Option<O::Ct>], j: usize, prod: O::
     Ok(())
 }
 
-fn finish<O: MatOps>(ops: &O, acc: Vec<Option<O::Ct>>, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::Ct>) -> Result<EncMatrix<O::Ct>> {
+fn finish<O: MatOps>(
+    ops: &O,
+    acc: Vec<Option<O::Ct>>,
+    a: &EncMatrix<O::Ct>,
+    b: &EncMatrix<O::Ct>,
+) -> Result<EncMatrix<O::Ct>> {
     let out = acc
         .into_iter()
         .map(|x| ops.real_twice(&x.ok_or(Error::InvalidArgument("a packing has at least one pair of diagonals"))?))
@@ -118,7 +133,11 @@ pub fn diag_atb_prot_up<O: MatOps>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<
     let paired = pair_up(ops, a)?;
     // B's fixed-up blocks sit one level down for p >= 1; p = 0 joins them there.
     let b_level = b.blocks.iter().map(|x| ops.level(x)).min().unwrap_or(0);
-    let b_level = if h > 1 { b_level.checked_sub(1).ok_or(Error::LevelExhausted { op: "diag_atb_prot_up", level: 0 })? } else { b_level };
+    let b_level = if h > 1 {
+        b_level.checked_sub(1).ok_or(Error::LevelExhausted { op: "diag_atb_prot_up", level: 0 })?
+    } else {
+        b_level
+    };
     let mut acc: Vec<Option<O::Ct>> = vec![None; b1];
     for p in 0..h {
         let rows: Vec<O::Ct> = if p == 0 {

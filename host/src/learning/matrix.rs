@@ -135,7 +135,13 @@ impl EncMatrix<Ciphertext> {
 
     /// Decrypts to an f64 `.npy` matrix.
     pub fn decrypt_npy(&self, ctx: &Context, sk: &SecretKey) -> Result<Matrix> {
-        Ok(Matrix { rows: self.rows, cols: self.cols, data: self.decrypt(ctx, sk)?, dtype: Dtype::F64, is_vector: false })
+        Ok(Matrix {
+            rows: self.rows,
+            cols: self.cols,
+            data: self.decrypt(ctx, sk)?,
+            dtype: Dtype::F64,
+            is_vector: false,
+        })
     }
 
     /// Lowest level among the blocks.

@@ -21,5 +21,5 @@ pub use counters::{Counter, OpCounts};
 pub use diag_abt::diag_abt;
 pub use diag_atb::{diag_atb, diag_atb_prot_up};
 pub use matrix::EncMatrix;
-pub use ops::{CountOps, HeOps, LevelOnly, MatOps, Mask, MaskKind};
+pub use ops::{CountOps, HeOps, LevelOnly, Mask, MaskKind, MatOps};
 pub use packing::{Packing, Tiling};

@@ -60,16 +60,46 @@ impl Mask {
         for r in 0..s0 {
             for t in 0..s1 {
                 v[r * s1 + t] = match self.kind {
-                    MaskKind::Col(k) => if t == k { one } else { zero },
-                    MaskKind::Row(k) => if r == k { one } else { zero },
-                    MaskKind::ColsBelow(k) => if t < k { one } else { zero },
-                    MaskKind::ColsFrom(k) => if t >= k { one } else { zero },
+                    MaskKind::Col(k) => {
+                        if t == k {
+                            one
+                        } else {
+                            zero
+                        }
+                    }
+                    MaskKind::Row(k) => {
+                        if r == k {
+                            one
+                        } else {
+                            zero
+                        }
+                    }
+                    MaskKind::ColsBelow(k) => {
+                        if t < k {
+                            one
+                        } else {
+                            zero
+                        }
+                    }
+                    MaskKind::ColsFrom(k) => {
+                        if t >= k {
+                            one
+                        } else {
+                            zero
+                        }
+                    }
                     MaskKind::PairDiagAbt(p) | MaskKind::PairDiagAtb(p) => {
                         let d = match self.kind {
                             MaskKind::PairDiagAbt(_) => (t + pad_c - r % pad_c) % pad_c,
                             _ => (r + pad_c - t % pad_c) % pad_c,
                         };
-                        if d == p { half } else if d == p + h { neg_half_i } else { zero }
+                        if d == p {
+                            half
+                        } else if d == p + h {
+                            neg_half_i
+                        } else {
+                            zero
+                        }
                     }
                 };
             }
@@ -166,7 +196,8 @@ impl<'a> HeOps<'a> {
             return Ok(p.clone());
         }
         // Encoded at q_level: the rescale after the product restores the ciphertext's scale.
-        let pt = Arc::new(self.encoder.encode_complex(&mask.values(), log_slots, level, self.ev.rescale_scale(level))?);
+        let pt =
+            Arc::new(self.encoder.encode_complex(&mask.values(), log_slots, level, self.ev.rescale_scale(level))?);
         self.masks.lock().unwrap_or_else(|e| e.into_inner()).insert(key, pt.clone());
         Ok(pt)
     }
