@@ -5,7 +5,7 @@ use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroize;
 
 use super::plaintext::{Ciphertext, Plaintext, SeededCiphertext};
-use crate::ring::{Modulus, NttTable, RnsPoly};
+use crate::ring::{Modulus, RnsPoly};
 use crate::rlwe::keys::rlwe_limb;
 use crate::rlwe::sampling::{fresh_seed, stream_id, ternary, UniformExpander};
 use crate::rlwe::{Context, PublicKey, SecretKey};
@@ -34,7 +34,7 @@ pub fn encrypt_sk<R: RngCore + CryptoRng>(
     let mut c0 = RnsPoly::zero(n, pt.level + 1);
     for i in 0..=pt.level {
         let (q, t) = (&ctx.q()[i], &ctx.ntt()[i]);
-        sk.ntt_limb(q, t, &mut s);
+        sk.ntt_limb(t, &mut s);
         rlwe_limb(q, t, &seed, stream_id(0, i), &s, &e, Some(pt.poly.limb(i)), c0.limb_mut(i));
     }
     s.zeroize();
@@ -68,14 +68,14 @@ pub fn encrypt_pk<R: RngCore + CryptoRng>(
     let mut vq = vec![0u64; n];
     for (pos, &i) in limbs.iter().enumerate() {
         let (q, t) = (&ctx.qp()[i], &ctx.ntt()[i]);
-        small_to_ntt(&v, q, t, &mut vq);
+        t.forward_small(&v, &mut vq);
         let out0 = c0.limb_mut(pos);
-        small_to_ntt(&e0, q, t, out0);
+        t.forward_small(&e0, out0);
         for ((o, &b), &vv) in out0.iter_mut().zip(pk.b.limb(i)).zip(vq.iter()) {
             *o = q.add(*o, q.mul(vv, b));
         }
         let out1 = c1.limb_mut(pos);
-        small_to_ntt(&e1, q, t, out1);
+        t.forward_small(&e1, out1);
         let mut a = UniformExpander::new(&pk.seed, stream_id(0, i), q);
         for (o, &vv) in out1.iter_mut().zip(&vq) {
             *o = q.add(*o, q.mul(vv, a.next_residue()));
@@ -89,14 +89,6 @@ pub fn encrypt_pk<R: RngCore + CryptoRng>(
     ctx.mod_down(&mut c1, level);
     c0.add_assign(&pt.poly, ctx.q());
     Ok(Ciphertext { c: vec![c0, c1], level, scale: pt.scale, log_slots: pt.log_slots })
-}
-
-/// Small signed coefficients to one evaluation-form limb.
-pub fn small_to_ntt(coeffs: &[i8], q: &Modulus, table: &NttTable, out: &mut [u64]) {
-    for (o, &c) in out.iter_mut().zip(coeffs) {
-        *o = q.from_small_ct(c as i64);
-    }
-    table.forward(out);
 }
 
 /// One limb of decryption: `out = c_0 + c_1 s + c_2 s^2 + ...` with `s` the secret limb in
@@ -121,7 +113,7 @@ pub fn decrypt(ctx: &Context, sk: &SecretKey, ct: &Ciphertext) -> Result<Plainte
     let mut poly = RnsPoly::zero(n, ct.level + 1);
     for i in 0..=ct.level {
         let (q, t) = (&ctx.q()[i], &ctx.ntt()[i]);
-        sk.ntt_limb(q, t, &mut s);
+        sk.ntt_limb(t, &mut s);
         let polys: alloc::vec::Vec<&[u64]> = ct.c.iter().map(|c| c.limb(i)).collect();
         decrypt_limb(q, &s, &polys, poly.limb_mut(i));
     }

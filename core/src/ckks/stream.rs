@@ -54,10 +54,7 @@ fn rlwe_coeff_limb(
     buf: &mut [u64],
     add: impl Fn(usize) -> u64,
 ) {
-    for (o, &c) in buf.iter_mut().zip(s) {
-        *o = q.from_small_ct(c as i64);
-    }
-    table.forward(buf);
+    table.forward_small(s, buf);
     let mut a = UniformExpander::new(seed, stream, q);
     for o in buf.iter_mut() {
         *o = q.mul(*o, a.next_residue());

@@ -49,6 +49,15 @@ impl NttTable {
         self.plan.fwd(a);
     }
 
+    /// Residues of small signed coefficients (a secret, an error), moved to evaluation form in
+    /// `out`; constant time in the coefficients' values.
+    pub fn forward_small(&self, coeffs: &[i8], out: &mut [u64]) {
+        for (o, &c) in out.iter_mut().zip(coeffs) {
+            *o = self.modulus.from_small_ct(c as i64);
+        }
+        self.forward(out);
+    }
+
     /// Evaluations to coefficients, in place, including the division by N.
     #[inline]
     pub fn inverse(&self, a: &mut [u64]) {

@@ -57,11 +57,8 @@ impl SecretKey {
     }
 
     /// `s mod q` in evaluation form, written into `out` (one limb).
-    pub fn ntt_limb(&self, q: &Modulus, table: &NttTable, out: &mut [u64]) {
-        for (o, &c) in out.iter_mut().zip(&self.coeffs) {
-            *o = q.from_small_ct(c as i64);
-        }
-        table.forward(out);
+    pub fn ntt_limb(&self, table: &NttTable, out: &mut [u64]) {
+        table.forward_small(&self.coeffs, out);
     }
 
     /// `s` in evaluation form on the first `limbs` moduli of `ctx.qp()`.
@@ -69,7 +66,7 @@ impl SecretKey {
         let n = ctx.n();
         let mut p = RnsPoly::zero(n, limbs);
         for (i, limb) in p.limbs_iter_mut().enumerate() {
-            self.ntt_limb(&ctx.qp()[i], &ctx.ntt()[i], limb);
+            self.ntt_limb(&ctx.ntt()[i], limb);
         }
         SecretPoly(p)
     }
@@ -108,7 +105,7 @@ impl PublicKey {
         let mut s = vec![0u64; n];
         for i in 0..ctx.qp().len() {
             let (q, t) = (&ctx.qp()[i], &ctx.ntt()[i]);
-            sk.ntt_limb(q, t, &mut s);
+            sk.ntt_limb(t, &mut s);
             rlwe_limb(q, t, &seed, stream_id(0, i), &s, &e, None, b.limb_mut(i));
         }
         s.zeroize();
@@ -137,10 +134,7 @@ pub fn rlwe_limb(
     extra: Option<&[u64]>,
     out: &mut [u64],
 ) {
-    for (o, &c) in out.iter_mut().zip(e) {
-        *o = q.from_small_ct(c as i64);
-    }
-    table.forward(out);
+    table.forward_small(e, out);
     let mut a = UniformExpander::new(seed, stream, q);
     for (o, &sv) in out.iter_mut().zip(s) {
         *o = q.sub(*o, q.mul(a.next_residue(), sv));

@@ -133,7 +133,7 @@ pub fn decrypt_decode(ctx: &Context, sk: &SecretKey, ct: &Ciphertext) -> Result<
         .into_par_iter()
         .map(|i| {
             let mut s = vec![0u64; n];
-            sk.ntt_limb(&ctx.q()[i], &ctx.ntt()[i], &mut s);
+            sk.ntt_limb(&ctx.ntt()[i], &mut s);
             let polys: Vec<&[u64]> = ct.c.iter().map(|c| c.limb(i)).collect();
             let mut out = vec![0u64; n];
             decrypt_limb(&ctx.q()[i], &s, &polys, &mut out);
