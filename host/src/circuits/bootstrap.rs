@@ -27,19 +27,17 @@ use std::f64::consts::PI;
 use hetune_core::ckks::Ciphertext;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hetune_core::ring::automorphism::{galois_element_conjugate, galois_element_for_step};
 use hetune_core::rlwe::keys::SecretPoly;
 use hetune_core::rlwe::sampling::{fresh_seed, sparse_ternary};
 use hetune_core::rlwe::{Context, SecretKey, SwitchingKey, SwitchingKind};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
-use rayon::prelude::*;
 
 use super::chebyshev::Chebyshev;
 use super::dft::{coeff_to_slot, slot_to_coeff};
 use super::linear::LinearTransform;
 use super::polynomial::{self, Parity};
-use crate::evaluator::{EvaluationKeys, Evaluator, SecretSwitchKey};
+use crate::evaluator::{EvaluationKeys, Evaluator, KeySpec, SecretSwitchKey};
 use crate::Error;
 
 /// Tunables of the bootstrapping circuit.
@@ -173,37 +171,14 @@ pub fn generate_keys_with_progress<R: RngCore + CryptoRng>(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> BootstrapKeySet {
     let n = ctx.n();
-    let mut kinds = vec![SwitchingKind::Relinearization, SwitchingKind::Galois(galois_element_conjugate(n))];
-    for step in rotation_steps(cfg, ctx.params().log_n()) {
-        let g = galois_element_for_step(step, n);
-        if g != 1 && !kinds.contains(&SwitchingKind::Galois(g)) {
-            kinds.push(SwitchingKind::Galois(g));
-        }
-    }
-    let total = kinds.len() + 2;
+    let spec =
+        KeySpec { relinearization: true, rotations: rotation_steps(cfg, ctx.params().log_n()), conjugation: true };
+    let total = EvaluationKeys::count(ctx, &spec) + 2;
     let done = AtomicUsize::new(0);
     progress(0, total);
-    let tick = || progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-    // One ChaCha20 stream per key, seeded in order from the caller's CSPRNG.
-    let seeds: Vec<[u8; 32]> = (0..kinds.len() + 1).map(|_| fresh_seed(rng)).collect();
-    let keys: Vec<SwitchingKey> = kinds
-        .par_iter()
-        .zip(&seeds[..kinds.len()])
-        .map(|(kind, seed)| {
-            let mut r = ChaCha20Rng::from_seed(*seed);
-            let key = match *kind {
-                SwitchingKind::Galois(g) => SwitchingKey::galois(ctx, sk, g, &mut r),
-                _ => SwitchingKey::relinearization(ctx, sk, &mut r),
-            };
-            tick();
-            key
-        })
-        .collect();
-    let mut eval = EvaluationKeys::new();
-    for k in keys {
-        eval.insert(k);
-    }
-    let mut r = ChaCha20Rng::from_seed(seeds[kinds.len()]);
+    let tick = |()| progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+    let eval = EvaluationKeys::generate_with_progress(ctx, sk, &spec, rng, &tick);
+    let mut r = ChaCha20Rng::from_seed(fresh_seed(rng));
     let mut sparse = vec![0i8; n];
     sparse_ternary(&mut r, cfg.sparse_weight, &mut sparse);
     let s_sparse = SecretKey::from_coeffs(sparse);
@@ -212,10 +187,10 @@ pub fn generate_keys_with_progress<R: RngCore + CryptoRng>(
     let sparse_ntt: SecretPoly = s_sparse.to_ntt(ctx, limbs);
     let to_sparse =
         SwitchingKey::generate(ctx, &s_sparse, &dense_ntt, SwitchingKind::Encapsulation { to_sparse: true }, &mut r);
-    tick();
+    tick(());
     let to_dense =
         SwitchingKey::generate(ctx, sk, &sparse_ntt, SwitchingKind::Encapsulation { to_sparse: false }, &mut r);
-    tick();
+    tick(());
     BootstrapKeySet { eval, boot: BootstrapKeys { to_sparse, to_dense } }
 }
 

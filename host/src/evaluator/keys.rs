@@ -73,20 +73,20 @@ impl EvaluationKeys {
     /// seeded by `rng`). Owners normally make their keys with the core; this serves tests,
     /// benchmarks and owner-side tools on a workstation.
     pub fn generate<R: RngCore + CryptoRng>(ctx: &Context, sk: &SecretKey, spec: &KeySpec, rng: &mut R) -> Self {
-        let n = ctx.n();
-        let mut kinds = Vec::new();
-        if spec.relinearization {
-            kinds.push(SwitchingKind::Relinearization);
-        }
-        for &step in &spec.rotations {
-            let g = galois_element_for_step(step, n);
-            if g != 1 && !kinds.contains(&SwitchingKind::Galois(g)) {
-                kinds.push(SwitchingKind::Galois(g));
-            }
-        }
-        if spec.conjugation {
-            kinds.push(SwitchingKind::Galois(galois_element_conjugate(n)));
-        }
+        Self::generate_with_progress(ctx, sk, spec, rng, &|()| {})
+    }
+
+    /// [`EvaluationKeys::generate`], calling `tick(())` from the worker threads as each key is
+    /// done ([`EvaluationKeys::count`] ticks in all).
+    pub fn generate_with_progress<R: RngCore + CryptoRng>(
+        ctx: &Context,
+        sk: &SecretKey,
+        spec: &KeySpec,
+        rng: &mut R,
+        tick: &(dyn Fn(()) + Sync),
+    ) -> Self {
+        let kinds = Self::kinds(ctx, spec);
+        // One ChaCha20 stream per key, seeded in order from the caller's CSPRNG.
         let seeds: Vec<[u8; 32]> = kinds
             .iter()
             .map(|_| {
@@ -100,10 +100,12 @@ impl EvaluationKeys {
             .zip(seeds)
             .map(|(kind, seed)| {
                 let mut r = ChaCha20Rng::from_seed(seed);
-                match *kind {
+                let key = match *kind {
                     SwitchingKind::Galois(g) => SwitchingKey::galois(ctx, sk, g, &mut r),
                     _ => SwitchingKey::relinearization(ctx, sk, &mut r),
-                }
+                };
+                tick(());
+                key
             })
             .collect();
         let mut out = EvaluationKeys::new();
@@ -111,6 +113,30 @@ impl EvaluationKeys {
             out.insert(k);
         }
         out
+    }
+
+    /// How many keys [`EvaluationKeys::generate`] makes for `spec`.
+    pub fn count(ctx: &Context, spec: &KeySpec) -> usize {
+        Self::kinds(ctx, spec).len()
+    }
+
+    fn kinds(ctx: &Context, spec: &KeySpec) -> Vec<SwitchingKind> {
+        let n = ctx.n();
+        let mut kinds = Vec::new();
+        if spec.relinearization {
+            kinds.push(SwitchingKind::Relinearization);
+        }
+        for &step in &spec.rotations {
+            let g = galois_element_for_step(step, n);
+            if g != 1 && !kinds.contains(&SwitchingKind::Galois(g)) {
+                kinds.push(SwitchingKind::Galois(g));
+            }
+        }
+        let g = galois_element_conjugate(n);
+        if spec.conjugation && !kinds.contains(&SwitchingKind::Galois(g)) {
+            kinds.push(SwitchingKind::Galois(g));
+        }
+        kinds
     }
 }
 
