@@ -182,6 +182,57 @@ pub fn preset(name: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.literal.name == name)
 }
 
+/// The checks every parameter set passes, whether built from bit sizes or read back as primes.
+fn check_shape(
+    log_n: u32,
+    q_len: usize,
+    dnum: usize,
+    boot_limbs: usize,
+    log_scale: u32,
+    secret: SecretDistribution,
+    sigma: f64,
+) -> Result<(), Error> {
+    if !(LOG_N_RANGE.0..=LOG_N_RANGE.1).contains(&log_n) {
+        return Err(Error::InvalidParameters("log_n must be within 10..=17"));
+    }
+    if q_len == 0 || q_len > MAX_Q_LIMBS {
+        return Err(Error::InvalidParameters("between 1 and 48 ciphertext primes are supported"));
+    }
+    if dnum == 0 || dnum > q_len {
+        return Err(Error::InvalidParameters("dnum must be within 1..=|Q|"));
+    }
+    if q_len.div_ceil(dnum) > MAX_P_LIMBS {
+        return Err(Error::InvalidParameters("too many special primes (raise dnum)"));
+    }
+    if boot_limbs >= q_len {
+        return Err(Error::InvalidParameters("boot_limbs must leave q_0 and a level"));
+    }
+    if !(sigma > 0.0 && sigma < 64.0) {
+        return Err(Error::InvalidParameters("sigma must be in (0, 64)"));
+    }
+    if !(10..=60).contains(&log_scale) {
+        return Err(Error::InvalidParameters("log_scale must be within 10..=60"));
+    }
+    if let SecretDistribution::SparseTernary { hamming_weight } = secret {
+        if hamming_weight == 0 || hamming_weight as u64 > 1u64 << log_n {
+            return Err(Error::InvalidParameters("hamming weight must be within 1..=N"));
+        }
+    }
+    Ok(())
+}
+
+/// The first 32 bytes of `name`, cut at a character boundary (names come from the wire too).
+fn short_name(name: &str) -> String<32> {
+    let mut end = name.len().min(32);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::new();
+    // At most 32 bytes: always fits.
+    let _ = out.push_str(&name[..end]);
+    out
+}
+
 /// A validated parameter set with concrete primes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Parameters {
@@ -199,36 +250,10 @@ pub struct Parameters {
 impl Parameters {
     /// Generates the primes for `lit` and applies the security gate.
     pub fn new(lit: &ParametersLiteral<'_>, security: Security) -> Result<Self, Error> {
-        if lit.log_n < LOG_N_RANGE.0 || lit.log_n > LOG_N_RANGE.1 {
-            return Err(Error::InvalidParameters("log_n must be within 10..=17"));
-        }
-        if lit.log_q.is_empty() || lit.log_q.len() > MAX_Q_LIMBS {
-            return Err(Error::InvalidParameters("between 1 and 48 ciphertext primes are supported"));
-        }
-        if lit.dnum == 0 || lit.dnum > lit.log_q.len() {
-            return Err(Error::InvalidParameters("dnum must be within 1..=|Q|"));
-        }
+        check_shape(lit.log_n, lit.log_q.len(), lit.dnum, lit.boot_limbs, lit.log_scale, lit.secret, lit.sigma)?;
         let alpha = lit.log_q.len().div_ceil(lit.dnum);
-        if alpha > MAX_P_LIMBS {
-            return Err(Error::InvalidParameters("too many special primes (raise dnum)"));
-        }
-        if lit.boot_limbs >= lit.log_q.len() {
-            return Err(Error::InvalidParameters("boot_limbs must leave q_0 and a level"));
-        }
-        if !(lit.sigma > 0.0 && lit.sigma < 64.0) {
-            return Err(Error::InvalidParameters("sigma must be in (0, 64)"));
-        }
-        if lit.log_scale < 10 || lit.log_scale > 60 {
-            return Err(Error::InvalidParameters("log_scale must be within 10..=60"));
-        }
         let n = 1usize << lit.log_n;
-        if let SecretDistribution::SparseTernary { hamming_weight } = lit.secret {
-            if hamming_weight == 0 || hamming_weight as usize > n {
-                return Err(Error::InvalidParameters("hamming weight must be within 1..=N"));
-            }
-        }
-        let mut name = String::new();
-        name.push_str(&lit.name[..lit.name.len().min(32)]).map_err(|_| Error::InvalidParameters("name too long"))?;
+        let name = short_name(lit.name);
 
         let mut all: HVec<u64, { MAX_Q_LIMBS + MAX_P_LIMBS }> = HVec::new();
         let mut q: HVec<u64, MAX_Q_LIMBS> = HVec::new();
@@ -279,9 +304,7 @@ impl Parameters {
         sigma: f64,
         security: Security,
     ) -> Result<Self, Error> {
-        if !(LOG_N_RANGE.0..=LOG_N_RANGE.1).contains(&log_n) {
-            return Err(Error::InvalidParameters("log_n must be within 10..=17"));
-        }
+        check_shape(log_n, q.len(), dnum, boot_limbs, log_scale, secret, sigma)?;
         let n = 1u64 << log_n;
         let mut hq: HVec<u64, MAX_Q_LIMBS> = HVec::new();
         let mut hp: HVec<u64, MAX_P_LIMBS> = HVec::new();
@@ -296,20 +319,11 @@ impl Parameters {
         }
         hq.extend_from_slice(q).map_err(|_| Error::InvalidParameters("too many ciphertext primes"))?;
         hp.extend_from_slice(p).map_err(|_| Error::InvalidParameters("too many special primes"))?;
-        if q.is_empty() || p.is_empty() || dnum == 0 || q.len().div_ceil(dnum) != p.len() {
+        if q.len().div_ceil(dnum) != p.len() {
             return Err(Error::InvalidParameters("special-prime count must be ceil(|Q| / dnum)"));
         }
-        if boot_limbs >= q.len() || !(10..=60).contains(&log_scale) || !(sigma > 0.0 && sigma < 64.0) {
-            return Err(Error::InvalidParameters("inconsistent boot_limbs, scale or sigma"));
-        }
-        if let SecretDistribution::SparseTernary { hamming_weight } = secret {
-            if hamming_weight == 0 || hamming_weight as u64 > n {
-                return Err(Error::InvalidParameters("hamming weight must be within 1..=N"));
-            }
-        }
-        let mut hname = String::new();
-        let _ = hname.push_str(&name[..name.len().min(32)]);
-        let params = Parameters { name: hname, log_n, q: hq, p: hp, dnum, log_scale, boot_limbs, secret, sigma };
+        let params =
+            Parameters { name: short_name(name), log_n, q: hq, p: hp, dnum, log_scale, boot_limbs, secret, sigma };
         params.check_security(security)?;
         Ok(params)
     }
@@ -526,6 +540,42 @@ mod tests {
             Err(Error::Insecure { max_log_qp: 881, .. })
         ));
         assert!(Parameters::new(&lit, Security::InsecureForTestingOnly).is_ok());
+    }
+
+    #[test]
+    fn long_multibyte_names_are_cut_at_a_character_boundary() {
+        let a = Parameters::preset("test-n12", Security::InsecureForTestingOnly).unwrap();
+        let name = alloc::string::String::from("é").repeat(20); // 40 bytes; byte 32 is inside no character, byte 33 is
+        let b = Parameters::from_primes(
+            &name,
+            a.log_n(),
+            a.q(),
+            a.p(),
+            a.dnum(),
+            a.log_scale(),
+            a.boot_limbs(),
+            a.secret(),
+            a.sigma(),
+            Security::InsecureForTestingOnly,
+        )
+        .unwrap();
+        assert_eq!(b.name(), "é".repeat(16).as_str());
+        assert_eq!(b.fingerprint(), a.fingerprint());
+        let odd = alloc::format!("x{}", "é".repeat(20)); // byte 32 falls inside a character
+        let c = Parameters::from_primes(
+            &odd,
+            a.log_n(),
+            a.q(),
+            a.p(),
+            a.dnum(),
+            a.log_scale(),
+            a.boot_limbs(),
+            a.secret(),
+            a.sigma(),
+            Security::InsecureForTestingOnly,
+        )
+        .unwrap();
+        assert_eq!(c.name().len(), 31);
     }
 
     #[test]
