@@ -49,10 +49,10 @@ fn main() {
             "coeff_to_slot" => {
                 let got = enc.decode_complex(&dec).unwrap();
                 let mut err = 0f64;
-                for j in 0..n {
+                for (j, g) in got.iter().enumerate().take(n) {
                     let k = bit_reverse(j, log_slots);
                     let want = Complex::new(raised_coeffs[k] / (2.0 * k1), raised_coeffs[k + n] / (2.0 * k1));
-                    err = err.max((got[j].re - want.re).abs()).max((got[j].im - want.im).abs());
+                    err = err.max((g.re - want.re).abs()).max((g.im - want.im).abs());
                 }
                 println!("coeff_to_slot: max abs error {err:.3e} ({:.1} bits of the [-1,1] range), scale 2^{:.2}, level {}", -err.log2(), c.scale.log2(), c.level);
             }
@@ -61,11 +61,11 @@ fn main() {
                 let off = if stage == "eval_mod_re" { 0 } else { n };
                 let mut err = 0f64;
                 let mut sig = 0f64;
-                for j in 0..n {
+                for (j, g) in got.iter().enumerate().take(n) {
                     let k = bit_reverse(j, log_slots) + off;
                     let want = (2.0 * PI * raised_coeffs[k]).sin();
                     sig = sig.max(want.abs());
-                    err = err.max((got[j].re - want).abs());
+                    err = err.max((g.re - want).abs());
                 }
                 println!("{stage}: max abs error {err:.3e} vs max signal {sig:.3e} ({:.1} bits relative), scale 2^{:.2}, level {}", (sig / err).log2(), c.scale.log2(), c.level);
             }

@@ -55,7 +55,8 @@ pub fn diag_abt<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::Ct
     for i in 0..a0 {
         let mut acc: Option<O::Ct> = None;
         for p in 0..h {
-            let pairs: Vec<(&O::Ct, &O::Ct)> = (0..b1).map(|j| (a.block(i, j), &shifted[j][p])).collect();
+            let pairs: Vec<(&O::Ct, &O::Ct)> =
+                shifted.iter().enumerate().map(|(j, s)| (a.block(i, j), &s[p])).collect();
             let prod = ops.mul_sum(&pairs)?;
             let sums = ops.rotate_add(prod, doubling(1, pk.s1))?;
             let kept = ops.mul_mask(&sums, &col0)?;
