@@ -1,5 +1,7 @@
-//! The error type of the service crate: the engine's errors, plus files, `.npy` arrays and key
-//! directories.
+//! The error type of the service crate: the engine's errors, plus files, `.npy` arrays, key
+//! directories and command-line arguments. Every variant carries its cause, so that a caller (the
+//! CLI, later the daemon mapping errors to HTTP statuses) can decide what to do without reading
+//! a message.
 
 use std::path::PathBuf;
 
@@ -8,11 +10,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A failure of the core: parameters, encoding, wire decoding.
+    /// A failure of the core: parameters, encoding, wire decoding (of data not read from a file;
+    /// see [`Error::Corrupt`]).
     #[error(transparent)]
     Core(#[from] hetune_core::Error),
     /// A failure of the compute engine (other than a core failure, which is [`Error::Core`],
-    /// and invalid input, which is [`Error::InvalidInput`]).
+    /// and an argument out of range, which is [`Error::InvalidArgument`]).
     #[error(transparent)]
     Engine(hetune_engine::Error),
     /// A file that should exist does not.
@@ -27,31 +30,108 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A malformed or unsupported .npy file.
-    #[error("{}: not a supported .npy file: {reason}", path.display())]
+    #[error("{}: not a supported .npy file: {problem}", path.display())]
     Npy {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        problem: NpyProblem,
     },
-    /// A key directory or bundle lacks what the command needs.
-    #[error("{0}")]
-    Keys(String),
-    /// Arguments that do not fit together.
-    #[error("{0}")]
-    InvalidInput(String),
+    /// A file in the wire format that the core refuses (corrupt, truncated, another parameter
+    /// set, an unexpected record).
+    #[error("{}: {source}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The core's wire error.
+        source: hetune_core::Error,
+    },
+    /// A key file lacks a key the command needs.
+    #[error("{}: no {key} in the bundle", path.display())]
+    MissingKey {
+        /// The key file.
+        path: PathBuf,
+        /// Which key.
+        key: &'static str,
+    },
+    /// A preset name that does not exist.
+    #[error("unknown preset {name:?} (known: {})", known.join(", "))]
+    UnknownPreset {
+        /// The name asked for.
+        name: String,
+        /// The presets that exist.
+        known: Vec<&'static str>,
+    },
+    /// An insecure preset without the named opt-in.
+    #[error("preset {0} is INSECURE (tests only); pass --insecure-testing-only to use it anyway")]
+    InsecurePreset(String),
+    /// Bootstrapping keys for a preset that reserves no limbs for bootstrapping.
+    #[error("preset {0} reserves no limbs for bootstrapping")]
+    NotBootstrappable(String),
+    /// A command-line value that cannot be parsed or is out of range.
+    #[error("bad {name} {value:?} (expected {expected})")]
+    BadArgument {
+        /// The argument.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What is expected.
+        expected: String,
+    },
+    /// Two matrices (or a matrix and what it is used for) whose shapes do not fit.
+    #[error("{what}: {} x {} given, {} x {} needed", found.0, found.1, expected.0, expected.1)]
+    ShapeMismatch {
+        /// What the shapes belong to.
+        what: &'static str,
+        /// The shape given.
+        found: (usize, usize),
+        /// The shape needed.
+        expected: (usize, usize),
+    },
+    /// A report that cannot be serialised.
+    #[error("cannot serialise the report: {0}")]
+    Report(#[from] serde_json::Error),
     /// An argument is out of range for the operation.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
 }
 
+/// What is wrong with a `.npy` file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NpyProblem {
+    /// The header or the data cannot be read.
+    #[error("{0}")]
+    Read(#[source] std::io::Error),
+    /// Fortran (column-major) order.
+    #[error("Fortran order is not supported")]
+    FortranOrder,
+    /// A structured dtype.
+    #[error("structured dtypes are not supported")]
+    StructuredDtype,
+    /// A dtype other than `<f4` and `<f8`.
+    #[error("dtype {0} (expected <f4 or <f8)")]
+    Dtype(String),
+    /// Neither one nor two dimensions.
+    #[error("{0}-dimensional arrays are not supported")]
+    Dimensions(usize),
+    /// A shape whose element count overflows.
+    #[error("shape overflows")]
+    ShapeOverflow,
+    /// A shape larger than the file.
+    #[error("shape larger than the file")]
+    ShapeLargerThanFile,
+    /// Fewer values than the shape.
+    #[error("truncated data")]
+    Truncated,
+}
+
 impl From<hetune_engine::Error> for Error {
-    /// Keeps one variant per cause: the engine's core failures and invalid input become the
-    /// service's own [`Error::Core`], [`Error::InvalidInput`] and [`Error::InvalidArgument`].
+    /// Keeps one variant per cause: the engine's core failures and out-of-range arguments become
+    /// the service's own [`Error::Core`] and [`Error::InvalidArgument`].
     fn from(e: hetune_engine::Error) -> Self {
         match e {
             hetune_engine::Error::Core(c) => Error::Core(c),
-            hetune_engine::Error::InvalidInput(s) => Error::InvalidInput(s),
             hetune_engine::Error::InvalidArgument(s) => Error::InvalidArgument(s),
             e => Error::Engine(e),
         }
@@ -67,6 +147,11 @@ impl Error {
         } else {
             Error::Io { path, source }
         }
+    }
+
+    /// A wire-format error of the file at `path`.
+    pub fn corrupt(path: impl Into<PathBuf>, source: hetune_core::Error) -> Self {
+        Error::Corrupt { path: path.into(), source }
     }
 }
 

@@ -26,7 +26,10 @@ use crate::{Error, Result};
 
 fn untiled_pair<C>(a: &EncMatrix<C>, b: &EncMatrix<C>, slots: usize) -> Result<()> {
     if a.packing != b.packing || a.tiling != Tiling::None || b.tiling != Tiling::None || slots != a.packing.slots() {
-        return Err(Error::InvalidInput("the Crockett baselines take untiled matrices in one packing".into()));
+        return Err(Error::LayoutMismatch {
+            op: "the Crockett baselines",
+            expected: "untiled matrices in one packing of the backend's slots",
+        });
     }
     Ok(())
 }
@@ -49,10 +52,7 @@ pub fn col_major_abt<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<
     let pk = a.packing;
     let c = b.rows;
     if a.cols != b.cols || c > pk.s0 || c > pk.s1 {
-        return Err(Error::InvalidInput(format!(
-            "col_major_abt: A is {} x {}, B is {} x {}",
-            a.rows, a.cols, b.rows, b.cols
-        )));
+        return Err(Error::ShapeMismatch { op: "col_major_abt", left: (a.rows, a.cols), right: (b.rows, b.cols) });
     }
     let (a0, b1) = a.grid;
     let mut acc: Vec<Option<O::Ct>> = vec![None; a0];
@@ -83,10 +83,7 @@ pub fn row_major_atb<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<
     let pk = a.packing;
     let c = a.cols;
     if a.rows != b.rows || c > pk.s0 || c > pk.s1 {
-        return Err(Error::InvalidInput(format!(
-            "row_major_atb: A is {} x {}, B is {} x {}",
-            a.rows, a.cols, b.rows, b.cols
-        )));
+        return Err(Error::ShapeMismatch { op: "row_major_atb", left: (a.rows, a.cols), right: (b.rows, b.cols) });
     }
     let (a0, b1) = b.grid;
     let mut acc: Vec<Option<O::Ct>> = vec![None; b1];
@@ -135,7 +132,11 @@ pub fn privgd_abt<O: HeBackend>(
 ) -> Result<ColumnPacked<O::Ct>> {
     let chunks = a.cols.first().map_or(0, Vec::len);
     if b.entries.iter().any(|r| r.len() != a.cols.len()) || a.cols.iter().any(|c| c.len() != chunks) || chunks == 0 {
-        return Err(Error::InvalidInput("privgd_abt: A's columns and B's columns differ".into()));
+        return Err(Error::ShapeMismatch {
+            op: "privgd_abt",
+            left: (a.rows, a.cols.len()),
+            right: (b.entries.len(), b.entries.first().map_or(0, Vec::len)),
+        });
     }
     let cols = b
         .entries
@@ -161,7 +162,11 @@ pub fn privgd_atb<O: HeBackend>(
 ) -> Result<EntryPacked<O::Ct>> {
     let chunks = a.cols.first().map_or(0, Vec::len);
     if a.rows != b.rows || chunks == 0 || a.cols.iter().chain(&b.cols).any(|c| c.len() != chunks) {
-        return Err(Error::InvalidInput("privgd_atb: A and B differ in rows".into()));
+        return Err(Error::ShapeMismatch {
+            op: "privgd_atb",
+            left: (a.rows, a.cols.len()),
+            right: (b.rows, b.cols.len()),
+        });
     }
     let entries = a
         .cols

@@ -29,13 +29,13 @@ use crate::{Error, Result};
 pub fn diag_abt<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::Ct>) -> Result<EncMatrix<O::Ct>> {
     let pk = a.packing;
     if b.packing != pk || a.tiling != Tiling::None || b.tiling != Tiling::Vertical {
-        return Err(Error::InvalidInput("diag_abt takes A untiled and B tiled vertically, in one packing".into()));
+        return Err(Error::LayoutMismatch {
+            op: "diag_abt",
+            expected: "A untiled and B tiled vertically, in one packing",
+        });
     }
     if a.cols != b.cols || ops.slots() != pk.slots() {
-        return Err(Error::InvalidInput(format!(
-            "diag_abt: A is {} x {}, B is {} x {}",
-            a.rows, a.cols, b.rows, b.cols
-        )));
+        return Err(Error::ShapeMismatch { op: "diag_abt", left: (a.rows, a.cols), right: (b.rows, b.cols) });
     }
     let (a0, b1) = a.grid;
     let s1 = pk.s1 as i64;

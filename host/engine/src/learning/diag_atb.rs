@@ -55,13 +55,13 @@ fn pair_up<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>) -> Result<Vec<O::Ct>> {
 fn check<C>(a: &EncMatrix<C>, b: &EncMatrix<C>, slots: usize) -> Result<Packing> {
     let pk = a.packing;
     if b.packing != pk || a.tiling != Tiling::Horizontal || b.tiling != Tiling::None {
-        return Err(Error::InvalidInput("diag_atb takes A tiled horizontally and B untiled, in one packing".into()));
+        return Err(Error::LayoutMismatch {
+            op: "diag_atb",
+            expected: "A tiled horizontally and B untiled, in one packing",
+        });
     }
     if a.rows != b.rows || slots != pk.slots() {
-        return Err(Error::InvalidInput(format!(
-            "diag_atb: A is {} x {}, B is {} x {}",
-            a.rows, a.cols, b.rows, b.cols
-        )));
+        return Err(Error::ShapeMismatch { op: "diag_atb", left: (a.rows, a.cols), right: (b.rows, b.cols) });
     }
     Ok(pk)
 }

@@ -10,12 +10,14 @@ use std::io::{BufRead, Write};
 use hetune_core::ckks::{encrypt_sk, Ciphertext, Encoder};
 use hetune_core::rlwe::{Context, SecretKey};
 use hetune_core::wire::{self, Limits, TensorHeader, TensorLayout};
+use hetune_core::Error as CoreError;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 use rayon::prelude::*;
 
 use super::ops::LevelOnly;
 use super::packing::{Packing, Tiling};
+use crate::error::PackingError;
 use crate::owner::decrypt_decode;
 use crate::wire_io::{IoSink, IoSource};
 use crate::{Error, Result};
@@ -42,12 +44,12 @@ impl<C> EncMatrix<C> {
     pub fn new(rows: usize, cols: usize, packing: Packing, tiling: Tiling, blocks: Vec<C>) -> Result<Self> {
         let grid = packing.grid(rows, cols, tiling)?;
         if blocks.len() != grid.0 * grid.1 {
-            return Err(Error::InvalidInput(format!(
-                "{} blocks for a {rows} x {cols} matrix ({} x {} grid)",
-                blocks.len(),
-                grid.0,
-                grid.1
-            )));
+            return Err(Error::CountMismatch {
+                what: "blocks",
+                found: blocks.len(),
+                expected: grid.0 * grid.1,
+                shape: (rows, cols),
+            });
         }
         Ok(EncMatrix { rows, cols, packing, tiling, grid, blocks })
     }
@@ -83,14 +85,10 @@ impl EncMatrix<Ciphertext> {
     ) -> Result<Self> {
         let params = ctx.params();
         if packing.slots() != params.max_slots() {
-            return Err(Error::InvalidInput(format!(
-                "packing of {} slots for a parameter set of {} slots",
-                packing.slots(),
-                params.max_slots()
-            )));
+            return Err(PackingError::Slots { packing: packing.slots(), params: params.max_slots() }.into());
         }
         if level > params.max_level() {
-            return Err(Error::InvalidInput(format!("level {level} above the top level {}", params.max_level())));
+            return Err(Error::LevelAboveTop { level, top: params.max_level() });
         }
         let slot_blocks = packing.pack(data, rows, cols, tiling)?;
         let seeds: Vec<[u8; 32]> = slot_blocks
@@ -134,7 +132,7 @@ impl EncMatrix<Ciphertext> {
             layout: TensorLayout::Blocks,
             block_rows: self.packing.s0 as u32,
             block_cols: self.packing.s1 as u32,
-            count: u32::try_from(self.blocks.len()).map_err(|_| Error::InvalidInput("too many blocks".into()))?,
+            count: u32::try_from(self.blocks.len()).map_err(|_| CoreError::InvalidArgument("more than 2^32 blocks"))?,
             dtype: 0,
         };
         let mut sink = IoSink(out);
@@ -152,19 +150,19 @@ impl EncMatrix<Ciphertext> {
         let mut src = IoSource(input);
         let h = wire::read_tensor_header(&mut src, ctx, &limits)?;
         if h.layout != TensorLayout::Blocks {
-            return Err(Error::InvalidInput("not a block-packed matrix".into()));
+            return Err(CoreError::Malformed("not a block-packed matrix").into());
         }
         let packing = Packing::new(h.block_rows as usize, h.block_cols as usize, pad_c)?;
         if packing.slots() != params.max_slots() {
-            return Err(Error::InvalidInput("block shape does not match the parameter set's slots".into()));
+            return Err(CoreError::Malformed("block shape does not match the parameter set's slots").into());
         }
         let (rows, cols) = (usize::try_from(h.rows), usize::try_from(h.cols));
         let (Ok(rows), Ok(cols)) = (rows, cols) else {
-            return Err(Error::InvalidInput("matrix shape too large".into()));
+            return Err(CoreError::Malformed("matrix shape too large").into());
         };
         let (br, bc) = packing.grid(rows, cols, tiling)?;
         if br.checked_mul(bc) != Some(h.count as usize) {
-            return Err(Error::InvalidInput("block count does not match the shape".into()));
+            return Err(CoreError::Malformed("block count does not match the shape").into());
         }
         let blocks = (0..h.count)
             .map(|_| Ok(wire::read_ciphertext(&mut src, ctx, &limits)?.into_full(ctx)))

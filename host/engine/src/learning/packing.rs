@@ -9,6 +9,7 @@
 //! `r mod pad_c`), the softmax residual `P - Y` (`batch x c`) horizontally (column `t` holds
 //! column `t mod pad_c`). Rows or columns `>= c` of a period are zero.
 
+use crate::error::PackingError;
 use crate::{Error, Result};
 
 /// Block shape of one packing: `s0 x s1 = slots`, both powers of two, and the class period.
@@ -35,19 +36,30 @@ pub enum Tiling {
     Horizontal,
 }
 
+impl Tiling {
+    /// The tiling's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tiling::None => "none",
+            Tiling::Vertical => "vertically",
+            Tiling::Horizontal => "horizontally",
+        }
+    }
+}
+
 impl Packing {
     /// HETAL's packing for `classes` classes, a batch of `batch` rows and `slots` slots. The
     /// batch is rounded up to a power of two (blocks must tile the slots exactly).
     pub fn hetal(classes: usize, batch: usize, slots: usize) -> Result<Self> {
         if classes == 0 || batch == 0 {
-            return Err(Error::InvalidInput("packing needs at least one class and one row".into()));
+            return Err(PackingError::Empty.into());
         }
         if !slots.is_power_of_two() {
-            return Err(Error::InvalidInput(format!("slot count {slots} is not a power of two")));
+            return Err(PackingError::SlotsNotPowerOfTwo(slots).into());
         }
         let pad_c = classes.next_power_of_two().max(2);
         if pad_c * 2 > slots {
-            return Err(Error::InvalidInput(format!("{classes} classes do not fit {slots} slots")));
+            return Err(PackingError::TooManyClasses { classes, slots }.into());
         }
         let s0 = batch.next_power_of_two().max(pad_c).min(slots / pad_c);
         Ok(Packing { s0, s1: slots / s0, pad_c })
@@ -57,7 +69,7 @@ impl Packing {
     pub fn new(s0: usize, s1: usize, pad_c: usize) -> Result<Self> {
         let ok = s0.is_power_of_two() && s1.is_power_of_two() && pad_c.is_power_of_two() && pad_c >= 2;
         if !ok || pad_c > s0 || pad_c > s1 {
-            return Err(Error::InvalidInput(format!("invalid packing s0={s0} s1={s1} pad_c={pad_c}")));
+            return Err(PackingError::Shape { s0, s1, pad_c }.into());
         }
         Ok(Packing { s0, s1, pad_c })
     }
@@ -78,17 +90,19 @@ impl Packing {
             Tiling::None => Ok((rows.div_ceil(self.s0).max(1), cols.div_ceil(self.s1).max(1))),
             Tiling::Vertical if rows <= self.pad_c => Ok((1, cols.div_ceil(self.s1).max(1))),
             Tiling::Horizontal if cols <= self.pad_c => Ok((rows.div_ceil(self.s0).max(1), 1)),
-            _ => Err(Error::InvalidInput(format!(
-                "a {rows} x {cols} matrix cannot be tiled {tiling:?} with period {}",
-                self.pad_c
-            ))),
+            _ => Err(PackingError::Tiling { rows, cols, tiling: tiling.name(), pad_c: self.pad_c }.into()),
         }
     }
 
     /// Slot vectors of every block of a row-major `rows x cols` matrix, block-row-major.
     pub fn pack(&self, data: &[f64], rows: usize, cols: usize, tiling: Tiling) -> Result<Vec<Vec<f64>>> {
         if data.len() != rows * cols {
-            return Err(Error::InvalidInput(format!("{} values for a {rows} x {cols} matrix", data.len())));
+            return Err(Error::CountMismatch {
+                what: "values",
+                found: data.len(),
+                expected: rows * cols,
+                shape: (rows, cols),
+            });
         }
         let (br, bc) = self.grid(rows, cols, tiling)?;
         let (s0, s1, pc) = (self.s0, self.s1, self.pad_c);
@@ -118,7 +132,12 @@ impl Packing {
     pub fn unpack(&self, blocks: &[Vec<f64>], rows: usize, cols: usize, tiling: Tiling) -> Result<Vec<f64>> {
         let (br, bc) = self.grid(rows, cols, tiling)?;
         if blocks.len() != br * bc || blocks.iter().any(|b| b.len() < self.slots()) {
-            return Err(Error::InvalidInput("block count or size does not match the shape".into()));
+            return Err(Error::CountMismatch {
+                what: "full blocks",
+                found: blocks.iter().filter(|b| b.len() >= self.slots()).count(),
+                expected: br * bc,
+                shape: (rows, cols),
+            });
         }
         let (s0, s1) = (self.s0, self.s1);
         let mut out = vec![0.0; rows * cols];

@@ -101,7 +101,11 @@ impl std::str::FromStr for Algorithm {
     fn from_str(s: &str) -> Result<Self> {
         Self::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
             let known: Vec<&str> = Self::ALL.iter().map(|a| a.name()).collect();
-            Error::InvalidInput(format!("unknown algorithm {s} (known: {})", known.join(", ")))
+            Error::BadArgument {
+                name: "algorithm",
+                value: s.to_string(),
+                expected: format!("one of {}", known.join(", ")),
+            }
         })
     }
 }
@@ -227,12 +231,11 @@ fn inputs(shape: (usize, usize, usize), features: Option<&Matrix>, seed: u64) ->
     let x = match features {
         Some(f) => {
             if f.rows < a || f.cols + 1 < b {
-                return Err(Error::InvalidInput(format!(
-                    "features are {} x {}; {a} x {} needed",
-                    f.rows,
-                    f.cols,
-                    b - 1
-                )));
+                return Err(Error::ShapeMismatch {
+                    what: "features (at least)",
+                    found: (f.rows, f.cols),
+                    expected: (a, b - 1),
+                });
             }
             (0..a * b).map(|k| if k % b == b - 1 { 1.0 } else { f.data[(k / b) * f.cols + k % b] }).collect()
         }
@@ -473,7 +476,11 @@ pub fn bench_matmul(opts: &BenchMatmulOptions) -> Result<BenchMatmulReport> {
         let sk = SecretKey::generate(ctx.params(), &mut rng);
         let level = ctx.params().default_level();
         if level < 5 {
-            return Err(Error::InvalidInput("the preset needs at least 5 computation levels".into()));
+            return Err(Error::BadArgument {
+                name: "preset",
+                value: opts.preset.clone(),
+                expected: "a preset with at least 5 computation levels".into(),
+            });
         }
         let slots = ctx.params().max_slots();
         let mut run = Run { ctx: &ctx, sk: &sk, rng: ChaCha20Rng::seed_from_u64(rng.next_u64()), level };
@@ -533,6 +540,10 @@ pub fn bench_matmul(opts: &BenchMatmulOptions) -> Result<BenchMatmulReport> {
     })
 }
 
+fn bad_shape(t: &str) -> Error {
+    Error::BadArgument { name: "shape", value: t.to_string(), expected: "AxBxC".into() }
+}
+
 /// Parses `AxBxC` shapes separated by commas (`all` for [`SHAPES`]).
 pub fn parse_shapes(s: &str) -> Result<Vec<(usize, usize, usize)>> {
     if s == "all" {
@@ -540,14 +551,11 @@ pub fn parse_shapes(s: &str) -> Result<Vec<(usize, usize, usize)>> {
     }
     s.split(',')
         .map(|t| {
-            let v: Vec<usize> = t
-                .trim()
-                .split('x')
-                .map(|n| n.parse().map_err(|_| Error::InvalidInput(format!("bad shape {t}"))))
-                .collect::<Result<_>>()?;
+            let v: Vec<usize> =
+                t.trim().split('x').map(|n| n.parse().map_err(|_| bad_shape(t))).collect::<Result<_>>()?;
             match v[..] {
                 [a, b, c] if a > 0 && b > 1 && c > 0 => Ok((a, b, c)),
-                _ => Err(Error::InvalidInput(format!("bad shape {t} (expected AxBxC)"))),
+                _ => Err(bad_shape(t)),
             }
         })
         .collect()

@@ -81,8 +81,7 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Ops { preset, threads, json, budget_ms } => {
             let report = bench_ops_with_budget(&preset, threads, budget_ms)?;
             if json {
-                let text = serde_json::to_string_pretty(&report)
-                    .map_err(|e| crate::Error::InvalidInput(format!("cannot serialise the report: {e}")))?;
+                let text = serde_json::to_string_pretty(&report)?;
                 println!("{text}");
             } else {
                 print_table(&report);
@@ -102,8 +101,7 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
             })?;
             bar.finish_and_clear();
             if json {
-                let text = serde_json::to_string_pretty(&r)
-                    .map_err(|e| crate::Error::InvalidInput(format!("cannot serialise the report: {e}")))?;
+                let text = serde_json::to_string_pretty(&r)?;
                 println!("{text}");
             } else {
                 println!(
@@ -138,8 +136,7 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
             };
             let report = bench_matmul(&opts)?;
             if json {
-                let text = serde_json::to_string_pretty(&report)
-                    .map_err(|e| crate::Error::InvalidInput(format!("cannot serialise the report: {e}")))?;
+                let text = serde_json::to_string_pretty(&report)?;
                 println!("{text}");
             } else {
                 print_matmul(&report);

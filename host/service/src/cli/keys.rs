@@ -19,7 +19,13 @@ pub fn parse_rotations(s: &str) -> Result<RotationSet> {
         "pow2" => Ok(RotationSet::PowersOfTwo),
         list => list
             .split(',')
-            .map(|t| t.trim().parse::<i64>().map_err(|_| Error::InvalidInput(format!("bad rotation step {t:?}"))))
+            .map(|t| {
+                t.trim().parse::<i64>().map_err(|_| Error::BadArgument {
+                    name: "rotation step",
+                    value: t.to_string(),
+                    expected: "\"none\", \"pow2\" or a comma list of integers".into(),
+                })
+            })
             .collect::<Result<Vec<_>>>()
             .map(RotationSet::Steps),
     }

@@ -62,12 +62,10 @@ impl ParamsReport {
 pub fn build_preset(name: &str, insecure_testing_only: bool) -> Result<Parameters> {
     let Some(preset) = hetune_core::rlwe::params::preset(name) else {
         let names: Vec<&str> = PRESETS.iter().map(|p| p.literal.name).collect();
-        return Err(Error::InvalidInput(format!("unknown preset {name:?} (known: {})", names.join(", "))));
+        return Err(Error::UnknownPreset { name: name.to_string(), known: names });
     };
     if preset.insecure && !insecure_testing_only {
-        return Err(Error::InvalidInput(format!(
-            "preset {name} is INSECURE (tests only); pass --insecure-testing-only to use it anyway"
-        )));
+        return Err(Error::InsecurePreset(name.to_string()));
     }
     let security = if insecure_testing_only { Security::InsecureForTestingOnly } else { Security::Require128Bits };
     Ok(Parameters::preset(name, security)?)
@@ -84,7 +82,7 @@ pub(super) fn run(name: &str, json: bool, list: bool) -> Result<()> {
     let params = build_preset(name, true)?;
     let r = ParamsReport::of(&params);
     if json {
-        println!("{}", serde_json::to_string(&r).map_err(|e| Error::InvalidInput(e.to_string()))?);
+        println!("{}", serde_json::to_string(&r)?);
     } else {
         println!("preset        {}", params.label());
         println!("N             {} (2^{})", r.n, params.log_n());

@@ -49,11 +49,11 @@ pub(super) fn encrypt(
 /// Precision of `got` against `want`: max and mean absolute error and bits.
 pub fn precision(got: &Matrix, want: &Matrix) -> Result<(f64, f64, f64)> {
     if got.data.len() != want.data.len() {
-        return Err(Error::InvalidInput(format!(
-            "reference has {} values, the ciphertext {}",
-            want.data.len(),
-            got.data.len()
-        )));
+        return Err(Error::ShapeMismatch {
+            what: "reference",
+            found: (want.rows, want.cols),
+            expected: (got.rows, got.cols),
+        });
     }
     let (mut max, mut sum) = (0f64, 0f64);
     for (a, b) in got.data.iter().zip(&want.data) {

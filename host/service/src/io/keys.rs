@@ -117,7 +117,7 @@ pub fn generate_key_dir<R: RngCore + CryptoRng>(
     let mut gs = rotations.galois_elements(ctx.n());
     if let Some(cfg) = bootstrap {
         if params.boot_limbs() == 0 {
-            return Err(Error::InvalidInput(format!("preset {} reserves no limbs for bootstrapping", params.name())));
+            return Err(Error::NotBootstrappable(params.name().to_string()));
         }
         let keys = generate_keys_with_progress(&ctx, &sk, cfg, rng, progress);
         gs.retain(|g| !keys.eval.galois.contains_key(g));
@@ -156,7 +156,7 @@ fn read_params(src: &mut IoSource<BufReader<File>>, path: &Path) -> Result<Param
 }
 
 fn wrap(path: &Path, e: hetune_core::Error) -> Error {
-    Error::InvalidInput(format!("{}: {e}", path.display()))
+    Error::corrupt(path, e)
 }
 
 /// The owner's keys: context and secret key.
@@ -202,10 +202,10 @@ pub fn load_public(dir: &Path, with_eval: bool) -> Result<PublicBundle> {
                 SwitchingKind::Encapsulation { to_sparse: true } => to_sparse = Some(k),
                 SwitchingKind::Encapsulation { to_sparse: false } => to_dense = Some(k),
             },
-            _ => return Err(Error::Keys(format!("{}: unexpected record in a key bundle", path.display()))),
+            _ => return Err(wrap(&path, hetune_core::Error::Malformed("unexpected record in a key bundle"))),
         }
     }
-    let pk = pk.ok_or_else(|| Error::Keys(format!("{}: no public key in the bundle", path.display())))?;
+    let pk = pk.ok_or_else(|| Error::MissingKey { path: path.clone(), key: "public key" })?;
     eval.encapsulation = to_sparse.zip(to_dense);
     Ok(PublicBundle { ctx, pk, eval })
 }

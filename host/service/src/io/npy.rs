@@ -7,7 +7,7 @@ use std::path::Path;
 
 use npyz::WriterBuilder;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NpyProblem, Result};
 
 /// Element type of an array file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,44 +33,46 @@ pub struct Matrix {
     pub is_vector: bool,
 }
 
-fn bad(path: &Path, reason: impl Into<String>) -> Error {
-    Error::Npy { path: path.to_path_buf(), reason: reason.into() }
+fn bad(path: &Path, problem: NpyProblem) -> Error {
+    Error::Npy { path: path.to_path_buf(), problem }
 }
 
 /// Reads a 1-D or 2-D f32/f64 array. A 1-D array of length n becomes a 1 x n matrix.
 pub fn read_matrix(path: &Path) -> Result<Matrix> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let npy = npyz::NpyFile::new(BufReader::new(file)).map_err(|e| bad(path, e.to_string()))?;
+    let npy = npyz::NpyFile::new(BufReader::new(file)).map_err(|e| bad(path, NpyProblem::Read(e)))?;
     if npy.order() != npyz::Order::C {
-        return Err(bad(path, "Fortran order is not supported"));
+        return Err(bad(path, NpyProblem::FortranOrder));
     }
     let descr = match npy.dtype() {
         npyz::DType::Plain(t) => t.to_string(),
-        _ => return Err(bad(path, "structured dtypes are not supported")),
+        _ => return Err(bad(path, NpyProblem::StructuredDtype)),
     };
     let (dtype, size) = match descr.as_str() {
         "<f8" => (Dtype::F64, 8u64),
         "<f4" => (Dtype::F32, 4u64),
-        other => return Err(bad(path, format!("dtype {other} (expected <f4 or <f8)"))),
+        other => return Err(bad(path, NpyProblem::Dtype(other.to_string()))),
     };
     let shape = npy.shape().to_vec();
     let (rows, cols, is_vector) = match shape.as_slice() {
         [n] => (1u64, *n, true),
         [r, c] => (*r, *c, false),
-        _ => return Err(bad(path, format!("{}-dimensional arrays are not supported", shape.len()))),
+        _ => return Err(bad(path, NpyProblem::Dimensions(shape.len()))),
     };
-    let count = rows.checked_mul(cols).ok_or_else(|| bad(path, "shape overflows"))?;
+    let count = rows.checked_mul(cols).ok_or_else(|| bad(path, NpyProblem::ShapeOverflow))?;
     // Never allocate more than the file can hold.
     if count.checked_mul(size).is_none_or(|b| b > file_len) {
-        return Err(bad(path, "shape larger than the file"));
+        return Err(bad(path, NpyProblem::ShapeLargerThanFile));
     }
     let data: Vec<f64> = match dtype {
-        Dtype::F64 => npy.into_vec::<f64>().map_err(|e| bad(path, e.to_string()))?,
-        Dtype::F32 => npy.into_vec::<f32>().map_err(|e| bad(path, e.to_string()))?.into_iter().map(f64::from).collect(),
+        Dtype::F64 => npy.into_vec::<f64>().map_err(|e| bad(path, NpyProblem::Read(e)))?,
+        Dtype::F32 => {
+            npy.into_vec::<f32>().map_err(|e| bad(path, NpyProblem::Read(e)))?.into_iter().map(f64::from).collect()
+        }
     };
     if data.len() as u64 != count {
-        return Err(bad(path, "truncated data"));
+        return Err(bad(path, NpyProblem::Truncated));
     }
     Ok(Matrix { rows: rows as usize, cols: cols as usize, data, dtype, is_vector })
 }

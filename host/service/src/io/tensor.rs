@@ -59,7 +59,7 @@ pub fn encrypt_matrix<R: RngCore + CryptoRng>(
 ) -> Result<EncryptStats> {
     let params = ctx.params();
     if opts.level > params.max_level() {
-        return Err(Error::InvalidInput(format!("level {} above the top level {}", opts.level, params.max_level())));
+        return Err(hetune_engine::Error::LevelAboveTop { level: opts.level, top: params.max_level() }.into());
     }
     let slots = params.max_slots();
     let log_slots = slots.trailing_zeros();
@@ -70,7 +70,8 @@ pub fn encrypt_matrix<R: RngCore + CryptoRng>(
         layout: TensorLayout::RowMajorChunks,
         block_rows: 0,
         block_cols: 0,
-        count: u32::try_from(count).map_err(|_| Error::InvalidInput("tensor too large".into()))?,
+        count: u32::try_from(count)
+            .map_err(|_| hetune_core::Error::InvalidArgument("tensor of more than 2^32 ciphertexts"))?,
         dtype: if m.dtype == Dtype::F32 { 1 } else { 0 },
     };
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
@@ -132,7 +133,7 @@ pub fn decrypt_matrix(ctx: &Context, sk: &SecretKey, path: &Path) -> Result<Matr
     // No record of this parameter set is larger than a degree-2 ciphertext at the top level.
     let params = ctx.params();
     let limits = Limits { max_payload: 2 * wire::ciphertext_size(params, params.max_level()) };
-    let wrap = |e: hetune_core::Error| Error::InvalidInput(format!("{}: {e}", path.display()));
+    let wrap = |e: hetune_core::Error| Error::corrupt(path, e);
     let h = wire::read_tensor_header(&mut src, ctx, &limits).map_err(wrap)?;
     let slots = ctx.params().max_slots() as u64;
     let total = h.rows.checked_mul(h.cols).ok_or_else(|| wrap(hetune_core::Error::Malformed("tensor shape")))?;
