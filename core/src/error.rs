@@ -63,6 +63,9 @@ pub enum Error {
         /// The HomomorphicEncryption.org bound for this N.
         max_log_qp: u32,
     },
+    /// The secret or error distribution is outside what the 128-bit bounds were estimated for, and
+    /// the caller did not opt into insecure sets.
+    InsecureDistribution(&'static str),
     /// No preset has that name.
     UnknownPreset,
     /// An operation's arguments do not fit (lengths, levels, slots).
@@ -113,6 +116,9 @@ impl fmt::Display for Error {
                 "insecure parameters: log2(QP) = {log_qp} exceeds the 128-bit bound {max_log_qp} for N = 2^{log_n} \
                  (opt in with Security::InsecureForTestingOnly for tests only)"
             ),
+            Error::InsecureDistribution(why) => {
+                write!(f, "insecure parameters: {why} (opt in with Security::InsecureForTestingOnly for tests only)")
+            }
             Error::UnknownPreset => write!(f, "unknown parameter preset"),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
             Error::EncodingOverflow => write!(f, "value too large to encode at this scale"),

@@ -88,7 +88,7 @@ pub fn stream_encrypt_sk<R: RngCore + CryptoRng, S: Sink>(
         return Err(Error::InvalidArgument("level above the top of the chain"));
     }
     let seed = fresh_seed(rng);
-    GaussianSampler::new(params.sigma()).fill(rng, &mut work.error);
+    GaussianSampler::new(params.sigma())?.fill(rng, &mut work.error);
     let mut w = begin_seeded(sink, params, level, log_slots, scale, false, &seed)?;
     for i in 0..=level {
         let q = Modulus::new(params.q()[i]);
@@ -117,7 +117,7 @@ pub fn stream_public_key<R: RngCore + CryptoRng, S: Sink>(
         return Err(Error::InvalidArgument("buffers must have N entries"));
     }
     let seed = fresh_seed(rng);
-    GaussianSampler::new(params.sigma()).fill(rng, &mut work.error);
+    GaussianSampler::new(params.sigma())?.fill(rng, &mut work.error);
     let mut w = begin_public_key(sink, params, &seed, false)?;
     let moduli: Vec<u64> = params.q().iter().chain(params.p()).copied().collect();
     for (i, &qv) in moduli.iter().enumerate() {

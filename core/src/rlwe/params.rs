@@ -15,8 +15,12 @@ pub const MAX_Q_LIMBS: usize = 48;
 pub const MAX_P_LIMBS: usize = 16;
 /// Smallest and largest supported log2 N.
 pub const LOG_N_RANGE: (u32, u32) = (10, 17);
-/// Standard deviation of the discrete Gaussian error.
+/// Standard deviation of the discrete Gaussian error: the value the 128-bit bounds were estimated
+/// for (HomomorphicEncryption.org standard, 2018; ePrint 2024/463 uses 3.19 = 8 / sqrt(2 pi)).
 pub const DEFAULT_SIGMA: f64 = 3.2;
+/// How far from [`DEFAULT_SIGMA`] the error width of a set that passes the 128-bit gate may be:
+/// wide enough for both 3.2 and 3.19, narrow enough that no weaker error passes.
+pub const SIGMA_TOLERANCE: f64 = 0.01;
 
 /// Distribution of secret-key coefficients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,9 +211,8 @@ fn check_shape(
     if boot_limbs >= q_len {
         return Err(Error::InvalidParameters("boot_limbs must leave q_0 and a level"));
     }
-    if !(sigma > 0.0 && sigma < 64.0) {
-        return Err(Error::InvalidParameters("sigma must be in (0, 64)"));
-    }
+    // The error sampler must be able to serve sigma (finite table, cut-off at least 12 sigma).
+    super::sampling::GaussianSampler::new(sigma)?;
     if !(10..=60).contains(&log_scale) {
         return Err(Error::InvalidParameters("log_scale must be within 10..=60"));
     }
@@ -329,7 +332,13 @@ impl Parameters {
     }
 
     fn check_security(&self, security: Security) -> Result<(), Error> {
-        if self.is_secure() || security == Security::InsecureForTestingOnly {
+        if security == Security::InsecureForTestingOnly {
+            return Ok(());
+        }
+        if let Some(why) = self.distribution_flaw() {
+            return Err(Error::InsecureDistribution(why));
+        }
+        if self.is_secure() {
             Ok(())
         } else {
             Err(Error::Insecure {
@@ -340,22 +349,34 @@ impl Parameters {
         }
     }
 
-    /// Whether the set meets 128-bit security: log2(QP) within the standard's bound and, for a
-    /// sparse secret, a Hamming weight of at least 192.
+    /// Why the secret or error distribution is outside what the 128-bit bounds were estimated
+    /// for, if it is.
+    fn distribution_flaw(&self) -> Option<&'static str> {
+        if !(libm::fabs(self.sigma - DEFAULT_SIGMA) <= SIGMA_TOLERANCE) {
+            return Some("the error width sigma must be 3.2 (within 0.01) for the 128-bit bounds to hold");
+        }
+        None
+    }
+
+    /// Whether the set meets 128-bit security: log2(QP) within the standard's bound and the
+    /// error width the bound was estimated for.
     pub fn is_secure(&self) -> bool {
         let bound = max_log_qp_128(self.log_n).unwrap_or(0) as f64;
         let sparse_ok = match self.secret {
             SecretDistribution::Ternary => true,
             SecretDistribution::SparseTernary { hamming_weight } => hamming_weight >= 192,
         };
-        self.log_qp() <= bound && sparse_ok
+        self.distribution_flaw().is_none() && self.log_qp() <= bound && sparse_ok
     }
 
     /// Estimated classical security in bits: 128 when the gate passes (the table only certifies
-    /// that level), otherwise a linear estimate `128 * bound / log2(QP)` below 128.
+    /// that level), 0 when the distributions are outside the estimate (nothing is certified),
+    /// otherwise a linear estimate `128 * bound / log2(QP)` below 128.
     pub fn security_bits(&self) -> u32 {
         if self.is_secure() {
             128
+        } else if self.distribution_flaw().is_some() {
+            0
         } else {
             let bound = max_log_qp_128(self.log_n).unwrap_or(0) as f64;
             libm::floor(128.0 * bound / self.log_qp()).min(127.0) as u32
@@ -540,6 +561,48 @@ mod tests {
             Err(Error::Insecure { max_log_qp: 881, .. })
         ));
         assert!(Parameters::new(&lit, Security::InsecureForTestingOnly).is_ok());
+    }
+
+    /// n15's primes with another error width, read back as from the wire.
+    fn n15_with_sigma(sigma: f64, security: Security) -> Result<Parameters, Error> {
+        let a = Parameters::preset("n15", Security::Require128Bits).unwrap();
+        Parameters::from_primes(
+            a.name(),
+            a.log_n(),
+            a.q(),
+            a.p(),
+            a.dnum(),
+            a.log_scale(),
+            a.boot_limbs(),
+            a.secret(),
+            sigma,
+            security,
+        )
+    }
+
+    #[test]
+    fn gate_holds_the_error_width_to_the_standard() {
+        // With sigma = 1e-10 every error is 0 and s = -b / a falls out of the public key.
+        for sigma in [1e-10, 1.0, 3.0, 3.15, 3.211, 3.4] {
+            assert!(
+                matches!(n15_with_sigma(sigma, Security::Require128Bits), Err(Error::InsecureDistribution(_))),
+                "{sigma}"
+            );
+            let p = n15_with_sigma(sigma, Security::InsecureForTestingOnly).unwrap();
+            assert!(!p.is_secure());
+            assert_eq!(p.security_bits(), 0);
+            assert!(alloc::format!("{}", p.label()).contains("INSECURE"));
+        }
+        for sigma in [3.2, 8.0 / libm::sqrt(2.0 * core::f64::consts::PI), 3.209] {
+            assert!(n15_with_sigma(sigma, Security::Require128Bits).unwrap().is_secure(), "{sigma}");
+        }
+        // Widths the sampler's table cannot hold are refused whatever the opt-in.
+        for sigma in [1e-300, 0.0, -1.0, f64::NAN, f64::INFINITY, 3.5, 63.0] {
+            assert!(
+                matches!(n15_with_sigma(sigma, Security::InsecureForTestingOnly), Err(Error::InvalidParameters(_))),
+                "{sigma}"
+            );
+        }
     }
 
     #[test]
