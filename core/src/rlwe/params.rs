@@ -45,16 +45,20 @@ pub enum Security {
     InsecureForTestingOnly,
 }
 
-/// Largest log2(QP) for 128-bit classical security with a ternary secret, by log2 N
-/// (HomomorphicEncryption.org standard; 2^16 and 2^17 as extended by OpenFHE).
+/// Largest log2(QP) for 128-bit classical security with a uniform ternary secret and a
+/// Gaussian error of width 3.19-3.2, by log2 N: Table 5.2 of "Security Guidelines for
+/// Implementing Homomorphic Encryption" (Bossuat et al., ePrint 2024/463), which revises the 2018
+/// HomomorphicEncryption.org table downwards for N <= 2^15 (868 instead of 881 at 2^15) and adds
+/// 2^16 and 2^17. The table covers uniform ternary (and Gaussian) secrets only: a sparse main
+/// secret has no cited bound here, so the gate refuses it (see [`Parameters::is_secure`]).
 pub fn max_log_qp_128(log_n: u32) -> Option<u32> {
     match log_n {
-        10 => Some(27),
-        11 => Some(54),
-        12 => Some(109),
-        13 => Some(218),
-        14 => Some(438),
-        15 => Some(881),
+        10 => Some(26),
+        11 => Some(53),
+        12 => Some(106),
+        13 => Some(214),
+        14 => Some(430),
+        15 => Some(868),
         16 => Some(1747),
         17 => Some(3523),
         _ => None,
@@ -355,18 +359,19 @@ impl Parameters {
         if !(libm::fabs(self.sigma - DEFAULT_SIGMA) <= SIGMA_TOLERANCE) {
             return Some("the error width sigma must be 3.2 (within 0.01) for the 128-bit bounds to hold");
         }
+        if let SecretDistribution::SparseTernary { .. } = self.secret {
+            // Lattigo's 128-bit h = 192 sets stop near log2(QP) = 1550 at 2^16, well below the
+            // dense bound; with no cited table for sparse secrets, none is certified.
+            return Some("a sparse main secret has no cited 128-bit bound (ePrint 2024/463 tabulates dense ones)");
+        }
         None
     }
 
-    /// Whether the set meets 128-bit security: log2(QP) within the standard's bound and the
-    /// error width the bound was estimated for.
+    /// Whether the set meets 128-bit security: a uniform ternary secret, the error width the
+    /// bound was estimated for, and log2(QP) within the bound for N ([`max_log_qp_128`]).
     pub fn is_secure(&self) -> bool {
         let bound = max_log_qp_128(self.log_n).unwrap_or(0) as f64;
-        let sparse_ok = match self.secret {
-            SecretDistribution::Ternary => true,
-            SecretDistribution::SparseTernary { hamming_weight } => hamming_weight >= 192,
-        };
-        self.distribution_flaw().is_none() && self.log_qp() <= bound && sparse_ok
+        self.distribution_flaw().is_none() && self.log_qp() <= bound
     }
 
     /// Estimated classical security in bits: 128 when the gate passes (the table only certifies
@@ -537,14 +542,14 @@ mod tests {
         match err {
             Error::Insecure { log_n, log_qp, max_log_qp } => {
                 assert_eq!(log_n, 12);
-                assert_eq!(max_log_qp, 109);
-                assert!(log_qp > 109);
+                assert_eq!(max_log_qp, 106);
+                assert!(log_qp > 106);
             }
             e => panic!("unexpected {e:?}"),
         }
         let msg = alloc::format!("{err}");
-        assert!(msg.contains("109"), "{msg}");
-        // A 2^15 set just over its 881-bit bound.
+        assert!(msg.contains("106"), "{msg}");
+        // A 2^15 set over its 868-bit bound.
         let lit = ParametersLiteral {
             name: "too-big",
             log_n: 15,
@@ -558,7 +563,7 @@ mod tests {
         };
         assert!(matches!(
             Parameters::new(&lit, Security::Require128Bits),
-            Err(Error::Insecure { max_log_qp: 881, .. })
+            Err(Error::Insecure { max_log_qp: 868, .. })
         ));
         assert!(Parameters::new(&lit, Security::InsecureForTestingOnly).is_ok());
     }
@@ -603,6 +608,45 @@ mod tests {
                 "{sigma}"
             );
         }
+    }
+
+    #[test]
+    fn bounds_follow_eprint_2024_463_and_sparse_main_secrets_are_refused() {
+        // Table 5.2 of ePrint 2024/463 (classical, uniform ternary secret, 128 bits).
+        let table = [(10, 26), (11, 53), (12, 106), (13, 214), (14, 430), (15, 868), (16, 1747), (17, 3523)];
+        for (log_n, bound) in table {
+            assert_eq!(max_log_qp_128(log_n), Some(bound));
+        }
+        // A 2^15 set between the 2018 bound (881) and the 2024 one (868) is refused.
+        let lit = |log_q: &'static [u32], secret| ParametersLiteral {
+            name: "x",
+            log_n: 15,
+            log_q,
+            log_p: 61,
+            dnum: log_q.len(),
+            log_scale: 40,
+            boot_limbs: 0,
+            secret,
+            sigma: DEFAULT_SIGMA,
+        };
+        let between: &[u32] = &[60, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 55];
+        let p = Parameters::new(&lit(between, SecretDistribution::Ternary), Security::InsecureForTestingOnly).unwrap();
+        assert!(p.log_qp() > 868.0 && p.log_qp() < 881.0, "{}", p.log_qp());
+        assert!(matches!(
+            Parameters::new(&lit(between, SecretDistribution::Ternary), Security::Require128Bits),
+            Err(Error::Insecure { max_log_qp: 868, .. })
+        ));
+        // A sparse main secret is refused at any weight, even far below the dense bound.
+        let small: &[u32] = &[60, 40, 40];
+        for h in [1, 64, 192, 1 << 14] {
+            let sparse = SecretDistribution::SparseTernary { hamming_weight: h };
+            assert!(matches!(
+                Parameters::new(&lit(small, sparse), Security::Require128Bits),
+                Err(Error::InsecureDistribution(_))
+            ));
+            assert!(!Parameters::new(&lit(small, sparse), Security::InsecureForTestingOnly).unwrap().is_secure());
+        }
+        assert!(Parameters::new(&lit(small, SecretDistribution::Ternary), Security::Require128Bits).is_ok());
     }
 
     #[test]
