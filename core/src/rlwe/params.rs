@@ -15,6 +15,9 @@ pub const MAX_Q_LIMBS: usize = 48;
 pub const MAX_P_LIMBS: usize = 16;
 /// Smallest and largest supported log2 N.
 pub const LOG_N_RANGE: (u32, u32) = (10, 17);
+/// Bits by which q_0 must exceed the scale: room for a message of magnitude up to 2^9 plus its
+/// noise at the last level (a set below it decrypts to garbage, silently).
+pub const Q0_HEADROOM_BITS: u32 = 10;
 /// Standard deviation of the discrete Gaussian error: the value the 128-bit bounds were estimated
 /// for (HomomorphicEncryption.org standard, 2018; ePrint 2024/463 uses 3.19 = 8 / sqrt(2 pi)).
 pub const DEFAULT_SIGMA: f64 = 3.2;
@@ -287,6 +290,7 @@ impl Parameters {
             secret: lit.secret,
             sigma: lit.sigma,
         };
+        params.check_scale()?;
         params.check_security(security)?;
         Ok(params)
     }
@@ -331,8 +335,23 @@ impl Parameters {
         }
         let params =
             Parameters { name: short_name(name), log_n, q: hq, p: hp, dnum, log_scale, boot_limbs, secret, sigma };
+        params.check_scale()?;
         params.check_security(security)?;
         Ok(params)
+    }
+
+    /// Whether the primes can hold the scale: q_0 at least `2^(log_scale + Q0_HEADROOM_BITS)`, and
+    /// every other ciphertext prime at least half the scale, so that a rescale by it keeps the
+    /// scale within a factor 2 (a smaller prime would make the scale outgrow the chain).
+    fn check_scale(&self) -> Result<(), Error> {
+        let log_scale = self.log_scale as f64;
+        if libm::log2(self.q[0] as f64) < log_scale + Q0_HEADROOM_BITS as f64 {
+            return Err(Error::InvalidParameters("q_0 must exceed the scale by at least 10 bits"));
+        }
+        if self.q[1..].iter().any(|&q| libm::log2(q as f64) < log_scale - 1.0) {
+            return Err(Error::InvalidParameters("every scaling prime must be at least half the scale"));
+        }
+        Ok(())
     }
 
     fn check_security(&self, security: Security) -> Result<(), Error> {
@@ -647,6 +666,52 @@ mod tests {
             assert!(!Parameters::new(&lit(small, sparse), Security::InsecureForTestingOnly).unwrap().is_secure());
         }
         assert!(Parameters::new(&lit(small, SecretDistribution::Ternary), Security::Require128Bits).is_ok());
+    }
+
+    #[test]
+    fn primes_must_hold_the_scale() {
+        let a = Parameters::preset("test-n12", Security::InsecureForTestingOnly).unwrap();
+        let with = |q: &[u64], log_scale: u32| {
+            Parameters::from_primes(
+                "x",
+                12,
+                q,
+                a.p(),
+                q.len().div_ceil(a.p().len()),
+                log_scale,
+                0,
+                a.secret(),
+                a.sigma(),
+                Security::InsecureForTestingOnly,
+            )
+        };
+        assert!(with(a.q(), 40).is_ok());
+        // 16-bit primes (= 1 mod 2N, prime) at scale 2^40: encryption would decrypt to garbage.
+        let mut small = alloc::vec::Vec::new();
+        let mut x = (1u64 << 16) + 1;
+        while small.len() < 2 {
+            if crate::ring::primes::is_prime(x) {
+                small.push(x);
+            }
+            x += 2 << 12;
+        }
+        assert!(matches!(with(&small, 40), Err(Error::InvalidParameters(_))));
+        // q_0 with less than 10 bits of headroom over the scale.
+        assert!(matches!(with(a.q(), 51), Err(Error::InvalidParameters(_))));
+        // A scaling prime far below the scale (40-bit primes at scale 2^45: q_0 still holds it).
+        assert!(matches!(with(a.q(), 45), Err(Error::InvalidParameters(_))));
+        let lit = ParametersLiteral {
+            name: "x",
+            log_n: 12,
+            log_q: &[60, 20, 20],
+            log_p: 61,
+            dnum: 3,
+            log_scale: 40,
+            boot_limbs: 0,
+            secret: SecretDistribution::Ternary,
+            sigma: DEFAULT_SIGMA,
+        };
+        assert!(matches!(Parameters::new(&lit, Security::InsecureForTestingOnly), Err(Error::InvalidParameters(_))));
     }
 
     #[test]
