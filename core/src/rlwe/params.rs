@@ -243,8 +243,11 @@ fn short_name(name: &str) -> String<32> {
     out
 }
 
-/// A validated parameter set with concrete primes.
+/// A validated parameter set with concrete primes. Deserialisation goes through
+/// [`Parameters::from_primes`] with [`Security::Require128Bits`] (every check, and the gate: an
+/// insecure set is read only through [`crate::wire::read_parameters`] with the named opt-in).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ParametersFields")]
 pub struct Parameters {
     name: String<32>,
     log_n: u32,
@@ -255,6 +258,39 @@ pub struct Parameters {
     boot_limbs: usize,
     secret: SecretDistribution,
     sigma: f64,
+}
+
+/// The fields of [`Parameters`] as serde reads them, before any check.
+#[derive(Deserialize)]
+struct ParametersFields {
+    name: String<32>,
+    log_n: u32,
+    q: HVec<u64, MAX_Q_LIMBS>,
+    p: HVec<u64, MAX_P_LIMBS>,
+    dnum: usize,
+    log_scale: u32,
+    boot_limbs: usize,
+    secret: SecretDistribution,
+    sigma: f64,
+}
+
+impl TryFrom<ParametersFields> for Parameters {
+    type Error = Error;
+
+    fn try_from(f: ParametersFields) -> Result<Self, Error> {
+        Parameters::from_primes(
+            &f.name,
+            f.log_n,
+            &f.q,
+            &f.p,
+            f.dnum,
+            f.log_scale,
+            f.boot_limbs,
+            f.secret,
+            f.sigma,
+            Security::Require128Bits,
+        )
+    }
 }
 
 impl Parameters {
@@ -712,6 +748,25 @@ mod tests {
             sigma: DEFAULT_SIGMA,
         };
         assert!(matches!(Parameters::new(&lit, Security::InsecureForTestingOnly), Err(Error::InvalidParameters(_))));
+    }
+
+    #[test]
+    fn deserialisation_goes_through_the_checked_constructor() {
+        use alloc::string::ToString;
+        let p = Parameters::preset("n15", Security::Require128Bits).unwrap();
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<Parameters>(&json).unwrap(), p);
+        // log_n 40 with no primes used to deserialise, then max_level() overflowed.
+        let bad = r#"{"name":"x","log_n":40,"q":[],"p":[],"dnum":1,"log_scale":40,"boot_limbs":0,"secret":"ternary","sigma":3.2}"#;
+        let err = serde_json::from_str::<Parameters>(bad).unwrap_err();
+        assert!(err.to_string().contains("log_n"), "{err}");
+        // Every check applies: a tiny sigma, a composite modulus, the gate itself.
+        for (from, to) in [("3.2", "1e-10"), (&*alloc::format!("{}", p.q()[1]), "1099511627777")] {
+            assert!(serde_json::from_str::<Parameters>(&json.replace(from, to)).is_err(), "{to}");
+        }
+        let insecure = Parameters::preset("test-n12", Security::InsecureForTestingOnly).unwrap();
+        let err = serde_json::from_str::<Parameters>(&serde_json::to_string(&insecure).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("insecure"), "{err}");
     }
 
     #[test]
