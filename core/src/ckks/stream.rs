@@ -57,11 +57,11 @@ fn rlwe_coeff_limb(
     table.forward_small(s, buf);
     let mut a = UniformExpander::new(seed, stream, q);
     for o in buf.iter_mut() {
-        *o = q.mul(*o, a.next_residue());
+        *o = q.mul_ct(*o, a.next_residue());
     }
     table.inverse(buf);
     for (t, o) in buf.iter_mut().enumerate() {
-        *o = q.sub(add(t), *o);
+        *o = q.sub_ct(add(t), *o);
     }
 }
 
@@ -95,7 +95,7 @@ pub fn stream_encrypt_sk<R: RngCore + CryptoRng, S: Sink>(
         let table = NttTable::new(n, q)?;
         let e = &work.error;
         rlwe_coeff_limb(&q, &table, sk.coeffs(), &seed, stream_id(0, i), &mut work.limb, |t| {
-            q.add(q.reduce_f64(message[t]), q.from_small_ct(e[t] as i64))
+            q.add_ct(q.reduce_f64(message[t]), q.from_small_ct(e[t] as i64))
         });
         drop(table);
         w.limb(&work.limb, q.bits())?;

@@ -1,16 +1,25 @@
 //! Word-sized prime moduli with exact reduction: Barrett for 128-bit products, Shoup for
 //! multiplication by a fixed operand. Every function returns the canonical residue in `[0, q)`.
 //!
-//! Reduction, addition, subtraction, negation, multiplication and centering are constant time:
-//! corrections are masks from the borrow of a subtraction, never a branch on a value, because
-//! encryption and decryption run them on secret data (`rlwe_limb`, `decrypt_limb`). Only `pow`,
-//! `inv` (public exponents) and `reduce_f64` branch.
+//! Corrections are written without branches (masks from the borrow of a subtraction), but an
+//! optimiser is free to turn a mask back into a jump, and LLVM does so on x86-64 for the plain
+//! operations. The `*_ct` variants hide the mask behind an optimisation barrier
+//! (`core::hint::black_box`), so the machine code has no branch on the values; encryption and
+//! decryption use them wherever a secret is an operand (`rlwe_limb`, `decrypt_limb`). The plain
+//! ones serve public data (evaluation), where the barrier would only cost time.
 
-/// `x - q` when `x >= q`, else `x`, without a branch: the borrow of `x - q` selects.
+/// `x - q` when `x >= q`, else `x`: the borrow of `x - q` selects.
 #[inline(always)]
 const fn sub_if_ge(x: u64, q: u64) -> u64 {
     let (t, borrow) = x.overflowing_sub(q);
     t.wrapping_add(q & (borrow as u64).wrapping_neg())
+}
+
+/// [`sub_if_ge`] with the mask behind an optimisation barrier, so that no branch is compiled.
+#[inline(always)]
+fn sub_if_ge_ct(x: u64, q: u64) -> u64 {
+    let (t, borrow) = x.overflowing_sub(q);
+    t.wrapping_add(q & core::hint::black_box((borrow as u64).wrapping_neg()))
 }
 
 /// Largest modulus the ring layer accepts: residues and lazy sums stay below 2^64.
@@ -46,9 +55,9 @@ impl Modulus {
         64 - self.q.leading_zeros()
     }
 
-    /// `x mod q` for any 128-bit `x`.
+    /// `x - floor(x * mu / 2^128) * q`, which is below `4q`.
     #[inline(always)]
-    pub fn reduce_u128(&self, x: u128) -> u64 {
+    fn barrett_remainder(&self, x: u128) -> u64 {
         let x_hi = (x >> 64) as u64;
         let x_lo = x as u64;
         // Estimate floor(x * mu / 2^128) from the three significant partial products; the estimate
@@ -57,8 +66,21 @@ impl Modulus {
         let hl = (x_hi as u128 * self.mu_lo as u128) >> 64;
         let lh = (x_lo as u128 * self.mu_hi as u128) >> 64;
         let quot = hh.wrapping_add(hl).wrapping_add(lh) as u64;
-        let r = x_lo.wrapping_sub(quot.wrapping_mul(self.q));
+        x_lo.wrapping_sub(quot.wrapping_mul(self.q))
+    }
+
+    /// `x mod q` for any 128-bit `x`.
+    #[inline(always)]
+    pub fn reduce_u128(&self, x: u128) -> u64 {
+        let r = self.barrett_remainder(x);
         sub_if_ge(sub_if_ge(sub_if_ge(r, self.q), self.q), self.q)
+    }
+
+    /// [`Self::reduce_u128`] without a branch in the machine code (secret operands).
+    #[inline(always)]
+    pub fn reduce_u128_ct(&self, x: u128) -> u64 {
+        let r = self.barrett_remainder(x);
+        sub_if_ge_ct(sub_if_ge_ct(sub_if_ge_ct(r, self.q), self.q), self.q)
     }
 
     /// `x mod q` for a 64-bit `x`.
@@ -98,11 +120,24 @@ impl Modulus {
         sub_if_ge(a + b, self.q)
     }
 
+    /// [`Self::add`] without a branch in the machine code (secret operands).
+    #[inline(always)]
+    pub fn add_ct(&self, a: u64, b: u64) -> u64 {
+        sub_if_ge_ct(a + b, self.q)
+    }
+
     /// `a - b mod q` for residues.
     #[inline(always)]
     pub fn sub(&self, a: u64, b: u64) -> u64 {
         let (t, borrow) = a.overflowing_sub(b);
         t.wrapping_add(self.q & (borrow as u64).wrapping_neg())
+    }
+
+    /// [`Self::sub`] without a branch in the machine code (secret operands).
+    #[inline(always)]
+    pub fn sub_ct(&self, a: u64, b: u64) -> u64 {
+        let (t, borrow) = a.overflowing_sub(b);
+        t.wrapping_add(self.q & core::hint::black_box((borrow as u64).wrapping_neg()))
     }
 
     /// `-a mod q` for a residue.
@@ -116,6 +151,12 @@ impl Modulus {
     #[inline(always)]
     pub fn mul(&self, a: u64, b: u64) -> u64 {
         self.reduce_u128(a as u128 * b as u128)
+    }
+
+    /// [`Self::mul`] without a branch in the machine code (secret operands).
+    #[inline(always)]
+    pub fn mul_ct(&self, a: u64, b: u64) -> u64 {
+        self.reduce_u128_ct(a as u128 * b as u128)
     }
 
     /// Precomputed Shoup companion floor(w * 2^64 / q) of a fixed operand `w < q`.
@@ -194,6 +235,9 @@ mod tests {
                     assert_eq!(m.add(a, b) as u128, (a1 + b1) % q1);
                     assert_eq!(m.sub(a, b) as u128, (a1 + q1 - b1) % q1);
                     assert_eq!(m.mul(a, b) as u128, a1 * b1 % q1);
+                    assert_eq!(m.add_ct(a, b), m.add(a, b));
+                    assert_eq!(m.sub_ct(a, b), m.sub(a, b));
+                    assert_eq!(m.mul_ct(a, b), m.mul(a, b));
                     assert_eq!(m.mul_shoup(a, b, m.shoup(b)) as u128, a1 * b1 % q1);
                 }
                 assert_eq!(m.neg(a), (q - a) % q);
@@ -207,6 +251,7 @@ mod tests {
             }
             for x in [u128::MAX, (q as u128) * (q as u128) - 1, (q as u128 - 1) * (q as u128 - 1)] {
                 assert_eq!(m.reduce_u128(x) as u128, x % q as u128);
+                assert_eq!(m.reduce_u128_ct(x), m.reduce_u128(x));
             }
         }
     }

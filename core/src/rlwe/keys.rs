@@ -136,12 +136,13 @@ pub fn rlwe_limb(
 ) {
     table.forward_small(e, out);
     let mut a = UniformExpander::new(seed, stream, q);
+    // Constant-time arithmetic: s, e and (for keys) the extra term are secret.
     for (o, &sv) in out.iter_mut().zip(s) {
-        *o = q.sub(*o, q.mul(a.next_residue(), sv));
+        *o = q.sub_ct(*o, q.mul_ct(a.next_residue(), sv));
     }
     if let Some(x) = extra {
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = q.add(*o, v);
+            *o = q.add_ct(*o, v);
         }
     }
 }
@@ -199,7 +200,7 @@ impl SwitchingKey {
                     let extra = if range.contains(&i) {
                         let pm = ctx.p_mod_q(i);
                         for (g, &v) in gadget.iter_mut().zip(s_from.poly().limb(i)) {
-                            *g = q.mul(v, pm);
+                            *g = q.mul_ct(v, pm);
                         }
                         Some(&gadget[..])
                     } else {
@@ -226,7 +227,7 @@ impl SwitchingKey {
         for (i, limb) in s2.0.limbs_iter_mut().enumerate() {
             let q = &ctx.qp()[i];
             for v in limb.iter_mut() {
-                *v = q.mul(*v, *v);
+                *v = q.mul_ct(*v, *v);
             }
         }
         Self::generate(ctx, sk, &s2, SwitchingKind::Relinearization, rng)
