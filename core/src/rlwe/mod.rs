@@ -4,6 +4,8 @@ pub mod context;
 pub mod keys;
 pub mod params;
 pub mod sampling;
+pub mod secret_rng;
 
 pub use context::Context;
 pub use keys::{PublicKey, SecretKey, SecretPoly, SwitchingKey, SwitchingKind};
+pub use secret_rng::SecretRng;
