@@ -92,12 +92,18 @@ pub enum Error {
         /// Limb index within the polynomial.
         limb: u32,
     },
-    /// Wire: a declared length exceeds the caller's limit.
+    /// Wire: a declared length, the memory its decoding needs, or the context a parameter record
+    /// implies exceeds the caller's limit.
     LimitExceeded {
-        /// Bytes the record declares.
+        /// Bytes the record declares or needs.
         declared: u64,
         /// The caller's limit.
         limit: u64,
+    },
+    /// Wire: the allocator refused a buffer the limits allowed.
+    AllocationFailed {
+        /// Bytes requested.
+        bytes: u64,
     },
     /// Wire: the checksum does not match the bytes.
     ChecksumMismatch,
@@ -133,8 +139,9 @@ impl fmt::Display for Error {
             Error::Truncated => write!(f, "truncated record"),
             Error::ResidueOutOfRange { limb } => write!(f, "corrupt record: residue out of range in limb {limb}"),
             Error::LimitExceeded { declared, limit } => {
-                write!(f, "record declares {declared} bytes, above the limit of {limit}")
+                write!(f, "record needs {declared} bytes, above the limit of {limit}")
             }
+            Error::AllocationFailed { bytes } => write!(f, "could not allocate {bytes} bytes while decoding a record"),
             Error::ChecksumMismatch => write!(f, "corrupt record: checksum mismatch"),
             Error::Malformed(why) => write!(f, "malformed record: {why}"),
             Error::Io => write!(f, "i/o error while streaming a record"),

@@ -411,7 +411,8 @@ impl Parameters {
     /// Why the secret or error distribution is outside what the 128-bit bounds were estimated
     /// for, if it is.
     fn distribution_flaw(&self) -> Option<&'static str> {
-        if !(libm::fabs(self.sigma - DEFAULT_SIGMA) <= SIGMA_TOLERANCE) {
+        let off = libm::fabs(self.sigma - DEFAULT_SIGMA);
+        if off.is_nan() || off > SIGMA_TOLERANCE {
             return Some("the error width sigma must be 3.2 (within 0.01) for the 128-bit bounds to hold");
         }
         if let SecretDistribution::SparseTernary { .. } = self.secret {
@@ -511,6 +512,14 @@ impl Parameters {
     pub fn log_qp(&self) -> f64 {
         self.log_q() + self.p.iter().map(|&x| libm::log2(x as f64)).sum::<f64>()
     }
+    /// An upper bound on the bytes `Context::new` allocates for this set: per prime, concrete-ntt's
+    /// plan (four N-word tables) and a little bookkeeping; the P-to-Q conversion tables. What a
+    /// reader lets a parameter record from the wire cost ([`crate::wire::Limits`]).
+    pub fn context_bytes(&self) -> u64 {
+        let (l, k) = (self.q.len() as u64, self.p.len() as u64);
+        (l + k) * (32 * self.n() as u64 + 1024) + 64 * (l + 1) * (k + 1) + 4096
+    }
+
     /// Ciphertext moduli with reduction constants.
     pub fn q_moduli(&self) -> impl Iterator<Item = Modulus> + '_ {
         self.q.iter().map(|&x| Modulus::new(x))
