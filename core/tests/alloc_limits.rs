@@ -1,176 +1,22 @@
-//! What the wire decoders allocate, measured by a counting global allocator: for every record
-//! kind the peak stays within `Limits` (and the count the decoder keeps is the allocation itself),
-//! nothing large is allocated before the first payload byte, allocation follows the bytes that
-//! arrive, and a parameter record cannot make a reader build a huge context. The same allocator
-//! scans freed memory for secret coefficients after failed secret-key imports.
-//!
-//! Counters are per thread, so the test harness's other threads do not disturb a measurement.
-#![allow(unsafe_code)]
+//! What the wire decoders allocate, measured by the counting global allocator of
+//! `common::alloc`: for every record kind the peak stays within `Limits` (and the count the
+//! decoder keeps is the allocation itself), nothing large is allocated before the first payload
+//! byte, allocation follows the bytes that arrive, and a parameter record cannot make a reader
+//! build a huge context. The same allocator scans freed memory for secret coefficients after
+//! failed secret-key imports.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod common;
 
+use common::alloc::{peak_of, FOUND, SCAN};
+use common::records::{header_len, records};
 use hetune_core::ckks::encoder::encode_coeffs;
-use hetune_core::ckks::stream::{stream_encrypt_sk, stream_public_key, StreamWork};
-use hetune_core::ckks::{encrypt_pk, encrypt_sk, Complex, Encoder};
-use hetune_core::ring::automorphism::galois_element_for_step;
-use hetune_core::rlwe::{Context, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
+use hetune_core::ckks::stream::{stream_encrypt_sk, StreamWork};
+use hetune_core::ckks::Complex;
+use hetune_core::rlwe::{Context, SecretKey};
 use hetune_core::wire::*;
 use hetune_core::{Error, Parameters, ParametersLiteral, SecretDistribution, Security};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<u64> = const { Cell::new(0) };
-    static PEAK: Cell<u64> = const { Cell::new(0) };
-    /// When set, freed blocks of this thread are searched for `PATTERN`.
-    static SCAN: Cell<Option<&'static [u8]>> = const { Cell::new(None) };
-    static FOUND: Cell<usize> = const { Cell::new(0) };
-}
-
-fn on_alloc(size: usize) {
-    let _ = LIVE.try_with(|l| {
-        l.set(l.get() + size as u64);
-        let _ = PEAK.try_with(|p| p.set(p.get().max(l.get())));
-    });
-}
-
-fn on_free(ptr: *const u8, size: usize) {
-    let _ = LIVE.try_with(|l| l.set(l.get().saturating_sub(size as u64)));
-    if let Ok(Some(pattern)) = SCAN.try_with(|s| s.get()) {
-        // SAFETY: called from dealloc/realloc before the block is handed back to System, so
-        // `ptr` points to `size` bytes this allocator handed out and that are still allocated.
-        let block = unsafe { std::slice::from_raw_parts(ptr, size) };
-        if block.windows(pattern.len()).any(|w| w == pattern) {
-            let _ = FOUND.try_with(|f| f.set(f.get() + 1));
-        }
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counters
-// are thread-local `Cell`s with const initialisers (no allocation, no destructor), and the scan
-// only reads a block that is still allocated.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        on_alloc(layout.size());
-        // SAFETY: forwarded as is (see the impl).
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        on_alloc(layout.size());
-        // SAFETY: forwarded as is (see the impl).
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        on_free(ptr, layout.size());
-        // SAFETY: forwarded as is (see the impl).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // Counted as the worst case: the new block before the old one is released.
-        on_alloc(new_size);
-        on_free(ptr, layout.size());
-        // SAFETY: forwarded as is (see the impl).
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-/// Peak bytes allocated (above what was live before) while `f` runs on this thread.
-fn peak_of<T>(f: impl FnOnce() -> T) -> (T, u64) {
-    let base = LIVE.with(|l| l.get());
-    PEAK.with(|p| p.set(base));
-    let out = f();
-    (out, PEAK.with(|p| p.get()) - base)
-}
-
-type Decode<'a> = Box<dyn Fn(&[u8], &Limits) -> Result<(), Error> + 'a>;
-
-struct Record<'a> {
-    name: &'static str,
-    bytes: Vec<u8>,
-    decode: Decode<'a>,
-}
-
-fn header_len(rec: &[u8]) -> usize {
-    54 + u16::from_le_bytes([rec[48], rec[49]]) as usize
-}
-
-/// One record of every kind the wire format has, with its reader.
-fn records<'a>(ctx: &'a Context, sk: &SecretKey, rng: &mut ChaCha20Rng) -> Vec<Record<'a>> {
-    let params = ctx.params();
-    let pk = PublicKey::generate(ctx, sk, rng);
-    let enc = Encoder::new(ctx);
-    let vals: Vec<f64> = (0..64).map(|j| (j as f64 / 32.0) - 1.0).collect();
-    let pt = enc.encode_real(&vals, 6, params.max_level(), params.scale()).unwrap();
-    let mut out = Vec::new();
-    let mut add = |name, bytes: Vec<u8>, decode: Decode<'a>| out.push(Record { name, bytes, decode });
-
-    let mut b = Vec::new();
-    write_parameters(&mut b, params).unwrap();
-    add(
-        "parameters",
-        b,
-        Box::new(|s, l| read_parameters(&mut &s[..], None, Security::InsecureForTestingOnly, l).map(drop)),
-    );
-    let mut b = Vec::new();
-    write_public_key(&mut b, params, &pk).unwrap();
-    add("public key", b, Box::new(move |s, l| read_public_key(&mut &s[..], ctx, l).map(drop)));
-    let mut b = Vec::new();
-    stream_public_key(params, sk, rng, &mut StreamWork::new(params.n()), &mut b).unwrap();
-    add("public key, coefficient form", b, Box::new(move |s, l| read_public_key(&mut &s[..], ctx, l).map(drop)));
-    let s_ntt = sk.to_ntt(ctx, ctx.qp().len());
-    let other = SecretKey::generate(params, rng);
-    for (name, key) in [
-        ("relinearisation key", SwitchingKey::relinearization(ctx, sk, rng)),
-        ("galois key", SwitchingKey::galois(ctx, sk, galois_element_for_step(1, ctx.n()), rng)),
-        (
-            "encapsulation key",
-            SwitchingKey::generate(ctx, &other, &s_ntt, SwitchingKind::Encapsulation { to_sparse: true }, rng),
-        ),
-    ] {
-        let mut b = Vec::new();
-        write_switching_key(&mut b, params, &key).unwrap();
-        add(name, b, Box::new(move |s, l| read_switching_key(&mut &s[..], ctx, l).map(drop)));
-    }
-    let read_ct: fn(&[u8], &Context, &Limits) -> Result<(), Error> =
-        |s, ctx, l| read_ciphertext(&mut &s[..], ctx, l).map(drop);
-    let mut b = Vec::new();
-    write_ciphertext(&mut b, params, &encrypt_pk(ctx, &pk, &pt, rng).unwrap()).unwrap();
-    add("ciphertext", b, Box::new(move |s, l| read_ct(s, ctx, l)));
-    let mut b = Vec::new();
-    write_seeded_ciphertext(&mut b, params, &encrypt_sk(ctx, sk, &pt, rng).unwrap()).unwrap();
-    add("seeded ciphertext", b, Box::new(move |s, l| read_ct(s, ctx, l)));
-    let mut msg = vec![0f64; params.n()];
-    encode_coeffs(6, params.scale(), 64, |j| Complex::new(vals[j], 0.0), &mut msg).unwrap();
-    let mut b = Vec::new();
-    let mut work = StreamWork::new(params.n());
-    stream_encrypt_sk(params, sk, &msg, params.max_level(), params.scale(), 6, rng, &mut work, &mut b).unwrap();
-    add("seeded ciphertext, coefficient form", b, Box::new(move |s, l| read_ct(s, ctx, l)));
-    let mut b = Vec::new();
-    write_plaintext(&mut b, params, &pt).unwrap();
-    add("plaintext", b, Box::new(move |s, l| read_plaintext(&mut &s[..], ctx, l).map(drop)));
-    let mut b = Vec::new();
-    export_secret_key_owner_copy(&mut b, params, sk).unwrap();
-    add("secret key", b, Box::new(move |s, l| import_secret_key_owner_copy(&mut &s[..], params, l).map(drop)));
-    let t = TensorHeader {
-        rows: 3,
-        cols: 5,
-        layout: TensorLayout::RowMajorChunks,
-        block_rows: 0,
-        block_cols: 0,
-        count: 1,
-        dtype: 0,
-    };
-    let mut b = Vec::new();
-    write_tensor_header(&mut b, params, &t).unwrap();
-    add("tensor header", b, Box::new(move |s, l| read_tensor_header(&mut &s[..], ctx, l).map(drop)));
-    out
-}
 
 #[test]
 fn peak_allocation_is_within_the_limit_for_every_record_kind() {
