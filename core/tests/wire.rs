@@ -205,7 +205,7 @@ fn each_failure_class_has_its_typed_error() {
     fix_payload_crc(&mut b);
     assert_eq!(read(&b, &f, &limits).unwrap_err(), Error::ResidueOutOfRange { limb: 0 });
 
-    let small = Limits { max_payload: 1000 };
+    let small = Limits::new(1000, 1 << 30);
     assert!(matches!(read(&good, &f, &small).unwrap_err(), Error::LimitExceeded { limit: 1000, .. }));
 
     let mut b = good.clone();

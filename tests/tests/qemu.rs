@@ -288,7 +288,7 @@ fn check_preset(preset: &str, security: Security, stream: &[u8], lines: &[LogLin
     );
     let mut src: &[u8] = stream;
     let pk: PublicKey =
-        read_public_key(&mut src, &ctx, &Limits { max_payload: pk_bytes }).expect("read the public key");
+        read_public_key(&mut src, &ctx, &Limits::for_params(ctx.params())).expect("read the public key");
     let pk_end = stream.len() - src.len();
     assert_eq!(pk_end as u64, pk_bytes);
 
@@ -299,7 +299,8 @@ fn check_preset(preset: &str, security: Security, stream: &[u8], lines: &[LogLin
     let mut ct_heap_peak = 0;
     for index in 0..cts {
         ct_starts.push(stream.len() - src.len());
-        let ct = read_ciphertext(&mut src, &ctx, &Limits { max_payload: ct_bytes }).expect("read a device ciphertext");
+        let ct =
+            read_ciphertext(&mut src, &ctx, &Limits::for_ciphertexts(ctx.params())).expect("read a device ciphertext");
         let AnyCiphertext::Seeded(ref seeded) = ct else { panic!("{preset}: the device sends seeded ciphertexts") };
         assert!(!seeded.c0_ntt, "the streaming encryptor writes c0 in coefficient form");
         assert_eq!((seeded.level, seeded.log_slots, seeded.scale), (level, log_slots, params.scale()));
@@ -405,7 +406,8 @@ fn check_preset(preset: &str, security: Security, stream: &[u8], lines: &[LogLin
 /// typed error: a header byte (header CRC), a payload bit (payload CRC), a residue pushed out of
 /// range (range check), and a cut stream (truncation).
 fn check_corruption(preset: &str, stream: &[u8], start: usize, ctx: &Context, ct_bytes: u64) {
-    let limits = Limits { max_payload: ct_bytes };
+    let limits = Limits::for_ciphertexts(ctx.params());
+    assert!(ct_bytes <= limits.max_bytes);
     let span = record_span(stream, start);
     let record = &stream[span.start..span.payload_end + 4];
     let read = |bytes: &[u8]| {

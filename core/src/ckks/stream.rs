@@ -57,11 +57,11 @@ fn rlwe_coeff_limb(
     table.forward_small(s, buf);
     let mut a = UniformExpander::new(seed, stream, q);
     for o in buf.iter_mut() {
-        *o = q.mul(*o, a.next_residue());
+        *o = q.mul_ct(*o, a.next_residue());
     }
     table.inverse(buf);
     for (t, o) in buf.iter_mut().enumerate() {
-        *o = q.sub(add(t), *o);
+        *o = q.sub_ct(add(t), *o);
     }
 }
 
@@ -88,14 +88,14 @@ pub fn stream_encrypt_sk<R: RngCore + CryptoRng, S: Sink>(
         return Err(Error::InvalidArgument("level above the top of the chain"));
     }
     let seed = fresh_seed(rng);
-    GaussianSampler::new(params.sigma()).fill(rng, &mut work.error);
+    GaussianSampler::new(params.sigma())?.fill(rng, &mut work.error);
     let mut w = begin_seeded(sink, params, level, log_slots, scale, false, &seed)?;
     for i in 0..=level {
         let q = Modulus::new(params.q()[i]);
         let table = NttTable::new(n, q)?;
         let e = &work.error;
         rlwe_coeff_limb(&q, &table, sk.coeffs(), &seed, stream_id(0, i), &mut work.limb, |t| {
-            q.add(q.reduce_f64(message[t]), q.from_small_ct(e[t] as i64))
+            q.add_ct(q.reduce_f64(message[t]), q.from_small_ct(e[t] as i64))
         });
         drop(table);
         w.limb(&work.limb, q.bits())?;
@@ -117,7 +117,7 @@ pub fn stream_public_key<R: RngCore + CryptoRng, S: Sink>(
         return Err(Error::InvalidArgument("buffers must have N entries"));
     }
     let seed = fresh_seed(rng);
-    GaussianSampler::new(params.sigma()).fill(rng, &mut work.error);
+    GaussianSampler::new(params.sigma())?.fill(rng, &mut work.error);
     let mut w = begin_public_key(sink, params, &seed, false)?;
     let moduli: Vec<u64> = params.q().iter().chain(params.p()).copied().collect();
     for (i, &qv) in moduli.iter().enumerate() {

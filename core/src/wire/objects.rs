@@ -2,10 +2,12 @@
 //! Galois keys, ciphertexts (full and seeded), plaintexts, the encrypted-tensor header, and the
 //! owner's secret-key export.
 
-use alloc::vec;
 use alloc::vec::Vec;
+use zeroize::Zeroizing;
 
-use super::record::{packed_limb_len, Header, Limits, RecordReader, RecordWriter, Sink, Source};
+use super::record::{
+    grow_wiping, growth_peak, next_capacity, packed_limb_len, Header, Limits, RecordReader, RecordWriter, Sink, Source,
+};
 use crate::ckks::{Ciphertext, Plaintext, SeededCiphertext};
 use crate::ring::{Modulus, RnsPoly};
 use crate::rlwe::encapsulation::encapsulation_moduli;
@@ -72,17 +74,59 @@ fn parse_ct_ext(ext: &[u8], params: &Parameters, max_polys: usize) -> Result<CtE
     Ok(c)
 }
 
+/// Reads a polynomial limb by limb, its buffer grown as the limbs arrive.
 fn read_poly<S: Source>(
     r: &mut RecordReader<'_, S>,
     params: &Parameters,
     limbs: core::ops::Range<usize>,
 ) -> Result<RnsPoly, Error> {
     let n = params.n();
-    let mut p = RnsPoly::zero(n, limbs.len());
-    for (k, i) in limbs.enumerate() {
-        r.limb(p.limb_mut(k), &modulus_of(params, i), i)?;
+    let total = limbs.len() * n;
+    let mut data = Vec::new();
+    for i in limbs {
+        r.limb_into(&mut data, n, total, &modulus_of(params, i), i)?;
     }
-    Ok(p)
+    Ok(RnsPoly::from_vec(n, data))
+}
+
+/// Charges and allocates room for `count` polynomials (the small vector that holds them).
+fn poly_vec<S: Source>(r: &mut RecordReader<'_, S>, count: usize) -> Result<Vec<RnsPoly>, Error> {
+    r.charge((count * core::mem::size_of::<RnsPoly>()) as u64)?;
+    Ok(Vec::with_capacity(count))
+}
+
+/// Peak bytes a decoder holds for `polys` polynomials of `limbs` limbs (all but the last held
+/// whole while the last grows), plus the vector of `polys` when it is one.
+fn polys_need(params: &Parameters, limbs: usize, polys: usize, in_vec: bool) -> u64 {
+    let n = params.n();
+    let whole = (limbs * n * 8) as u64;
+    let vec = if in_vec { (polys * core::mem::size_of::<RnsPoly>()) as u64 } else { 0 };
+    vec + (polys as u64 - 1) * whole + growth_peak(limbs * n, n, 8)
+}
+
+/// Coefficients per growth step of the secret-key decoder (256 packed bytes).
+const SECRET_STEP: usize = 1024;
+
+impl Limits {
+    /// Limits that admit every record kind of `params` (the largest is a switching key) and
+    /// its context, and nothing larger: what a reader of a key bundle needs.
+    pub fn for_params(params: &Parameters) -> Self {
+        let qp = params.q().len() + params.p().len();
+        let top = params.max_level() + 1;
+        let need = [
+            polys_need(params, qp, params.dnum(), true),
+            polys_need(params, qp, 1, false),
+            polys_need(params, top, 3, true),
+            growth_peak(params.n(), SECRET_STEP.min(params.n()), 1),
+        ];
+        Limits::new(need.into_iter().max().unwrap_or(0), params.context_bytes())
+    }
+
+    /// Limits that admit any ciphertext, plaintext or tensor header of `params` at any level,
+    /// and no key: what a reader of encrypted tensors needs.
+    pub fn for_ciphertexts(params: &Parameters) -> Self {
+        Limits::new(polys_need(params, params.max_level() + 1, 3, true), params.context_bytes())
+    }
 }
 
 fn write_poly<S: Sink>(
@@ -193,7 +237,7 @@ fn ciphertext_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &Cont
             return Err(Error::Malformed("polynomial count"));
         }
         check_expected_len(h.payload_len, e.polys as u64 * limbs_len(params, 0..e.level + 1))?;
-        let mut c = Vec::with_capacity(e.polys);
+        let mut c = poly_vec(&mut r, e.polys)?;
         for k in 0..e.polys {
             let mut p = read_poly(&mut r, params, 0..e.level + 1)?;
             if e.ntt_flags & (1 << k) == 0 {
@@ -419,7 +463,10 @@ fn switching_key_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &C
     check_expected_len(h.payload_len, 32 + params.dnum() as u64 * limbs_len(params, 0..limbs))?;
     let mut seed = [0u8; 32];
     r.bytes(&mut seed)?;
-    let digits = (0..params.dnum()).map(|_| read_poly(&mut r, params, 0..limbs)).collect::<Result<Vec<_>, _>>()?;
+    let mut digits = poly_vec(&mut r, params.dnum())?;
+    for _ in 0..params.dnum() {
+        digits.push(read_poly(&mut r, params, 0..limbs)?);
+    }
     r.finish()?;
     Ok(SwitchingKey { kind, seed, digits })
 }
@@ -476,8 +523,13 @@ pub fn read_parameters<S: Source>(
         b.copy_from_slice(&body[fixed + 8 * k..fixed + 8 * k + 8]);
         u64::from_le_bytes(b)
     };
-    let q: Vec<u64> = (0..nq).map(prime).collect();
-    let p: Vec<u64> = (nq..nq + np).map(prime).collect();
+    // At most 124 primes fit the 1024-byte body: a few hundred bytes on the stack.
+    let mut q: heapless::Vec<u64, 128> = heapless::Vec::new();
+    let mut p: heapless::Vec<u64, 128> = heapless::Vec::new();
+    for k in 0..nq + np {
+        // The body length was checked to hold nq + np primes, so both pushes fit.
+        let _ = if k < nq { q.push(prime(k)) } else { p.push(prime(k)) };
+    }
     let secret = match sk_kind {
         0 => SecretDistribution::Ternary,
         1 => SecretDistribution::SparseTernary { hamming_weight: h_w },
@@ -487,6 +539,10 @@ pub fn read_parameters<S: Source>(
     let params = Parameters::from_primes(name, log_n, &q, &p, dnum, log_scale, boot_limbs, secret, sigma, security)?;
     if params.fingerprint() != h.fingerprint {
         return Err(Error::FingerprintMismatch);
+    }
+    // What Context::new would build for it (2^17 and 64 primes: 268 MB from a 609-byte record).
+    if params.context_bytes() > limits.max_context_bytes {
+        return Err(Error::LimitExceeded { declared: params.context_bytes(), limit: limits.max_context_bytes });
     }
     Ok(params)
 }
@@ -499,7 +555,8 @@ pub fn export_secret_key_owner_copy<S: Sink>(sink: &mut S, params: &Parameters, 
         return Err(Error::InvalidArgument("secret key does not match the parameters"));
     }
     let mut w = RecordWriter::begin(sink, ObjectKind::SecretKey, &params.fingerprint(), n as u64 / 4, &[])?;
-    let mut chunk = [0u8; 64];
+    // Wiped on every path, the error returns included.
+    let mut chunk = Zeroizing::new([0u8; 64]);
     for block in sk.coeffs().chunks(256) {
         let mut len = 0;
         for (k, quad) in block.chunks(4).enumerate() {
@@ -515,11 +572,11 @@ pub fn export_secret_key_owner_copy<S: Sink>(sink: &mut S, params: &Parameters, 
         }
         w.bytes(&chunk[..len])?;
     }
-    chunk.iter_mut().for_each(|b| *b = 0);
     w.finish()
 }
 
-/// Reads the owner's secret-key export.
+/// Reads the owner's secret-key export. Every buffer that holds coefficients or their bytes is
+/// wiped on every path, the error returns included.
 pub fn import_secret_key_owner_copy<S: Source>(
     src: &mut S,
     params: &Parameters,
@@ -531,26 +588,30 @@ pub fn import_secret_key_owner_copy<S: Source>(
         return Err(Error::Malformed("secret key header"));
     }
     check_expected_len(h.payload_len, n as u64 / 4)?;
-    let mut coeffs = vec![0i8; n];
-    let mut chunk = [0u8; 64];
+    let mut coeffs: Zeroizing<Vec<i8>> = Zeroizing::new(Vec::new());
+    let mut chunk = Zeroizing::new([0u8; 64]);
     let mut bad = 0u8;
-    for block in coeffs.chunks_mut(256) {
-        let bytes = &mut chunk[..block.len() / 4];
+    for start in (0..n).step_by(256) {
+        let len = 256.min(n - start);
+        let bytes = &mut chunk[..len / 4];
         r.bytes(bytes)?;
-        for (quad, &b) in block.chunks_mut(4).zip(bytes.iter()) {
-            for (t, c) in quad.iter_mut().enumerate() {
+        if coeffs.capacity() < start + len {
+            let cap = next_capacity(coeffs.capacity(), SECRET_STEP.min(n), n);
+            grow_wiping(&mut coeffs, cap, r.budget())?;
+        }
+        for &b in bytes.iter() {
+            for t in 0..4 {
                 let code = (b >> (2 * t)) & 3;
                 bad |= code & (code >> 1); // code 3 is invalid
-                *c = (code & 1) as i8 - ((code >> 1) & 1) as i8;
+                coeffs.push((code & 1) as i8 - ((code >> 1) & 1) as i8);
             }
         }
     }
-    chunk.iter_mut().for_each(|b| *b = 0);
     if bad != 0 {
         return Err(Error::ResidueOutOfRange { limb: 0 });
     }
     r.finish()?;
-    Ok(SecretKey::from_coeffs(coeffs))
+    Ok(SecretKey::from_coeffs(core::mem::take(&mut *coeffs)))
 }
 
 /// Layout of an encrypted tensor's values across its ciphertexts.

@@ -131,7 +131,7 @@ pub fn decrypt_matrix(ctx: &Context, sk: &SecretKey, path: &Path) -> Result<Matr
     let mut src = IoSource(BufReader::with_capacity(1 << 20, file));
     // No record of this parameter set is larger than a degree-2 ciphertext at the top level.
     let params = ctx.params();
-    let limits = Limits { max_payload: 2 * wire::ciphertext_size(params, params.max_level()) };
+    let limits = Limits::for_ciphertexts(params);
     let wrap = |e: hetune_core::Error| Error::InvalidInput(format!("{}: {e}", path.display()));
     let h = wire::read_tensor_header(&mut src, ctx, &limits).map_err(wrap)?;
     let slots = ctx.params().max_slots() as u64;
