@@ -65,7 +65,7 @@ impl CompactNtt {
         if !n.is_power_of_two() || n < 2 || n.trailing_zeros() as usize > MAX_LOG_N {
             return Err(Error::InvalidParameters("ring degree must be a power of two"));
         }
-        if qv >= 1 << 62 || (qv - 1) % (2 * n as u64) != 0 {
+        if qv >= 1 << 62 || !(qv - 1).is_multiple_of(2 * n as u64) {
             return Err(Error::InvalidParameters("modulus is not an NTT-friendly prime for this ring degree"));
         }
         let log_n = n.trailing_zeros();
@@ -127,6 +127,12 @@ impl CompactNtt {
     #[inline(always)]
     pub fn reduce_lazy(&self, x: u64) -> u64 {
         sub_if_ge(x, self.q)
+    }
+
+    /// `x mod q` for `x < 4q`.
+    #[inline(always)]
+    pub fn reduce_4q(&self, x: u64) -> u64 {
+        sub_if_ge(sub_if_ge(x, 2 * self.q), self.q)
     }
 
     /// `x mod q` for any 64-bit `x`, in constant time.
@@ -200,9 +206,8 @@ impl CompactNtt {
     /// [`super::NttTable::forward`].
     pub fn forward(&self, a: &mut [u64]) {
         self.forward_lazy(a);
-        let two_q = 2 * self.q;
         for x in a.iter_mut() {
-            *x = self.reduce_lazy(sub_if_ge(*x, two_q));
+            *x = self.reduce_4q(*x);
         }
     }
 
@@ -354,9 +359,9 @@ mod tests {
         t.inverse_lazy_unnormalized(&mut buf);
         let got: Vec<u64> = buf.iter().map(|&x| t.reduce_lazy(x)).collect();
         let mut want = alloc::vec![0u64; n];
-        for i in 0..n {
-            for j in 0..n {
-                let prod = q.mul(q.reduce_i64(s[i] as i64), a[j]);
+        for (i, &si) in s.iter().enumerate() {
+            for (j, &aj) in a.iter().enumerate() {
+                let prod = q.mul(q.reduce_i64(si as i64), aj);
                 let k = (i + j) % n;
                 want[k] = if i + j < n { q.add(want[k], prod) } else { q.sub(want[k], prod) };
             }

@@ -240,42 +240,8 @@ impl<'a, S: Source> RecordReader<'a, S> {
 
     /// Reads one bit-packed limb into `out`, checking every residue against `q`.
     pub fn limb(&mut self, out: &mut [u64], q: &Modulus, limb_index: usize) -> Result<(), Error> {
-        let bits = q.bits();
-        let mask = (1u128 << bits) - 1;
-        let total = packed_limb_len(out.len(), bits);
-        let mut stage = [0u8; 256];
-        let mut avail = 0usize;
-        let mut pos = 0usize;
-        let mut left = total;
-        let mut acc: u128 = 0;
-        let mut acc_bits = 0u32;
-        let mut bad = false;
-        for o in out.iter_mut() {
-            while acc_bits < bits {
-                if pos == avail {
-                    let take = (stage.len() as u64).min(left) as usize;
-                    self.bytes(&mut stage[..take])?;
-                    left -= take as u64;
-                    avail = take;
-                    pos = 0;
-                }
-                acc |= (stage[pos] as u128) << acc_bits;
-                pos += 1;
-                acc_bits += 8;
-            }
-            let v = (acc & mask) as u64;
-            acc >>= bits;
-            acc_bits -= bits;
-            bad |= v >= q.value();
-            *o = v;
-        }
-        if left > 0 || pos != avail {
-            return Err(Error::Malformed("limb length"));
-        }
-        if bad {
-            return Err(Error::ResidueOutOfRange { limb: limb_index as u32 });
-        }
-        Ok(())
+        let n = out.len();
+        unpack_limb(|b| self.bytes(b), n, q, limb_index, |t, v| out[t] = v)
     }
 
     /// Checks that the payload was consumed exactly and that its CRC matches.
@@ -290,4 +256,52 @@ impl<'a, S: Source> RecordReader<'a, S> {
         }
         Ok(())
     }
+}
+
+/// Unpacks one limb of `n` residues packed at `q`'s width, reading its bytes through `read` and
+/// handing each residue to `visit(t, residue)` in order. A residue at or above `q` is reported
+/// (as `ResidueOutOfRange`) after the whole limb, so the time does not depend on where it is.
+pub(crate) fn unpack_limb(
+    mut read: impl FnMut(&mut [u8]) -> Result<(), Error>,
+    n: usize,
+    q: &Modulus,
+    limb_index: usize,
+    mut visit: impl FnMut(usize, u64),
+) -> Result<(), Error> {
+    let bits = q.bits();
+    let mask = (1u128 << bits) - 1;
+    let total = packed_limb_len(n, bits);
+    let mut stage = [0u8; 256];
+    let mut avail = 0usize;
+    let mut pos = 0usize;
+    let mut left = total;
+    let mut acc: u128 = 0;
+    let mut acc_bits = 0u32;
+    let mut bad = false;
+    for t in 0..n {
+        while acc_bits < bits {
+            if pos == avail {
+                let take = (stage.len() as u64).min(left) as usize;
+                read(&mut stage[..take])?;
+                left -= take as u64;
+                avail = take;
+                pos = 0;
+            }
+            acc |= (stage[pos] as u128) << acc_bits;
+            pos += 1;
+            acc_bits += 8;
+        }
+        let v = (acc & mask) as u64;
+        acc >>= bits;
+        acc_bits -= bits;
+        bad |= v >= q.value();
+        visit(t, v);
+    }
+    if left > 0 || pos != avail {
+        return Err(Error::Malformed("limb length"));
+    }
+    if bad {
+        return Err(Error::ResidueOutOfRange { limb: limb_index as u32 });
+    }
+    Ok(())
 }
