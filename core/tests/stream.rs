@@ -237,3 +237,41 @@ fn a_stored_public_key_is_checked_like_any_record() {
     assert_eq!(stored.for_each_b(0, |_, _| ()), Err(Error::ResidueOutOfRange { limb: 0 }));
     assert_eq!(stored.for_each_b(1, |_, _| ()), Ok(()));
 }
+
+/// Bit packing of limbs (the device's hot path, done in 32-bit words): every width from 2 to 62
+/// bits and lengths that do and do not fill whole words round-trip, and a cut limb is an error.
+#[test]
+fn limbs_pack_and_unpack_at_every_width() {
+    use hetune_core::ring::Modulus;
+    use hetune_core::ObjectKind;
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    for bits in 2..=62u32 {
+        // A modulus of exactly `bits` bits (odd, not necessarily prime: packing only needs q).
+        let q = Modulus::new((1u64 << (bits - 1)) | 1 | ((s >> 7) & ((1u64 << (bits - 1)) - 1)));
+        for n in [8usize, 24, 1000] {
+            let limb: Vec<u64> = (0..n)
+                .map(|_| {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (s >> 3) % q.value()
+                })
+                .collect();
+            let len = (n as u64 * bits as u64).div_ceil(8);
+            let mut buf = Vec::new();
+            let mut w = RecordWriter::begin(&mut buf, ObjectKind::Plaintext, &[1; 32], len, &[]).unwrap();
+            w.limb(&limb, bits).unwrap();
+            w.finish().unwrap();
+            assert_eq!(buf.len() as u64, 58 + len, "{bits} bits, n = {n}");
+            let mut src = buf.as_slice();
+            let (mut r, _) = RecordReader::begin(&mut src, &[ObjectKind::Plaintext], None, &Limits::default()).unwrap();
+            let mut back = vec![0u64; n];
+            r.limb(&mut back, &q, 0).unwrap();
+            r.finish().unwrap();
+            assert_eq!(back, limb, "{bits} bits, n = {n}");
+            // One residue more than the payload holds.
+            let mut src = buf.as_slice();
+            let (mut r, _) = RecordReader::begin(&mut src, &[ObjectKind::Plaintext], None, &Limits::default()).unwrap();
+            let mut longer = vec![0u64; n + 8];
+            assert!(r.limb(&mut longer, &q, 0).is_err(), "{bits} bits, n = {n}");
+        }
+    }
+}

@@ -61,7 +61,9 @@ fn bit_reverse_permute(re: &mut [f64], im: &mut [f64]) {
 #[inline]
 fn twiddle(pow5: usize, len: usize) -> (f64, f64) {
     let angle = 2.0 * core::f64::consts::PI * pow5 as f64 / (4 * len) as f64;
-    let (s, c) = angle.sin_cos();
+    // libm's on every target (never the platform's): a device and the host encode to the same
+    // bits, so the host can reproduce a device's ciphertext byte for byte.
+    let (s, c) = libm::sincos(angle);
     (c, s)
 }
 
@@ -144,8 +146,9 @@ pub fn encode_coeffs(
     let gap = n / (2 * slots);
     buf[2 * slots..].iter_mut().for_each(|v| *v = 0.0);
     for idx in (1..2 * slots).rev() {
-        buf[idx * gap] = buf[idx];
+        let v = buf[idx];
         buf[idx] = 0.0;
+        buf[idx * gap] = v;
     }
     Ok(())
 }

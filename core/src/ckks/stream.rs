@@ -337,12 +337,13 @@ pub fn stream_encrypt_pk<K: PublicKeyLimbs, R: RngCore + CryptoRng, S: Sink>(
             let ntt = CompactNtt::new(n, &q)?;
             uniform_or_key_product(&ntt, &q, v, pk, &a_seed, component, i, limb)?;
             // (x + e - [carry]_p) / p mod q with [carry]_p the centered lift:
-            // x/p + e/p - carry/p + (1 if carry > p/2), each division one Montgomery product.
-            let p_inv = ntt.to_montgomery(q.inv(q.reduce(pv)).ok_or(Error::InvalidParameters("p divides q"))?);
+            // (x + e)/p - carry/p + (1 if carry > p/2), each division one Shoup product.
+            let p_inv = q.inv(q.reduce(pv)).ok_or(Error::InvalidParameters("p divides q"))?;
+            let p_inv_shoup = q.shoup(p_inv);
             let half_p = pv / 2;
             for ((o, &c), &et) in limb.iter_mut().zip(carry.iter()).zip(error.iter()) {
-                let y = ntt.mul_lazy(*o + q.from_small_ct(et as i64), p_inv);
-                let z = ntt.mul_lazy(c, p_inv);
+                let y = ntt.mul_shoup_lazy(*o + q.from_small_ct(et as i64), p_inv, p_inv_shoup);
+                let z = ntt.mul_shoup_lazy(c, p_inv, p_inv_shoup);
                 let lifted = half_p.wrapping_sub(c) >> 63;
                 *o = ntt.reduce_lazy(ntt.reduce_4q(y + 2 * q.value() - z) + lifted);
             }

@@ -11,10 +11,12 @@
 //! twiddle is the previous one times `w_k^2` (one multiplication per group, about N per transform
 //! against N/2 log2 N in the butterflies).
 //!
-//! Arithmetic: Montgomery multiplication with `R = 2^64` (Montgomery 1985) on twiddles kept in
-//! Montgomery form, and Harvey's lazy butterflies ("Faster arithmetic for number-theoretic
-//! transforms", J. Symb. Comp. 2014): values stay below 4q (forward) or 2q (inverse) between
-//! stages, which needs `q < 2^62`. No branch and no memory index depends on the data.
+//! Arithmetic: the running twiddle is kept in Montgomery form (`R = 2^64`, Montgomery 1985), so
+//! that its Shoup companion `floor(w 2^64 / q)` comes out of one low product instead of a
+//! division; the butterflies are Harvey's lazy ones with Shoup multiplication ("Faster arithmetic
+//! for number-theoretic transforms", J. Symb. Comp. 2014): values stay below 4q (forward) or 2q
+//! (inverse) between stages, which needs `q < 2^62`. No branch and no memory index depends on the
+//! data.
 
 use super::modulus::Modulus;
 use crate::Error;
@@ -48,13 +50,13 @@ fn mul_wide(a: u64, b: u64) -> (u64, u64) {
     (p as u64, (p >> 64) as u64)
 }
 
-/// `x - bound` if `x >= bound`, else `x`, without a branch.
+/// `x - bound` if `x >= bound`, else `x`, without a branch, for `bound <= 2^63` and
+/// `x < 2 bound`: the difference's top bit is set exactly when it wrapped.
 #[inline(always)]
 fn sub_if_ge(x: u64, bound: u64) -> u64 {
-    let (d, borrow) = x.overflowing_sub(bound);
-    // borrow set: x < bound, keep x.
-    let keep = (borrow as u64).wrapping_neg();
-    (d & !keep) | (x & keep)
+    let d = x.wrapping_sub(bound);
+    let wrapped = ((d as i64) >> 63) as u64;
+    d.wrapping_add(bound & wrapped)
 }
 
 impl CompactNtt {
@@ -149,6 +151,25 @@ impl CompactNtt {
         self.reduce_lazy(self.mul_lazy(self.reduce(x), self.r2))
     }
 
+    /// `a * w mod q` in `[0, 2q)` for any 64-bit `a`, with `w_shoup = floor(w 2^64 / q)` (Shoup's
+    /// multiplication by a fixed operand, as lazy as Harvey uses it: one full and two low products,
+    /// cheaper than a Montgomery product on a 32-bit core).
+    #[inline(always)]
+    pub fn mul_shoup_lazy(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
+        let (_, q_hat) = mul_wide(a, w_shoup);
+        a.wrapping_mul(w).wrapping_sub(q_hat.wrapping_mul(self.q))
+    }
+
+    /// The twiddle `w` and its Shoup companion from its Montgomery form `r = w 2^64 mod q`
+    /// (canonical): `floor(w 2^64 / q) = r (-q^-1) mod 2^64`, since `w 2^64 - r` is that multiple
+    /// of q; then `w` is the high word of `floor(w 2^64 / q) q`, plus one unless `r = 0`.
+    #[inline(always)]
+    fn shoup_pair(&self, r: u64) -> (u64, u64) {
+        let w_shoup = r.wrapping_mul(self.q_neg_inv);
+        let (_, hi) = mul_wide(w_shoup, self.q);
+        (hi + (r != 0) as u64, w_shoup)
+    }
+
     /// Forward transform, lazy: every input below `4q`, output in `[0, 4q)`, in the evaluation
     /// order of [`super::NttTable::forward`].
     pub fn forward_lazy(&self, a: &mut [u64]) {
@@ -156,23 +177,16 @@ impl CompactNtt {
         debug_assert_eq!(a.len(), n);
         let two_q = 2 * self.q;
         for k in 0..self.log_n as usize {
-            let groups = 1usize << k;
             let half = n >> (k + 1);
-            let step = if k == 0 { 0 } else { self.fwd[k - 1] };
-            let mut w = self.fwd[k];
-            for r in 0..groups {
-                let i = if k == 0 { 0 } else { r.reverse_bits() >> (usize::BITS - k as u32) };
-                let (lo, hi) = a[2 * i * half..2 * (i + 1) * half].split_at_mut(half);
+            self.for_each_group(k, &self.fwd, |g, w, w_shoup| {
+                let (lo, hi) = a[2 * g * half..2 * (g + 1) * half].split_at_mut(half);
                 for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
                     let u = sub_if_ge(*x, two_q);
-                    let v = self.mul_lazy(*y, w);
+                    let v = self.mul_shoup_lazy(*y, w, w_shoup);
                     *x = u + v;
                     *y = u + two_q - v;
                 }
-                if k > 0 {
-                    w = self.reduce_lazy(self.mul_lazy(w, step));
-                }
-            }
+            });
         }
     }
 
@@ -183,22 +197,34 @@ impl CompactNtt {
         debug_assert_eq!(a.len(), n);
         let two_q = 2 * self.q;
         for k in (0..self.log_n as usize).rev() {
-            let groups = 1usize << k;
             let half = n >> (k + 1);
-            let step = if k == 0 { 0 } else { self.inv[k - 1] };
-            let mut w = self.inv[k];
-            for r in 0..groups {
-                let i = if k == 0 { 0 } else { r.reverse_bits() >> (usize::BITS - k as u32) };
-                let (lo, hi) = a[2 * i * half..2 * (i + 1) * half].split_at_mut(half);
+            self.for_each_group(k, &self.inv, |g, w, w_shoup| {
+                let (lo, hi) = a[2 * g * half..2 * (g + 1) * half].split_at_mut(half);
                 for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
                     let (u, v) = (*x, *y);
                     *x = sub_if_ge(u + v, two_q);
-                    *y = self.mul_lazy(u + two_q - v, w);
+                    *y = self.mul_shoup_lazy(u + two_q - v, w, w_shoup);
                 }
-                if k > 0 {
-                    w = self.reduce_lazy(self.mul_lazy(w, step));
-                }
-            }
+            });
+        }
+    }
+
+    /// Calls `f(group, w, w_shoup)` for the `2^k` butterfly groups of stage `k`, group
+    /// `bitrev_k(r)` with twiddle `roots[k]^(2r + 1)`, for r = 0, 1, ... (see the module docs).
+    #[inline(always)]
+    fn for_each_group(&self, k: usize, roots: &[u64; MAX_LOG_N], mut f: impl FnMut(usize, u64, u64)) {
+        let mut r_mont = roots[k];
+        if k == 0 {
+            let (w, w_shoup) = self.shoup_pair(r_mont);
+            f(0, w, w_shoup);
+            return;
+        }
+        let step = roots[k - 1];
+        let shift = usize::BITS - k as u32;
+        for r in 0..1usize << k {
+            let (w, w_shoup) = self.shoup_pair(r_mont);
+            f(r.reverse_bits() >> shift, w, w_shoup);
+            r_mont = self.reduce_lazy(self.mul_lazy(r_mont, step));
         }
     }
 

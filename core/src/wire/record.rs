@@ -125,31 +125,35 @@ impl<'a, S: Sink> RecordWriter<'a, S> {
         self.sink.write_all(b)
     }
 
-    /// Writes one limb of residues, each packed at `bits` bits, least significant bit first.
+    /// Writes one limb of residues, each packed at `bits` bits (at most 62), least significant
+    /// bit first.
     pub fn limb(&mut self, residues: &[u64], bits: u32) -> Result<(), Error> {
+        // 32-bit words through a 64-bit accumulator that holds fewer than 32 pending bits between
+        // residues (cheap on a 32-bit core, where 128-bit shifts are not).
         let mut stage = [0u8; 256];
         let mut fill = 0usize;
-        let mut acc: u128 = 0;
+        let mut acc: u64 = 0;
         let mut acc_bits = 0u32;
+        let (lo_bits, hi_bits) = (bits.min(32), bits.saturating_sub(32));
         for &r in residues {
-            acc |= (r as u128) << acc_bits;
-            acc_bits += bits;
-            while acc_bits >= 8 {
-                stage[fill] = acc as u8;
-                fill += 1;
-                acc >>= 8;
-                acc_bits -= 8;
-                if fill == stage.len() {
-                    self.bytes(&stage)?;
-                    fill = 0;
+            for (part, width) in [(r & 0xFFFF_FFFF, lo_bits), (r >> 32, hi_bits)] {
+                acc |= part << acc_bits;
+                acc_bits += width;
+                if acc_bits >= 32 {
+                    if fill == stage.len() {
+                        self.bytes(&stage)?;
+                        fill = 0;
+                    }
+                    stage[fill..fill + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+                    fill += 4;
+                    acc >>= 32;
+                    acc_bits -= 32;
                 }
             }
         }
-        if acc_bits > 0 {
-            stage[fill] = acc as u8;
-            fill += 1;
-        }
-        self.bytes(&stage[..fill])
+        self.bytes(&stage[..fill])?;
+        let tail = acc.to_le_bytes();
+        self.bytes(&tail[..acc_bits.div_ceil(8) as usize])
     }
 
     /// Writes the payload CRC; fails if fewer bytes than declared were written.
@@ -269,31 +273,45 @@ pub(crate) fn unpack_limb(
     mut visit: impl FnMut(usize, u64),
 ) -> Result<(), Error> {
     let bits = q.bits();
-    let mask = (1u128 << bits) - 1;
+    let (lo_bits, hi_bits) = (bits.min(32), bits.saturating_sub(32));
     let total = packed_limb_len(n, bits);
     let mut stage = [0u8; 256];
     let mut avail = 0usize;
     let mut pos = 0usize;
     let mut left = total;
-    let mut acc: u128 = 0;
+    // 32-bit words into a 64-bit accumulator holding fewer than 32 bits before each take.
+    let mut acc: u64 = 0;
     let mut acc_bits = 0u32;
     let mut bad = false;
     for t in 0..n {
-        while acc_bits < bits {
-            if pos == avail {
-                let take = (stage.len() as u64).min(left) as usize;
-                read(&mut stage[..take])?;
-                left -= take as u64;
-                avail = take;
-                pos = 0;
+        let mut v = 0u64;
+        for (shift, width) in [(0u32, lo_bits), (32, hi_bits)] {
+            if acc_bits < width {
+                if pos == avail {
+                    let take = (stage.len() as u64).min(left) as usize;
+                    if take == 0 {
+                        return Err(Error::Malformed("limb length"));
+                    }
+                    read(&mut stage[..take])?;
+                    left -= take as u64;
+                    avail = take;
+                    pos = 0;
+                }
+                // Whole words, but never past the limb's last byte.
+                let k = (avail - pos).min(4);
+                let mut word = [0u8; 4];
+                word[..k].copy_from_slice(&stage[pos..pos + k]);
+                pos += k;
+                acc |= (u32::from_le_bytes(word) as u64) << acc_bits;
+                acc_bits += 8 * k as u32;
+                if acc_bits < width {
+                    return Err(Error::Malformed("limb length"));
+                }
             }
-            acc |= (stage[pos] as u128) << acc_bits;
-            pos += 1;
-            acc_bits += 8;
+            v |= (acc & ((1u64 << width) - 1)) << shift;
+            acc >>= width;
+            acc_bits -= width;
         }
-        let v = (acc & mask) as u64;
-        acc >>= bits;
-        acc_bits -= bits;
         bad |= v >= q.value();
         visit(t, v);
     }
