@@ -274,6 +274,7 @@ pub(crate) fn unpack_limb(
 ) -> Result<(), Error> {
     let bits = q.bits();
     let (lo_bits, hi_bits) = (bits.min(32), bits.saturating_sub(32));
+    let parts = [(0u32, lo_bits, (1u64 << lo_bits) - 1), (32, hi_bits, (1u64 << hi_bits) - 1)];
     let total = packed_limb_len(n, bits);
     let mut stage = [0u8; 256];
     let mut avail = 0usize;
@@ -285,7 +286,7 @@ pub(crate) fn unpack_limb(
     let mut bad = false;
     for t in 0..n {
         let mut v = 0u64;
-        for (shift, width) in [(0u32, lo_bits), (32, hi_bits)] {
+        for &(shift, width, mask) in &parts {
             if acc_bits < width {
                 if pos == avail {
                     let take = (stage.len() as u64).min(left) as usize;
@@ -297,18 +298,24 @@ pub(crate) fn unpack_limb(
                     avail = take;
                     pos = 0;
                 }
-                // Whole words, but never past the limb's last byte.
-                let k = (avail - pos).min(4);
-                let mut word = [0u8; 4];
-                word[..k].copy_from_slice(&stage[pos..pos + k]);
-                pos += k;
-                acc |= (u32::from_le_bytes(word) as u64) << acc_bits;
-                acc_bits += 8 * k as u32;
+                // Whole words, but never past the limb's last byte (only its last word can be
+                // short: refills are whole multiples of 4 bytes until then).
+                let got = (avail - pos).min(4);
+                let word = if got == 4 {
+                    u32::from_le_bytes([stage[pos], stage[pos + 1], stage[pos + 2], stage[pos + 3]])
+                } else {
+                    let mut w = [0u8; 4];
+                    w[..got].copy_from_slice(&stage[pos..avail]);
+                    u32::from_le_bytes(w)
+                };
+                pos += got;
+                acc |= (word as u64) << acc_bits;
+                acc_bits += 8 * got as u32;
                 if acc_bits < width {
                     return Err(Error::Malformed("limb length"));
                 }
             }
-            v |= (acc & ((1u64 << width) - 1)) << shift;
+            v |= (acc & mask) << shift;
             acc >>= width;
             acc_bits -= width;
         }
