@@ -2,6 +2,7 @@
 
 pub mod automorphism;
 pub mod basis;
+pub mod compact_ntt;
 pub mod modulus;
 pub mod montgomery;
 pub mod ntt;
@@ -9,6 +10,7 @@ pub mod poly;
 pub mod primes;
 
 pub use basis::{BasisConverter, Rescaler};
+pub use compact_ntt::CompactNtt;
 pub use modulus::Modulus;
 pub use ntt::NttTable;
 pub use poly::RnsPoly;

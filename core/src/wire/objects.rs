@@ -151,17 +151,35 @@ fn check_expected_len(declared: u64, expected: u64) -> Result<(), Error> {
 /// Writes a full ciphertext (every polynomial in evaluation form).
 pub fn write_ciphertext<S: Sink>(sink: &mut S, params: &Parameters, ct: &Ciphertext) -> Result<(), Error> {
     let polys = ct.c.len();
-    if !(2..=3).contains(&polys) || ct.c.iter().any(|c| c.limbs() != ct.level + 1) {
+    if ct.c.iter().any(|c| c.limbs() != ct.level + 1) {
         return Err(Error::InvalidArgument("ciphertext shape"));
     }
-    let len = polys as u64 * limbs_len(params, 0..ct.level + 1);
     let flags = (1u8 << polys) - 1;
-    let ext = ct_ext(ct.level, polys, ct.log_slots, flags, ct.scale);
-    let mut w = RecordWriter::begin(sink, ObjectKind::Ciphertext, &params.fingerprint(), len, &ext)?;
+    let mut w = begin_ciphertext(sink, params, ct.level, polys, ct.log_slots, ct.scale, flags)?;
     for c in &ct.c {
         write_poly(&mut w, params, c, 0)?;
     }
     w.finish()
+}
+
+/// Starts a full-ciphertext record of `polys` (2 or 3) polynomials at `level`; the caller streams
+/// the limbs q_0..q_level of each polynomial in turn and finishes (the streaming encryptor's
+/// path). Bit k of `ntt_flags` says polynomial k is in evaluation form.
+pub fn begin_ciphertext<'a, S: Sink>(
+    sink: &'a mut S,
+    params: &Parameters,
+    level: usize,
+    polys: usize,
+    log_slots: u32,
+    scale: f64,
+    ntt_flags: u8,
+) -> Result<RecordWriter<'a, S>, Error> {
+    if !(2..=3).contains(&polys) || ntt_flags >> polys != 0 || level > params.max_level() {
+        return Err(Error::InvalidArgument("ciphertext shape"));
+    }
+    let len = polys as u64 * limbs_len(params, 0..level + 1);
+    let ext = ct_ext(level, polys, log_slots, ntt_flags, scale);
+    RecordWriter::begin(sink, ObjectKind::Ciphertext, &params.fingerprint(), len, &ext)
 }
 
 /// Writes a seeded ciphertext: the 32-byte seed, then `c_0`.
