@@ -2,11 +2,14 @@
 
 pub mod automorphism;
 pub mod basis;
+pub mod dot;
 pub mod modulus;
 pub mod montgomery;
 pub mod ntt;
 pub mod poly;
 pub mod primes;
+#[cfg(feature = "simd")]
+pub mod simd;
 
 pub use basis::{BasisConverter, Rescaler};
 pub use modulus::Modulus;
