@@ -214,19 +214,24 @@ impl BasisConverter {
         self.rounding_quotients_scalar(ys, u)
     }
 
-    /// The loop of [`Self::rounding_quotients`].
+    /// The loop of [`Self::rounding_quotients`], by blocks of coefficients whose f64 sums sit on
+    /// the stack (no allocation per call).
     #[inline(always)]
     pub(crate) fn rounding_quotients_scalar(&self, ys: &[u64], u: &mut [u64]) {
+        const BLOCK: usize = 256;
         let n = u.len();
-        u.iter_mut().for_each(|v| *v = 0);
-        let mut acc = alloc::vec![0.5f64; n];
-        for (i, &inv) in self.inv_from_f64.iter().enumerate() {
-            for (a, &y) in acc.iter_mut().zip(&ys[i * n..(i + 1) * n]) {
-                *a += y as f64 * inv;
+        for (b, ub) in u.chunks_mut(BLOCK).enumerate() {
+            let start = b * BLOCK;
+            let mut acc = [0.5f64; BLOCK];
+            let acc = &mut acc[..ub.len()];
+            for (i, &inv) in self.inv_from_f64.iter().enumerate() {
+                for (a, &y) in acc.iter_mut().zip(&ys[i * n + start..i * n + start + ub.len()]) {
+                    *a += y as f64 * inv;
+                }
             }
-        }
-        for (o, a) in u.iter_mut().zip(acc) {
-            *o = a as u64;
+            for (o, &a) in ub.iter_mut().zip(acc.iter()) {
+                *o = a as u64;
+            }
         }
     }
 

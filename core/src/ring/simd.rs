@@ -204,7 +204,8 @@ mod x86 {
         fn acc_words(self, acc: Acc) -> (V, V) {
             let lo = self.add(acc.a0, self.avx512f._mm512_slli_epi64::<52>(acc.a1));
             let carry = self.avx512f._mm512_cmplt_epu64_mask(lo, acc.a0);
-            let hi = self.add(self.avx512f._mm512_srli_epi64::<12>(acc.a1), self.avx512f._mm512_slli_epi64::<40>(acc.a2));
+            let hi =
+                self.add(self.avx512f._mm512_srli_epi64::<12>(acc.a1), self.avx512f._mm512_slli_epi64::<40>(acc.a2));
             (self.avx512f._mm512_mask_add_epi64(hi, carry, hi, self.splat(1)), lo)
         }
     }
