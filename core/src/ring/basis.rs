@@ -3,6 +3,7 @@
 
 use alloc::vec::Vec;
 
+use super::elementwise;
 use super::modulus::Modulus;
 use super::montgomery::Montgomery;
 use super::ntt::NttTable;
@@ -299,14 +300,14 @@ impl Rescaler {
         ntt: Option<&NttTable>,
     ) {
         let (inv, inv_s, half_i) = self.consts[i];
-        for (o, &v) in tmp.iter_mut().zip(t) {
-            *o = qi.sub(qi.reduce(v), half_i);
-        }
+        // t mod q_i as a Shoup product by 1 (exact for any 64-bit t), then - (q_l - 1)/2.
+        tmp.copy_from_slice(t);
+        elementwise::mul_shoup_assign(qi, tmp, 1, qi.shoup(1));
+        elementwise::sub_scalar_assign(qi, tmp, half_i);
         if let Some(table) = ntt {
             table.forward(tmp);
         }
-        for (xv, &tv) in x.iter_mut().zip(tmp.iter()) {
-            *xv = qi.mul_shoup(qi.sub(*xv, tv), inv, inv_s);
-        }
+        elementwise::sub_assign(qi, x, tmp);
+        elementwise::mul_shoup_assign(qi, x, inv, inv_s);
     }
 }

@@ -3,6 +3,7 @@
 pub mod automorphism;
 pub mod basis;
 pub mod dot;
+pub mod elementwise;
 pub mod modulus;
 pub mod montgomery;
 pub mod ntt;

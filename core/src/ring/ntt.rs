@@ -128,19 +128,13 @@ impl NttTable {
     /// Pointwise `acc += a * b`.
     #[inline]
     pub fn mul_acc(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
-        let q = &self.modulus;
-        for ((c, &x), &y) in acc.iter_mut().zip(a).zip(b) {
-            *c = q.add(*c, q.mul(x, y));
-        }
+        super::elementwise::mul_acc(&self.modulus, acc, a, b);
     }
 
     /// Pointwise `a *= b`.
     #[inline]
     pub fn mul_assign(&self, a: &mut [u64], b: &[u64]) {
-        let q = &self.modulus;
-        for (x, &y) in a.iter_mut().zip(b) {
-            *x = q.mul(*x, y);
-        }
+        super::elementwise::mul_assign(&self.modulus, a, b);
     }
 }
 

@@ -236,6 +236,68 @@ mod x86 {
         )
     }
 
+    /// `a[t] = a[t] w mod q` (Shoup) in place, on the whole multiples of 8 coefficients; returns
+    /// how many it did.
+    pub(crate) fn mul_shoup_in_place(s: Ifma, q: u64, w: u64, ws: u64, a: &mut [u64]) -> usize {
+        s.vectorize(
+            #[inline(always)]
+            || {
+                let (qv, wv, wsv) = (s.splat(q), s.splat(w), s.splat(ws));
+                let ab = as_arrays_mut::<8, _>(a).0;
+                for o in ab.iter_mut() {
+                    *o = st(s.mul_shoup(ld(o), wv, wsv, qv));
+                }
+                8 * ab.len()
+            },
+        )
+    }
+
+    /// Constants of a general modular product: Montgomery reduction of the 128-bit product
+    /// (which leaves a factor 2^-64), then a Shoup product by `2^64 mod q` to remove it.
+    pub(crate) struct MulConsts {
+        q: u64,
+        q_inv: u64,
+        r: u64,
+        r_shoup: u64,
+    }
+
+    impl MulConsts {
+        pub(crate) fn new(q: &crate::ring::Modulus) -> Self {
+            let mont = crate::ring::montgomery::Montgomery::new(q);
+            let r = q.reduce_u128(1u128 << 64);
+            MulConsts { q: q.value(), q_inv: mont.q_inv(), r, r_shoup: q.shoup(r) }
+        }
+    }
+
+    /// `a[t] = a[t] b[t] mod q`, or with `c`, `a[t] = a[t] + b[t] c[t] mod q`, on the whole
+    /// multiples of 8 coefficients; returns how many it did. Operands are residues, so the
+    /// product's high word is below `q` (the precondition of the Montgomery reduction).
+    pub(crate) fn mul_mod_slice(s: Ifma, m: &MulConsts, a: &mut [u64], b: &[u64], c: Option<&[u64]>) -> usize {
+        let len = a.len().min(b.len()).min(c.map_or(usize::MAX, |c| c.len()));
+        let full = len - len % 8;
+        s.vectorize(
+            #[inline(always)]
+            || {
+                let (qv, qinv, rv, rsv) = (s.splat(m.q), s.splat(m.q_inv), s.splat(m.r), s.splat(m.r_shoup));
+                let ab = as_arrays_mut::<8, _>(&mut a[..full]).0;
+                for (blk, o) in ab.iter_mut().enumerate() {
+                    let at = blk * 8;
+                    let (x, y, acc) = match c {
+                        None => (ld(o), ld_at(b, at), None),
+                        Some(c) => (ld_at(b, at), ld_at(c, at), Some(ld(o))),
+                    };
+                    let (hi, lo) = s.acc_words(s.mac(s.acc_zero(), x, s.shr52(x), y, s.shr52(y)));
+                    let p = s.mul_shoup(s.mont_reduce(hi, lo, qv, qinv), rv, rsv, qv);
+                    *o = st(match acc {
+                        None => p,
+                        Some(acc) => s.add_mod(acc, p, qv),
+                    });
+                }
+            },
+        );
+        full
+    }
+
     /// Phase 2 of a basis conversion on one output limb: `out[t] = sum_i ys_i[t] h_i 2^-64 mod q`
     /// with `h` in Montgomery form, one Montgomery reduction per `group` products, then, with
     /// `centered = Some((u, b, b_shoup))`, `out[t] -= u[t] b mod q` (the exact conversion).
@@ -433,6 +495,42 @@ mod tests {
                 assert_eq!(done, N - N % 8);
                 for t in 0..done {
                     assert_eq!(y[t], m.mul_shoup(x[t], w, ws), "q = {} t = {t}", m.value());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn elementwise_kernels_match_scalar_on_every_preset_prime() {
+        let Some(s) = token() else { return };
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for (_, q, p) in preset_primes() {
+            for m in q.iter().chain(&p) {
+                let (a, b, c) = (
+                    residues(&mut rng, m.value(), N),
+                    residues(&mut rng, m.value(), N),
+                    residues(&mut rng, m.value(), N),
+                );
+                let mut prod = a.clone();
+                crate::ring::elementwise::mul_assign(m, &mut prod, &b);
+                let mut acc = a.clone();
+                crate::ring::elementwise::mul_acc(m, &mut acc, &b, &c);
+                let w = rng.next_u64() % m.value();
+                let mut scaled = a.clone();
+                let done = mul_shoup_in_place(s, m.value(), w, m.shoup(w), &mut scaled);
+                assert_eq!(done, N - N % 8);
+                // Any 64-bit word reduced as a Shoup product by 1 (the rescaler's reduction).
+                let wide: Vec<u64> =
+                    (0..N).map(|t| if t % 5 == 0 { u64::MAX - t as u64 } else { rng.next_u64() }).collect();
+                let mut reduced = wide.clone();
+                crate::ring::elementwise::mul_shoup_assign(m, &mut reduced, 1, m.shoup(1));
+                for t in 0..N {
+                    assert_eq!(prod[t], m.mul(a[t], b[t]), "q = {} t = {t}", m.value());
+                    assert_eq!(acc[t], m.add(a[t], m.mul(b[t], c[t])), "q = {} t = {t}", m.value());
+                    assert_eq!(reduced[t] as u128, wide[t] as u128 % m.value() as u128);
+                    if t < done {
+                        assert_eq!(scaled[t], m.mul_shoup(a[t], w, m.shoup(w)));
+                    }
                 }
             }
         }
