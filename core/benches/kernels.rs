@@ -6,7 +6,7 @@
 //! `cargo bench -p hetune-core --features simd --bench kernels`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hetune_core::ring::dot::key_inner_product;
+use hetune_core::ring::dot::{key_inner_product, KeyDigits};
 use hetune_core::ring::montgomery::Montgomery;
 use hetune_core::ring::{BasisConverter, Modulus, NttTable};
 use hetune_core::{Parameters, Security};
@@ -69,11 +69,13 @@ fn kernels(c: &mut Criterion) {
     let (xs, kbs, kas) = (slices(&digits), slices(&kb), slices(&ka));
     let perm: Vec<u32> = (0..n as u32).map(|t| (t * 5 + 17) % n as u32).collect();
     let (mut o0, mut o1) = (vec![0u64; n], vec![0u64; n]);
+    let plain = KeyDigits { x: &xs, perm: None, kb: &kbs, ka: &kas };
+    let permuted = KeyDigits { perm: Some(&perm), ..plain };
     g.bench_function("key_inner_product_4_digits", |b| {
-        b.iter(|| key_inner_product(&m, &mont, &xs, None, &kbs, &kas, 0, &mut o0, &mut o1))
+        b.iter(|| key_inner_product(&m, &mont, &plain, 0, &mut o0, &mut o1))
     });
     g.bench_function("key_inner_product_4_digits_permuted", |b| {
-        b.iter(|| key_inner_product(&m, &mont, &xs, Some(&perm), &kbs, &kas, 0, &mut o0, &mut o1))
+        b.iter(|| key_inner_product(&m, &mont, &permuted, 0, &mut o0, &mut o1))
     });
     g.finish();
 }

@@ -10,19 +10,26 @@ use super::montgomery::Montgomery;
 /// Coefficients processed together by the scalar 128-bit accumulators (kept in registers).
 const LANES: usize = 8;
 
+/// The operands of a key inner product on one limb.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyDigits<'a> {
+    /// The decomposition's digits on this limb (residues modulo the limb's prime).
+    pub x: &'a [&'a [u64]],
+    /// Read the digits through this permutation (an automorphism applied on the fly, for
+    /// hoisted rotations): digit coefficient `perm[c]` stands at `c`.
+    pub perm: Option<&'a [u32]>,
+    /// The key's first polynomial on this limb, one per digit, in Montgomery form.
+    pub kb: &'a [&'a [u64]],
+    /// The key's second polynomial on this limb, one per digit, in Montgomery form.
+    pub ka: &'a [&'a [u64]],
+}
+
 /// `out_0[t] = sum_j x_j[c] kb_j[c] 2^-64 mod q` and `out_1[t]` the same with `ka`, for
-/// `c = start + t` (the digits `x_j` read at `perm[c]` instead when a permutation is given: an
-/// automorphism applied on the fly, for hoisted rotations). Every `x_j` holds residues modulo
-/// `q`, every key limb Montgomery-form residues modulo `q`; `kb` and `ka` have one limb per
-/// digit.
-#[allow(clippy::too_many_arguments)]
+/// `c = start + t` (see [`KeyDigits`] for the permutation).
 pub fn key_inner_product(
     q: &Modulus,
     mont: &Montgomery,
-    x: &[&[u64]],
-    perm: Option<&[u32]>,
-    kb: &[&[u64]],
-    ka: &[&[u64]],
+    d: &KeyDigits<'_>,
     start: usize,
     out0: &mut [u64],
     out1: &mut [u64],
@@ -33,26 +40,23 @@ pub fn key_inner_product(
     #[cfg(all(feature = "simd", target_arch = "x86_64"))]
     if let Some(s) = super::simd::ifma() {
         let m = super::simd::ModConsts { q: q.value(), q_inv: mont.q_inv() };
-        done = super::simd::key_inner_product(s, m, group, x, perm, kb, ka, start, out0, out1);
+        done = super::simd::key_inner_product(s, m, group, d, start, out0, out1);
     }
-    key_inner_product_scalar(q, mont, group, x, perm, kb, ka, start + done, &mut out0[done..], &mut out1[done..]);
+    key_inner_product_scalar(q, mont, group, d, start + done, &mut out0[done..], &mut out1[done..]);
 }
 
 /// The scalar path of [`key_inner_product`] (the fallback, and the reference of the vector
 /// kernel's tests).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn key_inner_product_scalar(
     q: &Modulus,
     mont: &Montgomery,
     group: usize,
-    x: &[&[u64]],
-    perm: Option<&[u32]>,
-    kb: &[&[u64]],
-    ka: &[&[u64]],
+    d: &KeyDigits<'_>,
     start: usize,
     out0: &mut [u64],
     out1: &mut [u64],
 ) {
+    let KeyDigits { x, perm, kb, ka } = *d;
     let beta = x.len();
     let end = start + out0.len().min(out1.len());
     let mut at = start;

@@ -199,6 +199,12 @@ mod x86 {
                 a2: self.lo52(self.hi52(self.hi52(acc.a2, x, y1), x1, y), x1, y1),
             }
         }
+        /// `total + acc 2^-64 mod q` for a sum `acc` below `q 2^64` (one Montgomery reduction).
+        #[inline(always)]
+        fn fold(self, total: V, acc: Acc, q: V, q_inv: V) -> V {
+            let (hi, lo) = self.acc_words(acc);
+            self.add_mod(total, self.mont_reduce(hi, lo, q, q_inv), q)
+        }
         /// The sum as `(hi, lo)` words, for sums below 2^128.
         #[inline(always)]
         fn acc_words(self, acc: Acc) -> (V, V) {
@@ -329,8 +335,7 @@ mod x86 {
                             let x = ld_at(ys, i * n + at);
                             acc = s.mac(acc, x, s.shr52(x), s.splat(hv), s.splat(hv >> 52));
                         }
-                        let (hi, lo) = s.acc_words(acc);
-                        total = s.add_mod(total, s.mont_reduce(hi, lo, qv, qinv), qv);
+                        total = s.fold(total, acc, qv, qinv);
                     }
                     if let Some((u, b, bs)) = centered {
                         let uv = ld_at(u, at);
@@ -345,19 +350,16 @@ mod x86 {
 
     /// The key inner product on one limb (see [`crate::ring::dot::key_inner_product`]), whole
     /// multiples of 8 coefficients; returns how many it did.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn key_inner_product(
         s: Ifma,
         m: ModConsts,
         group: usize,
-        x: &[&[u64]],
-        perm: Option<&[u32]>,
-        kb: &[&[u64]],
-        ka: &[&[u64]],
+        d: &crate::ring::dot::KeyDigits<'_>,
         start: usize,
         out0: &mut [u64],
         out1: &mut [u64],
     ) -> usize {
+        let crate::ring::dot::KeyDigits { x, perm, kb, ka } = *d;
         let len = out0.len().min(out1.len());
         let full = len - len % 8;
         s.vectorize(
@@ -383,10 +385,8 @@ mod x86 {
                         acc0 = s.mac(acc0, xv, x1, b, s.shr52(b));
                         acc1 = s.mac(acc1, xv, x1, a, s.shr52(a));
                         if (j + 1) % group == 0 || j + 1 == x.len() {
-                            let (hi, lo) = s.acc_words(acc0);
-                            t0 = s.add_mod(t0, s.mont_reduce(hi, lo, qv, qinv), qv);
-                            let (hi, lo) = s.acc_words(acc1);
-                            t1 = s.add_mod(t1, s.mont_reduce(hi, lo, qv, qinv), qv);
+                            t0 = s.fold(t0, acc0, qv, qinv);
+                            t1 = s.fold(t1, acc1, qv, qinv);
                             (acc0, acc1) = (s.acc_zero(), s.acc_zero());
                         }
                     }
@@ -415,6 +415,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
+    use crate::ring::dot::KeyDigits;
     use crate::ring::montgomery::Montgomery;
     use crate::ring::{BasisConverter, Modulus, NttTable};
     use crate::rlwe::params::PRESETS;
@@ -614,12 +615,11 @@ mod tests {
                         let (mut f0, mut f1) = (vec![0u64; len], vec![0u64; len]);
                         let (mut s0, mut s1) = (vec![0u64; len], vec![0u64; len]);
                         let m2 = ModConsts { q: m.value(), q_inv: mont.q_inv() };
-                        let done = key_inner_product(s, m2, group, &x, pm, &kb, &ka, start, &mut f0, &mut f1);
+                        let d = KeyDigits { x: &x, perm: pm, kb: &kb, ka: &ka };
+                        let done = key_inner_product(s, m2, group, &d, start, &mut f0, &mut f1);
                         assert_eq!(done, len - len % 8);
-                        crate::ring::dot::key_inner_product(m, &mont, &x, pm, &kb, &ka, start, &mut f0, &mut f1);
-                        crate::ring::dot::key_inner_product_scalar(
-                            m, &mont, group, &x, pm, &kb, &ka, start, &mut s0, &mut s1,
-                        );
+                        crate::ring::dot::key_inner_product(m, &mont, &d, start, &mut f0, &mut f1);
+                        crate::ring::dot::key_inner_product_scalar(m, &mont, group, &d, start, &mut s0, &mut s1);
                         assert_eq!(f0, s0, "q = {} beta = {beta}", m.value());
                         assert_eq!(f1, s1, "q = {} beta = {beta}", m.value());
                     }
