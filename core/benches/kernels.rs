@@ -17,6 +17,10 @@ fn residues(rng: &mut ChaCha8Rng, q: &Modulus, n: usize) -> Vec<u64> {
     (0..n).map(|_| rng.next_u64() % q.value()).collect()
 }
 
+fn slices(v: &[Vec<u64>]) -> Vec<&[u64]> {
+    v.iter().map(|l| &l[..]).collect()
+}
+
 fn kernels(c: &mut Criterion) {
     let params = Parameters::preset("n16-boot", Security::Require128Bits).unwrap();
     let n = params.n();
@@ -65,7 +69,6 @@ fn kernels(c: &mut Criterion) {
     let digits: Vec<Vec<u64>> = (0..4).map(|_| residues(&mut rng, &m, n)).collect();
     let kb: Vec<Vec<u64>> = (0..4).map(|_| residues(&mut rng, &m, n)).collect();
     let ka: Vec<Vec<u64>> = (0..4).map(|_| residues(&mut rng, &m, n)).collect();
-    let slices = |v: &[Vec<u64>]| -> Vec<&[u64]> { v.iter().map(|l| &l[..]).collect() };
     let (xs, kbs, kas) = (slices(&digits), slices(&kb), slices(&ka));
     let perm: Vec<u32> = (0..n as u32).map(|t| (t * 5 + 17) % n as u32).collect();
     let (mut o0, mut o1) = (vec![0u64; n], vec![0u64; n]);
