@@ -64,9 +64,22 @@ pub fn mul_assign(q: &Modulus, a: &mut [u64], b: &[u64]) {
     let mut done = 0;
     #[cfg(all(feature = "simd", target_arch = "x86_64"))]
     if let Some(s) = super::simd::ifma() {
-        done = super::simd::mul_mod_slice(s, &super::simd::MulConsts::new(q), a, b, None);
+        done = super::simd::mul_mod_slice(s, &super::simd::MulConsts::new(q), a, None, b, false);
     }
     a[done..].iter_mut().zip(&b[done..]).for_each(|(x, &y)| *x = q.mul(*x, y));
+}
+
+/// `out[t] = a[t] b[t] mod q` (residues).
+pub fn mul_into(q: &Modulus, out: &mut [u64], a: &[u64], b: &[u64]) {
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(all(feature = "simd", target_arch = "x86_64"))]
+    if let Some(s) = super::simd::ifma() {
+        done = super::simd::mul_mod_slice(s, &super::simd::MulConsts::new(q), out, Some(a), b, false);
+    }
+    for ((o, &x), &y) in out[done..].iter_mut().zip(&a[done..]).zip(&b[done..]) {
+        *o = q.mul(x, y);
+    }
 }
 
 /// `acc[t] = acc[t] + a[t] b[t] mod q` (residues).
@@ -75,7 +88,7 @@ pub fn mul_acc(q: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
     let mut done = 0;
     #[cfg(all(feature = "simd", target_arch = "x86_64"))]
     if let Some(s) = super::simd::ifma() {
-        done = super::simd::mul_mod_slice(s, &super::simd::MulConsts::new(q), acc, a, Some(b));
+        done = super::simd::mul_mod_slice(s, &super::simd::MulConsts::new(q), acc, Some(a), b, true);
     }
     for ((o, &x), &y) in acc[done..].iter_mut().zip(&a[done..]).zip(&b[done..]) {
         *o = q.add(*o, q.mul(x, y));

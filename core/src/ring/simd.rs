@@ -275,29 +275,32 @@ mod x86 {
         }
     }
 
-    /// `a[t] = a[t] b[t] mod q`, or with `c`, `a[t] = a[t] + b[t] c[t] mod q`, on the whole
-    /// multiples of 8 coefficients; returns how many it did. Operands are residues, so the
-    /// product's high word is below `q` (the precondition of the Montgomery reduction).
-    pub(crate) fn mul_mod_slice(s: Ifma, m: &MulConsts, a: &mut [u64], b: &[u64], c: Option<&[u64]>) -> usize {
-        let len = a.len().min(b.len()).min(c.map_or(usize::MAX, |c| c.len()));
+    /// `out[t] = a[t] y[t] mod q` where `a` is `x` or, without `x`, `out` itself; with `acc`,
+    /// `out[t] = out[t] + a[t] y[t] mod q`. Works on the whole multiples of 8 coefficients and
+    /// returns how many it did. Operands are residues, so the product's high word is below `q`
+    /// (the precondition of the Montgomery reduction).
+    pub(crate) fn mul_mod_slice(
+        s: Ifma,
+        m: &MulConsts,
+        out: &mut [u64],
+        x: Option<&[u64]>,
+        y: &[u64],
+        acc: bool,
+    ) -> usize {
+        let len = out.len().min(y.len()).min(x.map_or(usize::MAX, |x| x.len()));
         let full = len - len % 8;
         s.vectorize(
             #[inline(always)]
             || {
                 let (qv, qinv, rv, rsv) = (s.splat(m.q), s.splat(m.q_inv), s.splat(m.r), s.splat(m.r_shoup));
-                let ab = as_arrays_mut::<8, _>(&mut a[..full]).0;
-                for (blk, o) in ab.iter_mut().enumerate() {
+                let ob = as_arrays_mut::<8, _>(&mut out[..full]).0;
+                for (blk, o) in ob.iter_mut().enumerate() {
                     let at = blk * 8;
-                    let (x, y, acc) = match c {
-                        None => (ld(o), ld_at(b, at), None),
-                        Some(c) => (ld_at(b, at), ld_at(c, at), Some(ld(o))),
-                    };
-                    let (hi, lo) = s.acc_words(s.mac(s.acc_zero(), x, s.shr52(x), y, s.shr52(y)));
+                    let a = x.map_or_else(|| ld(o), |x| ld_at(x, at));
+                    let b = ld_at(y, at);
+                    let (hi, lo) = s.acc_words(s.mac(s.acc_zero(), a, s.shr52(a), b, s.shr52(b)));
                     let p = s.mul_shoup(s.mont_reduce(hi, lo, qv, qinv), rv, rsv, qv);
-                    *o = st(match acc {
-                        None => p,
-                        Some(acc) => s.add_mod(acc, p, qv),
-                    });
+                    *o = st(if acc { s.add_mod(ld(o), p, qv) } else { p });
                 }
             },
         );
@@ -516,6 +519,8 @@ mod tests {
                 crate::ring::elementwise::mul_assign(m, &mut prod, &b);
                 let mut acc = a.clone();
                 crate::ring::elementwise::mul_acc(m, &mut acc, &b, &c);
+                let mut into = vec![0u64; N];
+                crate::ring::elementwise::mul_into(m, &mut into, &b, &c);
                 let w = rng.next_u64() % m.value();
                 let mut scaled = a.clone();
                 let done = mul_shoup_in_place(s, m.value(), w, m.shoup(w), &mut scaled);
@@ -528,6 +533,7 @@ mod tests {
                 for t in 0..N {
                     assert_eq!(prod[t], m.mul(a[t], b[t]), "q = {} t = {t}", m.value());
                     assert_eq!(acc[t], m.add(a[t], m.mul(b[t], c[t])), "q = {} t = {t}", m.value());
+                    assert_eq!(into[t], m.mul(b[t], c[t]), "q = {} t = {t}", m.value());
                     assert_eq!(reduced[t] as u128, wide[t] as u128 % m.value() as u128);
                     if t < done {
                         assert_eq!(scaled[t], m.mul_shoup(a[t], w, m.shoup(w)));
