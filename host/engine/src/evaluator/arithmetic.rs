@@ -78,10 +78,7 @@ impl Evaluator {
         let q = self.q();
         let limbs = a.level + 1;
         for p in a.c.iter_mut() {
-            par_limbs(p, limbs, |i, x| {
-                let q = &q[i];
-                elementwise::neg_assign(&q[i], x);
-            });
+            par_limbs(p, limbs, |i, x| elementwise::neg_assign(&q[i], x));
         }
         Ok(())
     }
