@@ -60,37 +60,31 @@ pub fn mul_shoup_assign(q: &Modulus, a: &mut [u64], w: u64, w_shoup: u64) {
 
 /// `a[t] = a[t] b[t] mod q` (residues).
 pub fn mul_assign(q: &Modulus, a: &mut [u64], b: &[u64]) {
-    #[allow(unused_mut)]
-    let mut done = 0;
-    #[cfg(all(feature = "simd", target_arch = "x86_64"))]
-    if let Some(s) = super::simd::ifma() {
-        done = super::simd::mul_mod_slice(s, &super::simd::MulConsts::new(q), a, None, b, false);
-    }
-    a[done..].iter_mut().zip(&b[done..]).for_each(|(x, &y)| *x = q.mul(*x, y));
+    products(q, a, None, b, false);
 }
 
 /// `out[t] = a[t] b[t] mod q` (residues).
 pub fn mul_into(q: &Modulus, out: &mut [u64], a: &[u64], b: &[u64]) {
-    #[allow(unused_mut)]
-    let mut done = 0;
-    #[cfg(all(feature = "simd", target_arch = "x86_64"))]
-    if let Some(s) = super::simd::ifma() {
-        done = super::simd::mul_mod_slice(s, &super::simd::MulConsts::new(q), out, Some(a), b, false);
-    }
-    for ((o, &x), &y) in out[done..].iter_mut().zip(&a[done..]).zip(&b[done..]) {
-        *o = q.mul(x, y);
-    }
+    products(q, out, Some(a), b, false);
 }
 
 /// `acc[t] = acc[t] + a[t] b[t] mod q` (residues).
 pub fn mul_acc(q: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
+    products(q, acc, Some(a), b, true);
+}
+
+/// `out[t] = x[t] y[t]` (`out[t]` itself for `x` when `x` is `None`), added to `out[t]` when
+/// `acc`: the one loop of the three products above.
+#[inline(always)]
+fn products(q: &Modulus, out: &mut [u64], x: Option<&[u64]>, y: &[u64], acc: bool) {
     #[allow(unused_mut)]
     let mut done = 0;
     #[cfg(all(feature = "simd", target_arch = "x86_64"))]
     if let Some(s) = super::simd::ifma() {
-        done = super::simd::mul_mod_slice(s, &super::simd::MulConsts::new(q), acc, Some(a), b, true);
+        done = super::simd::mul_mod_slice(s, &super::simd::MulConsts::new(q), out, x, y, acc);
     }
-    for ((o, &x), &y) in acc[done..].iter_mut().zip(&a[done..]).zip(&b[done..]) {
-        *o = q.add(*o, q.mul(x, y));
+    for (t, o) in out.iter_mut().enumerate().take(y.len()).skip(done) {
+        let p = q.mul(x.map_or(*o, |x| x[t]), y[t]);
+        *o = if acc { q.add(*o, p) } else { p };
     }
 }
