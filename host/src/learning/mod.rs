@@ -10,11 +10,16 @@
 pub mod baselines;
 pub mod bench;
 pub mod counters;
+pub mod dataset;
 pub mod diag_abt;
 pub mod diag_atb;
+pub mod early_stopping;
 pub mod matrix;
+pub mod nesterov;
 pub mod ops;
 pub mod packing;
+pub mod softmax;
+pub mod twin;
 
 pub use baselines::{col_major_abt, privgd_abt, privgd_atb, row_major_atb, ColumnPacked, EntryPacked};
 pub use counters::{Counter, OpCounts};

@@ -1,0 +1,121 @@
+//! The plaintext twin trainer on small real subsets (host/tests/data), against figures computed
+//! with the reference script's `nag_softmax` (numpy, float64) on the same files.
+
+use std::path::Path;
+
+use hetune::io::npy::read_matrix;
+use hetune::learning::dataset::{Dataset, Standardizer};
+use hetune::learning::softmax::{HetalSoftmax, NasConfig, NasSoftmax, Softmax};
+use hetune::learning::twin::{train, Order, TwinConfig, ValidLoss};
+
+fn load(dir: &str, split: &str, classes: usize) -> Dataset {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(dir);
+    let x = read_matrix(&base.join(format!("{split}_x.npy"))).expect("features");
+    let f = std::fs::File::open(base.join(format!("{split}_y.npy"))).expect("labels");
+    let y: Vec<i64> = npyz::NpyFile::new(std::io::BufReader::new(f)).expect("npy").into_vec().expect("i8");
+    Dataset::new(split, x.data, x.rows, x.cols, &y, classes).expect("valid subset")
+}
+
+fn config(lr: f64, batch: usize, epochs: usize, softmax: Softmax) -> TwinConfig {
+    TwinConfig { lr, batch, epochs, order: Order::File, softmax, patience: None, valid_loss: ValidLoss::Mse }
+}
+
+/// SNIPS-MPNet subset, lr 1, batch 128, 10 epochs, file order, exact softmax.
+const SNIPS_TRAIN_LOSS: [f64; 10] = [
+    1.7387808327485055,
+    1.3997046562344306,
+    1.0328111469011467,
+    0.7335111872089264,
+    0.527543352074016,
+    0.3945447606805993,
+    0.3083534160979221,
+    0.25055287800816944,
+    0.2100228035525291,
+    0.18028385589016657,
+];
+const SNIPS_TEST_ACC: [f64; 10] = [0.703125, 0.8125, 0.8984375, 0.9375, 0.9375, 0.9375, 0.9375, 0.9375, 0.9375, 0.9375];
+const SNIPS_VALID_ACC: [f64; 10] =
+    [0.6484375, 0.78125, 0.9140625, 0.9375, 0.9375, 0.9453125, 0.9453125, 0.9453125, 0.9453125, 0.9453125];
+
+#[test]
+fn exact_twin_reproduces_the_reference_schedule_on_snips() {
+    let (tr, va, te) =
+        (load("snips_mpnet", "train", 7), load("snips_mpnet", "valid", 7), load("snips_mpnet", "test", 7));
+    let run = train(&tr, Some(&va), Some(&te), &config(1.0, 128, 10, Softmax::Exact)).unwrap();
+    assert_eq!((run.steps, run.log.len(), run.stopped_early), (50, 10, false));
+    for (e, log) in run.log.iter().enumerate() {
+        let rel = (log.train.cross_entropy - SNIPS_TRAIN_LOSS[e]).abs() / SNIPS_TRAIN_LOSS[e];
+        assert!(
+            rel < 1e-9,
+            "epoch {}: loss {} vs {} (relative {rel:e})",
+            e + 1,
+            log.train.cross_entropy,
+            SNIPS_TRAIN_LOSS[e]
+        );
+        assert_eq!(log.test.unwrap().accuracy, SNIPS_TEST_ACC[e], "epoch {}", e + 1);
+        assert_eq!(log.valid.unwrap().accuracy, SNIPS_VALID_ACC[e], "epoch {}", e + 1);
+    }
+    // Weights: |W| summed, W[feature 0][class 0] and the bias of class 3 (numpy's W is (d+1) x c).
+    let w = &run.model.w;
+    let sum: f64 = w.iter().map(|v| v.abs()).sum();
+    assert!((sum - 1327.731211059806).abs() < 1e-8 * sum, "{sum}");
+    assert!((w[0] - -0.36854595484013614).abs() < 1e-10, "{}", w[0]);
+    assert!((w[3 * 769 + 768] - -0.11788493717073971).abs() < 1e-10);
+}
+
+#[test]
+fn standardised_twin_reproduces_the_reference_on_mnist() {
+    let (mut tr, mut te) = (load("mnist_dinov2", "train", 10), load("mnist_dinov2", "test", 10));
+    assert!(tr.needs_standardising());
+    let s = Standardizer::fit(&tr);
+    s.apply(&mut tr).unwrap();
+    s.apply(&mut te).unwrap();
+    let run = train(&tr, None, Some(&te), &config(0.1, 64, 5, Softmax::Exact)).unwrap();
+    let want_loss =
+        [0.9914170591499278, 0.5363141049670159, 0.16536292354113202, 0.08684880189799782, 0.04801932128726899];
+    let want_test = [0.6171875, 0.7421875, 0.828125, 0.828125, 0.8515625];
+    for (e, log) in run.log.iter().enumerate() {
+        let rel = (log.train.cross_entropy - want_loss[e]).abs() / want_loss[e];
+        assert!(rel < 1e-8, "epoch {}: {} vs {}", e + 1, log.train.cross_entropy, want_loss[e]);
+        assert_eq!(log.test.unwrap().accuracy, want_test[e], "epoch {}", e + 1);
+    }
+    let sum: f64 = run.model.w.iter().map(|v| v.abs()).sum();
+    assert!((sum - 223.4391851723225).abs() < 1e-8 * sum, "{sum}");
+}
+
+#[test]
+fn approximate_twins_track_the_exact_one() {
+    // The logits of this schedule stay far inside both approximations' ranges, so their runs
+    // must end with the exact run's predictions, and the normalize-and-square weights within
+    // its approximation error.
+    let (tr, te) = (load("snips_mpnet", "train", 7), load("snips_mpnet", "test", 7));
+    let exact = train(&tr, None, Some(&te), &config(1.0, 128, 10, Softmax::Exact)).unwrap();
+    let nas = Softmax::Nas(NasSoftmax::new(7, NasConfig::default_for_training(7)).unwrap());
+    let hetal = Softmax::Hetal(HetalSoftmax::published(7));
+    let max_logit = exact.log.iter().map(|l| l.max_abs_step_logit).fold(0.0, f64::max);
+    assert!(max_logit < 32.0, "{max_logit}");
+    for (sm, tol) in [(nas, 1e-4), (hetal, 0.2)] {
+        let run = train(&tr, None, Some(&te), &config(1.0, 128, 10, sm.clone())).unwrap();
+        let dw = run.model.w.iter().zip(&exact.model.w).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(dw < tol, "{}: weights differ by {dw:e}", sm.name());
+        let acc = run.log.last().unwrap().test.unwrap().accuracy;
+        let exact_acc = exact.log.last().unwrap().test.unwrap().accuracy;
+        assert!((acc - exact_acc).abs() <= 1.0 / 128.0 + 1e-12, "{}: {acc} vs {exact_acc}", sm.name());
+    }
+}
+
+#[test]
+fn early_stopping_on_the_twin_keeps_the_best_epoch() {
+    // lr 8 on unit-norm SNIPS rows overshoots: the validation loss rises again, and the run
+    // stops patience epochs after its minimum, returning that epoch's weights.
+    let (tr, va) = (load("snips_mpnet", "train", 7), load("snips_mpnet", "valid", 7));
+    let mut cfg = config(8.0, 128, 40, Softmax::Exact);
+    cfg.patience = Some(3);
+    cfg.valid_loss = ValidLoss::CrossEntropy;
+    let run = train(&tr, Some(&va), None, &cfg).unwrap();
+    let losses: Vec<f64> = run.log.iter().map(|l| l.valid.unwrap().cross_entropy).collect();
+    let best = losses.iter().enumerate().fold(0, |b, (i, &l)| if l < losses[b] { i } else { b }) + 1;
+    assert!(run.stopped_early, "{losses:?}");
+    assert_eq!(run.model_epoch, best);
+    assert_eq!(run.log.len(), best + 3);
+}
