@@ -181,7 +181,77 @@ fn full_reproduction_of_the_reference_accuracies() {
             r["test_acc"].as_f64().unwrap(),
             log.max_abs_step_logit
         );
-        assert!((log.train.cross_entropy - r["train_loss"].as_f64().unwrap()).abs() < 1e-6 * r["train_loss"].as_f64().unwrap());
+        assert!(
+            (log.train.cross_entropy - r["train_loss"].as_f64().unwrap()).abs()
+                < 1e-6 * r["train_loss"].as_f64().unwrap()
+        );
         assert!((log.test.unwrap().accuracy - r["test_acc"].as_f64().unwrap()).abs() < 1e-12);
+    }
+}
+
+fn argmin(v: &[f64]) -> usize {
+    v.iter().enumerate().fold(0, |b, (i, &x)| if x < v[b] { i } else { b }) + 1
+}
+
+#[test]
+#[ignore = "full shared sets: the validation-loss and learning-rate study (--ignored --nocapture)"]
+fn study_validation_loss_and_learning_rates() {
+    let nas = |c| Softmax::Nas(NasSoftmax::new(c, NasConfig::default_for_training(c)).unwrap());
+    let mut sets: Vec<(String, Dataset, Dataset, Dataset, f64)> = Vec::new();
+    for set in ["snips/mpnet", "snips/minilm"] {
+        let Some(tr) = shared(set, "train", 7) else { return };
+        sets.push((set.into(), tr, shared(set, "valid", 7).unwrap(), shared(set, "test", 7).unwrap(), 1.0));
+    }
+    let Some(all) = shared("mnist-dinov2", "train", 10) else { return };
+    let (mut tr, mut va) = all.split_holdout(0.125, 0x4d4e_4953_54).unwrap();
+    let mut te = shared("mnist-dinov2", "test", 10).unwrap();
+    let s = Standardizer::fit(&tr);
+    for d in [&mut tr, &mut va, &mut te] {
+        s.apply(d).unwrap();
+    }
+    for lr in [1.0, 0.3, 0.1, 0.05] {
+        sets.push((format!("mnist-dinov2 z-scored lr {lr}"), tr.clone(), va.clone(), te.clone(), lr));
+    }
+    for (name, tr, va, te, lr) in &sets {
+        let c = tr.classes;
+        let mut cfg = config(*lr, 1024, 30, Softmax::Exact);
+        let run = train(tr, Some(va), Some(te), &cfg).unwrap();
+        let ce: Vec<f64> = run.log.iter().map(|l| l.valid.unwrap().cross_entropy).collect();
+        let mse: Vec<f64> = run.log.iter().map(|l| l.valid.unwrap().mse).collect();
+        let sce: Vec<f64> = run.log.iter().map(|l| l.valid.unwrap().shifted_cross_entropy).collect();
+        let acc: Vec<f64> = run.log.iter().map(|l| l.test.unwrap().accuracy).collect();
+        let max_logit = run.log.iter().map(|l| l.max_abs_step_logit).fold(0.0, f64::max);
+        cfg.patience = Some(3);
+        let stop_ce =
+            train(tr, Some(va), Some(te), &TwinConfig { valid_loss: ValidLoss::CrossEntropy, ..cfg.clone() }).unwrap();
+        let stop_mse =
+            train(tr, Some(va), Some(te), &TwinConfig { valid_loss: ValidLoss::Mse, ..cfg.clone() }).unwrap();
+        println!(
+            "{name}: 30 epochs, argmin valid CE epoch {}, MSE {}, shifted CE {}; patience 3 stops: CE at {} (model {}, test {:.4}), MSE at {} (model {}, test {:.4}); test at 10/30 epochs {:.4}/{:.4}; max |logit| {max_logit:.1}",
+            argmin(&ce),
+            argmin(&mse),
+            argmin(&sce),
+            stop_ce.log.len(),
+            stop_ce.model_epoch,
+            stop_ce.model.accuracy(te),
+            stop_mse.log.len(),
+            stop_mse.model_epoch,
+            stop_mse.model.accuracy(te),
+            acc[9],
+            acc[29]
+        );
+        let epochs = if name.starts_with("snips") { 10 } else { 7 };
+        for sm in [nas(c), Softmax::Hetal(HetalSoftmax::published(c))] {
+            let exact = train(tr, None, Some(te), &config(*lr, 1024, epochs, Softmax::Exact)).unwrap();
+            let approx = train(tr, None, Some(te), &config(*lr, 1024, epochs, sm.clone())).unwrap();
+            let dw = approx.model.w.iter().zip(&exact.model.w).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            println!(
+                "    {epochs} epochs, {}: test {:.4} (exact {:.4}), max |dW| {dw:.2e}, max |logit| {:.1}",
+                sm.name(),
+                approx.model.accuracy(te),
+                exact.model.accuracy(te),
+                approx.log.iter().map(|l| l.max_abs_step_logit).fold(0.0, f64::max)
+            );
+        }
     }
 }

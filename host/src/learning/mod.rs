@@ -14,6 +14,7 @@ pub mod dataset;
 pub mod diag_abt;
 pub mod diag_atb;
 pub mod early_stopping;
+pub mod loss;
 pub mod matrix;
 pub mod nesterov;
 pub mod ops;

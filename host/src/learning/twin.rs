@@ -11,6 +11,7 @@
 
 use super::dataset::{permutation, Dataset};
 use super::early_stopping::{Decision, EarlyStopping};
+use super::loss::ShiftedLog;
 use super::nesterov::Nesterov;
 use super::softmax::{exact, Softmax};
 use crate::{Error, Result};
@@ -35,6 +36,9 @@ pub enum ValidLoss {
     Mse,
     /// Mean cross-entropy with the exact softmax: the plaintext reference.
     CrossEntropy,
+    /// Mean `-log(p_y + eps)` with the training softmax and [`ShiftedLog`]'s polynomial: an
+    /// encrypted-friendly cross-entropy.
+    ShiftedCrossEntropy,
 }
 
 /// Hyperparameters of a run.
@@ -103,6 +107,8 @@ pub struct Evaluation {
     pub cross_entropy: f64,
     /// Mean squared error of `P - Y` with the training softmax.
     pub mse: f64,
+    /// Mean `-log(p_y + eps)` with the training softmax, through [`ShiftedLog`]'s polynomial.
+    pub shifted_cross_entropy: f64,
     /// Accuracy.
     pub accuracy: f64,
     /// Largest `|logit|`.
@@ -203,6 +209,7 @@ pub fn train(train: &Dataset, valid: Option<&Dataset>, test: Option<&Dataset>, c
             let loss = match cfg.valid_loss {
                 ValidLoss::Mse => ve.mse,
                 ValidLoss::CrossEntropy => ve.cross_entropy,
+                ValidLoss::ShiftedCrossEntropy => ve.shifted_cross_entropy,
             };
             let decision = es.observe(loss);
             if es.best_epoch() == epoch {
@@ -245,11 +252,13 @@ fn gradient(data: &Dataset, range: std::ops::Range<usize>, w: &[f64], softmax: &
     max_logit
 }
 
-/// Cross-entropy (exact softmax), MSE (training softmax) and accuracy of `model` on `data`.
+/// Cross-entropy (exact softmax), MSE and shifted cross-entropy (training softmax) and
+/// accuracy of `model` on `data`.
 pub fn evaluate(model: &Model, data: &Dataset, softmax: &Softmax) -> Evaluation {
     let c = model.classes;
     let (mut z, mut p) = (vec![0.0; c], vec![0.0; c]);
-    let (mut ce, mut mse, mut hits, mut max_logit) = (0.0, 0.0, 0usize, 0.0f64);
+    let log = ShiftedLog::default();
+    let (mut ce, mut mse, mut sce, mut hits, mut max_logit) = (0.0, 0.0, 0.0, 0usize, 0.0f64);
     for i in 0..data.rows {
         model.logits(data.row(i), &mut z);
         let y = data.y[i];
@@ -259,9 +268,16 @@ pub fn evaluate(model: &Model, data: &Dataset, softmax: &Softmax) -> Evaluation 
         ce -= p[y].max(1e-300).ln();
         softmax.eval_row(&z, &mut p);
         mse += p.iter().enumerate().map(|(j, &pj)| (pj - f64::from(u8::from(j == y))).powi(2)).sum::<f64>();
+        sce += log.eval(p[y]);
     }
     let n = data.rows as f64;
-    Evaluation { cross_entropy: ce / n, mse: mse / n, accuracy: hits as f64 / n, max_abs_logit: max_logit }
+    Evaluation {
+        cross_entropy: ce / n,
+        mse: mse / n,
+        shifted_cross_entropy: sce / n,
+        accuracy: hits as f64 / n,
+        max_abs_logit: max_logit,
+    }
 }
 
 fn logits(w: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
