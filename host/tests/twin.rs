@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use hetune::io::npy::read_matrix;
-use hetune::learning::dataset::{Dataset, Standardizer};
+use hetune::learning::dataset::{Dataset, Standardizer, HOLDOUT_FRACTION, HOLDOUT_SEED};
 use hetune::learning::softmax::{HetalSoftmax, NasConfig, NasSoftmax, Softmax};
 use hetune::learning::twin::{train, Order, TwinConfig, ValidLoss};
 
@@ -203,7 +203,7 @@ fn study_validation_loss_and_learning_rates() {
         sets.push((set.into(), tr, shared(set, "valid", 7).unwrap(), shared(set, "test", 7).unwrap(), 1.0));
     }
     let Some(all) = shared("mnist-dinov2", "train", 10) else { return };
-    let (mut tr, mut va) = all.split_holdout(0.125, 0x4d4e_4953_54).unwrap();
+    let (mut tr, mut va) = all.split_holdout(HOLDOUT_FRACTION, HOLDOUT_SEED).unwrap();
     let mut te = shared("mnist-dinov2", "test", 10).unwrap();
     let s = Standardizer::fit(&tr);
     for d in [&mut tr, &mut va, &mut te] {

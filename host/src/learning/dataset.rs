@@ -7,6 +7,12 @@ use rand_core::{RngCore, SeedableRng};
 
 use crate::{Error, Result};
 
+/// Share of the training rows held out for validation when a set has no validation split
+/// (MNIST-DINOv2), by [`Dataset::split_holdout`] with [`HOLDOUT_SEED`].
+pub const HOLDOUT_FRACTION: f64 = 0.125;
+/// The fixed seed of that holdout.
+pub const HOLDOUT_SEED: u64 = 0x4d4e_4953_5400;
+
 /// `rows x cols` features (row-major f64) and one label in `0..classes` per row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {

@@ -96,7 +96,12 @@ impl NasSoftmax {
     /// Builds the interpolants for `classes` classes and checks that every round's divisor
     /// stays inside the next round's interval (an error says which round would leave it).
     pub fn new(classes: usize, cfg: NasConfig) -> Result<Self> {
-        if !(2..=1 << 12).contains(&classes) || !(cfg.bound > 0.0) || cfg.rounds == 0 || cfg.rounds > 16 {
+        if !(2..=1 << 12).contains(&classes)
+            || cfg.bound.is_nan()
+            || cfg.bound <= 0.0
+            || cfg.rounds == 0
+            || cfg.rounds > 16
+        {
             return Err(Error::InvalidInput(format!(
                 "normalize-and-square needs 2 or more classes, a positive bound and 1..=16 rounds \
                  (got {classes} classes, bound {}, {} rounds)",
