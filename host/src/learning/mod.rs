@@ -8,6 +8,7 @@
 //! [`counters`] (CMult, Mult, Rot), [`bench`] (`hetune bench matmul`).
 
 pub mod baselines;
+pub mod compact;
 pub mod bench;
 pub mod counters;
 pub mod dataset;
