@@ -143,6 +143,11 @@ pub struct TwinRun {
     pub stopped_early: bool,
     /// The epoch whose weights [`TwinRun::model`] holds.
     pub model_epoch: usize,
+    /// The first epoch whose steps fed the softmax a logit beyond its input bound, if any:
+    /// the encrypted run, which differs from this twin only by CKKS noise, would leave the
+    /// approximation's range there too, so the schedule (learning rate, standardisation) or the
+    /// bound must change before encrypting.
+    pub out_of_range_epoch: Option<usize>,
 }
 
 /// The batches of one epoch as row-index lists: `rows` (already in the owner's order) cut into
@@ -187,7 +192,7 @@ pub fn train(train: &Dataset, valid: Option<&Dataset>, test: Option<&Dataset>, c
     let mut grad = vec![0.0; w.w.len()];
     let mut stop = cfg.patience.map(EarlyStopping::new);
     let mut best: Option<(usize, Model)> = None;
-    let (mut log, mut steps, mut stopped_early) = (Vec::new(), 0, false);
+    let (mut log, mut steps, mut stopped_early, mut out_of_range_epoch) = (Vec::new(), 0, false, None);
     for epoch in 1..=cfg.epochs {
         let mut max_step_logit = 0.0f64;
         for range in epoch_batches(data.rows, cfg.batch, cfg.order, epoch) {
@@ -205,6 +210,9 @@ pub fn train(train: &Dataset, valid: Option<&Dataset>, test: Option<&Dataset>, c
             max_abs_step_logit: max_step_logit,
         };
         log.push(entry);
+        if max_step_logit > cfg.softmax.input_bound() && out_of_range_epoch.is_none() {
+            out_of_range_epoch = Some(epoch);
+        }
         if let (Some(es), Some(ve)) = (stop.as_mut(), entry.valid) {
             let loss = match cfg.valid_loss {
                 ValidLoss::Mse => ve.mse,
@@ -225,7 +233,7 @@ pub fn train(train: &Dataset, valid: Option<&Dataset>, test: Option<&Dataset>, c
         Some(b) => b,
         None => (log.len(), w),
     };
-    Ok(TwinRun { model, log, steps, stopped_early, model_epoch })
+    Ok(TwinRun { model, log, steps, stopped_early, model_epoch, out_of_range_epoch })
 }
 
 /// `grad = (1/B) sum_i (softmax(W x_i) - y_i) [x_i, 1]^T` over the rows of `range`, at the
@@ -290,4 +298,71 @@ fn logits(w: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
 /// Index of the largest value (the first on ties).
 fn argmax(z: &[f64]) -> usize {
     z.iter().enumerate().fold(0, |best, (j, &v)| if v > z[best] { j } else { best })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffled_batches_cover_every_row_once_and_depend_on_the_seed() {
+        let order = Order::Shuffled { seed: 5 };
+        let e1 = epoch_batches(1000, 128, order, 1);
+        let mut rows: Vec<usize> = e1.iter().flat_map(|r| r.clone()).collect();
+        rows.sort_unstable();
+        assert_eq!(rows, (0..1000).collect::<Vec<_>>());
+        assert_eq!(e1, epoch_batches(1000, 128, order, 1));
+        assert_ne!(e1, epoch_batches(1000, 128, order, 2));
+        assert_ne!(e1, epoch_batches(1000, 128, Order::Shuffled { seed: 6 }, 1));
+        let file = epoch_batches(1000, 128, Order::File, 3);
+        assert_eq!((file[0].clone(), file[7].clone()), (0..128, 896..1000));
+    }
+
+    fn toy(rows: usize, cols: usize, classes: usize, seed: usize) -> Dataset {
+        let x: Vec<f64> = (0..rows * cols).map(|i| (((i + seed) * 7919 % 113) as f64 - 56.0) / 56.0).collect();
+        let y: Vec<i64> = (0..rows).map(|i| ((i * 31 + seed) % classes) as i64).collect();
+        Dataset::new("toy", x, rows, cols, &y, classes).unwrap()
+    }
+
+    #[test]
+    fn bad_configurations_are_errors_before_training() {
+        let cfg = TwinConfig {
+            lr: 1.0,
+            batch: 8,
+            epochs: 2,
+            order: Order::Shuffled { seed: 1 },
+            softmax: Softmax::Exact,
+            patience: None,
+            valid_loss: ValidLoss::Mse,
+        };
+        let tr = toy(32, 5, 3, 0);
+        let e = train(&tr, Some(&toy(8, 4, 3, 1)), None, &cfg).unwrap_err().to_string();
+        assert!(e.contains("valid has 4 features"), "{e}");
+        assert!(train(&tr, None, Some(&toy(8, 5, 4, 1)), &cfg).is_err());
+        assert!(train(&tr, None, None, &TwinConfig { batch: 0, ..cfg.clone() }).is_err());
+        assert!(train(&tr, None, None, &TwinConfig { lr: f64::NAN, ..cfg.clone() }).is_err());
+        assert!(train(&tr, None, None, &TwinConfig { patience: Some(3), ..cfg.clone() }).is_err());
+        let run = train(&tr, None, None, &cfg).unwrap();
+        assert_eq!((run.steps, run.out_of_range_epoch), (8, None));
+    }
+
+    #[test]
+    fn logits_beyond_the_softmax_bound_are_reported() {
+        use crate::learning::softmax::{NasConfig, NasSoftmax};
+        let nas =
+            Softmax::Nas(NasSoftmax::new(3, NasConfig { bound: 0.5, ..NasConfig::default_for_training(3) }).unwrap());
+        let cfg = TwinConfig {
+            lr: 4.0,
+            batch: 8,
+            epochs: 3,
+            order: Order::File,
+            softmax: nas,
+            patience: None,
+            valid_loss: ValidLoss::Mse,
+        };
+        let run = train(&toy(64, 5, 3, 2), None, None, &cfg).unwrap();
+        let first = run.log.iter().position(|l| l.max_abs_step_logit > 0.5).map(|i| i + 1);
+        assert!(first.is_some());
+        assert_eq!(run.out_of_range_epoch, first);
+    }
 }
