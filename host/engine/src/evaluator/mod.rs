@@ -1,0 +1,262 @@
+//! Layer 4, the evaluator: homomorphic arithmetic on CKKS ciphertexts, with exact scale and
+//! level bookkeeping, hybrid key switching shared by relinearisation, rotation and conjugation,
+//! hoisted rotations and rotate-and-sum helpers.
+//!
+//! One file per concept: [`arithmetic`] (addition, plaintexts, constants, monomials),
+//! [`multiply`] (tensoring and relinearisation), [`rescale`] (rescaling, level drops, scale
+//! changes), [`keyswitch`] (ModUp, key inner product, ModDown), [`rotation`] (rotations,
+//! conjugation, hoisting, composed steps), [`sums`] (rotate-and-sum). Parallelism: every limb loop runs on rayon; independent ciphertexts go through
+//! [`Evaluator::map_par`]. Scratch memory comes from a pool, so hot loops never allocate.
+
+pub mod arithmetic;
+pub mod keys;
+pub mod keyswitch;
+pub mod multiply;
+pub mod rescale;
+pub mod rotation;
+pub mod secret_switch;
+pub mod sums;
+mod workspace;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use hetune_core::ckks::Ciphertext;
+use hetune_core::ring::montgomery::Montgomery;
+use hetune_core::ring::{BasisConverter, Modulus, Rescaler, RnsPoly};
+use hetune_core::rlwe::{Context, SwitchingKind};
+use rayon::prelude::*;
+
+use crate::Error;
+use keys::KeyEntry;
+pub use keys::{power_of_two_steps, EvaluationKeys, KeySpec};
+use rotation::RotationPlan;
+pub use secret_switch::SecretSwitchKey;
+use workspace::{Dims, WorkspacePool};
+
+/// Two scales are taken as equal when they differ by at most this relative amount: the error
+/// this lets through (a relative 2^-36 of the message) is far below CKKS noise at any scale used
+/// here, while real mismatches (primes differ from 2^40 by about 2^-10 relative) are caught.
+pub const SCALE_TOLERANCE: f64 = 1.0 / (1u64 << 36) as f64;
+
+/// Homomorphic operations for one parameter set and one set of evaluation keys.
+pub struct Evaluator {
+    ctx: Arc<Context>,
+    relin: Option<KeyEntry>,
+    galois: BTreeMap<u64, KeyEntry>,
+    /// Rotation keys as `(step mod N/2, Galois element)`, ascending by step.
+    rotation_keys: Vec<(usize, u64)>,
+    /// ModUp converters by level and digit: from the digit's limbs (up to the level) to all of
+    /// Q ∪ P (global limb indices).
+    modup: Vec<Vec<BasisConverter>>,
+    /// ModDown converter from P to all of Q.
+    moddown: BasisConverter,
+    /// `P^-1 mod q_i` with its Shoup companion.
+    p_inv: Vec<(u64, u64)>,
+    /// Montgomery constants of every modulus of Q ∪ P (the keys are kept in Montgomery form).
+    mont: Vec<Montgomery>,
+    /// Rescalers by level (`None` at level 0).
+    rescalers: Vec<Option<Rescaler>>,
+    /// `psi_i^(N/2)`: the residue on limb `i` of `X^(N/2)` at the first evaluation point; the
+    /// monomial that multiplies every slot by the imaginary unit.
+    imag: Vec<u64>,
+    pool: WorkspacePool,
+    plans: Mutex<HashMap<u32, Arc<RotationPlan>>>,
+}
+
+impl std::fmt::Debug for Evaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluator")
+            .field("params", self.ctx.params())
+            .field("relin", &self.relin.is_some())
+            .field("galois", &self.galois.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Evaluator {
+    /// Binds `keys` to `ctx`, checking every key against the parameter set.
+    pub fn new(ctx: Arc<Context>, keys: EvaluationKeys) -> Result<Self, Error> {
+        let n = ctx.n();
+        let q_len = ctx.q_len();
+        let alpha = ctx.params().alpha();
+        let dnum = ctx.params().dnum();
+        let relin = match keys.relin {
+            Some(k) => {
+                if k.kind != SwitchingKind::Relinearization {
+                    return Err(Error::ParameterMismatch("relinearisation slot holds a Galois key"));
+                }
+                Some(KeyEntry::new(&ctx, k)?)
+            }
+            None => None,
+        };
+        let mut galois = BTreeMap::new();
+        for (g, k) in keys.galois {
+            if k.kind != SwitchingKind::Galois(g) {
+                return Err(Error::ParameterMismatch("Galois key filed under another Galois element"));
+            }
+            galois.insert(g, KeyEntry::new(&ctx, k)?);
+        }
+        let rotation_keys = rotation::steps_of_keys(galois.keys().copied(), n);
+
+        let qp = ctx.qp();
+        let modup = (0..q_len)
+            .map(|level| {
+                (0..=level / alpha)
+                    .map(|j| {
+                        let r = ctx.digit_range(j);
+                        BasisConverter::new(&qp[r.start..r.end.min(level + 1)], qp)
+                    })
+                    .collect()
+            })
+            .collect();
+        let moddown = BasisConverter::new(ctx.p(), ctx.q());
+        let p_inv = (0..q_len)
+            .map(|i| {
+                let q = &ctx.q()[i];
+                // P is a product of primes other than q_i: invertible.
+                let inv = q.inv(ctx.p_mod_q(i)).unwrap_or(0);
+                (inv, q.shoup(inv))
+            })
+            .collect();
+        let mont = ctx.qp().iter().map(Montgomery::new).collect();
+        let rescalers = (0..q_len).map(|l| (l > 0).then(|| Rescaler::new(&ctx.q()[..=l]))).collect();
+        let imag = (0..q_len)
+            .into_par_iter()
+            .map(|i| {
+                let mut x = vec![0u64; n];
+                x[n / 2] = 1;
+                ctx.ntt()[i].forward(&mut x);
+                x[0]
+            })
+            .collect();
+        let pool = WorkspacePool::new(Dims { n, q_len, p_len: alpha, dnum });
+        debug_assert_eq!(alpha, ctx.p().len());
+        Ok(Evaluator {
+            ctx,
+            relin,
+            galois,
+            rotation_keys,
+            modup,
+            moddown,
+            p_inv,
+            mont,
+            rescalers,
+            imag,
+            pool,
+            plans: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The context.
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    /// Whether a relinearisation key is present.
+    pub fn has_relinearization_key(&self) -> bool {
+        self.relin.is_some()
+    }
+
+    /// Whether a conjugation key is present.
+    pub fn has_conjugation_key(&self) -> bool {
+        self.galois.contains_key(&hetune_core::ring::automorphism::galois_element_conjugate(self.ctx.n()))
+    }
+
+    /// Rotation steps (modulo N/2) with a key of their own, ascending.
+    pub fn rotation_key_steps(&self) -> Vec<usize> {
+        self.rotation_keys.iter().map(|&(s, _)| s).collect()
+    }
+
+    /// Expands every key's uniform half now (otherwise each is expanded on first use).
+    pub fn expand_keys(&self) {
+        if let Some(k) = &self.relin {
+            k.a(&self.ctx);
+        }
+        for k in self.galois.values() {
+            k.a(&self.ctx);
+        }
+    }
+
+    /// Number of keys whose uniform half is expanded in memory.
+    pub fn expanded_key_count(&self) -> usize {
+        self.relin.iter().chain(self.galois.values()).filter(|k| k.is_expanded()).count()
+    }
+
+    /// Frees pooled scratch memory (it is allocated again on demand).
+    pub fn release_scratch(&self) {
+        self.pool.clear();
+    }
+
+    /// Applies `f` to independent items in parallel (ciphertexts, pairs of them), in order.
+    pub fn map_par<T: Sync, R: Send>(
+        &self,
+        items: &[T],
+        f: impl Fn(&Self, &T) -> Result<R, Error> + Sync + Send,
+    ) -> Result<Vec<R>, Error> {
+        items.par_iter().map(|x| f(self, x)).collect()
+    }
+
+    /// Checks that `ct` belongs to this parameter set.
+    pub fn check(&self, ct: &Ciphertext) -> Result<(), Error> {
+        let p = self.ctx.params();
+        if ct.level > p.max_level() {
+            return Err(Error::ParameterMismatch("ciphertext level above the top of this parameter set"));
+        }
+        if ct.c.len() < 2 {
+            return Err(Error::InvalidArgument("a ciphertext needs at least two polynomials"));
+        }
+        if ct.c.iter().any(|c| c.n() != self.ctx.n() || c.limbs() != ct.level + 1) {
+            return Err(Error::ParameterMismatch(
+                "ciphertext polynomials do not match this parameter set (ring degree or limb count)",
+            ));
+        }
+        if ct.log_slots > p.log_n() - 1 {
+            return Err(Error::ParameterMismatch("ciphertext packs more slots than N/2"));
+        }
+        if !(ct.scale.is_finite() && ct.scale > 0.0) {
+            return Err(Error::InvalidArgument("ciphertext scale must be positive and finite"));
+        }
+        Ok(())
+    }
+
+    /// Ring degree.
+    #[inline]
+    pub(crate) fn n(&self) -> usize {
+        self.ctx.n()
+    }
+
+    /// The Q moduli.
+    #[inline]
+    pub(crate) fn q(&self) -> &[Modulus] {
+        self.ctx.q()
+    }
+
+    /// log2 of `q_0 ... q_level`.
+    pub fn log2_modulus(&self, level: usize) -> f64 {
+        self.q()[..=level].iter().map(|q| (q.value() as f64).log2()).sum()
+    }
+
+    /// Errors if a ciphertext at `level` cannot hold a result at `scale`.
+    pub(crate) fn check_scale_fits(&self, scale: f64, level: usize) -> Result<(), Error> {
+        let log2_scale = scale.log2();
+        let log2_modulus = self.log2_modulus(level);
+        // One bit for the sign and one for a message of magnitude up to 1.
+        if !(log2_scale.is_finite()) || log2_scale + 2.0 > log2_modulus {
+            return Err(Error::ScaleOverflow { log2_scale, log2_modulus });
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f(limb index, limb)` over the first `limbs` limbs of `p`, in parallel.
+#[inline]
+pub(crate) fn par_limbs(p: &mut RnsPoly, limbs: usize, f: impl Fn(usize, &mut [u64]) + Sync + Send) {
+    let n = p.n();
+    p.as_mut_slice()[..limbs * n].par_chunks_exact_mut(n).enumerate().for_each(|(i, l)| f(i, l));
+}
+
+/// A ciphertext of `polys` zero polynomials at `level`.
+pub(crate) fn zero_ciphertext(n: usize, polys: usize, level: usize, scale: f64, log_slots: u32) -> Ciphertext {
+    Ciphertext { c: (0..polys).map(|_| RnsPoly::zero(n, level + 1)).collect(), level, scale, log_slots }
+}

@@ -1,0 +1,151 @@
+//! `hetune bench bootstrap`: time, precision, levels, key bytes and peak memory of one
+//! full-slot bootstrap, inputs uniform in [-1, 1] (real and imaginary parts).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hetune_core::ckks::{decrypt, encrypt_sk, Complex, Encoder};
+use hetune_core::rlwe::{Context, SecretKey};
+use hetune_core::{Parameters, Security};
+use hetune_engine::circuits::bootstrap::{generate_keys_with_progress, BootstrapConfig, Bootstrapper};
+use hetune_engine::evaluator::Evaluator;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde::Serialize;
+
+use super::{on_threads, time_runs, RunPolicy};
+use crate::Error;
+
+/// Result of [`bench_bootstrap`].
+#[derive(Clone, Debug, Serialize)]
+pub struct BootstrapReport {
+    /// Preset.
+    pub preset: String,
+    /// Whether the preset is insecure.
+    pub insecure: bool,
+    /// log2 N.
+    pub log_n: u32,
+    /// Slots bootstrapped.
+    pub slots: usize,
+    /// Rayon threads.
+    pub threads: usize,
+    /// Wall-clock seconds of each timed bootstrap.
+    pub seconds: Vec<f64>,
+    /// Median of `seconds`.
+    pub median_seconds: f64,
+    /// Precision: -log2 of the mean absolute error over slots (real and imaginary parts).
+    pub precision_mean_bits: f64,
+    /// Precision: -log2 of the largest absolute error.
+    pub precision_min_bits: f64,
+    /// Level of the input.
+    pub level_before: usize,
+    /// Level of the output.
+    pub level_after: usize,
+    /// Rotation keys generated.
+    pub rotation_keys: usize,
+    /// Key material held in memory, bytes.
+    pub key_bytes: u64,
+    /// Seconds to generate the keys.
+    pub keygen_seconds: f64,
+    /// Peak resident memory of the process, bytes (VmHWM).
+    pub peak_rss_bytes: u64,
+    /// Circuit settings.
+    pub k: usize,
+    /// Double-angle steps.
+    pub double_angle: u32,
+    /// Degree of the EvalMod polynomial.
+    pub degree: usize,
+    /// Message ratio bits.
+    pub message_ratio_bits: u32,
+}
+
+/// Peak resident set size of this process, from /proc (0 where unavailable).
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(0)
+}
+
+/// Generates keys (reporting `progress(done, total)`), then bootstraps `runs` fresh
+/// ciphertexts and reports.
+pub fn bench_bootstrap(
+    preset: &str,
+    threads: usize,
+    runs: usize,
+    cfg: BootstrapConfig,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<BootstrapReport, Error> {
+    on_threads(threads.max(1), || {
+        let params = Parameters::preset(preset, Security::InsecureForTestingOnly)?;
+        let insecure = !params.is_secure();
+        let ctx = Arc::new(Context::new(params)?);
+        let mut rng = ChaCha20Rng::from_os_rng();
+        let sk = SecretKey::generate(ctx.params(), &mut rng);
+        let t = Instant::now();
+        let keys = generate_keys_with_progress(&ctx, &sk, &cfg, &mut rng, progress);
+        let key_bytes = keys.bytes(&ctx);
+        let rotation_keys = keys.eval.galois.len();
+        let ev = Evaluator::new(ctx.clone(), keys.eval)?;
+        ev.expand_keys();
+        let boot = Bootstrapper::new(&ev, keys.boot, cfg)?;
+        let keygen_seconds = t.elapsed().as_secs_f64();
+        let enc = Encoder::new(&ctx);
+        let log_slots = cfg.slots(ctx.params().log_n());
+        let slots = 1usize << log_slots;
+        let uni = |rng: &mut ChaCha20Rng| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+        let inputs: Vec<Vec<Complex>> = (0..runs.max(1))
+            .map(|_| (0..slots).map(|_| Complex::new(uni(&mut rng), uni(&mut rng))).collect())
+            .collect();
+        let cts = inputs
+            .iter()
+            .map(|v| {
+                let pt = enc.encode_complex(v, log_slots, 0, ctx.params().scale())?;
+                Ok(encrypt_sk(&ctx, &sk, &pt, &mut rng)?.expand(&ctx))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let mut outputs = Vec::with_capacity(cts.len());
+        let (_, timing) = time_runs(RunPolicy::fixed(cts.len()), |i| {
+            outputs.push(boot.bootstrap(&ev, &cts[i])?);
+            Ok(())
+        })?;
+        let (mut sum_err, mut max_err, mut count) = (0.0f64, 0.0f64, 0usize);
+        for (out, v) in outputs.iter().zip(&inputs) {
+            let got = enc.decode_complex(&decrypt(&ctx, &sk, out)?)?;
+            for (a, b) in got.iter().zip(v) {
+                for e in [(a.re - b.re).abs(), (a.im - b.im).abs()] {
+                    sum_err += e;
+                    max_err = max_err.max(e);
+                    count += 1;
+                }
+            }
+        }
+        let level_after = outputs.last().map_or(0, |c| c.level);
+        Ok(BootstrapReport {
+            preset: preset.to_string(),
+            insecure,
+            log_n: ctx.params().log_n(),
+            slots,
+            threads: threads.max(1),
+            median_seconds: timing.median(),
+            seconds: timing.seconds,
+            precision_mean_bits: -(sum_err / count as f64).log2(),
+            precision_min_bits: -max_err.log2(),
+            level_before: 0,
+            level_after,
+            rotation_keys,
+            key_bytes,
+            keygen_seconds,
+            peak_rss_bytes: peak_rss_bytes(),
+            k: cfg.k,
+            double_angle: cfg.double_angle,
+            degree: cfg.degree,
+            message_ratio_bits: cfg.message_ratio_bits,
+        })
+    })
+}

@@ -1,0 +1,216 @@
+//! Key directories: the owner's `secret.key` (parameters + secret key, mode 0600, never sent)
+//! and the server's `public.bundle` (parameters, public key, relinearisation key, Galois keys).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use hetune_core::ring::automorphism::{galois_element_conjugate, galois_element_for_step};
+use hetune_core::rlwe::{Context, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
+use hetune_core::wire::{self, Limits, WireObject};
+use hetune_core::{Parameters, Security};
+use rand_core::{CryptoRng, RngCore};
+
+use crate::error::{Error, Result};
+use hetune_engine::circuits::bootstrap::{generate_keys_with_progress, BootstrapConfig};
+use hetune_engine::wire_io::{IoSink, IoSource};
+
+/// File name of the owner's secret key inside a key directory.
+pub const SECRET_FILE: &str = "secret.key";
+/// File name of the public bundle inside a key directory.
+pub const PUBLIC_FILE: &str = "public.bundle";
+
+/// Evaluation keys a server holds.
+pub struct EvalKeySet {
+    /// Relinearisation key.
+    pub relin: Option<SwitchingKey>,
+    /// Galois keys by Galois element.
+    pub galois: BTreeMap<u64, SwitchingKey>,
+    /// Bootstrapping's encapsulation keys, dense to sparse and back (keygen `--bootstrap`).
+    pub encapsulation: Option<(SwitchingKey, SwitchingKey)>,
+}
+
+/// What a server receives: the public key and the evaluation keys.
+pub struct PublicBundle {
+    /// Context of the bundle's parameters.
+    pub ctx: Context,
+    /// Public encryption key.
+    pub pk: PublicKey,
+    /// Evaluation keys.
+    pub eval: EvalKeySet,
+}
+
+/// Which rotation keys keygen makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RotationSet {
+    /// None (relinearisation only).
+    None,
+    /// Left rotations by every power of two below the slot count, and conjugation.
+    PowersOfTwo,
+    /// The given steps (negative: right), plus conjugation.
+    Steps(Vec<i64>),
+}
+
+impl RotationSet {
+    /// The Galois elements of the set.
+    pub fn galois_elements(&self, n: usize) -> Vec<u64> {
+        let mut g: Vec<u64> = match self {
+            RotationSet::None => return Vec::new(),
+            RotationSet::PowersOfTwo => {
+                (0..(n / 2).trailing_zeros()).map(|k| galois_element_for_step(1 << k, n)).collect()
+            }
+            RotationSet::Steps(s) => s.iter().map(|&k| galois_element_for_step(k, n)).collect(),
+        };
+        g.push(galois_element_conjugate(n));
+        g.sort_unstable();
+        g.dedup();
+        g.retain(|&x| x != 1);
+        g
+    }
+}
+
+fn create(path: &Path, private: bool) -> Result<BufWriter<File>> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    Ok(BufWriter::new(opts.open(path).map_err(|e| Error::io(path, e))?))
+}
+
+fn finish(mut w: BufWriter<File>, path: &Path) -> Result<()> {
+    w.flush().map_err(|e| Error::io(path, e))?;
+    w.get_ref().sync_all().map_err(|e| Error::io(path, e))
+}
+
+/// Generates keys for `params` and writes `dir/secret.key` and `dir/public.bundle`; with
+/// `bootstrap`, also every key that bootstrapping needs. Returns the size in bytes of the public
+/// bundle. `progress(done, total)` reports key progress.
+pub fn generate_key_dir<R: RngCore + CryptoRng>(
+    dir: &Path,
+    params: &Parameters,
+    rotations: &RotationSet,
+    bootstrap: Option<&BootstrapConfig>,
+    rng: &mut R,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<u64> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let ctx = Context::new(params.clone())?;
+    let sk = SecretKey::generate(params, rng);
+
+    let secret_path = dir.join(SECRET_FILE);
+    let mut w = IoSink(create(&secret_path, true)?);
+    wire::write_parameters(&mut w, params)?;
+    wire::export_secret_key_owner_copy(&mut w, params, &sk)?;
+    finish(w.0, &secret_path)?;
+
+    let public_path = dir.join(PUBLIC_FILE);
+    let mut w = IoSink(create(&public_path, false)?);
+    wire::write_parameters(&mut w, params)?;
+    let pk = PublicKey::generate(&ctx, &sk, rng);
+    wire::write_public_key(&mut w, params, &pk)?;
+    let mut gs = rotations.galois_elements(ctx.n());
+    if let Some(cfg) = bootstrap {
+        if params.boot_limbs() == 0 {
+            return Err(Error::InvalidInput(format!("preset {} reserves no limbs for bootstrapping", params.name())));
+        }
+        let keys = generate_keys_with_progress(&ctx, &sk, cfg, rng, progress);
+        gs.retain(|g| !keys.eval.galois.contains_key(g));
+        let relin = keys.eval.relin.iter();
+        for k in relin.chain(keys.eval.galois.values()).chain([&keys.boot.to_sparse, &keys.boot.to_dense]) {
+            wire::write_switching_key(&mut w, params, k)?;
+        }
+    } else {
+        progress(0, 1 + gs.len());
+        wire::write_switching_key(&mut w, params, &SwitchingKey::relinearization(&ctx, &sk, rng))?;
+        progress(1, 1 + gs.len());
+    }
+    let total = 1 + gs.len();
+    for (k, &g) in gs.iter().enumerate() {
+        wire::write_switching_key(&mut w, params, &SwitchingKey::galois(&ctx, &sk, g, rng))?;
+        progress(2 + k, total);
+    }
+    finish(w.0, &public_path)?;
+    Ok(std::fs::metadata(&public_path).map_err(|e| Error::io(&public_path, e))?.len())
+}
+
+fn open(path: &Path) -> Result<IoSource<BufReader<File>>> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(IoSource(BufReader::with_capacity(1 << 16, f)))
+}
+
+/// Reads the parameter record at the start of a key file. Insecure sets were opted into at
+/// keygen; they are accepted here with a warning on stderr.
+fn read_params(src: &mut IoSource<BufReader<File>>, path: &Path) -> Result<Parameters> {
+    let params = wire::read_parameters(src, None, Security::InsecureForTestingOnly, &Limits::default())
+        .map_err(|e| wrap(path, e))?;
+    if !params.is_secure() {
+        eprintln!("WARNING: {} uses insecure parameters {}", path.display(), params.label());
+    }
+    Ok(params)
+}
+
+fn wrap(path: &Path, e: hetune_core::Error) -> Error {
+    Error::InvalidInput(format!("{}: {e}", path.display()))
+}
+
+/// The owner's keys: context and secret key.
+pub struct OwnerKeys {
+    /// Context.
+    pub ctx: Context,
+    /// Secret key.
+    pub sk: SecretKey,
+}
+
+/// Loads `dir/secret.key`.
+pub fn load_owner(dir: &Path) -> Result<OwnerKeys> {
+    let path = dir.join(SECRET_FILE);
+    let mut src = open(&path)?;
+    let params = read_params(&mut src, &path)?;
+    let sk = wire::import_secret_key_owner_copy(&mut src, &params, &Limits::default()).map_err(|e| wrap(&path, e))?;
+    Ok(OwnerKeys { ctx: Context::new(params)?, sk })
+}
+
+/// Loads `dir/public.bundle`; with `with_eval` false it stops after the public key.
+pub fn load_public(dir: &Path, with_eval: bool) -> Result<PublicBundle> {
+    let path = dir.join(PUBLIC_FILE);
+    let mut src = open(&path)?;
+    let params = read_params(&mut src, &path)?;
+    let ctx = Context::new(params)?;
+    let limits = Limits::default();
+    let mut pk = None;
+    let mut eval = EvalKeySet { relin: None, galois: BTreeMap::new(), encapsulation: None };
+    let (mut to_sparse, mut to_dense) = (None, None);
+    while !src.at_end()? {
+        match wire::read_object(&mut src, &ctx, &limits).map_err(|e| wrap(&path, e))? {
+            WireObject::PublicKey(k) => {
+                pk = Some(k);
+                if !with_eval {
+                    break;
+                }
+            }
+            WireObject::SwitchingKey(k) => match k.kind {
+                SwitchingKind::Relinearization => eval.relin = Some(k),
+                SwitchingKind::Galois(g) => {
+                    eval.galois.insert(g, k);
+                }
+                SwitchingKind::Encapsulation { to_sparse: true } => to_sparse = Some(k),
+                SwitchingKind::Encapsulation { to_sparse: false } => to_dense = Some(k),
+            },
+            _ => return Err(Error::Keys(format!("{}: unexpected record in a key bundle", path.display()))),
+        }
+    }
+    let pk = pk.ok_or_else(|| Error::Keys(format!("{}: no public key in the bundle", path.display())))?;
+    eval.encapsulation = to_sparse.zip(to_dense);
+    Ok(PublicBundle { ctx, pk, eval })
+}
+
+/// Path of a key directory's files, for messages.
+pub fn key_paths(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join(SECRET_FILE), dir.join(PUBLIC_FILE))
+}

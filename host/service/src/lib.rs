@@ -1,0 +1,16 @@
+//! `hetune`: the service side of privacy-preserving transfer learning on CKKS-encrypted features.
+//!
+//! Layer 7 (see `docs/architecture.md`): files ([`io`]: `.npy` arrays, key directories, encrypted
+//! tensors), the command line ([`cli`]) and benchmark reports ([`bench`]), over the compute
+//! engine (`hetune-engine`, re-exported as [`engine`]) and the core (`hetune-core`, re-exported
+//! as [`ckks_core`]).
+
+pub use hetune_core as ckks_core;
+pub use hetune_engine as engine;
+
+pub mod bench;
+pub mod cli;
+pub mod error;
+pub mod io;
+
+pub use error::{Error, Result};

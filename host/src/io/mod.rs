@@ -1,6 +1,0 @@
-//! Files: `.npy` arrays, key directories and encrypted tensors, over the core's wire format.
-
-pub mod keys;
-pub mod npy;
-pub mod tensor;
-pub mod wire_io;
