@@ -3,16 +3,16 @@
 
 use std::path::Path;
 
-use hetune::io::npy::read_matrix;
 use hetune::engine::learning::dataset::{Dataset, Standardizer, HOLDOUT_FRACTION, HOLDOUT_SEED};
 use hetune::engine::learning::softmax::{HetalSoftmax, NasConfig, NasSoftmax, Softmax};
 use hetune::engine::learning::twin::{train, Order, TwinConfig, ValidLoss};
+use hetune::io::dataset::read_labels;
+use hetune::io::npy::read_matrix;
 
 fn load(dir: &str, split: &str, classes: usize) -> Dataset {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(dir);
     let x = read_matrix(&base.join(format!("{split}_x.npy"))).expect("features");
-    let f = std::fs::File::open(base.join(format!("{split}_y.npy"))).expect("labels");
-    let y: Vec<i64> = npyz::NpyFile::new(std::io::BufReader::new(f)).expect("npy").into_vec().expect("i8");
+    let y = read_labels(&base.join(format!("{split}_y.npy"))).expect("labels");
     Dataset::new(split, x.data, x.rows, x.cols, &y, classes).expect("valid subset")
 }
 
@@ -124,8 +124,7 @@ fn early_stopping_on_the_twin_keeps_the_best_epoch() {
 fn shared(set: &str, split: &str, classes: usize) -> Option<Dataset> {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(set);
     let x = read_matrix(&base.join(format!("{split}_x.npy"))).ok()?;
-    let f = std::fs::File::open(base.join(format!("{split}_y.npy"))).ok()?;
-    let y: Vec<i64> = npyz::NpyFile::new(std::io::BufReader::new(f)).ok()?.into_vec().ok()?;
+    let y = read_labels(&base.join(format!("{split}_y.npy"))).ok()?;
     Some(Dataset::new(split, x.data, x.rows, x.cols, &y, classes).expect("valid shared set"))
 }
 
