@@ -20,6 +20,7 @@ pub mod matrix;
 pub mod nesterov;
 pub mod ops;
 pub mod packing;
+pub mod plan;
 pub mod slots;
 pub mod softmax;
 pub mod twin;
