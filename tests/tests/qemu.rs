@@ -516,9 +516,13 @@ fn check_preset(
             json!({
                 "limb": l.u64("limb"),
                 "bits": l.u64("bits"),
-                "setup_instructions": l.u64("ntt_setup_instructions"),
-                "forward_instructions": l.u64("ntt_forward_instructions"),
-                "inverse_instructions": l.u64("ntt_inverse_instructions"),
+                "ntt_setup_instructions": l.u64("ntt_setup_instructions"),
+                "ntt_forward_instructions": l.u64("ntt_forward_instructions"),
+                "ntt_inverse_instructions": l.u64("ntt_inverse_instructions"),
+                "expand_a_instructions": l.u64("expand_instructions"),
+                "pointwise_product_instructions": l.u64("pointwise_instructions"),
+                "pack_and_checksum_instructions": l.u64("pack_instructions"),
+                "read_stored_key_limb_instructions": l.u64("read_key_limb_instructions"),
             })
         })
         .collect();
@@ -547,7 +551,7 @@ fn check_preset(
         "heap_peak_bytes": heap_peak,
         "heap_need_bytes": need,
         "stack_peak_bytes": stack_peak,
-        "ntt_profile": ntt,
+        "limb_profile": ntt,
         "precision_bits_min": (precision * 10.0).round() / 10.0,
     })
 }
