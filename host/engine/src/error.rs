@@ -113,6 +113,137 @@ pub enum Error {
         /// The matrix's shape.
         shape: (usize, usize),
     },
+    /// Learning: a configuration outside what the method supports.
+    #[error("{what} needs {need}")]
+    InvalidConfig {
+        /// The method or setting.
+        what: &'static str,
+        /// What it needs.
+        need: &'static str,
+    },
+    /// Learning: a polynomial approximation whose input may leave its interval.
+    #[error(
+        "{what}: after round {round} the input may reach [{:.3e}, {:.3e}], outside the interval \
+         [{:.3e}, {:.3e}]: raise the approximation's degree",
+        range.0, range.1, interval.0, interval.1
+    )]
+    ApproximationRange {
+        /// The approximation.
+        what: &'static str,
+        /// The round after which the range escapes.
+        round: usize,
+        /// The range the input may reach.
+        range: (f64, f64),
+        /// The interval of the next approximation.
+        interval: (f64, f64),
+    },
+    /// Learning: a plaintext dataset that cannot be used.
+    #[error("{}", dataset_message(name, problem))]
+    Dataset {
+        /// The split (train, valid, test).
+        name: String,
+        /// What is wrong.
+        problem: DatasetProblem,
+    },
+}
+
+/// "train: 3 labels for 2 feature rows", but "test rows have 4 features ...", "valid has 4 features ...".
+fn dataset_message(name: &str, problem: &DatasetProblem) -> String {
+    match problem {
+        DatasetProblem::Width { .. } | DatasetProblem::Mismatch { .. } => format!("{name} {problem}"),
+        _ => format!("{name}: {problem}"),
+    }
+}
+
+/// What is wrong with a dataset.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatasetProblem {
+    /// The feature values do not form non-empty rows of the width given.
+    #[error("{values} feature values do not form {rows} non-empty rows of {cols} columns")]
+    Shape {
+        /// Feature values given.
+        values: usize,
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+    },
+    /// Another number of labels than of rows.
+    #[error("{labels} labels for {rows} feature rows")]
+    LabelCount {
+        /// Labels given.
+        labels: usize,
+        /// Feature rows.
+        rows: usize,
+    },
+    /// Fewer than two classes.
+    #[error("{0} classes (at least 2 needed)")]
+    TooFewClasses(usize),
+    /// A label outside `0..classes`.
+    #[error("label {label} of row {row} is outside 0..{classes}")]
+    LabelOutOfRange {
+        /// The row.
+        row: usize,
+        /// Its label.
+        label: i64,
+        /// The class count.
+        classes: usize,
+    },
+    /// A feature that is NaN or infinite.
+    #[error("feature {col} of row {row} is not finite")]
+    NotFinite {
+        /// The row.
+        row: usize,
+        /// The column.
+        col: usize,
+    },
+    /// A hold-out fraction that leaves no training or no validation row.
+    #[error("cannot hold out {fraction} of {rows} rows")]
+    Holdout {
+        /// The fraction asked for.
+        fraction: f64,
+        /// Rows of the set.
+        rows: usize,
+    },
+    /// Rows of another width than the training rows (splits from different encoders).
+    #[error(
+        "rows have {features} features but train rows have {train_features}: the splits must come from one encoder"
+    )]
+    Width {
+        /// Features of this split.
+        features: usize,
+        /// Features of the training split.
+        train_features: usize,
+    },
+    /// A negative label.
+    #[error("negative label {label} in row {row}")]
+    NegativeLabel {
+        /// The row.
+        row: usize,
+        /// Its label.
+        label: i64,
+    },
+    /// More classes than the packing allows.
+    #[error("labels run to {} ({classes} classes), more than the packing allows ({max})", classes - 1)]
+    TooManyClasses {
+        /// Classes found.
+        classes: usize,
+        /// Classes allowed.
+        max: usize,
+    },
+    /// Another width or class count than the training set's (or the standardiser's).
+    #[error("has {features} features and {classes} classes, train {train_features} and {train_classes}")]
+    Mismatch {
+        /// Features of this set.
+        features: usize,
+        /// Classes of this set.
+        classes: usize,
+        /// Features of the training set.
+        train_features: usize,
+        /// Classes of the training set.
+        train_classes: usize,
+    },
 }
 
 /// Why a packing is invalid.
@@ -150,6 +281,19 @@ pub enum PackingError {
         packing: usize,
         /// Slots of the parameter set.
         params: usize,
+    },
+    /// A weight matrix with no compact layout (more rows than the class period, or more slots
+    /// than the packing has).
+    #[error("a {rows} x {cols} weight matrix has no compact layout in {slots} slots with period {pad_c}")]
+    Compact {
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+        /// Slots of the packing.
+        slots: usize,
+        /// The class period.
+        pad_c: usize,
     },
     /// A matrix too large to be tiled with the class period.
     #[error("a {rows} x {cols} matrix cannot be tiled {tiling} with period {pad_c}")]

@@ -46,6 +46,22 @@ pub enum Error {
         /// The core's wire error.
         source: hetune_core::Error,
     },
+    /// A key file that must not be used as it is.
+    #[error("{}: {problem}", path.display())]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: KeyFileProblem,
+    },
+    /// Keys of parameters below 128-bit security, without the named opt-in.
+    #[error("{}: {source}; pass --insecure-testing-only to use these keys anyway (tests only)", path.display())]
+    InsecureKeys {
+        /// The key file.
+        path: PathBuf,
+        /// The core's refusal.
+        source: hetune_core::Error,
+    },
     /// A key file lacks a key the command needs.
     #[error("{}: no {key} in the bundle", path.display())]
     MissingKey {
@@ -109,9 +125,17 @@ pub enum NpyProblem {
     /// A structured dtype.
     #[error("structured dtypes are not supported")]
     StructuredDtype,
-    /// A dtype other than `<f4` and `<f8`.
-    #[error("dtype {0} (expected <f4 or <f8)")]
-    Dtype(String),
+    /// Another dtype than the one expected.
+    #[error("dtype {found} (must be {expected})")]
+    Dtype {
+        /// The file's dtype.
+        found: String,
+        /// What the reader takes.
+        expected: &'static str,
+    },
+    /// A vector where a matrix `[rows, columns]` is needed.
+    #[error("a matrix [rows, columns] is needed, not a vector")]
+    NotAMatrix,
     /// Neither one nor two dimensions.
     #[error("{0}-dimensional arrays are not supported")]
     Dimensions(usize),
@@ -124,6 +148,27 @@ pub enum NpyProblem {
     /// Fewer values than the shape.
     #[error("truncated data")]
     Truncated,
+}
+
+/// What is wrong with a key file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyFileProblem {
+    /// A directory where the key file should be.
+    #[error("is a directory, not a key file")]
+    IsDirectory,
+    /// A secret key file others may read or write.
+    #[error("mode {mode:03o} lets others read or write the secret key; run chmod 600 on it")]
+    Permissions {
+        /// The file's permission bits.
+        mode: u32,
+    },
+    /// A file too large to be a secret key.
+    #[error("{bytes} bytes is too large for a secret key file")]
+    TooLarge {
+        /// The file's size.
+        bytes: u64,
+    },
 }
 
 impl From<hetune_engine::Error> for Error {

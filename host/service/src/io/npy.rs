@@ -52,7 +52,7 @@ pub fn read_matrix(path: &Path) -> Result<Matrix> {
     let (dtype, size) = match descr.as_str() {
         "<f8" => (Dtype::F64, 8u64),
         "<f4" => (Dtype::F32, 4u64),
-        other => return Err(bad(path, NpyProblem::Dtype(other.to_string()))),
+        other => return Err(bad(path, NpyProblem::Dtype { found: other.to_string(), expected: "<f4 or <f8" })),
     };
     let shape = npy.shape().to_vec();
     let (rows, cols, is_vector) = match shape.as_slice() {
