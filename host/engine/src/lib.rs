@@ -17,6 +17,7 @@ pub mod error;
 pub mod evaluator;
 pub mod learning;
 pub mod owner;
+pub mod precision;
 pub mod wire_io;
 
 pub use error::{Error, Result};

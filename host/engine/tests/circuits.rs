@@ -5,26 +5,19 @@ use std::sync::Arc;
 
 use hetune_core::ckks::{decrypt, encrypt_sk, Complex, Encoder};
 use hetune_core::rlwe::{Context, SecretKey};
-use hetune_core::{Parameters, Security};
-use hetune_engine::circuits::bootstrap::{generate_keys, BootstrapConfig, Bootstrapper};
+use hetune_engine::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
 use hetune_engine::circuits::chebyshev::Chebyshev;
 use hetune_engine::circuits::linear::{Diagonals, LinearTransform};
 use hetune_engine::circuits::polynomial::{evaluate, Parity};
-use hetune_engine::evaluator::{EvaluationKeys, Evaluator, KeySpec};
+use hetune_engine::evaluator::{Evaluator, KeySpec};
+use hetune_testkit::{owner, PrecisionStats};
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 
-fn setup(preset: &str, spec: &KeySpec) -> (Arc<Context>, SecretKey, Evaluator, ChaCha20Rng) {
-    let ctx = Arc::new(Context::new(Parameters::preset(preset, Security::InsecureForTestingOnly).unwrap()).unwrap());
-    let mut rng = ChaCha20Rng::seed_from_u64(77);
-    let sk = SecretKey::generate(ctx.params(), &mut rng);
-    let keys = EvaluationKeys::generate(&ctx, &sk, spec, &mut rng);
-    let ev = Evaluator::new(ctx.clone(), keys).unwrap();
-    (ctx, sk, ev, rng)
-}
-
-fn bits(e: f64) -> f64 {
-    -e.log2()
+/// The preset's owner (context and secret key), an evaluator with the (cached) keys of `spec`,
+/// and a data generator.
+fn setup(preset: &str, spec: &KeySpec) -> (Arc<Context>, &'static SecretKey, Evaluator, ChaCha20Rng) {
+    let o = owner(preset);
+    (o.ctx.clone(), &o.sk, o.evaluator(spec), o.rng(77))
 }
 
 #[test]
@@ -36,7 +29,7 @@ fn polynomial_evaluation_of_sigmoid_and_exp_like_functions() {
     let xs: Vec<f64> = (0..1 << log_slots).map(|j| -8.0 + 16.0 * j as f64 / 2047.0).collect();
     let level = ctx.params().max_level();
     let pt = enc.encode_real(&xs, log_slots, level, ctx.params().scale()).unwrap();
-    let ct = encrypt_sk(&ctx, &sk, &pt, &mut rng).unwrap().expand(&ctx);
+    let ct = encrypt_sk(&ctx, sk, &pt, &mut rng).unwrap().expand(&ctx);
     let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
     let expish = |x: f64| (x / 4.0).exp();
     for (name, f, degree, min_bits) in
@@ -48,13 +41,13 @@ fn polynomial_evaluation_of_sigmoid_and_exp_like_functions() {
         let out = evaluate(&ev, &ct, &p, Parity::None, target).unwrap();
         assert_eq!(out.scale, target, "{name}: lands on the target scale");
         assert_eq!(out.level, level - hetune_engine::circuits::polynomial::depth(&p));
-        let got = enc.decode_real(&decrypt(&ctx, &sk, &out).unwrap()).unwrap();
+        let got = enc.decode_real(&decrypt(&ctx, sk, &out).unwrap()).unwrap();
         // Against the polynomial itself (the homomorphic error) and the function (total).
-        let he_err = xs.iter().zip(&got).map(|(&x, &g)| (p.eval(x) - g).abs()).fold(0.0, f64::max);
-        let total = xs.iter().zip(&got).map(|(&x, &g)| (f(x) - g).abs()).fold(0.0, f64::max);
-        eprintln!("{name}: degree {degree}, approximation {approx:.2e}, homomorphic {he_err:.2e} ({:.1} bits), total {total:.2e}", bits(he_err));
-        assert!(bits(he_err) >= 20.0, "{name}: {:.1} bits", bits(he_err));
-        assert!(bits(total) >= min_bits, "{name}: total {:.1} bits", bits(total));
+        let he = PrecisionStats::real(&got[..xs.len()], &xs.iter().map(|&x| p.eval(x)).collect::<Vec<_>>()).unwrap();
+        let total = PrecisionStats::real(&got[..xs.len()], &xs.iter().map(|&x| f(x)).collect::<Vec<_>>()).unwrap();
+        eprintln!("{name}: degree {degree}, approximation {approx:.2e}, homomorphic {he}, total {total}");
+        assert!(he.min_bits() >= 20.0, "{name}: {:.1} bits", he.min_bits());
+        assert!(total.min_bits() >= min_bits, "{name}: total {:.1} bits", total.min_bits());
     }
 }
 
@@ -85,25 +78,23 @@ fn linear_transform_matches_matrix_vector_product() {
     let enc = Encoder::new(&ctx);
     let v: Vec<Complex> = (0..n).map(|i| Complex::new((i as f64).sin(), (i as f64 * 0.5).cos())).collect();
     let pt = enc.encode_complex(&v, log_slots, 3, ctx.params().scale()).unwrap();
-    let ct = encrypt_sk(&ctx, &sk, &pt, &mut rng).unwrap().expand(&ctx);
+    let ct = encrypt_sk(&ctx, sk, &pt, &mut rng).unwrap().expand(&ctx);
     for t in &transforms {
         let out = t.evaluate(&ev, &ct, ctx.params().scale()).unwrap();
         assert_eq!(out.level, 2);
-        let got = enc.decode_complex(&decrypt(&ctx, &sk, &out).unwrap()).unwrap();
+        let got = enc.decode_complex(&decrypt(&ctx, sk, &out).unwrap()).unwrap();
         let want = t.diagonals().apply(&v);
-        let err = got.iter().zip(&want).map(|(a, b)| (a.re - b.re).abs().max((a.im - b.im).abs())).fold(0.0, f64::max);
-        assert!(bits(err) >= 25.0, "{:.1} bits", bits(err));
+        let p = PrecisionStats::complex(&got, &want).unwrap();
+        assert!(p.min_bits() >= 25.0, "{:.1} bits", p.min_bits());
     }
 }
 
 #[test]
 fn bootstrapping_at_the_small_preset() {
-    let ctx =
-        Arc::new(Context::new(Parameters::preset("test-n12-boot", Security::InsecureForTestingOnly).unwrap()).unwrap());
-    let mut rng = ChaCha20Rng::seed_from_u64(2024);
-    let sk = SecretKey::generate(ctx.params(), &mut rng);
+    let o = owner("test-n12-boot");
+    let (ctx, sk, mut rng) = (o.ctx.clone(), &o.sk, o.rng(2024));
     let cfg = BootstrapConfig::default();
-    let keys = generate_keys(&ctx, &sk, &cfg, &mut rng).unwrap();
+    let keys = o.bootstrap_keys(&cfg);
     let ev = Evaluator::new(ctx.clone(), keys.eval).unwrap();
     let boot = Bootstrapper::new(&ev, keys.boot, cfg).unwrap();
     let enc = Encoder::new(&ctx);
@@ -118,46 +109,42 @@ fn bootstrapping_at_the_small_preset() {
     };
     let v: Vec<Complex> = (0..slots).map(|_| Complex::new(uni(), uni())).collect();
     let pt = enc.encode_complex(&v, log_slots, 0, ctx.params().scale()).unwrap();
-    let ct = encrypt_sk(&ctx, &sk, &pt, &mut rng).unwrap().expand(&ctx);
+    let ct = encrypt_sk(&ctx, sk, &pt, &mut rng).unwrap().expand(&ctx);
     let out = boot.bootstrap(&ev, &ct).unwrap();
     assert_eq!(out.level, boot.output_level(&ev));
     assert!(out.level >= 9);
-    let got = enc.decode_complex(&decrypt(&ctx, &sk, &out).unwrap()).unwrap();
-    let errs: Vec<f64> = got.iter().zip(&v).map(|(a, b)| (a.re - b.re).abs().max((a.im - b.im).abs())).collect();
-    let max = errs.iter().cloned().fold(0.0, f64::max);
-    let mean = errs.iter().sum::<f64>() / errs.len() as f64;
-    eprintln!("bootstrap test-n12-boot: min {:.1} bits, mean {:.1} bits, level {}", bits(max), bits(mean), out.level);
-    assert!(bits(max) >= 19.0, "{:.1} bits", bits(max));
-    assert!(bits(mean) >= 21.0, "{:.1} bits", bits(mean));
+    let got = enc.decode_complex(&decrypt(&ctx, sk, &out).unwrap()).unwrap();
+    let p = PrecisionStats::complex(&got, &v).unwrap();
+    eprintln!("bootstrap test-n12-boot: {p}, level {}", out.level);
+    assert!(p.min_bits() >= 19.0, "{:.1} bits", p.min_bits());
+    assert!(p.mean_bits() >= 21.0, "{:.1} bits", p.mean_bits());
 
     // Ten rounds of (multiply, rescale, bootstrap): multiplying by an encryption of ones keeps
     // the reference fixed, so the error after round r is the sum of r bootstrapping errors.
     // Stated bound: at least 18 bits (error at most 2^-18) after ten rounds.
     let ones =
         enc.encode_complex(&vec![Complex::new(1.0, 0.0); slots], log_slots, out.level, ctx.params().scale()).unwrap();
-    let one_ct = encrypt_sk(&ctx, &sk, &ones, &mut rng).unwrap().expand(&ctx);
+    let one_ct = encrypt_sk(&ctx, sk, &ones, &mut rng).unwrap().expand(&ctx);
     let mut cur = out;
     for round in 1..=10 {
         let o = ev.drop_level(&one_ct, cur.level).unwrap();
         let mut prod = ev.mul_relin(&cur, &o).unwrap();
         ev.rescale_assign(&mut prod).unwrap();
         cur = boot.bootstrap(&ev, &prod).unwrap();
-        let got = enc.decode_complex(&decrypt(&ctx, &sk, &cur).unwrap()).unwrap();
-        let max = got.iter().zip(&v).map(|(a, b)| (a.re - b.re).abs().max((a.im - b.im).abs())).fold(0.0, f64::max);
-        eprintln!("round {round}: {:.1} bits", bits(max));
-        assert!(bits(max) >= 18.0, "round {round}: {:.1} bits", bits(max));
+        let got = enc.decode_complex(&decrypt(&ctx, sk, &cur).unwrap()).unwrap();
+        let p = PrecisionStats::complex(&got, &v).unwrap();
+        eprintln!("round {round}: {:.1} bits", p.min_bits());
+        assert!(p.min_bits() >= 18.0, "round {round}: {:.1} bits", p.min_bits());
     }
 }
 
 #[test]
 fn sparse_slot_bootstrapping_at_the_small_preset() {
-    let ctx =
-        Arc::new(Context::new(Parameters::preset("test-n12-boot", Security::InsecureForTestingOnly).unwrap()).unwrap());
-    let mut rng = ChaCha20Rng::seed_from_u64(7);
-    let sk = SecretKey::generate(ctx.params(), &mut rng);
+    let o = owner("test-n12-boot");
+    let (ctx, sk, mut rng) = (o.ctx.clone(), &o.sk, o.rng(7));
     let log_slots = 7;
     let cfg = BootstrapConfig { log_slots: Some(log_slots), ..BootstrapConfig::default() };
-    let keys = generate_keys(&ctx, &sk, &cfg, &mut rng).unwrap();
+    let keys = o.bootstrap_keys(&cfg);
     let ev = Evaluator::new(ctx.clone(), keys.eval).unwrap();
     let boot = Bootstrapper::new(&ev, keys.boot, cfg).unwrap();
     let enc = Encoder::new(&ctx);
@@ -165,15 +152,15 @@ fn sparse_slot_bootstrapping_at_the_small_preset() {
         .map(|j| Complex::new(((j * 37 % 101) as f64 / 50.0) - 1.0, ((j * 11 % 53) as f64 / 26.5) - 1.0))
         .collect();
     let pt = enc.encode_complex(&v, log_slots, 1, ctx.params().scale()).unwrap();
-    let ct = encrypt_sk(&ctx, &sk, &pt, &mut rng).unwrap().expand(&ctx);
+    let ct = encrypt_sk(&ctx, sk, &pt, &mut rng).unwrap().expand(&ctx);
     let out = boot.bootstrap(&ev, &ct).unwrap();
     assert_eq!(out.log_slots, log_slots);
-    let got = enc.decode_complex(&decrypt(&ctx, &sk, &out).unwrap()).unwrap();
-    let max = got.iter().zip(&v).map(|(a, b)| (a.re - b.re).abs().max((a.im - b.im).abs())).fold(0.0, f64::max);
-    eprintln!("sparse bootstrap (2^{log_slots} slots): {:.1} bits", bits(max));
-    assert!(bits(max) >= 18.0, "{:.1} bits", bits(max));
+    let got = enc.decode_complex(&decrypt(&ctx, sk, &out).unwrap()).unwrap();
+    let p = PrecisionStats::complex(&got, &v).unwrap();
+    eprintln!("sparse bootstrap (2^{log_slots} slots): {:.1} bits", p.min_bits());
+    assert!(p.min_bits() >= 18.0, "{:.1} bits", p.min_bits());
     // A ciphertext of another slot count is refused with a typed error.
     let full = enc.encode_real(&[0.5], ctx.params().log_n() - 1, 1, ctx.params().scale()).unwrap();
-    let full = encrypt_sk(&ctx, &sk, &full, &mut rng).unwrap().expand(&ctx);
+    let full = encrypt_sk(&ctx, sk, &full, &mut rng).unwrap().expand(&ctx);
     assert!(boot.bootstrap(&ev, &full).is_err());
 }

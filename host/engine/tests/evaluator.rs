@@ -3,35 +3,26 @@
 
 use std::sync::Arc;
 
-use hetune_core::ckks::{decrypt, encrypt_pk, encrypt_sk, Ciphertext, Complex, Encoder};
+use hetune_core::ckks::{encrypt_pk, encrypt_sk, Ciphertext, Complex, Encoder};
 use hetune_core::ring::RnsPoly;
-use hetune_core::rlwe::{Context, PublicKey, SecretKey};
-use hetune_core::{Parameters, Security};
-use hetune_engine::evaluator::{EvaluationKeys, Evaluator, KeySpec};
+use hetune_core::rlwe::{Context, PublicKey};
+use hetune_engine::evaluator::{Evaluator, KeySpec};
 use hetune_engine::Error;
+use hetune_testkit::{owner, Owner, PrecisionStats};
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 
 struct Fx {
+    owner: &'static Owner,
     ctx: Arc<Context>,
-    sk: SecretKey,
-    pk: PublicKey,
+    pk: &'static PublicKey,
     ev: Evaluator,
     rng: ChaCha20Rng,
 }
 
-fn context(preset: &str) -> Arc<Context> {
-    Arc::new(Context::new(Parameters::preset(preset, Security::InsecureForTestingOnly).unwrap()).unwrap())
-}
-
+/// The preset's owner, an evaluator with the (cached) keys of `spec`, and a data generator.
 fn fixture(preset: &str, spec: &KeySpec, seed: u64) -> Fx {
-    let ctx = context(preset);
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let sk = SecretKey::generate(ctx.params(), &mut rng);
-    let pk = PublicKey::generate(&ctx, &sk, &mut rng);
-    let keys = EvaluationKeys::generate(&ctx, &sk, spec, &mut rng);
-    let ev = Evaluator::new(ctx.clone(), keys).unwrap();
-    Fx { ctx, sk, pk, ev, rng }
+    let owner = owner(preset);
+    Fx { owner, ctx: owner.ctx.clone(), pk: &owner.pk, ev: owner.evaluator(spec), rng: owner.rng(seed) }
 }
 
 fn values(slots: usize, salt: f64) -> Vec<Complex> {
@@ -46,24 +37,19 @@ impl Fx {
         self.ctx.params().max_level()
     }
     fn encrypt_at(&mut self, v: &[Complex], level: usize, scale: f64) -> Ciphertext {
-        let log_slots = v.len().trailing_zeros();
-        let pt = Encoder::new(&self.ctx).encode_complex(v, log_slots, level, scale).unwrap();
-        encrypt_sk(&self.ctx, &self.sk, &pt, &mut self.rng).unwrap().expand(&self.ctx)
+        self.owner.encrypt_complex_at(v, level, scale, &mut self.rng)
     }
     fn encrypt(&mut self, v: &[Complex], level: usize) -> Ciphertext {
         let s = self.ctx.params().scale();
         self.encrypt_at(v, level, s)
     }
     fn decrypt(&self, ct: &Ciphertext) -> Vec<Complex> {
-        Encoder::new(&self.ctx).decode_complex(&decrypt(&self.ctx, &self.sk, ct).unwrap()).unwrap()
+        self.owner.decrypt_complex(ct)
     }
     /// Precision in bits of `ct` against `want`: -log2 of the largest error of a real or
     /// imaginary part.
     fn bits(&self, ct: &Ciphertext, want: &[Complex]) -> f64 {
-        let got = self.decrypt(ct);
-        assert_eq!(got.len(), want.len());
-        let err = want.iter().zip(&got).map(|(a, b)| (a.re - b.re).abs().max((a.im - b.im).abs())).fold(0.0, f64::max);
-        -err.log2()
+        PrecisionStats::complex(&self.decrypt(ct), want).unwrap().min_bits()
     }
 }
 
@@ -113,7 +99,7 @@ fn add_sub_neg_match_the_reference_and_meet_at_the_lower_level() {
     assert_bits(fx.bits(&acc, &a), 25.0, "add_assign then sub_assign");
     // A public-key ciphertext adds as well.
     let pt = Encoder::new(&fx.ctx).encode_complex(&b, fx.log_slots(), top, fx.ctx.params().scale()).unwrap();
-    let cpk = encrypt_pk(&fx.ctx, &fx.pk, &pt, &mut fx.rng).unwrap();
+    let cpk = encrypt_pk(&fx.ctx, fx.pk, &pt, &mut fx.rng).unwrap();
     let s2 = fx.ev.add(&ca, &cpk).unwrap();
     assert_bits(fx.bits(&s2, &a.iter().zip(&b).map(|(x, y)| cadd(*x, *y)).collect::<Vec<_>>()), 21.0, "add pk");
 }
@@ -376,14 +362,13 @@ fn rotate_and_sum_helpers() {
 
 #[test]
 fn errors_name_what_is_missing() {
-    let ctx = context("test-n12");
-    let mut rng = ChaCha20Rng::seed_from_u64(10);
-    let sk = SecretKey::generate(ctx.params(), &mut rng);
+    let fx = owner("test-n12");
+    let (ctx, sk, mut rng) = (fx.ctx.clone(), &fx.sk, fx.rng(10));
     let spec = KeySpec { relinearization: false, rotations: vec![4], conjugation: false };
-    let keys = EvaluationKeys::generate(&ctx, &sk, &spec, &mut rng);
+    let keys = fx.eval_keys(&spec);
 
     // Keys of another parameter set.
-    let deep = context("test-n12-deep");
+    let deep = owner("test-n12-deep").ctx.clone();
     match Evaluator::new(deep, keys.clone()) {
         Err(Error::ParameterMismatch(why)) => assert!(why.contains("digit") || why.contains("limb"), "{why}"),
         other => panic!("expected a parameter mismatch, got {other:?}"),
@@ -393,7 +378,7 @@ fn errors_name_what_is_missing() {
     let ls = ctx.params().log_n() - 1;
     let v = values(1 << ls, 0.0);
     let pt = Encoder::new(&ctx).encode_complex(&v, ls, 0, ctx.params().scale()).unwrap();
-    let ct0 = encrypt_sk(&ctx, &sk, &pt, &mut rng).unwrap().expand(&ctx);
+    let ct0 = encrypt_sk(&ctx, sk, &pt, &mut rng).unwrap().expand(&ctx);
 
     // Missing rotation key names the step; 4 and its multiples compose, 3 does not.
     assert!(ev.rotate(&ct0, 8).is_ok());
@@ -404,7 +389,7 @@ fn errors_name_what_is_missing() {
     assert!(matches!(ev.rotate_hoisted(&ct0, &[4, -6]), Err(Error::MissingRotationKey { step: -6, .. })));
     assert!(matches!(ev.conjugate(&ct0), Err(Error::MissingConjugationKey)));
     let pt2 = Encoder::new(&ctx).encode_complex(&v, ls, 2, ctx.params().scale()).unwrap();
-    let ct2 = encrypt_sk(&ctx, &sk, &pt2, &mut rng).unwrap().expand(&ctx);
+    let ct2 = encrypt_sk(&ctx, sk, &pt2, &mut rng).unwrap().expand(&ctx);
     assert!(matches!(ev.mul_relin(&ct2, &ct2), Err(Error::MissingRelinearizationKey)));
 
     // Level exhausted: no rescale at level 0, and a product at level 0 would overflow q_0.
@@ -424,7 +409,7 @@ fn errors_name_what_is_missing() {
     bad_pt.poly = RnsPoly::zero(ctx.n(), 3);
     assert!(matches!(ev.mul_plain(&ct0, &bad_pt), Err(Error::ParameterMismatch(_))));
     let sparse = Encoder::new(&ctx).encode_complex(&v[..16], 4, 0, ctx.params().scale()).unwrap();
-    let cs = encrypt_sk(&ctx, &sk, &sparse, &mut rng).unwrap().expand(&ctx);
+    let cs = encrypt_sk(&ctx, sk, &sparse, &mut rng).unwrap().expand(&ctx);
     assert!(matches!(ev.add(&ct0, &cs), Err(Error::SlotCountMismatch { left: 11, right: 4 })));
 }
 

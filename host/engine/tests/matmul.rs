@@ -60,33 +60,30 @@ mod encrypted {
     use std::sync::Arc;
 
     use hetune_core::rlwe::{Context, SecretKey};
-    use hetune_core::{Parameters, Security};
-    use hetune_engine::evaluator::{EvaluationKeys, Evaluator, KeySpec};
+    use hetune_engine::evaluator::{Evaluator, KeySpec};
     use hetune_engine::learning::baselines::{privgd_abt, privgd_atb, ColumnPacked, EntryPacked};
     use hetune_engine::learning::*;
+    use hetune_testkit::{abt, assert_close, atb, owner, uniform as random, Owner};
     use rand_chacha::ChaCha20Rng;
-    use rand_core::{RngCore, SeedableRng};
 
     pub struct Fx {
+        pub owner: &'static Owner,
         pub ctx: Arc<Context>,
-        pub sk: SecretKey,
+        pub sk: &'static SecretKey,
         pub rng: ChaCha20Rng,
     }
 
     /// test-n12 with the rotation keys `steps` (plus relinearisation and conjugation).
     pub fn fixture(steps: Vec<i64>, seed: u64) -> (Fx, Evaluator) {
-        let ctx =
-            Arc::new(Context::new(Parameters::preset("test-n12", Security::InsecureForTestingOnly).unwrap()).unwrap());
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let sk = SecretKey::generate(ctx.params(), &mut rng);
+        let owner = owner("test-n12");
         let spec = KeySpec { relinearization: true, rotations: steps, conjugation: true };
-        let ev = Evaluator::new(ctx.clone(), EvaluationKeys::generate(&ctx, &sk, &spec, &mut rng)).unwrap();
-        (Fx { ctx, sk, rng }, ev)
+        let fx = Fx { owner, ctx: owner.ctx.clone(), sk: &owner.sk, rng: owner.rng(seed) };
+        (fx, owner.evaluator(&spec))
     }
 
     impl Fx {
         pub fn top(&self) -> usize {
-            self.ctx.params().max_level()
+            self.owner.top()
         }
         pub fn enc(
             &mut self,
@@ -97,49 +94,11 @@ mod encrypted {
             t: Tiling,
             level: usize,
         ) -> EncMatrix<hetune_core::ckks::Ciphertext> {
-            EncMatrix::encrypt(&self.ctx, &self.sk, m, rows, cols, pk, t, level, &mut self.rng).unwrap()
+            EncMatrix::encrypt(&self.ctx, self.sk, m, rows, cols, pk, t, level, &mut self.rng).unwrap()
         }
         pub fn dec(&self, m: &EncMatrix<hetune_core::ckks::Ciphertext>) -> Vec<f64> {
-            m.decrypt(&self.ctx, &self.sk).unwrap()
+            m.decrypt(&self.ctx, self.sk).unwrap()
         }
-    }
-
-    pub fn random(rows: usize, cols: usize, seed: u64) -> Vec<f64> {
-        let mut r = ChaCha20Rng::seed_from_u64(seed);
-        (0..rows * cols).map(|_| (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0).collect()
-    }
-
-    /// `x y^T` for row-major `x` (`n x k`) and `y` (`m x k`).
-    pub fn abt(x: &[f64], y: &[f64], n: usize, m: usize, k: usize) -> Vec<f64> {
-        let mut out = vec![0.0; n * m];
-        for i in 0..n {
-            for j in 0..m {
-                out[i * m + j] = (0..k).map(|t| x[i * k + t] * y[j * k + t]).sum();
-            }
-        }
-        out
-    }
-
-    /// `x^T y` for `x` (`n x k`) and `y` (`n x m`): `k x m`.
-    pub fn atb(x: &[f64], y: &[f64], n: usize, k: usize, m: usize) -> Vec<f64> {
-        let mut out = vec![0.0; k * m];
-        for r in 0..n {
-            for i in 0..k {
-                for j in 0..m {
-                    out[i * m + j] += x[r * k + i] * y[r * m + j];
-                }
-            }
-        }
-        out
-    }
-
-    #[track_caller]
-    pub fn assert_close(got: &[f64], want: &[f64], what: &str) {
-        assert_eq!(got.len(), want.len(), "{what}: length");
-        let max = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        let err = got.iter().zip(want).fold(0.0f64, |m, (g, w)| m.max((g - w).abs()));
-        eprintln!("{what}: max abs error {err:.2e}, largest entry {max:.3}, relative {:.2e}", err / max);
-        assert!(max > 0.0 && err / max < 1e-3, "{what}: error {err:e} relative to {max} is {:e}", err / max);
     }
 
     /// The rotation steps every algorithm uses on these shapes, from the counting backend.
@@ -264,7 +223,7 @@ mod encrypted {
         let enc = hetune_core::ckks::Encoder::new(&ctx);
         let ct = |v: Vec<f64>, fx: &mut Fx| {
             let pt = enc.encode_real(&v, log_slots, top, fx.ctx.params().scale()).unwrap();
-            hetune_core::ckks::encrypt_sk(&fx.ctx, &fx.sk, &pt, &mut fx.rng).unwrap().expand(&fx.ctx)
+            hetune_core::ckks::encrypt_sk(&fx.ctx, fx.sk, &pt, &mut fx.rng).unwrap().expand(&fx.ctx)
         };
         let column = |m: &[f64], cols: usize, j: usize| (0..a).map(|i| m[i * cols + j]).collect::<Vec<f64>>();
         let xa = ColumnPacked { rows: a, cols: (0..b).map(|j| vec![ct(column(&x, b, j), &mut fx)]).collect() };
@@ -276,7 +235,7 @@ mod encrypted {
         let out = privgd_abt(&ops, &xa, &we).unwrap();
         let want = abt(&x, &w, a, c, b);
         let got: Vec<f64> = (0..a * c)
-            .map(|k| hetune_engine::owner::decrypt_decode(&fx.ctx, &fx.sk, &out.cols[k % c][0]).unwrap()[k / c])
+            .map(|k| hetune_engine::owner::decrypt_decode(&fx.ctx, fx.sk, &out.cols[k % c][0]).unwrap()[k / c])
             .collect();
         assert_close(&got, &want, "privgd_abt");
         assert_eq!(ops.counter().snapshot().triple(), (0, (b * c) as u64, 0));
@@ -284,7 +243,7 @@ mod encrypted {
         let out = privgd_atb(&ops, &ra, &xa).unwrap();
         let want = atb(&r, &x, a, c, b);
         let got: Vec<f64> = (0..c * b)
-            .map(|k| hetune_engine::owner::decrypt_decode(&fx.ctx, &fx.sk, &out.entries[k / b][k % b]).unwrap()[17])
+            .map(|k| hetune_engine::owner::decrypt_decode(&fx.ctx, fx.sk, &out.entries[k / b][k % b]).unwrap()[17])
             .collect();
         assert_close(&got, &want, "privgd_atb");
         assert_eq!(ops.counter().snapshot().triple(), (0, (b * c) as u64, (b * c * 11) as u64));

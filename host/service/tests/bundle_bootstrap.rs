@@ -8,6 +8,7 @@ use hetune::engine::evaluator::{EvaluationKeys, Evaluator};
 use hetune::io::keys::{generate_key_dir, load_owner, load_public, RotationSet};
 use hetune_core::ckks::{decrypt, encrypt_sk, Complex, Encoder};
 use hetune_core::{Parameters, Security};
+use hetune_testkit::PrecisionStats;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -37,7 +38,7 @@ fn server_bootstraps_with_the_public_bundle_only() {
     let ct = encrypt_sk(&owner.ctx, &owner.sk, &pt, &mut rng).unwrap().expand(&owner.ctx);
     let out = boot.bootstrap(&ev, &ct).unwrap();
     let got = enc.decode_complex(&decrypt(&owner.ctx, &owner.sk, &out).unwrap()).unwrap();
-    let max = got.iter().zip(&v).map(|(a, b)| (a.re - b.re).abs().max((a.im - b.im).abs())).fold(0.0, f64::max);
-    assert!(-max.log2() >= 19.0, "{:.1} bits", -max.log2());
+    let p = PrecisionStats::complex(&got, &v).unwrap();
+    assert!(p.min_bits() >= 19.0, "{:.1} bits", p.min_bits());
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,55 +1,17 @@
 //! Encrypted matrices through files and the CLI: the wire form and `.npy` conversions of an
 //! encrypted matrix, and `hetune bench matmul`.
 
-use std::sync::Arc;
-
 use hetune::engine::learning::{EncMatrix, Packing, Tiling};
 use hetune::io::matrix::{decrypt_npy, encrypt_npy};
-use hetune_core::rlwe::{Context, SecretKey};
-use hetune_core::{Parameters, Security};
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
-
-struct Fx {
-    ctx: Arc<Context>,
-    sk: SecretKey,
-    rng: ChaCha20Rng,
-}
-
-/// test-n12 without evaluation keys.
-fn fixture(seed: u64) -> Fx {
-    let ctx =
-        Arc::new(Context::new(Parameters::preset("test-n12", Security::InsecureForTestingOnly).unwrap()).unwrap());
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let sk = SecretKey::generate(ctx.params(), &mut rng);
-    Fx { ctx, sk, rng }
-}
-
-impl Fx {
-    fn top(&self) -> usize {
-        self.ctx.params().max_level()
-    }
-}
-
-fn random(rows: usize, cols: usize, seed: u64) -> Vec<f64> {
-    let mut r = ChaCha20Rng::seed_from_u64(seed);
-    (0..rows * cols).map(|_| (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0).collect()
-}
-
-#[track_caller]
-fn assert_close(got: &[f64], want: &[f64], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let max = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-    let err = got.iter().zip(want).fold(0.0f64, |m, (g, w)| m.max((g - w).abs()));
-    assert!(max > 0.0 && err / max < 1e-3, "{what}: error {err:e} relative to {max} is {:e}", err / max);
-}
+use hetune_testkit::{assert_close, owner, uniform as random};
 
 #[test]
 fn wire_form_and_npy_round_trip() {
     let (a, b, c) = (70, 9, 2);
     let pk = Packing::hetal(c, a, 2048).unwrap();
-    let mut fx = fixture(4);
+    let fx = owner("test-n12");
     let top = fx.top();
+    let mut rng = fx.rng(4);
     let m = hetune::io::npy::Matrix {
         rows: c,
         cols: b,
@@ -57,7 +19,7 @@ fn wire_form_and_npy_round_trip() {
         dtype: hetune::io::npy::Dtype::F64,
         is_vector: false,
     };
-    let e = encrypt_npy(&fx.ctx, &fx.sk, &m, pk, Tiling::Vertical, top, &mut fx.rng).unwrap();
+    let e = encrypt_npy(&fx.ctx, &fx.sk, &m, pk, Tiling::Vertical, top, &mut rng).unwrap();
     let mut bytes = Vec::new();
     e.write_wire(&fx.ctx, &mut bytes).unwrap();
     let back = EncMatrix::read_wire(&fx.ctx, &bytes[..], pk.pad_c, Tiling::Vertical).unwrap();

@@ -128,6 +128,7 @@ impl BootstrapConfig {
 }
 
 /// The owner-generated keys bootstrapping needs besides the evaluator's.
+#[derive(Clone)]
 pub struct BootstrapKeys {
     /// Switches a level-0 ciphertext from `s` to the sparse secret `s'` (over `q_0 p_0` only).
     pub to_sparse: EncapsulationKey,
@@ -137,6 +138,7 @@ pub struct BootstrapKeys {
 
 /// Every key a bootstrapping host needs: the evaluator's (relinearisation, the rotations of the
 /// DFT matrices, conjugation) and the encapsulation pair.
+#[derive(Clone)]
 pub struct BootstrapKeySet {
     /// Evaluator keys.
     pub eval: EvaluationKeys,

@@ -6,7 +6,7 @@
 //! are written against, with [`CkksBackend`] on ciphertexts and [`CountingBackend`] on
 //! level-only stand-ins that count), [`diag_abt`] and [`diag_atb`] (HETAL's products),
 //! [`baselines`] (Crockett's ColMajor and RowMajor, Jin et al.'s PrivGD), [`counters`] (CMult,
-//! Mult, Rot). The benchmark (`hetune bench matmul`) is in the service crate.
+//! Mult, Rot), [`reference`] (plaintext products). The benchmark (`hetune bench matmul`) is in the service crate.
 
 pub mod baselines;
 pub mod compact;
@@ -21,6 +21,7 @@ pub mod nesterov;
 pub mod ops;
 pub mod packing;
 pub mod plan;
+pub mod reference;
 pub mod slots;
 pub mod softmax;
 pub mod twin;

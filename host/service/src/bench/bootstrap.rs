@@ -9,6 +9,7 @@ use hetune_core::rlwe::{Context, SecretKey};
 use hetune_core::{Parameters, Security};
 use hetune_engine::circuits::bootstrap::{generate_keys_with_progress, BootstrapConfig, Bootstrapper};
 use hetune_engine::evaluator::Evaluator;
+use hetune_engine::precision::PrecisionStats;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
@@ -33,7 +34,8 @@ pub struct BootstrapReport {
     pub seconds: Vec<f64>,
     /// Median of `seconds`.
     pub median_seconds: f64,
-    /// Precision: -log2 of the mean absolute error over slots (real and imaginary parts).
+    /// Precision: -log2 of the mean absolute error over slots (a slot's error: the larger of its
+    /// real and imaginary errors).
     pub precision_mean_bits: f64,
     /// Precision: -log2 of the largest absolute error.
     pub precision_min_bits: f64,
@@ -114,17 +116,11 @@ pub fn bench_bootstrap(
             outputs.push(boot.bootstrap(&ev, &cts[i])?);
             Ok(())
         })?;
-        let (mut sum_err, mut max_err, mut count) = (0.0f64, 0.0f64, 0usize);
-        for (out, v) in outputs.iter().zip(&inputs) {
-            let got = enc.decode_complex(&decrypt(&ctx, &sk, out)?)?;
-            for (a, b) in got.iter().zip(v) {
-                for e in [(a.re - b.re).abs(), (a.im - b.im).abs()] {
-                    sum_err += e;
-                    max_err = max_err.max(e);
-                    count += 1;
-                }
-            }
+        let mut got = Vec::with_capacity(inputs.len() * slots);
+        for out in &outputs {
+            got.extend(enc.decode_complex(&decrypt(&ctx, &sk, out)?)?);
         }
+        let precision = PrecisionStats::complex(&got, &inputs.concat())?;
         let level_after = outputs.last().map_or(0, |c| c.level);
         Ok(BootstrapReport {
             preset: preset.to_string(),
@@ -134,8 +130,8 @@ pub fn bench_bootstrap(
             threads: threads.max(1),
             median_seconds: timing.median(),
             seconds: timing.seconds,
-            precision_mean_bits: -(sum_err / count as f64).log2(),
-            precision_min_bits: -max_err.log2(),
+            precision_mean_bits: precision.mean_bits(),
+            precision_min_bits: precision.min_bits(),
             level_before: 0,
             level_after,
             rotation_keys,

@@ -20,11 +20,13 @@ use hetune_engine::evaluator::{EvaluationKeys, Evaluator, KeySpec};
 use hetune_engine::learning::baselines::{
     col_major_abt, privgd_abt, privgd_atb, row_major_atb, ColumnPacked, EntryPacked,
 };
+use hetune_engine::learning::reference::{abt, atb};
 use hetune_engine::learning::{
     diag_abt, diag_atb, diag_atb_prot_up, CkksBackend, CountingBackend, EncMatrix, HeBackend, LevelOnly, OpCounts,
     Packing, Tiling,
 };
 use hetune_engine::owner::decrypt_decode;
+use hetune_engine::precision::PrecisionStats;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
@@ -256,31 +258,6 @@ fn inputs(shape: (usize, usize, usize), features: Option<&Matrix>, seed: u64) ->
     Ok(Inputs { x, w, r })
 }
 
-/// `x y^T` for `x` (`n x k`) and `y` (`m x k`).
-fn abt(x: &[f64], y: &[f64], n: usize, m: usize, k: usize) -> Vec<f64> {
-    (0..n * m).map(|e| (0..k).map(|t| x[(e / m) * k + t] * y[(e % m) * k + t]).sum()).collect()
-}
-
-/// `x^T y` for `x` (`n x k`) and `y` (`n x m`).
-fn atb(x: &[f64], y: &[f64], n: usize, k: usize, m: usize) -> Vec<f64> {
-    let mut out = vec![0.0; k * m];
-    for r in 0..n {
-        for i in 0..k {
-            let xi = x[r * k + i];
-            for j in 0..m {
-                out[i * m + j] += xi * y[r * m + j];
-            }
-        }
-    }
-    out
-}
-
-fn errors(got: &[f64], want: &[f64]) -> (f64, f64) {
-    let max = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let err = got.iter().zip(want).fold(0.0f64, |m, (g, w)| m.max((g - w).abs()));
-    (err, if max > 0.0 { err / max } else { err })
-}
-
 /// The PrivGD column sample: the first `min(b, 8)` columns.
 const PRIVGD_SAMPLE: usize = 8;
 
@@ -460,8 +437,8 @@ impl Run<'_> {
                 (got, atb(&inp.r, &xs, a, c, bs), t.median() * b as f64 / bs as f64, t.runs(), bs < b)
             }
         };
-        let (err, rel) = errors(&got, &want);
-        Ok((secs, runs, extrapolated, err, rel))
+        let p = PrecisionStats::real(&got, &want)?;
+        Ok((secs, runs, extrapolated, p.max_abs_error, p.relative_error()))
     }
 }
 

@@ -73,7 +73,8 @@ pub(super) fn run(preset: &str, dir: Option<PathBuf>, insecure: bool) -> Result<
         let mut y = decrypt_matrix(&owner.ctx, &owner.sk, &path)?;
         let dec = t.elapsed().as_secs_f64();
         y.dtype = x.dtype;
-        let (max, mean, bits) = precision(&y, &x)?;
+        let p = precision(&y, &x)?;
+        let (max, mean, bits) = (p.max_abs_error, p.mean_abs_error, p.min_bits());
         println!(
             "{:<6} ciphertexts at level {level}: {:.2} MB, encrypt {enc:.2} s, decrypt {dec:.2} s, max abs error {max:.2e}, mean {mean:.2e} ({bits:.1} bits)",
             if seeded { "seeded" } else { "full" },

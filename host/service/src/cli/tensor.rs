@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use hetune_core::Security;
+use hetune_engine::precision::PrecisionStats;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -48,8 +49,8 @@ pub(super) fn encrypt(
     Ok(())
 }
 
-/// Precision of `got` against `want`: max and mean absolute error and bits.
-pub fn precision(got: &Matrix, want: &Matrix) -> Result<(f64, f64, f64)> {
+/// Precision of `got` against the reference `want` (of the same number of values).
+pub fn precision(got: &Matrix, want: &Matrix) -> Result<PrecisionStats> {
     if got.data.len() != want.data.len() {
         return Err(Error::ShapeMismatch {
             what: "reference",
@@ -57,14 +58,7 @@ pub fn precision(got: &Matrix, want: &Matrix) -> Result<(f64, f64, f64)> {
             expected: (got.rows, got.cols),
         });
     }
-    let (mut max, mut sum) = (0f64, 0f64);
-    for (a, b) in got.data.iter().zip(&want.data) {
-        let e = (a - b).abs();
-        max = max.max(e);
-        sum += e;
-    }
-    let mean = sum / got.data.len().max(1) as f64;
-    Ok((max, mean, -max.log2()))
+    Ok(PrecisionStats::real(&got.data, &want.data)?)
 }
 
 pub(super) fn decrypt(
@@ -81,8 +75,7 @@ pub(super) fn decrypt(
     if let Some(r) = reference {
         let want = read_matrix(r)?;
         m.is_vector = want.is_vector;
-        let (max, mean, bits) = precision(&m, &want)?;
-        println!("precision: max abs error {max:.3e}, mean abs error {mean:.3e}, {bits:.1} bits");
+        println!("precision: {}", precision(&m, &want)?);
     }
     write_matrix(out, &m)?;
     println!("decrypted {}x{} in {elapsed:.2} s into {}", m.rows, m.cols, out.display());
