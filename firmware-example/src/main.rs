@@ -256,7 +256,7 @@ fn run_preset(
             heap.step();
             let t = instructions();
             let reader = StorageReader::open(run.public_key)?;
-            let limits = Limits { max_payload: 64 << 20 };
+            let limits = Limits::new(64 << 20, 64 << 20);
             let pk = StoredPublicKey::open(reader, &params, &limits)?;
             defmt::info!(
                 "open_key preset={=str} bytes={=u64} instructions={=u64} heap_peak={=usize}",

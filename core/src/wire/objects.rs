@@ -449,11 +449,13 @@ fn encapsulation_key_body<S: Source>(
     check_expected_len(h.payload_len, 32 + limbs_len(params, iq..iq + 1) + limbs_len(params, ip..ip + 1))?;
     let mut seed = [0u8; 32];
     r.bytes(&mut seed)?;
-    let mut b = RnsPoly::zero(params.n(), 2);
-    r.limb(b.limb_mut(0), &modulus_of(params, iq), iq)?;
-    r.limb(b.limb_mut(1), &modulus_of(params, ip), ip)?;
+    // Budgeted like every decoder: the buffer grows only as limb bytes arrive.
+    let n = params.n();
+    let mut data = Vec::new();
+    r.limb_into(&mut data, n, 2 * n, &modulus_of(params, iq), iq)?;
+    r.limb_into(&mut data, n, 2 * n, &modulus_of(params, ip), ip)?;
     r.finish()?;
-    Ok(EncapsulationKey { seed, b })
+    Ok(EncapsulationKey { seed, b: RnsPoly::from_vec(n, data) })
 }
 
 fn switching_key_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &Context) -> Result<SwitchingKey, Error> {
