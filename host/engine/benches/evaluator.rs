@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hetune_core::ckks::{encrypt_sk, Ciphertext, Complex, Encoder};
 use hetune_core::rlwe::{Context, SecretKey};
 use hetune_core::{Parameters, Security};
-use hetune_engine::evaluator::{EvaluationKeys, Evaluator, KeySpec};
+use hetune_engine::evaluator::{EvaluationKeys, Evaluator, KeyRequest};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -22,10 +22,11 @@ fn setup(preset: &str) -> Setup {
     let ctx = Arc::new(Context::new(Parameters::preset(preset, Security::InsecureForTestingOnly).unwrap()).unwrap());
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let sk = SecretKey::generate(ctx.params(), &mut rng);
-    let spec = KeySpec { relinearization: true, rotations: (1..=8).collect(), conjugation: true };
-    let keys = EvaluationKeys::generate(&ctx, &sk, &spec, &mut rng);
+    let spec =
+        KeyRequest { relinearization: true, rotations: (1..=8).collect(), conjugation: true, encapsulation: None };
+    let keys = EvaluationKeys::generate(&ctx, &sk, &spec, &mut rng).unwrap();
     let ev = Evaluator::new(ctx.clone(), keys).unwrap();
-    ev.expand_keys();
+    ev.expand_keys().unwrap();
     let ls = ctx.params().log_n() - 1;
     let vals: Vec<Complex> = (0..1usize << ls).map(|j| Complex::new((j as f64 * 0.01).sin(), 0.0)).collect();
     let level = ctx.params().max_level();

@@ -7,8 +7,8 @@ use std::time::Instant;
 use hetune_core::ckks::{encrypt_sk, Complex, Encoder};
 use hetune_core::rlwe::{Context, SecretKey};
 use hetune_core::{Parameters, Security};
-use hetune_engine::circuits::bootstrap::{generate_keys, BootstrapConfig, Bootstrapper};
-use hetune_engine::evaluator::Evaluator;
+use hetune_engine::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
+use hetune_engine::evaluator::{EvaluationKeys, Evaluator};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -25,10 +25,10 @@ fn main() {
         cfg.double_angle = r;
         cfg.degree = d;
     }
-    let keys = generate_keys(&ctx, &sk, &cfg, &mut rng).unwrap();
-    let ev = Evaluator::new(ctx.clone(), keys.eval).unwrap();
-    ev.expand_keys();
-    let boot = Bootstrapper::new(&ev, keys.boot, cfg).unwrap();
+    let keys = EvaluationKeys::generate(&ctx, &sk, &cfg.key_request(ctx.params().log_n()), &mut rng).unwrap();
+    let ev = Arc::new(Evaluator::new(ctx.clone(), keys).unwrap());
+    ev.expand_keys().unwrap();
+    let boot = Bootstrapper::new(ev.clone(), cfg).unwrap();
     let enc = Encoder::new(&ctx);
     let log_slots = ctx.params().log_n() - 1;
     let v: Vec<Complex> = (0..1usize << log_slots).map(|j| Complex::new((j as f64).sin(), 0.0)).collect();
@@ -37,7 +37,7 @@ fn main() {
     for _ in 0..2 {
         let start = Instant::now();
         let mut last = start;
-        boot.bootstrap_traced(&ev, &ct, &mut |stage, _| {
+        boot.bootstrap_traced(&ct, &mut |stage, _| {
             let now = Instant::now();
             println!("{stage:<14} {:>8.3} s", (now - last).as_secs_f64());
             last = now;

@@ -8,8 +8,8 @@ use hetune_core::ckks::{decrypt, encrypt_sk, Complex, Encoder};
 use hetune_core::ring::ntt::bit_reverse;
 use hetune_core::rlwe::{Context, SecretKey};
 use hetune_core::{Parameters, Security};
-use hetune_engine::circuits::bootstrap::{generate_keys, BootstrapConfig, Bootstrapper};
-use hetune_engine::evaluator::Evaluator;
+use hetune_engine::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
+use hetune_engine::evaluator::{EvaluationKeys, Evaluator};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -24,9 +24,9 @@ fn main() {
         cfg.double_angle = r;
         cfg.degree = d;
     }
-    let keys = generate_keys(&ctx, &sk, &cfg, &mut rng).unwrap();
-    let ev = Evaluator::new(ctx.clone(), keys.eval).unwrap();
-    let boot = Bootstrapper::new(&ev, keys.boot, cfg).unwrap();
+    let keys = EvaluationKeys::generate(&ctx, &sk, &cfg.key_request(ctx.params().log_n()), &mut rng).unwrap();
+    let ev = Arc::new(Evaluator::new(ctx.clone(), keys).unwrap());
+    let boot = Bootstrapper::new(ev.clone(), cfg).unwrap();
     let enc = Encoder::new(&ctx);
     let log_slots = ctx.params().log_n() - 1;
     let n = 1usize << log_slots;
@@ -36,7 +36,7 @@ fn main() {
     let ct = encrypt_sk(&ctx, &sk, &pt, &mut rng).unwrap().expand(&ctx);
     let k1 = cfg.k as f64 + 1.0;
     let mut raised_coeffs: Vec<f64> = Vec::new();
-    boot.bootstrap_traced(&ev, &ct, &mut |stage, c| {
+    boot.bootstrap_traced(&ct, &mut |stage, c| {
         let dec = decrypt(&ctx, &sk, c).unwrap();
         match stage {
             "raised" => {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use hetune_core::ckks::{encrypt_sk, Complex, Encoder};
 use hetune_core::rlwe::{Context, SecretKey};
 use hetune_core::{Parameters, Security};
-use hetune_engine::evaluator::{EvaluationKeys, Evaluator, KeySpec};
+use hetune_engine::evaluator::{EvaluationKeys, Evaluator, KeyRequest};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -32,11 +32,12 @@ fn main() {
     let keys = EvaluationKeys::generate(
         &ctx,
         &sk,
-        &KeySpec { relinearization: true, rotations: steps.clone(), conjugation: true },
+        &KeyRequest { relinearization: true, rotations: steps.clone(), conjugation: true, encapsulation: None },
         &mut rng,
-    );
+    )
+    .unwrap();
     let ev = Evaluator::new(ctx.clone(), keys).unwrap();
-    ev.expand_keys();
+    ev.expand_keys().unwrap();
     let enc = Encoder::new(&ctx);
     let ls = ctx.params().log_n() - 1;
     let v: Vec<Complex> = (0..1usize << ls).map(|j| Complex::new((j as f64).sin(), 0.0)).collect();

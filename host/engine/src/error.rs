@@ -26,6 +26,15 @@ pub enum Error {
     /// Evaluator: conjugation was asked for but the evaluation keys hold no conjugation key.
     #[error("no conjugation key in the evaluation keys")]
     MissingConjugationKey,
+    /// Evaluator: a key switch by a Galois element without a key.
+    #[error("no Galois key for element {0} in the evaluation keys")]
+    MissingGaloisKey(u64),
+    /// Evaluator: bootstrapping without the encapsulation pair in the evaluation keys.
+    #[error("no encapsulation keys in the evaluation keys (generate them for bootstrapping)")]
+    MissingEncapsulationKeys,
+    /// A key store that cannot deliver a key it lists (a file gone or corrupt).
+    #[error("key store: {0}")]
+    KeyStore(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Evaluator: relinearisation was asked for but the evaluation keys hold no relinearisation key.
     #[error("no relinearisation key in the evaluation keys")]
     MissingRelinearizationKey,

@@ -9,20 +9,20 @@ use hetune_engine::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
 use hetune_engine::circuits::chebyshev::Chebyshev;
 use hetune_engine::circuits::linear::{Diagonals, LinearTransform};
 use hetune_engine::circuits::polynomial::{evaluate, Parity};
-use hetune_engine::evaluator::{Evaluator, KeySpec};
+use hetune_engine::evaluator::{Evaluator, KeyRequest};
 use hetune_testkit::{owner, PrecisionStats};
 use rand_chacha::ChaCha20Rng;
 
 /// The preset's owner (context and secret key), an evaluator with the (cached) keys of `spec`,
 /// and a data generator.
-fn setup(preset: &str, spec: &KeySpec) -> (Arc<Context>, &'static SecretKey, Evaluator, ChaCha20Rng) {
+fn setup(preset: &str, spec: &KeyRequest) -> (Arc<Context>, &'static SecretKey, Evaluator, ChaCha20Rng) {
     let o = owner(preset);
     (o.ctx.clone(), &o.sk, o.evaluator(spec), o.rng(77))
 }
 
 #[test]
 fn polynomial_evaluation_of_sigmoid_and_exp_like_functions() {
-    let spec = KeySpec { relinearization: true, rotations: vec![], conjugation: false };
+    let spec = KeyRequest { relinearization: true, rotations: vec![], conjugation: false, encapsulation: None };
     let (ctx, sk, ev, mut rng) = setup("test-n12-deep", &spec);
     let enc = Encoder::new(&ctx);
     let log_slots = 11;
@@ -73,7 +73,7 @@ fn linear_transform_matches_matrix_vector_product() {
     let mut rotations: Vec<i64> = transforms.iter().flat_map(|t| t.rotations()).collect();
     rotations.sort_unstable();
     rotations.dedup();
-    let spec = KeySpec { relinearization: true, rotations, conjugation: false };
+    let spec = KeyRequest { relinearization: true, rotations, conjugation: false, encapsulation: None };
     let (ctx, sk, ev, mut rng) = setup("test-n12", &spec);
     let enc = Encoder::new(&ctx);
     let v: Vec<Complex> = (0..n).map(|i| Complex::new((i as f64).sin(), (i as f64 * 0.5).cos())).collect();
@@ -94,9 +94,8 @@ fn bootstrapping_at_the_small_preset() {
     let o = owner("test-n12-boot");
     let (ctx, sk, mut rng) = (o.ctx.clone(), &o.sk, o.rng(2024));
     let cfg = BootstrapConfig::default();
-    let keys = o.bootstrap_keys(&cfg);
-    let ev = Evaluator::new(ctx.clone(), keys.eval).unwrap();
-    let boot = Bootstrapper::new(&ev, keys.boot, cfg).unwrap();
+    let ev = Arc::new(o.evaluator(&cfg.key_request(ctx.params().log_n())));
+    let boot = Bootstrapper::new(ev.clone(), cfg).unwrap();
     let enc = Encoder::new(&ctx);
     let log_slots = ctx.params().log_n() - 1;
     let slots = 1usize << log_slots;
@@ -110,8 +109,8 @@ fn bootstrapping_at_the_small_preset() {
     let v: Vec<Complex> = (0..slots).map(|_| Complex::new(uni(), uni())).collect();
     let pt = enc.encode_complex(&v, log_slots, 0, ctx.params().scale()).unwrap();
     let ct = encrypt_sk(&ctx, sk, &pt, &mut rng).unwrap().expand(&ctx);
-    let out = boot.bootstrap(&ev, &ct).unwrap();
-    assert_eq!(out.level, boot.output_level(&ev));
+    let out = boot.bootstrap(&ct).unwrap();
+    assert_eq!(out.level, boot.output_level());
     assert!(out.level >= 9);
     let got = enc.decode_complex(&decrypt(&ctx, sk, &out).unwrap()).unwrap();
     let p = PrecisionStats::complex(&got, &v).unwrap();
@@ -130,7 +129,7 @@ fn bootstrapping_at_the_small_preset() {
         let o = ev.drop_level(&one_ct, cur.level).unwrap();
         let mut prod = ev.mul_relin(&cur, &o).unwrap();
         ev.rescale_assign(&mut prod).unwrap();
-        cur = boot.bootstrap(&ev, &prod).unwrap();
+        cur = boot.bootstrap(&prod).unwrap();
         let got = enc.decode_complex(&decrypt(&ctx, sk, &cur).unwrap()).unwrap();
         let p = PrecisionStats::complex(&got, &v).unwrap();
         eprintln!("round {round}: {:.1} bits", p.min_bits());
@@ -144,16 +143,15 @@ fn sparse_slot_bootstrapping_at_the_small_preset() {
     let (ctx, sk, mut rng) = (o.ctx.clone(), &o.sk, o.rng(7));
     let log_slots = 7;
     let cfg = BootstrapConfig { log_slots: Some(log_slots), ..BootstrapConfig::default() };
-    let keys = o.bootstrap_keys(&cfg);
-    let ev = Evaluator::new(ctx.clone(), keys.eval).unwrap();
-    let boot = Bootstrapper::new(&ev, keys.boot, cfg).unwrap();
+    let ev = Arc::new(o.evaluator(&cfg.key_request(ctx.params().log_n())));
+    let boot = Bootstrapper::new(ev.clone(), cfg).unwrap();
     let enc = Encoder::new(&ctx);
     let v: Vec<Complex> = (0..1usize << log_slots)
         .map(|j| Complex::new(((j * 37 % 101) as f64 / 50.0) - 1.0, ((j * 11 % 53) as f64 / 26.5) - 1.0))
         .collect();
     let pt = enc.encode_complex(&v, log_slots, 1, ctx.params().scale()).unwrap();
     let ct = encrypt_sk(&ctx, sk, &pt, &mut rng).unwrap().expand(&ctx);
-    let out = boot.bootstrap(&ev, &ct).unwrap();
+    let out = boot.bootstrap(&ct).unwrap();
     assert_eq!(out.log_slots, log_slots);
     let got = enc.decode_complex(&decrypt(&ctx, sk, &out).unwrap()).unwrap();
     let p = PrecisionStats::complex(&got, &v).unwrap();
@@ -162,5 +160,5 @@ fn sparse_slot_bootstrapping_at_the_small_preset() {
     // A ciphertext of another slot count is refused with a typed error.
     let full = enc.encode_real(&[0.5], ctx.params().log_n() - 1, 1, ctx.params().scale()).unwrap();
     let full = encrypt_sk(&ctx, sk, &full, &mut rng).unwrap().expand(&ctx);
-    assert!(boot.bootstrap(&ev, &full).is_err());
+    assert!(boot.bootstrap(&full).is_err());
 }

@@ -7,7 +7,7 @@ use hetune_core::ckks::{decrypt, encrypt_sk, Encoder};
 use hetune_core::rlwe::sampling::sparse_ternary;
 use hetune_core::rlwe::{Context, EncapsulationKey, SecretKey, ENCAPSULATION_WEIGHT};
 use hetune_core::{Parameters, Security};
-use hetune_engine::circuits::bootstrap::{generate_keys, BootstrapConfig};
+use hetune_engine::circuits::bootstrap::BootstrapConfig;
 use hetune_engine::evaluator::{EncapsulationSwitch, EvaluationKeys, Evaluator};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -50,6 +50,7 @@ fn bootstrapping_refuses_an_unanalysed_encapsulation_weight() {
     let sk = SecretKey::generate(ctx.params(), &mut rng);
     for weight in [0, 4, 64] {
         let cfg = BootstrapConfig { sparse_weight: weight, ..BootstrapConfig::default() };
-        assert!(generate_keys(&ctx, &sk, &cfg, &mut rng).is_err(), "weight {weight}");
+        let request = cfg.key_request(ctx.params().log_n());
+        assert!(EvaluationKeys::generate(&ctx, &sk, &request, &mut rng).is_err(), "weight {weight}");
     }
 }

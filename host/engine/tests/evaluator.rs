@@ -6,7 +6,7 @@ use std::sync::Arc;
 use hetune_core::ckks::{encrypt_pk, encrypt_sk, Ciphertext, Complex, Encoder};
 use hetune_core::ring::RnsPoly;
 use hetune_core::rlwe::{Context, PublicKey};
-use hetune_engine::evaluator::{Evaluator, KeySpec};
+use hetune_engine::evaluator::{Evaluator, KeyRequest};
 use hetune_engine::Error;
 use hetune_testkit::{owner, Owner, PrecisionStats};
 use rand_chacha::ChaCha20Rng;
@@ -20,7 +20,7 @@ struct Fx {
 }
 
 /// The preset's owner, an evaluator with the (cached) keys of `spec`, and a data generator.
-fn fixture(preset: &str, spec: &KeySpec, seed: u64) -> Fx {
+fn fixture(preset: &str, spec: &KeyRequest, seed: u64) -> Fx {
     let owner = owner(preset);
     Fx { owner, ctx: owner.ctx.clone(), pk: &owner.pk, ev: owner.evaluator(spec), rng: owner.rng(seed) }
 }
@@ -73,13 +73,13 @@ fn assert_bits(got: f64, min: f64, what: &str) {
     assert!(got >= min, "{what}: {got:.1} bits < {min}");
 }
 
-fn n12(spec: &KeySpec, seed: u64) -> Fx {
+fn n12(spec: &KeyRequest, seed: u64) -> Fx {
     fixture("test-n12", spec, seed)
 }
 
 #[test]
 fn add_sub_neg_match_the_reference_and_meet_at_the_lower_level() {
-    let mut fx = n12(&KeySpec::default(), 1);
+    let mut fx = n12(&KeyRequest::default(), 1);
     let slots = 1 << fx.log_slots();
     let (a, b) = (values(slots, 0.1), values(slots, 2.3));
     let top = fx.top();
@@ -106,7 +106,7 @@ fn add_sub_neg_match_the_reference_and_meet_at_the_lower_level() {
 
 #[test]
 fn plaintext_and_constant_operations_at_chosen_scales() {
-    let mut fx = n12(&KeySpec::default(), 2);
+    let mut fx = n12(&KeyRequest::default(), 2);
     let ls = fx.log_slots();
     let slots = 1 << ls;
     let top = fx.top();
@@ -164,7 +164,7 @@ fn plaintext_and_constant_operations_at_chosen_scales() {
 
 #[test]
 fn monomials_and_i_are_exact() {
-    let mut fx = n12(&KeySpec::default(), 3);
+    let mut fx = n12(&KeyRequest::default(), 3);
     let slots = 1 << fx.log_slots();
     let n = fx.ctx.n();
     let a = values(slots, 0.9);
@@ -194,7 +194,7 @@ fn monomials_and_i_are_exact() {
 
 #[test]
 fn mul_relin_and_rescale_at_test_n12() {
-    let mut fx = n12(&KeySpec { relinearization: true, ..Default::default() }, 4);
+    let mut fx = n12(&KeyRequest { relinearization: true, ..Default::default() }, 4);
     let slots = 1 << fx.log_slots();
     let (a, b) = (values(slots, 0.2), values(slots, 0.5));
     let top = fx.top();
@@ -225,7 +225,7 @@ fn mul_relin_and_rescale_at_test_n12() {
 
 #[test]
 fn chain_of_ten_multiplications_keeps_20_bits() {
-    let mut fx = fixture("test-n12-deep", &KeySpec { relinearization: true, ..Default::default() }, 5);
+    let mut fx = fixture("test-n12-deep", &KeyRequest { relinearization: true, ..Default::default() }, 5);
     let slots = 1 << fx.log_slots();
     let top = fx.top();
     assert!(top >= 10);
@@ -247,7 +247,7 @@ fn chain_of_ten_multiplications_keeps_20_bits() {
 
 #[test]
 fn scales_are_reconciled_or_refused() {
-    let mut fx = n12(&KeySpec { relinearization: true, ..Default::default() }, 6);
+    let mut fx = n12(&KeyRequest { relinearization: true, ..Default::default() }, 6);
     let slots = 1 << fx.log_slots();
     let top = fx.top();
     let s = fx.ctx.params().scale();
@@ -278,7 +278,7 @@ fn scales_are_reconciled_or_refused() {
 }
 
 fn rotation_fixture(seed: u64) -> Fx {
-    n12(&KeySpec::power_of_two(11), seed)
+    n12(&KeyRequest::power_of_two(11), seed)
 }
 
 #[test]
@@ -364,7 +364,7 @@ fn rotate_and_sum_helpers() {
 fn errors_name_what_is_missing() {
     let fx = owner("test-n12");
     let (ctx, sk, mut rng) = (fx.ctx.clone(), &fx.sk, fx.rng(10));
-    let spec = KeySpec { relinearization: false, rotations: vec![4], conjugation: false };
+    let spec = KeyRequest { relinearization: false, rotations: vec![4], conjugation: false, encapsulation: None };
     let keys = fx.eval_keys(&spec);
 
     // Keys of another parameter set.
@@ -415,7 +415,7 @@ fn errors_name_what_is_missing() {
 
 #[test]
 fn n16_boot_mul_relin_then_rescale_keeps_25_bits() {
-    let mut fx = fixture("n16-boot", &KeySpec { relinearization: true, ..Default::default() }, 11);
+    let mut fx = fixture("n16-boot", &KeyRequest { relinearization: true, ..Default::default() }, 11);
     let slots = 1 << fx.log_slots();
     let (a, b) = (values(slots, 0.15), values(slots, 1.35));
     // The computation levels (the top ones are bootstrapping primes of 56-60 bits).

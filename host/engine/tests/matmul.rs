@@ -60,7 +60,7 @@ mod encrypted {
     use std::sync::Arc;
 
     use hetune_core::rlwe::{Context, SecretKey};
-    use hetune_engine::evaluator::{Evaluator, KeySpec};
+    use hetune_engine::evaluator::{Evaluator, KeyRequest};
     use hetune_engine::learning::baselines::{privgd_abt, privgd_atb, ColumnPacked, EntryPacked};
     use hetune_engine::learning::*;
     use hetune_testkit::{abt, assert_close, atb, owner, uniform as random, Owner};
@@ -76,7 +76,7 @@ mod encrypted {
     /// test-n12 with the rotation keys `steps` (plus relinearisation and conjugation).
     pub fn fixture(steps: Vec<i64>, seed: u64) -> (Fx, Evaluator) {
         let owner = owner("test-n12");
-        let spec = KeySpec { relinearization: true, rotations: steps, conjugation: true };
+        let spec = KeyRequest { relinearization: true, rotations: steps, conjugation: true, encapsulation: None };
         let fx = Fx { owner, ctx: owner.ctx.clone(), sk: &owner.sk, rng: owner.rng(seed) };
         (fx, owner.evaluator(&spec))
     }

@@ -13,8 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use hetune_core::ckks::{decrypt, encrypt_sk, Ciphertext, Complex, Encoder};
 use hetune_core::rlwe::{Context, PublicKey, SecretKey};
 use hetune_core::{Parameters, Security};
-use hetune_engine::circuits::bootstrap::{generate_keys, BootstrapConfig, BootstrapKeySet};
-use hetune_engine::evaluator::{EvaluationKeys, Evaluator, KeySpec};
+use hetune_engine::evaluator::{EvaluationKeys, Evaluator, KeyRequest};
 pub use hetune_engine::learning::reference::{abt, atb};
 pub use hetune_engine::precision::PrecisionStats;
 use rand_chacha::ChaCha20Rng;
@@ -31,7 +30,6 @@ pub struct Owner {
     /// Public key.
     pub pk: PublicKey,
     eval: Cache<EvaluationKeys>,
-    boot: Cache<BootstrapKeySet>,
 }
 
 /// Values made once per key (a request's `Debug` form), in parallel across keys.
@@ -64,7 +62,7 @@ pub fn owner(preset: &str) -> &'static Owner {
         let mut rng = ChaCha20Rng::seed_from_u64(seed_of(preset));
         let sk = SecretKey::generate(ctx.params(), &mut rng);
         let pk = PublicKey::generate(&ctx, &sk, &mut rng);
-        Box::leak(Box::new(Owner { preset, ctx, sk, pk, eval: Cache::new(), boot: Cache::new() }))
+        Box::leak(Box::new(Owner { preset, ctx, sk, pk, eval: Cache::new() }))
     })
 }
 
@@ -79,24 +77,21 @@ impl Owner {
         ChaCha20Rng::seed_from_u64(seed ^ seed_of(self.preset))
     }
 
-    /// The evaluation keys of `spec` (generated on the first request of the process).
-    pub fn eval_keys(&self, spec: &KeySpec) -> EvaluationKeys {
-        self.eval.get(format!("{spec:?}"), || {
-            EvaluationKeys::generate(&self.ctx, &self.sk, spec, &mut self.rng(seed_of(&format!("{spec:?}"))))
+    /// The evaluation keys of `request` (generated on the first request of the process; a
+    /// bootstrapping configuration's keys come from [`BootstrapConfig::key_request`]).
+    ///
+    /// [`BootstrapConfig::key_request`]: hetune_engine::circuits::bootstrap::BootstrapConfig::key_request
+    pub fn eval_keys(&self, request: &KeyRequest) -> EvaluationKeys {
+        let key = format!("{request:?}");
+        self.eval.get(key.clone(), || {
+            EvaluationKeys::generate(&self.ctx, &self.sk, request, &mut self.rng(seed_of(&key)))
+                .expect("keys this preset can have")
         })
     }
 
-    /// An evaluator with the evaluation keys of `spec`.
-    pub fn evaluator(&self, spec: &KeySpec) -> Evaluator {
-        Evaluator::new(self.ctx.clone(), self.eval_keys(spec)).expect("keys of this context")
-    }
-
-    /// Every key bootstrapping with `cfg` needs (generated on the first request of the process).
-    pub fn bootstrap_keys(&self, cfg: &BootstrapConfig) -> BootstrapKeySet {
-        self.boot.get(format!("{cfg:?}"), || {
-            generate_keys(&self.ctx, &self.sk, cfg, &mut self.rng(seed_of(&format!("{cfg:?}"))))
-                .expect("a bootstrappable preset")
-        })
+    /// An evaluator with the evaluation keys of `request`.
+    pub fn evaluator(&self, request: &KeyRequest) -> Evaluator {
+        Evaluator::new(self.ctx.clone(), self.eval_keys(request)).expect("keys of this context")
     }
 
     /// The top level.

@@ -24,20 +24,16 @@
 
 use std::f64::consts::PI;
 
-use hetune_core::ckks::Ciphertext;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use hetune_core::rlwe::keys::SecretPoly;
-use hetune_core::rlwe::sampling::{fresh_seed, sparse_ternary};
-use hetune_core::rlwe::{Context, EncapsulationKey, SecretKey, SwitchingKey, SwitchingKind, ENCAPSULATION_WEIGHT};
-use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
+use hetune_core::ckks::Ciphertext;
+use hetune_core::rlwe::ENCAPSULATION_WEIGHT;
 
 use super::chebyshev::Chebyshev;
 use super::dft::{coeff_to_slot, slot_to_coeff};
 use super::linear::LinearTransform;
 use super::polynomial::{self, Parity};
-use crate::evaluator::{EncapsulationSwitch, EvaluationKeys, Evaluator, KeySpec, SecretSwitchKey};
+use crate::evaluator::{EncapsulationRequest, Evaluator, KeyRequest};
 use crate::Error;
 
 /// Tunables of the bootstrapping circuit.
@@ -106,6 +102,18 @@ impl BootstrapConfig {
         Ok(())
     }
 
+    /// Every key bootstrapping with this configuration needs at ring degree `2^log_n`:
+    /// relinearisation, conjugation, the rotations of [`rotation_steps`] and the encapsulation
+    /// pair.
+    pub fn key_request(&self, log_n: u32) -> KeyRequest {
+        KeyRequest {
+            relinearization: true,
+            rotations: rotation_steps(self, log_n),
+            conjugation: true,
+            encapsulation: Some(EncapsulationRequest { sparse_weight: self.sparse_weight }),
+        }
+    }
+
     /// Slot count exponent for ring degree `2^log_n`.
     pub fn slots(&self, log_n: u32) -> u32 {
         self.log_slots.unwrap_or(log_n - 1).min(log_n - 1)
@@ -127,34 +135,6 @@ impl BootstrapConfig {
     }
 }
 
-/// The owner-generated keys bootstrapping needs besides the evaluator's.
-#[derive(Clone)]
-pub struct BootstrapKeys {
-    /// Switches a level-0 ciphertext from `s` to the sparse secret `s'` (over `q_0 p_0` only).
-    pub to_sparse: EncapsulationKey,
-    /// Switches `s' -> s`.
-    pub to_dense: SwitchingKey,
-}
-
-/// Every key a bootstrapping host needs: the evaluator's (relinearisation, the rotations of the
-/// DFT matrices, conjugation) and the encapsulation pair.
-#[derive(Clone)]
-pub struct BootstrapKeySet {
-    /// Evaluator keys.
-    pub eval: EvaluationKeys,
-    /// Encapsulation keys.
-    pub boot: BootstrapKeys,
-}
-
-impl BootstrapKeySet {
-    /// Total bytes of key material held in memory (both halves of every key, as used).
-    pub fn bytes(&self, ctx: &Context) -> u64 {
-        let per_key = 2 * ctx.params().dnum() as u64 * ctx.qp().len() as u64 * ctx.n() as u64 * 8;
-        let count = self.eval.galois.len() as u64 + u64::from(self.eval.relin.is_some()) + 1;
-        count * per_key + 2 * 2 * ctx.n() as u64 * 8
-    }
-}
-
 /// Rotation steps bootstrapping needs at ring degree `2^log_n` (the matrices' and, for sparse
 /// packings, the trace's).
 pub fn rotation_steps(cfg: &BootstrapConfig, log_n: u32) -> Vec<i64> {
@@ -167,63 +147,24 @@ pub fn rotation_steps(cfg: &BootstrapConfig, log_n: u32) -> Vec<i64> {
     steps
 }
 
-/// Owner side: generates every bootstrapping key for `sk`.
-pub fn generate_keys<R: RngCore + CryptoRng>(
-    ctx: &Context,
-    sk: &SecretKey,
-    cfg: &BootstrapConfig,
-    rng: &mut R,
-) -> Result<BootstrapKeySet, Error> {
-    generate_keys_with_progress(ctx, sk, cfg, rng, &|_, _| {})
-}
-
-/// [`generate_keys`], calling `progress(done, total)` as keys complete (from worker threads).
-pub fn generate_keys_with_progress<R: RngCore + CryptoRng>(
-    ctx: &Context,
-    sk: &SecretKey,
-    cfg: &BootstrapConfig,
-    rng: &mut R,
-    progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<BootstrapKeySet, Error> {
-    cfg.check()?;
-    let n = ctx.n();
-    let spec =
-        KeySpec { relinearization: true, rotations: rotation_steps(cfg, ctx.params().log_n()), conjugation: true };
-    let total = EvaluationKeys::count(ctx, &spec) + 2;
-    let done = AtomicUsize::new(0);
-    progress(0, total);
-    let tick = |()| progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-    let eval = EvaluationKeys::generate_with_progress(ctx, sk, &spec, rng, &tick);
-    let mut r = ChaCha20Rng::from_seed(fresh_seed(rng));
-    let mut sparse = vec![0i8; n];
-    sparse_ternary(&mut r, cfg.sparse_weight, &mut sparse);
-    let s_sparse = SecretKey::from_coeffs(sparse);
-    let limbs = ctx.qp().len();
-    let sparse_ntt: SecretPoly = s_sparse.to_ntt(ctx, limbs);
-    let to_sparse = EncapsulationKey::generate(ctx, sk, &s_sparse, &mut r)?;
-    tick(());
-    let to_dense =
-        SwitchingKey::generate(ctx, sk, &sparse_ntt, SwitchingKind::Encapsulation { to_sparse: false }, &mut r);
-    tick(());
-    Ok(BootstrapKeySet { eval, boot: BootstrapKeys { to_sparse, to_dense } })
-}
-
-/// Host side: bootstraps ciphertexts.
+/// Host side: bootstraps ciphertexts with its evaluator.
 pub struct Bootstrapper {
+    ev: Arc<Evaluator>,
     cfg: BootstrapConfig,
     cts: Vec<LinearTransform>,
     stc: Vec<LinearTransform>,
     sine: Chebyshev,
-    to_sparse: EncapsulationSwitch,
-    to_dense: SecretSwitchKey,
     log_slots: u32,
 }
 
 impl Bootstrapper {
-    /// Prepares the circuit for the evaluator's parameters and `cfg.log_slots`. The evaluator must hold
-    /// the keys of [`generate_keys`].
-    pub fn new(ev: &Evaluator, keys: BootstrapKeys, cfg: BootstrapConfig) -> Result<Self, Error> {
+    /// Prepares the circuit for the evaluator's parameters and `cfg.log_slots`. The evaluator must
+    /// hold the keys of [`BootstrapConfig::key_request`].
+    pub fn new(ev: Arc<Evaluator>, cfg: BootstrapConfig) -> Result<Self, Error> {
         cfg.check()?;
+        if !ev.has_encapsulation_keys() {
+            return Err(Error::MissingEncapsulationKeys);
+        }
         let ctx = ev.context();
         let params = ctx.params();
         if params.boot_limbs() + cfg.stc_levels < cfg.depth() {
@@ -239,15 +180,7 @@ impl Bootstrapper {
         let k1 = cfg.k as f64 + 1.0;
         let r = cfg.double_angle as i32;
         let sine = Chebyshev::interpolate(|y| (2.0 * PI * (k1 * y - 0.25) / 2f64.powi(r)).cos(), -1.0, 1.0, cfg.degree);
-        Ok(Bootstrapper {
-            cfg,
-            cts,
-            stc,
-            sine,
-            to_sparse: EncapsulationSwitch::new(ctx, keys.to_sparse)?,
-            to_dense: SecretSwitchKey::new(ctx, keys.to_dense)?,
-            log_slots,
-        })
+        Ok(Bootstrapper { ev, cfg, cts, stc, sine, log_slots })
     }
 
     fn boost_bits(q0: f64, scale: f64, cfg: &BootstrapConfig, log_slots: u32) -> u32 {
@@ -265,15 +198,20 @@ impl Bootstrapper {
         &self.cfg
     }
 
+    /// The evaluator.
+    pub fn evaluator(&self) -> &Arc<Evaluator> {
+        &self.ev
+    }
+
     /// Level of a bootstrapped ciphertext.
-    pub fn output_level(&self, ev: &Evaluator) -> usize {
-        ev.context().params().max_level() - self.cfg.depth()
+    pub fn output_level(&self) -> usize {
+        self.ev.context().params().max_level() - self.cfg.depth()
     }
 
     /// Refreshes `ct` (any level, full slots, scale about the parameter set's default): the
     /// result holds the same slots at [`Bootstrapper::output_level`] and the default scale.
-    pub fn bootstrap(&self, ev: &Evaluator, ct: &Ciphertext) -> Result<Ciphertext, Error> {
-        self.bootstrap_traced(ev, ct, &mut |_, _| {})
+    pub fn bootstrap(&self, ct: &Ciphertext) -> Result<Ciphertext, Error> {
+        self.bootstrap_traced(ct, &mut |_, _| {})
     }
 
     /// [`Bootstrapper::bootstrap`], handing every intermediate ciphertext to `trace` with the
@@ -281,10 +219,10 @@ impl Bootstrapper {
     /// for precision diagnostics.
     pub fn bootstrap_traced(
         &self,
-        ev: &Evaluator,
         ct: &Ciphertext,
         trace: &mut dyn FnMut(&str, &Ciphertext),
     ) -> Result<Ciphertext, Error> {
+        let ev = &*self.ev;
         if ct.log_slots != self.log_slots {
             return Err(Error::SlotCountMismatch { left: ct.log_slots, right: self.log_slots });
         }
@@ -298,9 +236,10 @@ impl Bootstrapper {
         let mut low = ev.drop_level(&ev.relinearize(ct)?, 0)?;
         let boost = Self::boost_bits(ctx.q()[0].value() as f64, params.scale(), &self.cfg, self.log_slots);
         ev.mul_integer_assign(&mut low, 1i64 << boost)?;
-        let low = ev.encapsulate(&low, &self.to_sparse)?;
+        let keys = ev.encapsulation_keys()?;
+        let low = ev.encapsulate(&low, &keys.to_sparse)?;
         let raised = ev.mod_raise(&low, top)?;
-        let mut x = ev.switch_secret(&raised, &self.to_dense)?;
+        let mut x = ev.switch_secret(&raised, &keys.to_dense)?;
         x.scale = ctx.q()[0].value() as f64;
         // Sparse packing: the trace onto the subring of X^(N/2n) (sum of the automorphisms
         // X -> X^(5^(n 2^i)) composed), which keeps gap * (m + q_0 I) on the subring's

@@ -1,8 +1,12 @@
-//! Evaluation keys as the evaluator holds them: the owner's switching keys, with their uniform
-//! halves expanded once and cached (re-expanding ChaCha20 on every key switch would cost more
-//! than the key switch), plus host-side generation for tests and benchmarks.
+//! Evaluation keys: one key set (relinearisation, Galois keys by element, the optional
+//! encapsulation pair of bootstrapping), one serialisable key request that a server computes from
+//! what it will run and the owner fulfils, and the [`KeyStore`] trait through which an evaluator
+//! takes its keys (in memory: [`EvaluationKeys`]; on disk: the service crate's bundle store).
+//! Keys as the evaluator holds them have their uniform halves expanded once and cached
+//! (re-expanding ChaCha20 on every key switch would cost more than the key switch).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use hetune_core::ring::automorphism::{
@@ -10,39 +14,81 @@ use hetune_core::ring::automorphism::{
 };
 use hetune_core::ring::montgomery::Montgomery;
 use hetune_core::ring::RnsPoly;
-use hetune_core::rlwe::{Context, SecretKey, SwitchingKey, SwitchingKind};
+use hetune_core::rlwe::keys::SecretPoly;
+use hetune_core::rlwe::sampling::{fresh_seed, sparse_ternary};
+use hetune_core::rlwe::{Context, EncapsulationKey, SecretKey, SwitchingKey, SwitchingKind};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
-/// The keys an evaluator may use: a relinearisation key and Galois keys by Galois element
-/// (rotations `5^k mod 2N` and conjugation `2N - 1`).
-#[derive(Clone, Debug, Default)]
-pub struct EvaluationKeys {
-    /// Relinearisation key (`s^2 -> s`).
-    pub relin: Option<SwitchingKey>,
-    /// Galois keys, by Galois element.
-    pub galois: BTreeMap<u64, SwitchingKey>,
-}
-
-/// Which keys [`EvaluationKeys::generate`] makes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeySpec {
+/// The keys a computation needs, as a server asks the owner for them: serialisable (JSON in the
+/// service), merged from every circuit the server will run (a bootstrapping configuration
+/// contributes its rotations and the encapsulation pair), fulfilled by
+/// [`EvaluationKeys::generate`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeyRequest {
     /// Whether to make a relinearisation key.
     pub relinearization: bool,
     /// Rotation steps (left rotations; negative steps rotate right).
     pub rotations: Vec<i64>,
     /// Whether to make a conjugation key.
     pub conjugation: bool,
+    /// Bootstrapping's encapsulation pair, with the Hamming weight of its sparse secret.
+    pub encapsulation: Option<EncapsulationRequest>,
 }
 
-impl KeySpec {
+/// The encapsulation pair asked for by a [`KeyRequest`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EncapsulationRequest {
+    /// Hamming weight of the sparse encapsulation secret.
+    pub sparse_weight: usize,
+}
+
+impl KeyRequest {
     /// The default set: relinearisation, conjugation and the rotations by every power of two
     /// below the slot count, from which [`super::Evaluator::rotate`] composes any step.
     pub fn power_of_two(log_slots: u32) -> Self {
-        KeySpec { relinearization: true, rotations: power_of_two_steps(log_slots), conjugation: true }
+        KeyRequest {
+            relinearization: true,
+            rotations: power_of_two_steps(log_slots),
+            conjugation: true,
+            encapsulation: None,
+        }
+    }
+
+    /// Adds what `other` asks for.
+    pub fn merge(&mut self, other: &KeyRequest) {
+        self.relinearization |= other.relinearization;
+        self.conjugation |= other.conjugation;
+        self.rotations.extend(&other.rotations);
+        self.rotations.sort_unstable();
+        self.rotations.dedup();
+        if self.encapsulation.is_none() {
+            self.encapsulation = other.encapsulation;
+        }
+    }
+
+    /// The Galois elements asked for at ring degree `n` (rotations, then conjugation), without
+    /// repeats; a step that is a multiple of `N/2` needs no key.
+    pub fn galois_elements(&self, n: usize) -> Vec<u64> {
+        let mut out: Vec<u64> = Vec::new();
+        let conj = self.conjugation.then(|| galois_element_conjugate(n));
+        for g in self.rotations.iter().map(|&s| galois_element_for_step(s, n)).chain(conj) {
+            if g != 1 && !out.contains(&g) {
+                out.push(g);
+            }
+        }
+        out
+    }
+
+    /// Number of keys (switching keys and the encapsulation pair's two) the request makes.
+    pub fn count(&self, n: usize) -> usize {
+        usize::from(self.relinearization)
+            + self.galois_elements(n).len()
+            + 2 * usize::from(self.encapsulation.is_some())
     }
 }
 
@@ -51,50 +97,104 @@ pub fn power_of_two_steps(log_slots: u32) -> Vec<i64> {
     (0..log_slots).map(|k| 1i64 << k).collect()
 }
 
+/// Bootstrapping's encapsulation pair: to the sparse secret (over `q_0 p_0`, see
+/// [`EncapsulationKey`]) and back to the dense one (a full switching key).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncapsulationKeys {
+    /// Switches `s -> s'` (dense to the sparse encapsulation secret), at level 0.
+    pub to_sparse: EncapsulationKey,
+    /// Switches `s' -> s`.
+    pub to_dense: SwitchingKey,
+}
+
+impl EncapsulationKeys {
+    /// Owner side: samples a sparse secret of Hamming weight `weight` and makes both keys.
+    pub fn generate<R: RngCore + CryptoRng>(
+        ctx: &Context,
+        sk: &SecretKey,
+        weight: usize,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
+        let n = ctx.n();
+        let mut r = ChaCha20Rng::from_seed(fresh_seed(rng));
+        let mut sparse = vec![0i8; n];
+        sparse_ternary(&mut r, weight, &mut sparse);
+        let s_sparse = SecretKey::from_coeffs(sparse);
+        let sparse_ntt: SecretPoly = s_sparse.to_ntt(ctx, ctx.qp().len());
+        let to_sparse = EncapsulationKey::generate(ctx, sk, &s_sparse, &mut r)?;
+        let to_dense =
+            SwitchingKey::generate(ctx, sk, &sparse_ntt, SwitchingKind::Encapsulation { to_sparse: false }, &mut r);
+        Ok(EncapsulationKeys { to_sparse, to_dense })
+    }
+}
+
+/// One evaluation-key set: a relinearisation key, Galois keys by Galois element (rotations
+/// `5^k mod 2N` and conjugation `2N - 1`) and bootstrapping's encapsulation pair. It is also
+/// the in-memory [`KeyStore`].
+#[derive(Clone, Debug, Default)]
+pub struct EvaluationKeys {
+    /// Relinearisation key (`s^2 -> s`).
+    pub relin: Option<SwitchingKey>,
+    /// Galois keys, by Galois element.
+    pub galois: BTreeMap<u64, SwitchingKey>,
+    /// Bootstrapping's encapsulation pair.
+    pub encapsulation: Option<EncapsulationKeys>,
+}
+
 impl EvaluationKeys {
     /// An empty key set.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds a key where its kind says it belongs (replacing a key of the same kind).
-    pub fn insert(&mut self, key: SwitchingKey) {
+    /// Adds a relinearisation or Galois key where its kind says it belongs (replacing a key of
+    /// the same kind); the encapsulation pair is set as a pair ([`EvaluationKeys::encapsulation`]).
+    pub fn insert(&mut self, key: SwitchingKey) -> Result<(), Error> {
         match key.kind {
             SwitchingKind::Relinearization => self.relin = Some(key),
             SwitchingKind::Galois(g) => {
                 self.galois.insert(g, key);
             }
-            // Encapsulation keys belong to bootstrapping (`circuits::bootstrap::BootstrapKeys`).
-            SwitchingKind::Encapsulation { .. } => {}
+            SwitchingKind::Encapsulation { .. } => {
+                return Err(Error::InvalidArgument("an encapsulation key goes in as the encapsulation pair"))
+            }
         }
+        Ok(())
     }
 
-    /// Generates the keys of `spec` for `sk`, in parallel (each key from its own ChaCha20 stream
-    /// seeded by `rng`). Owners normally make their keys with the core; this serves tests,
-    /// benchmarks and owner-side tools on a workstation.
-    pub fn generate<R: RngCore + CryptoRng>(ctx: &Context, sk: &SecretKey, spec: &KeySpec, rng: &mut R) -> Self {
-        Self::generate_with_progress(ctx, sk, spec, rng, &|()| {})
+    /// Owner side: generates the keys of `request` for `sk`, in parallel (each key from its own
+    /// ChaCha20 stream seeded by `rng`). Owners on a device make their keys with the core; this
+    /// serves the owner's workstation, tests and benchmarks.
+    pub fn generate<R: RngCore + CryptoRng>(
+        ctx: &Context,
+        sk: &SecretKey,
+        request: &KeyRequest,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
+        Self::generate_with_progress(ctx, sk, request, rng, &|_, _| {})
     }
 
-    /// [`EvaluationKeys::generate`], calling `tick(())` from the worker threads as each key is
-    /// done ([`EvaluationKeys::count`] ticks in all).
+    /// [`EvaluationKeys::generate`], calling `progress(done, total)` (from worker threads) as
+    /// keys complete; `total` is [`KeyRequest::count`].
     pub fn generate_with_progress<R: RngCore + CryptoRng>(
         ctx: &Context,
         sk: &SecretKey,
-        spec: &KeySpec,
+        request: &KeyRequest,
         rng: &mut R,
-        tick: &(dyn Fn(()) + Sync),
-    ) -> Self {
-        let kinds = Self::kinds(ctx, spec);
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Self, Error> {
+        let n = ctx.n();
+        let total = request.count(n);
+        let done = AtomicUsize::new(0);
+        let tick = || progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+        progress(0, total);
+        let mut kinds: Vec<SwitchingKind> = Vec::new();
+        if request.relinearization {
+            kinds.push(SwitchingKind::Relinearization);
+        }
+        kinds.extend(request.galois_elements(n).into_iter().map(SwitchingKind::Galois));
         // One ChaCha20 stream per key, seeded in order from the caller's CSPRNG.
-        let seeds: Vec<[u8; 32]> = kinds
-            .iter()
-            .map(|_| {
-                let mut s = [0u8; 32];
-                rng.fill_bytes(&mut s);
-                s
-            })
-            .collect();
+        let seeds: Vec<[u8; 32]> = kinds.iter().map(|_| fresh_seed(rng)).collect();
         let keys: Vec<SwitchingKey> = kinds
             .par_iter()
             .zip(seeds)
@@ -104,39 +204,68 @@ impl EvaluationKeys {
                     SwitchingKind::Galois(g) => SwitchingKey::galois(ctx, sk, g, &mut r),
                     _ => SwitchingKey::relinearization(ctx, sk, &mut r),
                 };
-                tick(());
+                tick();
                 key
             })
             .collect();
         let mut out = EvaluationKeys::new();
         for k in keys {
-            out.insert(k);
+            out.insert(k)?;
         }
-        out
+        if let Some(e) = request.encapsulation {
+            out.encapsulation = Some(EncapsulationKeys::generate(ctx, sk, e.sparse_weight, rng)?);
+            tick();
+            tick();
+        }
+        Ok(out)
     }
 
-    /// How many keys [`EvaluationKeys::generate`] makes for `spec`.
-    pub fn count(ctx: &Context, spec: &KeySpec) -> usize {
-        Self::kinds(ctx, spec).len()
+    /// Total bytes of key material held in memory (both halves of every key, as used).
+    pub fn bytes(&self, ctx: &Context) -> u64 {
+        let per_key = 2 * ctx.params().dnum() as u64 * ctx.qp().len() as u64 * ctx.n() as u64 * 8;
+        let switching =
+            self.galois.len() as u64 + u64::from(self.relin.is_some()) + u64::from(self.encapsulation.is_some());
+        // The encapsulation key to the sparse secret: two limbs of b and of a.
+        switching * per_key + u64::from(self.encapsulation.is_some()) * 2 * 2 * ctx.n() as u64 * 8
     }
+}
 
-    fn kinds(ctx: &Context, spec: &KeySpec) -> Vec<SwitchingKind> {
-        let n = ctx.n();
-        let mut kinds = Vec::new();
-        if spec.relinearization {
-            kinds.push(SwitchingKind::Relinearization);
-        }
-        for &step in &spec.rotations {
-            let g = galois_element_for_step(step, n);
-            if g != 1 && !kinds.contains(&SwitchingKind::Galois(g)) {
-                kinds.push(SwitchingKind::Galois(g));
-            }
-        }
-        let g = galois_element_conjugate(n);
-        if spec.conjugation && !kinds.contains(&SwitchingKind::Galois(g)) {
-            kinds.push(SwitchingKind::Galois(g));
-        }
-        kinds
+/// Where an evaluator takes its keys from: what is held is listed up front (cheaply), each key
+/// is loaded when first used. [`EvaluationKeys`] is the in-memory store; the service crate has
+/// one over a key bundle on disk, so a server need not hold gigabytes of keys in memory.
+pub trait KeyStore: Send + Sync {
+    /// Whether a relinearisation key is held.
+    fn has_relinearization(&self) -> bool;
+    /// The Galois elements with a key.
+    fn galois_elements(&self) -> Vec<u64>;
+    /// Whether the encapsulation pair is held.
+    fn has_encapsulation(&self) -> bool;
+    /// The relinearisation key.
+    fn relinearization(&self) -> Result<SwitchingKey, Error>;
+    /// The Galois key of element `g`.
+    fn galois(&self, g: u64) -> Result<SwitchingKey, Error>;
+    /// The encapsulation pair.
+    fn encapsulation(&self) -> Result<EncapsulationKeys, Error>;
+}
+
+impl KeyStore for EvaluationKeys {
+    fn has_relinearization(&self) -> bool {
+        self.relin.is_some()
+    }
+    fn galois_elements(&self) -> Vec<u64> {
+        self.galois.keys().copied().collect()
+    }
+    fn has_encapsulation(&self) -> bool {
+        self.encapsulation.is_some()
+    }
+    fn relinearization(&self) -> Result<SwitchingKey, Error> {
+        self.relin.clone().ok_or(Error::MissingRelinearizationKey)
+    }
+    fn galois(&self, g: u64) -> Result<SwitchingKey, Error> {
+        self.galois.get(&g).cloned().ok_or(Error::MissingGaloisKey(g))
+    }
+    fn encapsulation(&self) -> Result<EncapsulationKeys, Error> {
+        self.encapsulation.clone().ok_or(Error::MissingEncapsulationKeys)
     }
 }
 

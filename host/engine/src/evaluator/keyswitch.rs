@@ -161,7 +161,7 @@ impl Evaluator {
         let q_len = ctx.q_len();
         let alpha = ctx.params().alpha();
         let ntt = ctx.ntt();
-        let conv = &self.moddown;
+        let conv = self.ctx.p_to_q();
         let Workspace { ext, acc, yp, conv: cbuf, v, .. } = ws;
         let ext: &[u64] = ext;
 
@@ -246,7 +246,7 @@ impl Evaluator {
         match ct.c.len() {
             2 => Ok(ct.clone()),
             3 => {
-                let key = self.relin.as_ref().ok_or(crate::Error::MissingRelinearizationKey)?;
+                let key = self.keys.relin(&self.ctx)?;
                 let mut out = Ciphertext {
                     c: vec![ct.c[0].clone(), ct.c[1].clone()],
                     level: ct.level,
@@ -258,7 +258,7 @@ impl Evaluator {
                 self.key_switch_add(
                     ct.c[2].as_slice(),
                     ct.level,
-                    key,
+                    &key,
                     &mut ws,
                     o0[0].as_mut_slice(),
                     o1[0].as_mut_slice(),

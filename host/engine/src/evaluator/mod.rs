@@ -9,6 +9,7 @@
 //! [`Evaluator::map_par`]. Scratch memory comes from a pool, so hot loops never allocate.
 
 pub mod arithmetic;
+mod held_keys;
 pub mod keys;
 pub mod keyswitch;
 pub mod multiply;
@@ -18,18 +19,19 @@ pub mod secret_switch;
 pub mod sums;
 mod workspace;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use hetune_core::ckks::Ciphertext;
 use hetune_core::ring::montgomery::Montgomery;
 use hetune_core::ring::{BasisConverter, Modulus, Rescaler, RnsPoly};
-use hetune_core::rlwe::{Context, SwitchingKind};
+use hetune_core::rlwe::Context;
 use rayon::prelude::*;
 
 use crate::Error;
-use keys::KeyEntry;
-pub use keys::{power_of_two_steps, EvaluationKeys, KeySpec};
+use held_keys::HeldKeys;
+pub use held_keys::PreparedEncapsulation;
+pub use keys::{power_of_two_steps, EncapsulationKeys, EncapsulationRequest, EvaluationKeys, KeyRequest, KeyStore};
 use rotation::RotationPlan;
 pub use secret_switch::{EncapsulationSwitch, SecretSwitchKey};
 use workspace::{Dims, WorkspacePool};
@@ -42,16 +44,13 @@ pub const SCALE_TOLERANCE: f64 = 1.0 / (1u64 << 36) as f64;
 /// Homomorphic operations for one parameter set and one set of evaluation keys.
 pub struct Evaluator {
     ctx: Arc<Context>,
-    relin: Option<KeyEntry>,
-    galois: BTreeMap<u64, KeyEntry>,
+    keys: HeldKeys,
     /// Rotation keys as `(step mod N/2, Galois element)`, ascending by step.
     rotation_keys: Vec<(usize, u64)>,
     /// ModUp converters by level and digit: from the digit's limbs (up to the level) to all of
     /// Q ∪ P (global limb indices).
     modup: Vec<Vec<BasisConverter>>,
-    /// ModDown converter from P to all of Q.
-    moddown: BasisConverter,
-    /// `P^-1 mod q_i` with its Shoup companion.
+    /// `P^-1 mod q_i` (the context's) with its Shoup companion.
     p_inv: Vec<(u64, u64)>,
     /// Montgomery constants of every modulus of Q ∪ P (the keys are kept in Montgomery form).
     mont: Vec<Montgomery>,
@@ -68,36 +67,32 @@ impl std::fmt::Debug for Evaluator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Evaluator")
             .field("params", self.ctx.params())
-            .field("relin", &self.relin.is_some())
-            .field("galois", &self.galois.keys().collect::<Vec<_>>())
+            .field("relin", &self.keys.has_relin())
+            .field("galois", &self.keys.galois_elements().collect::<Vec<_>>())
+            .field("encapsulation", &self.keys.has_encapsulation())
             .finish()
     }
 }
 
 impl Evaluator {
-    /// Binds `keys` to `ctx`, checking every key against the parameter set.
+    /// Binds `keys` to `ctx`, checking and preparing every key now.
     pub fn new(ctx: Arc<Context>, keys: EvaluationKeys) -> Result<Self, Error> {
+        let keys = HeldKeys::eager(&ctx, keys)?;
+        Self::with_keys(ctx, keys)
+    }
+
+    /// Binds the keys of `store` to `ctx`; each key is loaded, checked and prepared when first
+    /// used, and dropped by [`Evaluator::release_keys`].
+    pub fn with_store(ctx: Arc<Context>, store: Arc<dyn KeyStore>) -> Result<Self, Error> {
+        Self::with_keys(ctx, HeldKeys::on_demand(store))
+    }
+
+    fn with_keys(ctx: Arc<Context>, keys: HeldKeys) -> Result<Self, Error> {
         let n = ctx.n();
         let q_len = ctx.q_len();
         let alpha = ctx.params().alpha();
         let dnum = ctx.params().dnum();
-        let relin = match keys.relin {
-            Some(k) => {
-                if k.kind != SwitchingKind::Relinearization {
-                    return Err(Error::ParameterMismatch("relinearisation slot holds a Galois key"));
-                }
-                Some(KeyEntry::new(&ctx, k)?)
-            }
-            None => None,
-        };
-        let mut galois = BTreeMap::new();
-        for (g, k) in keys.galois {
-            if k.kind != SwitchingKind::Galois(g) {
-                return Err(Error::ParameterMismatch("Galois key filed under another Galois element"));
-            }
-            galois.insert(g, KeyEntry::new(&ctx, k)?);
-        }
-        let rotation_keys = rotation::steps_of_keys(galois.keys().copied(), n);
+        let rotation_keys = rotation::steps_of_keys(keys.galois_elements(), n);
 
         let qp = ctx.qp();
         let modup = (0..q_len)
@@ -110,13 +105,10 @@ impl Evaluator {
                     .collect()
             })
             .collect();
-        let moddown = BasisConverter::new(ctx.p(), ctx.q());
         let p_inv = (0..q_len)
             .map(|i| {
-                let q = &ctx.q()[i];
-                // P is a product of primes other than q_i: invertible.
-                let inv = q.inv(ctx.p_mod_q(i)).unwrap_or(0);
-                (inv, q.shoup(inv))
+                let inv = ctx.p_inv_mod_q(i);
+                (inv, ctx.q()[i].shoup(inv))
             })
             .collect();
         let mont = ctx.qp().iter().map(Montgomery::new).collect();
@@ -134,11 +126,9 @@ impl Evaluator {
         debug_assert_eq!(alpha, ctx.p().len());
         Ok(Evaluator {
             ctx,
-            relin,
-            galois,
+            keys,
             rotation_keys,
             modup,
-            moddown,
             p_inv,
             mont,
             rescalers,
@@ -155,12 +145,12 @@ impl Evaluator {
 
     /// Whether a relinearisation key is present.
     pub fn has_relinearization_key(&self) -> bool {
-        self.relin.is_some()
+        self.keys.has_relin()
     }
 
     /// Whether a conjugation key is present.
     pub fn has_conjugation_key(&self) -> bool {
-        self.galois.contains_key(&hetune_core::ring::automorphism::galois_element_conjugate(self.ctx.n()))
+        self.keys.has_galois(hetune_core::ring::automorphism::galois_element_conjugate(self.ctx.n()))
     }
 
     /// Rotation steps (modulo N/2) with a key of their own, ascending.
@@ -168,19 +158,26 @@ impl Evaluator {
         self.rotation_keys.iter().map(|&(s, _)| s).collect()
     }
 
-    /// Expands every key's uniform half now (otherwise each is expanded on first use).
-    pub fn expand_keys(&self) {
-        if let Some(k) = &self.relin {
-            k.a(&self.ctx);
+    /// Loads every key and expands its uniform half now (otherwise each is loaded and expanded
+    /// on first use).
+    pub fn expand_keys(&self) -> Result<(), Error> {
+        if self.keys.has_relin() {
+            self.keys.relin(&self.ctx)?.a(&self.ctx);
         }
-        for k in self.galois.values() {
-            k.a(&self.ctx);
+        for g in self.keys.galois_elements() {
+            if let Some(k) = self.keys.galois(&self.ctx, g) {
+                k?.a(&self.ctx);
+            }
         }
+        if self.keys.has_encapsulation() {
+            self.keys.encapsulation(&self.ctx)?;
+        }
+        Ok(())
     }
 
-    /// Number of keys whose uniform half is expanded in memory.
+    /// Number of switching keys in memory with their uniform half expanded.
     pub fn expanded_key_count(&self) -> usize {
-        self.relin.iter().chain(self.galois.values()).filter(|k| k.is_expanded()).count()
+        self.keys.loaded().iter().filter(|k| k.is_expanded()).count()
     }
 
     /// Frees pooled scratch memory (it is allocated again on demand).

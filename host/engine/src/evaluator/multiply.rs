@@ -73,7 +73,7 @@ impl Evaluator {
     /// `a * b`, relinearised: a degree-1 ciphertext at scale `a.scale * b.scale` (rescale next).
     pub fn mul_relin(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, Error> {
         let (level, scale) = self.product_shape(a, b)?;
-        let key = self.relin.as_ref().ok_or(Error::MissingRelinearizationKey)?;
+        let key = self.keys.relin(&self.ctx)?;
         let mut out = zero_ciphertext(self.n(), 2, level, scale, a.log_slots);
         let mut ws = self.pool.get();
         let mut d2 = std::mem::take(&mut ws.tmp);
@@ -81,7 +81,7 @@ impl Evaluator {
             let (d0, d1) = out.c.split_at_mut(1);
             self.tensor(a, b, level, d0[0].as_mut_slice(), d1[0].as_mut_slice(), &mut d2);
             let len = (level + 1) * self.n();
-            self.key_switch_add(&d2[..len], level, key, &mut ws, d0[0].as_mut_slice(), d1[0].as_mut_slice());
+            self.key_switch_add(&d2[..len], level, &key, &mut ws, d0[0].as_mut_slice(), d1[0].as_mut_slice());
         }
         ws.tmp = d2;
         Ok(out)

@@ -120,12 +120,12 @@ impl Evaluator {
         }
         let keys = gs
             .iter()
-            .map(|g| {
-                self.galois.get(g).ok_or(if *g == galois_element_conjugate(self.n()) {
+            .map(|&g| {
+                self.keys.galois(&self.ctx, g).unwrap_or(Err(if g == galois_element_conjugate(self.n()) {
                     Error::MissingConjugationKey
                 } else {
-                    Error::InvalidArgument("no key for this Galois element")
-                })
+                    Error::MissingGaloisKey(g)
+                }))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let level = ct.level;
@@ -144,7 +144,7 @@ impl Evaluator {
                 .zip(ct.c[0].as_slice().par_chunks_exact(n))
                 .for_each(|(o, x)| automorphism_eval(x, perm, o));
             let (o0, o1) = out.c.split_at_mut(1);
-            self.switch_decomposed(d, level, key, Some(perm), &mut ws, o0[0].as_mut_slice(), o1[0].as_mut_slice());
+            self.switch_decomposed(d, level, &key, Some(perm), &mut ws, o0[0].as_mut_slice(), o1[0].as_mut_slice());
             outs.push(out);
         }
         Ok(outs)
@@ -187,7 +187,7 @@ impl Evaluator {
     /// Complex conjugation of every slot.
     pub fn conjugate(&self, ct: &Ciphertext) -> Result<Ciphertext, Error> {
         let g = galois_element_conjugate(self.n());
-        if !self.galois.contains_key(&g) {
+        if !self.keys.has_galois(g) {
             return Err(Error::MissingConjugationKey);
         }
         self.galois_hoisted(ct, &[g])?.pop().ok_or(Error::InvalidArgument("empty conjugation"))
@@ -206,7 +206,7 @@ mod tests {
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
-    use super::super::{zero_ciphertext, EvaluationKeys, Evaluator, KeySpec};
+    use super::super::{zero_ciphertext, EvaluationKeys, Evaluator, KeyRequest};
 
     /// The hoisted path (the automorphism applied to the decomposition of `c_1`) against the
     /// textbook one (the automorphism applied to `c_1`, then a key switch): the two differ only
@@ -217,8 +217,8 @@ mod tests {
         let ctx = Arc::new(Context::new(params).unwrap());
         let mut rng = ChaCha20Rng::seed_from_u64(21);
         let sk = SecretKey::generate(ctx.params(), &mut rng);
-        let spec = KeySpec { relinearization: false, rotations: vec![5], conjugation: false };
-        let ev = Evaluator::new(ctx.clone(), EvaluationKeys::generate(&ctx, &sk, &spec, &mut rng)).unwrap();
+        let spec = KeyRequest { relinearization: false, rotations: vec![5], conjugation: false, encapsulation: None };
+        let ev = Evaluator::new(ctx.clone(), EvaluationKeys::generate(&ctx, &sk, &spec, &mut rng).unwrap()).unwrap();
         let n = ctx.n();
         let enc = Encoder::new(&ctx);
         let vals: Vec<Complex> = (0..n / 2).map(|j| Complex::new((j as f64).sin(), (j as f64 * 0.5).cos())).collect();
@@ -227,7 +227,7 @@ mod tests {
         let ct = encrypt_sk(&ctx, &sk, &pt, &mut rng).unwrap().expand(&ctx);
 
         let g = galois_element_for_step(5, n);
-        let key = &ev.galois[&g];
+        let key = ev.keys.galois(&ctx, g).unwrap().unwrap();
         let perm = key.perm.as_deref().unwrap();
         let mut textbook = zero_ciphertext(n, 2, level, ct.scale, ct.log_slots);
         let mut phi_c1 = RnsPoly::zero(n, level + 1);
@@ -237,7 +237,7 @@ mod tests {
         }
         let mut ws = ev.pool.get();
         let (o0, o1) = textbook.c.split_at_mut(1);
-        ev.key_switch_add(phi_c1.as_slice(), level, key, &mut ws, o0[0].as_mut_slice(), o1[0].as_mut_slice());
+        ev.key_switch_add(phi_c1.as_slice(), level, &key, &mut ws, o0[0].as_mut_slice(), o1[0].as_mut_slice());
         drop(ws);
 
         let hoisted = ev.rotate(&ct, 5).unwrap();

@@ -7,8 +7,8 @@ use std::time::Instant;
 use hetune_core::ckks::{decrypt, encrypt_sk, Complex, Encoder};
 use hetune_core::rlwe::{Context, SecretKey};
 use hetune_core::{Parameters, Security};
-use hetune_engine::circuits::bootstrap::{generate_keys_with_progress, BootstrapConfig, Bootstrapper};
-use hetune_engine::evaluator::Evaluator;
+use hetune_engine::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
+use hetune_engine::evaluator::{EvaluationKeys, Evaluator};
 use hetune_engine::precision::PrecisionStats;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -90,12 +90,13 @@ pub fn bench_bootstrap(
         let mut rng = ChaCha20Rng::from_os_rng();
         let sk = SecretKey::generate(ctx.params(), &mut rng);
         let t = Instant::now();
-        let keys = generate_keys_with_progress(&ctx, &sk, &cfg, &mut rng, progress)?;
+        let request = cfg.key_request(ctx.params().log_n());
+        let keys = EvaluationKeys::generate_with_progress(&ctx, &sk, &request, &mut rng, progress)?;
         let key_bytes = keys.bytes(&ctx);
-        let rotation_keys = keys.eval.galois.len();
-        let ev = Evaluator::new(ctx.clone(), keys.eval)?;
-        ev.expand_keys();
-        let boot = Bootstrapper::new(&ev, keys.boot, cfg)?;
+        let rotation_keys = keys.galois.len();
+        let ev = Arc::new(Evaluator::new(ctx.clone(), keys)?);
+        ev.expand_keys()?;
+        let boot = Bootstrapper::new(ev, cfg)?;
         let keygen_seconds = t.elapsed().as_secs_f64();
         let enc = Encoder::new(&ctx);
         let log_slots = cfg.slots(ctx.params().log_n());
@@ -113,7 +114,7 @@ pub fn bench_bootstrap(
             .collect::<Result<Vec<_>, Error>>()?;
         let mut outputs = Vec::with_capacity(cts.len());
         let (_, timing) = time_runs(RunPolicy::fixed(cts.len()), |i| {
-            outputs.push(boot.bootstrap(&ev, &cts[i])?);
+            outputs.push(boot.bootstrap(&cts[i])?);
             Ok(())
         })?;
         let mut got = Vec::with_capacity(inputs.len() * slots);

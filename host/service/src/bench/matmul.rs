@@ -16,7 +16,7 @@ use std::sync::Arc;
 use hetune_core::ckks::{encrypt_sk, Ciphertext, Encoder};
 use hetune_core::rlwe::{Context, SecretKey};
 use hetune_core::{Parameters, Security};
-use hetune_engine::evaluator::{EvaluationKeys, Evaluator, KeySpec};
+use hetune_engine::evaluator::{EvaluationKeys, Evaluator, KeyRequest};
 use hetune_engine::learning::baselines::{
     col_major_abt, privgd_abt, privgd_atb, row_major_atb, ColumnPacked, EntryPacked,
 };
@@ -471,9 +471,14 @@ pub fn bench_matmul(opts: &BenchMatmulOptions) -> Result<BenchMatmulReport> {
                 let (counts, levels, _) = dry_run(name, shape, pk, level, b)?;
                 let sample_cols = if name.is_privgd() { b.min(PRIVGD_SAMPLE) } else { b };
                 let (_, _, steps) = dry_run(name, shape, pk, level, sample_cols)?;
-                let spec = KeySpec { relinearization: true, rotations: steps.clone(), conjugation: true };
-                let ev = Evaluator::new(ctx.clone(), EvaluationKeys::generate(&ctx, &sk, &spec, &mut rng))?;
-                ev.expand_keys();
+                let spec = KeyRequest {
+                    relinearization: true,
+                    rotations: steps.clone(),
+                    conjugation: true,
+                    encapsulation: None,
+                };
+                let ev = Evaluator::new(ctx.clone(), EvaluationKeys::generate(&ctx, &sk, &spec, &mut rng)?)?;
+                ev.expand_keys()?;
                 let (seconds, runs, extrapolated, max_abs_error, relative_error) =
                     run.algorithm(&ev, name, shape, pk, &inp, opts.budget_seconds)?;
                 // Progress on stderr: a full run at N = 2^16 takes many minutes.

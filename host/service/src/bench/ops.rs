@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hetune_core::ckks::{decrypt, encrypt_pk, encrypt_sk, Complex, Encoder};
 use hetune_core::rlwe::{Context, PublicKey, SecretKey};
 use hetune_core::{Parameters, Security};
-use hetune_engine::evaluator::{EvaluationKeys, Evaluator, KeySpec};
+use hetune_engine::evaluator::{EvaluationKeys, Evaluator, KeyRequest};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::Serialize;
@@ -146,10 +146,11 @@ pub fn bench_ops_with_budget(preset: &str, threads: usize, budget_ms: f64) -> Re
         let mut rng = ChaCha20Rng::seed_from_u64(0x6865_7475_6e65);
         let sk = SecretKey::generate(ctx.params(), &mut rng);
         let pk = PublicKey::generate(&ctx, &sk, &mut rng);
-        let spec = KeySpec { relinearization: true, rotations: (1..=8).collect(), conjugation: true };
-        let keys = EvaluationKeys::generate(&ctx, &sk, &spec, &mut rng);
+        let spec =
+            KeyRequest { relinearization: true, rotations: (1..=8).collect(), conjugation: true, encapsulation: None };
+        let keys = EvaluationKeys::generate(&ctx, &sk, &spec, &mut rng)?;
         let ev = Evaluator::new(ctx.clone(), keys)?;
-        ev.expand_keys();
+        ev.expand_keys()?;
         let enc = Encoder::new(&ctx);
         let log_slots = ctx.params().log_n() - 1;
         let slots = 1usize << log_slots;

@@ -50,7 +50,8 @@ pub(super) fn run(preset: &str, dir: Option<PathBuf>, insecure: bool) -> Result<
 
     let t = Instant::now();
     let keys = dir.join("keys");
-    let bundle = generate_key_dir(&keys, &params, &RotationSet::None, None, &mut rng, &|_, _| {})?;
+    let bundle =
+        generate_key_dir(&keys, &params, &RotationSet::None.key_request(params.log_n() - 1), &mut rng, &|_, _| {})?;
     println!("keygen: {:.2} s, public bundle {:.1} MB", t.elapsed().as_secs_f64(), bundle as f64 / 1e6);
 
     let security = if insecure { Security::InsecureForTestingOnly } else { Security::Require128Bits };

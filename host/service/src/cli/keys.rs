@@ -11,6 +11,7 @@ use super::params::build_preset;
 use crate::error::{Error, Result};
 use crate::io::keys::{generate_key_dir, key_paths, RotationSet};
 use hetune_engine::circuits::bootstrap::BootstrapConfig;
+use hetune_engine::evaluator::KeyRequest;
 
 /// Parses `none`, `pow2` or a comma list of steps.
 pub fn parse_rotations(s: &str) -> Result<RotationSet> {
@@ -31,9 +32,35 @@ pub fn parse_rotations(s: &str) -> Result<RotationSet> {
     }
 }
 
-pub(super) fn run(preset: &str, out: &Path, rotations: &str, bootstrap: bool, insecure: bool) -> Result<()> {
-    let params = build_preset(preset, insecure)?;
-    let rot = parse_rotations(rotations)?;
+/// Reads a key request (JSON, as a server writes it).
+pub fn read_request(path: &Path) -> Result<KeyRequest> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::BadArgument {
+        name: "key request",
+        value: path.display().to_string(),
+        expected: format!("a JSON key request ({e})"),
+    })
+}
+
+/// What `hetune keygen` makes: the rotations, bootstrapping's keys and a server's request.
+pub(super) struct KeygenArgs<'a> {
+    pub preset: &'a str,
+    pub out: &'a Path,
+    pub rotations: &'a str,
+    pub bootstrap: bool,
+    pub request: Option<&'a Path>,
+    pub insecure: bool,
+}
+
+pub(super) fn run(a: KeygenArgs<'_>) -> Result<()> {
+    let params = build_preset(a.preset, a.insecure)?;
+    let mut request = parse_rotations(a.rotations)?.key_request(params.log_n() - 1);
+    if a.bootstrap {
+        request.merge(&BootstrapConfig::default().key_request(params.log_n()));
+    }
+    if let Some(path) = a.request {
+        request.merge(&read_request(path)?);
+    }
     let mut rng = ChaCha20Rng::from_os_rng();
     let start = Instant::now();
     let bar = ProgressBar::new(1);
@@ -42,13 +69,12 @@ pub(super) fn run(preset: &str, out: &Path, rotations: &str, bootstrap: bool, in
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(format!("keygen {}", params.label()));
-    let cfg = BootstrapConfig::default();
-    let bytes = generate_key_dir(out, &params, &rot, bootstrap.then_some(&cfg), &mut rng, &|done, total| {
+    let bytes = generate_key_dir(a.out, &params, &request, &mut rng, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
-    let (s, p) = key_paths(out);
+    let (s, p) = key_paths(a.out);
     println!("secret key (owner only): {}", s.display());
     println!("public bundle (send to the server): {} ({:.1} MB)", p.display(), bytes as f64 / 1e6);
     println!("keygen took {:.2} s", start.elapsed().as_secs_f64());

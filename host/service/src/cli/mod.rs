@@ -51,6 +51,10 @@ enum Command {
         /// about 2.6 GB at n16-boot).
         #[arg(long)]
         bootstrap: bool,
+        /// A server's key request (JSON: relinearization, rotations, conjugation, encapsulation),
+        /// added to the keys above.
+        #[arg(long)]
+        request: Option<PathBuf>,
         /// Accept a preset below 128-bit security. For tests only, never for real data.
         #[arg(long)]
         insecure_testing_only: bool,
@@ -136,8 +140,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
     };
     match cli.command {
         Command::Params { preset, json, list } => params::run(&preset, json, list),
-        Command::Keygen { preset, out, rotations, bootstrap, insecure_testing_only } => {
-            keys::run(&preset, &out, &rotations, bootstrap, insecure_testing_only)
+        Command::Keygen { preset, out, rotations, bootstrap, request, insecure_testing_only } => {
+            keys::run(keys::KeygenArgs {
+                preset: &preset,
+                out: &out,
+                rotations: &rotations,
+                bootstrap,
+                request: request.as_deref(),
+                insecure: insecure_testing_only,
+            })
         }
         Command::Encrypt { keys, input, out, level, public, full, insecure_testing_only } => {
             tensor::encrypt(&keys, &input, &out, level, public, full, security(insecure_testing_only))

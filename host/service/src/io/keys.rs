@@ -1,36 +1,29 @@
 //! Key directories: the owner's `secret.key` (parameters + secret key, mode 0600, never sent)
-//! and the server's `public.bundle` (parameters, public key, relinearisation key, Galois keys).
+//! and the server's `public.bundle` (parameters, public key, then the evaluation keys: the
+//! relinearisation key, Galois keys, bootstrapping's encapsulation pair). A server either loads
+//! the whole bundle ([`load_public`]) or keeps the keys in the file and loads each when first
+//! used ([`BundleStore`], a [`KeyStore`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use hetune_core::ring::automorphism::{galois_element_conjugate, galois_element_for_step};
-use hetune_core::rlwe::{Context, EncapsulationKey, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
+use hetune_core::rlwe::{Context, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
 use hetune_core::wire::{self, Limits, WireObject};
 use hetune_core::{Parameters, Security};
+use hetune_engine::evaluator::{EncapsulationKeys, EvaluationKeys, KeyRequest, KeyStore};
+use hetune_engine::wire_io::{IoSink, IoSource};
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, KeyFileProblem, Result};
-use hetune_engine::circuits::bootstrap::{generate_keys_with_progress, BootstrapConfig};
-use hetune_engine::wire_io::{IoSink, IoSource};
 
 /// File name of the owner's secret key inside a key directory.
 pub const SECRET_FILE: &str = "secret.key";
 /// File name of the public bundle inside a key directory.
 pub const PUBLIC_FILE: &str = "public.bundle";
-
-/// Evaluation keys a server holds.
-pub struct EvalKeySet {
-    /// Relinearisation key.
-    pub relin: Option<SwitchingKey>,
-    /// Galois keys by Galois element.
-    pub galois: BTreeMap<u64, SwitchingKey>,
-    /// Bootstrapping's encapsulation keys, dense to sparse and back (keygen `--bootstrap`).
-    pub encapsulation: Option<(EncapsulationKey, SwitchingKey)>,
-}
 
 /// What a server receives: the public key and the evaluation keys.
 pub struct PublicBundle {
@@ -39,10 +32,10 @@ pub struct PublicBundle {
     /// Public encryption key.
     pub pk: PublicKey,
     /// Evaluation keys.
-    pub eval: EvalKeySet,
+    pub eval: EvaluationKeys,
 }
 
-/// Which rotation keys keygen makes.
+/// Which rotation keys keygen makes (the command line's `--rotations`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RotationSet {
     /// None (relinearisation only).
@@ -54,20 +47,14 @@ pub enum RotationSet {
 }
 
 impl RotationSet {
-    /// The Galois elements of the set.
-    pub fn galois_elements(&self, n: usize) -> Vec<u64> {
-        let mut g: Vec<u64> = match self {
-            RotationSet::None => return Vec::new(),
-            RotationSet::PowersOfTwo => {
-                (0..(n / 2).trailing_zeros()).map(|k| galois_element_for_step(1 << k, n)).collect()
-            }
-            RotationSet::Steps(s) => s.iter().map(|&k| galois_element_for_step(k, n)).collect(),
+    /// The key request of the set at `2^log_slots` slots: relinearisation and the rotations.
+    pub fn key_request(&self, log_slots: u32) -> KeyRequest {
+        let rotations = match self {
+            RotationSet::None => return KeyRequest { relinearization: true, ..KeyRequest::default() },
+            RotationSet::PowersOfTwo => return KeyRequest::power_of_two(log_slots),
+            RotationSet::Steps(s) => s.clone(),
         };
-        g.push(galois_element_conjugate(n));
-        g.sort_unstable();
-        g.dedup();
-        g.retain(|&x| x != 1);
-        g
+        KeyRequest { relinearization: true, rotations, conjugation: true, encapsulation: None }
     }
 }
 
@@ -106,17 +93,19 @@ fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<()> {
     f.sync_all().map_err(|e| Error::io(path, e))
 }
 
-/// Generates keys for `params` and writes `dir/secret.key` and `dir/public.bundle`; with
-/// `bootstrap`, also every key that bootstrapping needs. Returns the size in bytes of the public
-/// bundle. `progress(done, total)` reports key progress.
+/// Generates the owner's secret key for `params` and the keys of `request`, and writes
+/// `dir/secret.key` and `dir/public.bundle`. Returns the size in bytes of the public bundle.
+/// `progress(done, total)` reports key progress.
 pub fn generate_key_dir<R: RngCore + CryptoRng>(
     dir: &Path,
     params: &Parameters,
-    rotations: &RotationSet,
-    bootstrap: Option<&BootstrapConfig>,
+    request: &KeyRequest,
     rng: &mut R,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<u64> {
+    if request.encapsulation.is_some() && params.boot_limbs() == 0 {
+        return Err(Error::NotBootstrappable(params.name().to_string()));
+    }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let ctx = Context::new(params.clone())?;
     let sk = SecretKey::generate(params, rng);
@@ -136,35 +125,16 @@ pub fn generate_key_dir<R: RngCore + CryptoRng>(
     wire::write_parameters(&mut w, params)?;
     let pk = PublicKey::generate(&ctx, &sk, rng);
     wire::write_public_key(&mut w, params, &pk)?;
-    let mut gs = rotations.galois_elements(ctx.n());
-    if let Some(cfg) = bootstrap {
-        if params.boot_limbs() == 0 {
-            return Err(Error::NotBootstrappable(params.name().to_string()));
-        }
-        let keys = generate_keys_with_progress(&ctx, &sk, cfg, rng, progress)?;
-        gs.retain(|g| !keys.eval.galois.contains_key(g));
-        let relin = keys.eval.relin.iter();
-        for k in relin.chain(keys.eval.galois.values()).chain([&keys.boot.to_dense]) {
-            wire::write_switching_key(&mut w, params, k)?;
-        }
-        wire::write_encapsulation_key(&mut w, params, &keys.boot.to_sparse)?;
-    } else {
-        progress(0, 1 + gs.len());
-        wire::write_switching_key(&mut w, params, &SwitchingKey::relinearization(&ctx, &sk, rng))?;
-        progress(1, 1 + gs.len());
+    let keys = EvaluationKeys::generate_with_progress(&ctx, &sk, request, rng, progress)?;
+    for k in keys.relin.iter().chain(keys.galois.values()) {
+        wire::write_switching_key(&mut w, params, k)?;
     }
-    let total = 1 + gs.len();
-    for (k, &g) in gs.iter().enumerate() {
-        wire::write_switching_key(&mut w, params, &SwitchingKey::galois(&ctx, &sk, g, rng))?;
-        progress(2 + k, total);
+    if let Some(e) = &keys.encapsulation {
+        wire::write_switching_key(&mut w, params, &e.to_dense)?;
+        wire::write_encapsulation_key(&mut w, params, &e.to_sparse)?;
     }
     finish(w.0, &public_path)?;
     Ok(std::fs::metadata(&public_path).map_err(|e| Error::io(&public_path, e))?.len())
-}
-
-fn open(path: &Path) -> Result<IoSource<BufReader<File>>> {
-    let f = File::open(path).map_err(|e| Error::io(path, e))?;
-    Ok(IoSource(BufReader::with_capacity(1 << 16, f)))
 }
 
 /// Reads the parameter record at the start of a key file under `security`; an insecure set is
@@ -224,45 +194,206 @@ pub fn load_owner(dir: &Path, security: Security) -> Result<OwnerKeys> {
     Ok(OwnerKeys { ctx: Context::new(params)?, sk })
 }
 
-/// Loads `dir/public.bundle`; with `with_eval` false it stops after the public key.
-///
-/// Insecure parameters are refused unless `security` opts in; each record may cost at most
-/// what the largest record of the set needs ([`Limits::for_params`]).
-pub fn load_public(dir: &Path, with_eval: bool, security: Security) -> Result<PublicBundle> {
+/// A reader that knows its position (the offset of the next record).
+struct Counting<R> {
+    inner: R,
+    pos: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counting<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        self.inner.consume(amt);
+        self.pos += amt as u64;
+    }
+}
+
+/// Reads `dir/public.bundle` record by record under `security`, handing each object after the
+/// parameters to `visit` with its offset in the file; `visit` returns false to stop. Each record
+/// may cost at most what the largest record of the set needs ([`Limits::for_params`]).
+fn scan_bundle(
+    dir: &Path,
+    security: Security,
+    mut visit: impl FnMut(u64, WireObject) -> Result<bool>,
+) -> Result<(PathBuf, Context)> {
     let path = dir.join(PUBLIC_FILE);
-    let mut src = open(&path)?;
+    let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let mut src = IoSource(Counting { inner: BufReader::with_capacity(1 << 16, f), pos: 0 });
     let params = read_params(&mut src, &path, security)?;
     let limits = Limits::for_params(&params);
     let ctx = Context::new(params)?;
-    let mut pk = None;
-    let mut eval = EvalKeySet { relin: None, galois: BTreeMap::new(), encapsulation: None };
-    let (mut to_sparse, mut to_dense) = (None, None);
     while !src.at_end()? {
-        match wire::read_object(&mut src, &ctx, &limits).map_err(|e| wrap(&path, e))? {
-            WireObject::PublicKey(k) => {
-                pk = Some(k);
-                if !with_eval {
-                    break;
-                }
-            }
-            WireObject::SwitchingKey(k) => match k.kind {
-                SwitchingKind::Relinearization => eval.relin = Some(k),
-                SwitchingKind::Galois(g) => {
-                    eval.galois.insert(g, k);
-                }
-                SwitchingKind::Encapsulation { to_sparse: false } => to_dense = Some(k),
-                // The wire reader refuses this kind (see `hetune_core::rlwe::encapsulation`).
-                SwitchingKind::Encapsulation { to_sparse: true } => {
-                    return Err(wrap(&path, hetune_core::Error::Malformed("an encapsulation key of the insecure kind")))
-                }
-            },
-            WireObject::EncapsulationKey(k) => to_sparse = Some(k),
-            _ => return Err(wrap(&path, hetune_core::Error::Malformed("unexpected record in a key bundle"))),
+        let offset = src.0.pos;
+        let object = wire::read_object(&mut src, &ctx, &limits).map_err(|e| wrap(&path, e))?;
+        if !visit(offset, object)? {
+            break;
         }
     }
+    Ok((path, ctx))
+}
+
+/// Where an evaluation key belongs in a key set.
+enum Slot {
+    Relinearization,
+    Galois(u64),
+    ToDense,
+}
+
+fn slot_of(path: &Path, k: &SwitchingKey) -> Result<Slot> {
+    match k.kind {
+        SwitchingKind::Relinearization => Ok(Slot::Relinearization),
+        SwitchingKind::Galois(g) => Ok(Slot::Galois(g)),
+        SwitchingKind::Encapsulation { to_sparse: false } => Ok(Slot::ToDense),
+        // The wire reader refuses this kind (see `hetune_core::rlwe::encapsulation`).
+        SwitchingKind::Encapsulation { to_sparse: true } => {
+            Err(wrap(path, hetune_core::Error::Malformed("an encapsulation key of the insecure kind")))
+        }
+    }
+}
+
+fn unexpected(path: &Path) -> Error {
+    wrap(path, hetune_core::Error::Malformed("unexpected record in a key bundle"))
+}
+
+/// Loads `dir/public.bundle`; with `with_eval` false it stops after the public key.
+///
+/// Insecure parameters are refused unless `security` opts in.
+pub fn load_public(dir: &Path, with_eval: bool, security: Security) -> Result<PublicBundle> {
+    let mut pk = None;
+    let mut eval = EvaluationKeys::new();
+    let (mut to_sparse, mut to_dense) = (None, None);
+    let file = dir.join(PUBLIC_FILE);
+    let (path, ctx) = scan_bundle(dir, security, |_, object| {
+        match object {
+            WireObject::PublicKey(k) => {
+                pk = Some(k);
+                return Ok(with_eval);
+            }
+            WireObject::SwitchingKey(k) => match slot_of(&file, &k)? {
+                Slot::Relinearization => eval.relin = Some(k),
+                Slot::Galois(g) => {
+                    eval.galois.insert(g, k);
+                }
+                Slot::ToDense => to_dense = Some(k),
+            },
+            WireObject::EncapsulationKey(k) => to_sparse = Some(k),
+            _ => return Err(unexpected(&file)),
+        }
+        Ok(true)
+    })?;
     let pk = pk.ok_or_else(|| Error::MissingKey { path: path.clone(), key: "public key" })?;
-    eval.encapsulation = to_sparse.zip(to_dense);
+    eval.encapsulation = to_sparse.zip(to_dense).map(|(to_sparse, to_dense)| EncapsulationKeys { to_sparse, to_dense });
     Ok(PublicBundle { ctx, pk, eval })
+}
+
+/// The evaluation keys of a `public.bundle` kept in the file: an index of record offsets made
+/// by one pass over the file, each key read again when the evaluator asks for it (with
+/// [`hetune_engine::evaluator::Evaluator::with_store`]), so a server need not hold gigabytes of
+/// bootstrapping keys in memory.
+pub struct BundleStore {
+    path: PathBuf,
+    ctx: Arc<Context>,
+    pk: PublicKey,
+    limits: Limits,
+    relin: Option<u64>,
+    galois: BTreeMap<u64, u64>,
+    encapsulation: Option<(u64, u64)>,
+}
+
+impl BundleStore {
+    /// Indexes `dir/public.bundle` (every record is read and checked once) under `security`.
+    pub fn open(dir: &Path, security: Security) -> Result<Self> {
+        let mut pk = None;
+        let (mut relin, mut galois) = (None, BTreeMap::new());
+        let (mut to_sparse, mut to_dense) = (None, None);
+        let file = dir.join(PUBLIC_FILE);
+        let (path, ctx) = scan_bundle(dir, security, |offset, object| {
+            match object {
+                WireObject::PublicKey(k) => pk = Some(k),
+                WireObject::SwitchingKey(k) => match slot_of(&file, &k)? {
+                    Slot::Relinearization => relin = Some(offset),
+                    Slot::Galois(g) => {
+                        galois.insert(g, offset);
+                    }
+                    Slot::ToDense => to_dense = Some(offset),
+                },
+                WireObject::EncapsulationKey(_) => to_sparse = Some(offset),
+                _ => return Err(unexpected(&file)),
+            }
+            Ok(true)
+        })?;
+        let pk = pk.ok_or_else(|| Error::MissingKey { path: path.clone(), key: "public key" })?;
+        let limits = Limits::for_params(ctx.params());
+        Ok(BundleStore { path, ctx: Arc::new(ctx), pk, limits, relin, galois, encapsulation: to_sparse.zip(to_dense) })
+    }
+
+    /// The bundle's context.
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    /// The bundle's public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.pk
+    }
+
+    /// The object at `offset`.
+    fn read_at(&self, offset: u64) -> Result<WireObject> {
+        let mut f = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(&self.path, e))?;
+        let mut src = IoSource(BufReader::with_capacity(1 << 16, f));
+        wire::read_object(&mut src, &self.ctx, &self.limits).map_err(|e| wrap(&self.path, e))
+    }
+
+    fn switching_key_at(&self, offset: u64) -> Result<SwitchingKey> {
+        match self.read_at(offset)? {
+            WireObject::SwitchingKey(k) => Ok(k),
+            _ => Err(unexpected(&self.path)),
+        }
+    }
+}
+
+/// A service error as the engine's key-store error.
+fn store_error(e: Error) -> hetune_engine::Error {
+    hetune_engine::Error::KeyStore(Box::new(e))
+}
+
+impl KeyStore for BundleStore {
+    fn has_relinearization(&self) -> bool {
+        self.relin.is_some()
+    }
+    fn galois_elements(&self) -> Vec<u64> {
+        self.galois.keys().copied().collect()
+    }
+    fn has_encapsulation(&self) -> bool {
+        self.encapsulation.is_some()
+    }
+    fn relinearization(&self) -> Result<SwitchingKey, hetune_engine::Error> {
+        let offset = self.relin.ok_or(hetune_engine::Error::MissingRelinearizationKey)?;
+        self.switching_key_at(offset).map_err(store_error)
+    }
+    fn galois(&self, g: u64) -> Result<SwitchingKey, hetune_engine::Error> {
+        let offset = *self.galois.get(&g).ok_or(hetune_engine::Error::MissingGaloisKey(g))?;
+        self.switching_key_at(offset).map_err(store_error)
+    }
+    fn encapsulation(&self) -> Result<EncapsulationKeys, hetune_engine::Error> {
+        let (sparse, dense) = self.encapsulation.ok_or(hetune_engine::Error::MissingEncapsulationKeys)?;
+        let to_sparse = match self.read_at(sparse).map_err(store_error)? {
+            WireObject::EncapsulationKey(k) => k,
+            _ => return Err(store_error(unexpected(&self.path))),
+        };
+        Ok(EncapsulationKeys { to_sparse, to_dense: self.switching_key_at(dense).map_err(store_error)? })
+    }
 }
 
 /// Path of a key directory's files, for messages.
