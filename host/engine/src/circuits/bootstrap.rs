@@ -240,18 +240,18 @@ impl Bootstrapper {
         let low = ev.encapsulate(&low, &keys.to_sparse)?;
         let raised = ev.mod_raise(&low, top)?;
         let mut x = ev.switch_secret(&raised, &keys.to_dense)?;
-        x.scale = ctx.q()[0].value() as f64;
+        ev.reinterpret_scale(&mut x, ctx.q()[0].value() as f64)?;
         // Sparse packing: the trace onto the subring of X^(N/2n) (sum of the automorphisms
         // X -> X^(5^(n 2^i)) composed), which keeps gap * (m + q_0 I) on the subring's
         // coefficients and cancels the rest of I.
         let full = params.log_n() - 1;
         if self.log_slots < full {
-            x.log_slots = full;
+            ev.reinterpret_slots(&mut x, full)?;
             for i in self.log_slots..full {
                 let r = ev.rotate(&x, 1i64 << i)?;
                 ev.add_assign(&mut x, &r)?;
             }
-            x.log_slots = self.log_slots;
+            ev.reinterpret_slots(&mut x, self.log_slots)?;
         }
         trace("raised", &x);
 
@@ -281,7 +281,7 @@ impl Bootstrapper {
             w = t.evaluate(ev, &w, delta_out)?;
         }
         // The matrices assumed the default input scale; reinterpret for the actual one.
-        w.scale = delta_out * delta_in / params.scale();
+        ev.reinterpret_scale(&mut w, delta_out * delta_in / params.scale())?;
         trace("output", &w);
         Ok(w)
     }
@@ -304,7 +304,7 @@ impl Bootstrapper {
             ev.mul_integer_assign(&mut sq, 2)?;
             sq = ev.add_const_real(&sq, -1.0)?;
             ev.rescale_assign(&mut sq)?;
-            sq.scale = scales[i];
+            ev.snap_scale(&mut sq, scales[i])?;
             c = sq;
         }
         if c.level != out_level {

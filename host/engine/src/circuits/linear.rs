@@ -194,7 +194,7 @@ impl LinearTransform {
         }
         let mut out = out.ok_or(Error::InvalidArgument("empty matrix"))?;
         ev.rescale_assign(&mut out)?;
-        out.scale = out_scale;
+        ev.snap_scale(&mut out, out_scale)?;
         Ok(out)
     }
 }

@@ -57,9 +57,8 @@ impl Powers<'_> {
             let d = self.get(a - b)?;
             let d = ev.drop_level(&d, prod.level)?;
             // Bring T_{a-b} to the product's scale exactly before subtracting.
-            let d = ev.mul_const_real(&d, 1.0, prod.scale / d.scale)?;
-            let mut d = d;
-            d.scale = prod.scale;
+            let mut d = ev.mul_const_real(&d, 1.0, prod.scale / d.scale)?;
+            ev.snap_scale(&mut d, prod.scale)?;
             ev.sub_assign(&mut prod, &d)?;
         }
         ev.rescale_assign(&mut prod)?;
@@ -98,7 +97,7 @@ pub fn evaluate(
         let ql = ev.rescale_scale(ct.level);
         let mut y = ev.mul_const_real(ct, alpha, ql)?;
         ev.rescale_assign(&mut y)?;
-        y.scale = ct.scale * ql / ev.rescale_scale(ct.level);
+        ev.snap_scale(&mut y, ct.scale * ql / ev.rescale_scale(ct.level))?;
         ev.add_const_real(&y, beta)?
     };
     let degree = c.len() - 1;
@@ -135,7 +134,7 @@ fn recurse(
     let g = ev.drop_level(&g, prod_level)?;
     let mut out = ev.mul_relin(&qct, &g)?;
     ev.rescale_assign(&mut out)?;
-    out.scale = target_scale;
+    ev.snap_scale(&mut out, target_scale)?;
     if r.iter().any(|&v| v != 0.0) {
         let rct = recurse(ev, &r, baby, target_scale, target_level, powers, log_slots)?;
         ev.add_assign(&mut out, &rct)?;
@@ -161,7 +160,7 @@ fn baby_step(
         let t = powers.get(i)?;
         let t = ev.drop_level(&t, level)?;
         let mut term = ev.mul_const_real(&t, ci, acc_scale / t.scale)?;
-        term.scale = acc_scale;
+        ev.snap_scale(&mut term, acc_scale)?;
         match acc.as_mut() {
             None => acc = Some(term),
             Some(a) => ev.add_assign(a, &term)?,
@@ -173,6 +172,6 @@ fn baby_step(
         acc = ev.add_const_real(&acc, c[0])?;
     }
     ev.rescale_assign(&mut acc)?;
-    acc.scale = target_scale;
+    ev.snap_scale(&mut acc, target_scale)?;
     Ok(acc)
 }

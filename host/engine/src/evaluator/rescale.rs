@@ -153,4 +153,36 @@ impl Evaluator {
         out.scale = ct.scale * k / ql;
         Ok(out)
     }
+
+    /// Records `scale` as the scale of `ct` where it equals the recorded one up to the rounding
+    /// of the floating-point bookkeeping (within [`SCALE_TOLERANCE`]), so that values computed
+    /// to land on the same scale add exactly.
+    pub fn snap_scale(&self, ct: &mut Ciphertext, scale: f64) -> Result<(), Error> {
+        if !(scale > 0.0 && scale.is_finite()) || ((ct.scale / scale) - 1.0).abs() > SCALE_TOLERANCE {
+            return Err(Error::ScaleMismatch { left: ct.scale, right: scale });
+        }
+        ct.scale = scale;
+        Ok(())
+    }
+
+    /// Reads the data of `ct` at another scale: its message is multiplied by `ct.scale / scale`
+    /// at no cost (bootstrapping reads a raised ciphertext at scale `q_0`, and folds constant
+    /// factors of its transforms into the scale this way).
+    pub fn reinterpret_scale(&self, ct: &mut Ciphertext, scale: f64) -> Result<(), Error> {
+        if !(scale > 0.0 && scale.is_finite()) {
+            return Err(Error::InvalidArgument("a scale must be positive and finite"));
+        }
+        ct.scale = scale;
+        Ok(())
+    }
+
+    /// Reads `ct` as packing `2^log_slots` slots: a sparse packing's data seen on the full slots
+    /// (its slots repeat), or the full slots read sparsely after a trace onto the subring.
+    pub fn reinterpret_slots(&self, ct: &mut Ciphertext, log_slots: u32) -> Result<(), Error> {
+        if log_slots > self.ctx.params().log_n() - 1 {
+            return Err(Error::ParameterMismatch("more slots than N/2"));
+        }
+        ct.log_slots = log_slots;
+        Ok(())
+    }
 }
