@@ -132,6 +132,17 @@ fn every_object_kind_round_trips() {
     buf.clear();
     write_tensor_header(&mut buf, &params, &t).unwrap();
     assert_eq!(read_tensor_header(&mut buf.as_slice(), &f.ctx, &limits).unwrap(), t);
+    assert_eq!(read_tensor_header_with_layout(&mut buf.as_slice(), &f.ctx, &limits).unwrap(), (t, None));
+
+    // A block tensor with its layout; a row-major one refuses a layout.
+    let b = TensorHeader { layout: TensorLayout::Blocks, block_rows: 128, block_cols: 16, count: 3, ..t };
+    let l = BlockLayout { pad_c: 4, tiling: 2, level: 9 };
+    buf.clear();
+    write_block_tensor_header(&mut buf, &params, &b, &l).unwrap();
+    assert_eq!(read_tensor_header_with_layout(&mut buf.as_slice(), &f.ctx, &limits).unwrap(), (b, Some(l)));
+    assert_eq!(read_tensor_header(&mut buf.as_slice(), &f.ctx, &limits).unwrap(), b);
+    assert!(write_block_tensor_header(&mut Vec::new(), &params, &t, &l).is_err());
+    assert!(write_block_tensor_header(&mut Vec::new(), &params, &b, &BlockLayout { tiling: 3, ..l }).is_err());
 }
 
 fn read(buf: &[u8], f: &Fixture, limits: &Limits) -> Result<AnyCiphertext, Error> {

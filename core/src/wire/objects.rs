@@ -662,9 +662,49 @@ pub struct TensorHeader {
     pub dtype: u8,
 }
 
+/// How a HETAL block-packed tensor ([`TensorLayout::Blocks`]) is laid out beyond its block
+/// shape, so that a reader needs no layout from elsewhere: the class period, the tiling and the
+/// level of its ciphertexts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockLayout {
+    /// Class period `pad_c` (a power of two dividing both block dimensions).
+    pub pad_c: u32,
+    /// Repetition inside the blocks: 0 none, 1 rows repeat (vertical), 2 columns repeat
+    /// (horizontal).
+    pub tiling: u8,
+    /// Level of the block ciphertexts.
+    pub level: u8,
+}
+
+/// Tensor extension bytes without and with a [`BlockLayout`].
+const TENSOR_EXT: usize = 30;
+const TENSOR_EXT_BLOCKS: usize = 36;
+
 /// Writes a tensor header.
 pub fn write_tensor_header<S: Sink>(sink: &mut S, params: &Parameters, t: &TensorHeader) -> Result<(), Error> {
-    let mut ext = [0u8; 30];
+    write_tensor_header_ext(sink, params, t, None)
+}
+
+/// Writes the header of a block-packed tensor with its [`BlockLayout`].
+pub fn write_block_tensor_header<S: Sink>(
+    sink: &mut S,
+    params: &Parameters,
+    t: &TensorHeader,
+    layout: &BlockLayout,
+) -> Result<(), Error> {
+    if t.layout != TensorLayout::Blocks || layout.tiling > 2 {
+        return Err(Error::InvalidArgument("a block layout belongs to a block-packed tensor"));
+    }
+    write_tensor_header_ext(sink, params, t, Some(layout))
+}
+
+fn write_tensor_header_ext<S: Sink>(
+    sink: &mut S,
+    params: &Parameters,
+    t: &TensorHeader,
+    layout: Option<&BlockLayout>,
+) -> Result<(), Error> {
+    let mut ext = [0u8; TENSOR_EXT_BLOCKS];
     ext[0..8].copy_from_slice(&t.rows.to_le_bytes());
     ext[8..16].copy_from_slice(&t.cols.to_le_bytes());
     ext[16] = t.layout as u8;
@@ -672,17 +712,44 @@ pub fn write_tensor_header<S: Sink>(sink: &mut S, params: &Parameters, t: &Tenso
     ext[18..22].copy_from_slice(&t.block_rows.to_le_bytes());
     ext[22..26].copy_from_slice(&t.block_cols.to_le_bytes());
     ext[26..30].copy_from_slice(&t.count.to_le_bytes());
-    RecordWriter::begin(sink, ObjectKind::TensorHeader, &params.fingerprint(), 0, &ext)?.finish()
+    let len = match layout {
+        Some(b) => {
+            ext[30..34].copy_from_slice(&b.pad_c.to_le_bytes());
+            ext[34] = b.tiling;
+            ext[35] = b.level;
+            TENSOR_EXT_BLOCKS
+        }
+        None => TENSOR_EXT,
+    };
+    RecordWriter::begin(sink, ObjectKind::TensorHeader, &params.fingerprint(), 0, &ext[..len])?.finish()
 }
 
-/// Reads a tensor header.
+/// Reads a tensor header (with or without a block layout).
 pub fn read_tensor_header<S: Source>(src: &mut S, ctx: &Context, limits: &Limits) -> Result<TensorHeader, Error> {
+    Ok(read_tensor_header_with_layout(src, ctx, limits)?.0)
+}
+
+/// Reads a tensor header and, for a block-packed tensor written with one, its [`BlockLayout`].
+pub fn read_tensor_header_with_layout<S: Source>(
+    src: &mut S,
+    ctx: &Context,
+    limits: &Limits,
+) -> Result<(TensorHeader, Option<BlockLayout>), Error> {
     let (r, h) = RecordReader::begin(src, &[ObjectKind::TensorHeader], Some(ctx.fingerprint()), limits)?;
-    tensor_header_body(r, &h)
+    let t = tensor_header_body(r, &h)?;
+    let e = &h.ext;
+    if e.len() != TENSOR_EXT_BLOCKS {
+        return Ok((t, None));
+    }
+    if t.layout != TensorLayout::Blocks || e[34] > 2 {
+        return Err(Error::Malformed("tensor block layout"));
+    }
+    let layout = BlockLayout { pad_c: u32::from_le_bytes([e[30], e[31], e[32], e[33]]), tiling: e[34], level: e[35] };
+    Ok((t, Some(layout)))
 }
 
 fn tensor_header_body<S: Source>(r: RecordReader<'_, S>, h: &Header) -> Result<TensorHeader, Error> {
-    if h.ext.len() != 30 || h.payload_len != 0 {
+    if !(h.ext.len() == TENSOR_EXT || h.ext.len() == TENSOR_EXT_BLOCKS) || h.payload_len != 0 {
         return Err(Error::Malformed("tensor header"));
     }
     r.finish()?;

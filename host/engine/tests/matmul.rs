@@ -94,7 +94,8 @@ mod encrypted {
             t: Tiling,
             level: usize,
         ) -> EncMatrix<hetune_core::ckks::Ciphertext> {
-            EncMatrix::encrypt(&self.ctx, self.sk, m, rows, cols, pk, t, level, &mut self.rng).unwrap()
+            let layout = MatrixLayout { rows, cols, packing: pk, tiling: t, level };
+            EncMatrix::encrypt(&self.ctx, self.sk, m, &layout, &mut self.rng).unwrap()
         }
         pub fn dec(&self, m: &EncMatrix<hetune_core::ckks::Ciphertext>) -> Vec<f64> {
             m.decrypt(&self.ctx, self.sk).unwrap()

@@ -94,6 +94,14 @@ pub enum Error {
         /// What is expected.
         expected: String,
     },
+    /// A command-line argument another one needs.
+    #[error("{name} is needed with {with}")]
+    MissingArgument {
+        /// The argument missing.
+        name: &'static str,
+        /// The argument that needs it.
+        with: &'static str,
+    },
     /// Two matrices (or a matrix and what it is used for) whose shapes do not fit.
     #[error("{what}: {} x {} given, {} x {} needed", found.0, found.1, expected.0, expected.1)]
     ShapeMismatch {

@@ -224,3 +224,56 @@ fn bad_input_gives_one_line_errors() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn hetal_packing_of_features_and_one_hot_labels_reads_back_without_a_layout() {
+    const INSECURE: &str = "--insecure-testing-only";
+    let dir = tmp("hetal");
+    let keys = dir.join("keys");
+    let x = sample_f64(&dir);
+    ok(&["keygen", "--preset", "test-n12", "--out", s(&keys), INSECURE]);
+    // Three classes; labels as a server's training directory has them (int64).
+    let labels: Vec<i64> = (0..1000).map(|i| (i * 7 % 3) as i64).collect();
+    let y = dir.join("y.npy");
+    {
+        use npyz::WriterBuilder;
+        let f = std::io::BufWriter::new(std::fs::File::create(&y).unwrap());
+        let mut w = npyz::WriteOptions::<i64>::new().default_dtype().shape(&[1000]).writer(f).begin_nd().unwrap();
+        w.extend(labels.iter().copied()).unwrap();
+        w.finish().unwrap();
+    }
+    let (ex, ey) = (dir.join("x.hetal"), dir.join("y.hetal"));
+    let common = ["encrypt", "--keys", s(&keys), "--input", s(&x), "--out", s(&ex), "--packing", "hetal", INSECURE];
+    let out =
+        ok(&[&common[..], &["--classes", "3", "--batch", "128", "--labels", s(&y), "--labels-out", s(&ey)]].concat());
+    // test-n12: 2048 slots, pad_c 4, s0 = 128 rows per block: 8 block rows of 1000 rows, 16 / 16 columns.
+    assert!(out.contains("into 8 blocks of 128x16 (pad_c 4)"), "{out}");
+    // Decryption reads the layout from the header.
+    let back = dir.join("x.back.npy");
+    let out =
+        ok(&["decrypt", "--keys", s(&keys), "--input", s(&ex), "--out", s(&back), "--reference", s(&x), INSECURE]);
+    assert!(out.contains("precision: max abs error"), "{out}");
+    let want = read_matrix(&x).unwrap();
+    let got = read_matrix(&back).unwrap();
+    assert_eq!((got.rows, got.cols), (1000, 16));
+    let max = got.data.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(max <= 1e-5, "features: max abs error {max:e}");
+    let yb = dir.join("y.back.npy");
+    ok(&["decrypt", "--keys", s(&keys), "--input", s(&ey), "--out", s(&yb), INSECURE]);
+    let got = read_matrix(&yb).unwrap();
+    assert_eq!((got.rows, got.cols), (1000, 3));
+    for (i, &l) in labels.iter().enumerate() {
+        for c in 0..3 {
+            let want = if c as i64 == l { 1.0 } else { 0.0 };
+            assert!((got.data[i * 3 + c] - want).abs() < 1e-5, "row {i} class {c}: {}", got.data[i * 3 + c]);
+        }
+    }
+    // Missing packing arguments and labels out of range are errors.
+    let err = fails(&[&common[..], &["--batch", "128"]].concat());
+    assert!(err.contains("--classes is needed with --packing hetal"), "{err}");
+    let err = fails(
+        &[&common[..], &["--classes", "2", "--batch", "128", "--labels", s(&y), "--labels-out", s(&ey)]].concat(),
+    );
+    assert!(err.contains("outside 0..2"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -3,6 +3,9 @@
 
 use hetune::engine::learning::{EncMatrix, Packing, Tiling};
 use hetune::io::matrix::{decrypt_npy, encrypt_npy};
+use hetune_core::wire::{
+    write_block_tensor_header, write_ciphertext, write_tensor_header, BlockLayout, TensorHeader, TensorLayout,
+};
 use hetune_testkit::{assert_close, owner, uniform as random};
 
 #[test]
@@ -22,13 +25,37 @@ fn wire_form_and_npy_round_trip() {
     let e = encrypt_npy(&fx.ctx, &fx.sk, &m, pk, Tiling::Vertical, top, &mut rng).unwrap();
     let mut bytes = Vec::new();
     e.write_wire(&fx.ctx, &mut bytes).unwrap();
-    let back = EncMatrix::read_wire(&fx.ctx, &bytes[..], pk.pad_c, Tiling::Vertical).unwrap();
+    let back = EncMatrix::read_wire(&fx.ctx, &bytes[..]).unwrap();
     assert_eq!((back.rows, back.cols, back.packing, back.grid), (c, b, pk, (1, 1)));
+    assert_eq!(back.layout(), e.layout());
+    assert_eq!((back.tiling, back.level()), (Tiling::Vertical, top));
     let d = decrypt_npy(&back, &fx.ctx, &fx.sk).unwrap();
     assert_close(&d.data, &m.data, "wire round trip");
-    // A truncated stream and a wrong tiling are errors, not panics.
-    assert!(EncMatrix::read_wire(&fx.ctx, &bytes[..bytes.len() - 3], pk.pad_c, Tiling::Vertical).is_err());
-    assert!(EncMatrix::read_wire(&fx.ctx, &bytes[..], pk.pad_c, Tiling::Horizontal).is_err());
+    // A truncated stream, a header without its layout and a header whose tiling does not fit
+    // the shape are errors, not panics.
+    assert!(EncMatrix::read_wire(&fx.ctx, &bytes[..bytes.len() - 3]).is_err());
+    let params = fx.ctx.params();
+    let t = TensorHeader {
+        rows: c as u64,
+        cols: b as u64,
+        layout: TensorLayout::Blocks,
+        block_rows: pk.s0 as u32,
+        block_cols: pk.s1 as u32,
+        count: 1,
+        dtype: 0,
+    };
+    let blocks = {
+        let mut v = Vec::new();
+        write_ciphertext(&mut v, params, &e.blocks[0]).unwrap();
+        v
+    };
+    let mut no_layout = Vec::new();
+    write_tensor_header(&mut no_layout, params, &t).unwrap();
+    assert!(EncMatrix::read_wire(&fx.ctx, &[no_layout, blocks.clone()].concat()[..]).is_err());
+    let mut wrong_tiling = Vec::new();
+    let l = BlockLayout { pad_c: pk.pad_c as u32, tiling: Tiling::Horizontal.code(), level: top as u8 };
+    write_block_tensor_header(&mut wrong_tiling, params, &t, &l).unwrap();
+    assert!(EncMatrix::read_wire(&fx.ctx, &[wrong_tiling, blocks][..].concat()[..]).is_err());
 }
 
 #[test]

@@ -1,15 +1,14 @@
-//! An encrypted matrix: its shape, packing and tiling, and one ciphertext per block
-//! (block-row-major). Encryption and decryption of row-major values, and the wire form over any
-//! `std::io` reader or writer:
-//! a tensor header (`TensorLayout::Blocks`, block rows `s0`, block columns `s1`) followed by the
-//! block ciphertexts. The core's header has no tiling field, so a reader states the tiling it
-//! expects; a tiled matrix decrypts to the same values either way.
+//! An encrypted matrix: its layout (logical shape, packing, tiling, level) and one ciphertext
+//! per block (block-row-major). Encryption and decryption of row-major values, and the wire form
+//! over any `std::io` reader or writer: a self-describing tensor header (`TensorLayout::Blocks`
+//! with block rows `s0`, block columns `s1` and the [`BlockLayout`]: `pad_c`, tiling, level)
+//! followed by the block ciphertexts, so a reader needs no layout from the caller.
 
 use std::io::{BufRead, Write};
 
 use hetune_core::ckks::{encrypt_sk, Ciphertext, Encoder};
 use hetune_core::rlwe::{Context, SecretKey};
-use hetune_core::wire::{self, Limits, TensorHeader, TensorLayout};
+use hetune_core::wire::{self, BlockLayout, Limits, TensorHeader, TensorLayout};
 use hetune_core::Error as CoreError;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
@@ -37,6 +36,22 @@ pub struct EncMatrix<C> {
     pub grid: (usize, usize),
     /// Block ciphertexts, block-row-major.
     pub blocks: Vec<C>,
+}
+
+/// Everything about an encrypted matrix but its ciphertexts: what [`EncMatrix::encrypt`] makes
+/// and what the matrix's tensor header carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatrixLayout {
+    /// Rows of the matrix (without padding or tiling).
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+    /// Block shape and class period.
+    pub packing: Packing,
+    /// Repetition inside the blocks.
+    pub tiling: Tiling,
+    /// Level of the block ciphertexts.
+    pub level: usize,
 }
 
 impl<C> EncMatrix<C> {
@@ -69,20 +84,17 @@ impl EncMatrix<LevelOnly> {
 }
 
 impl EncMatrix<Ciphertext> {
-    /// Encrypts a row-major `rows x cols` matrix with the secret key at `level`, one block per
-    /// ciphertext (in parallel; each block's randomness from its own seed drawn from `rng`).
-    #[allow(clippy::too_many_arguments)]
+    /// Encrypts the row-major matrix `data` (`layout.rows x layout.cols`) with the secret key in
+    /// `layout`, one block per ciphertext (in parallel; each block's randomness from its own
+    /// seed drawn from `rng`).
     pub fn encrypt<R: RngCore + CryptoRng>(
         ctx: &Context,
         sk: &SecretKey,
         data: &[f64],
-        rows: usize,
-        cols: usize,
-        packing: Packing,
-        tiling: Tiling,
-        level: usize,
+        layout: &MatrixLayout,
         rng: &mut R,
     ) -> Result<Self> {
+        let MatrixLayout { rows, cols, packing, tiling, level } = *layout;
         let params = ctx.params();
         if packing.slots() != params.max_slots() {
             return Err(PackingError::Slots { packing: packing.slots(), params: params.max_slots() }.into());
@@ -123,9 +135,23 @@ impl EncMatrix<Ciphertext> {
         self.blocks.iter().map(|c| c.level).min().unwrap_or(0)
     }
 
-    /// Writes the wire form: a tensor header, then every block as a full ciphertext record.
+    /// The matrix's layout (at its lowest level).
+    pub fn layout(&self) -> MatrixLayout {
+        MatrixLayout { rows: self.rows, cols: self.cols, packing: self.packing, tiling: self.tiling, level: self.level() }
+    }
+
+    /// Writes the wire form: a tensor header with the block layout, then every block as a full
+    /// ciphertext record (all at one level).
     pub fn write_wire<W: Write>(&self, ctx: &Context, out: W) -> Result<()> {
         let params = ctx.params();
+        if self.blocks.iter().any(|c| c.level != self.level()) {
+            return Err(Error::InvalidArgument("the blocks of a matrix on the wire share one level"));
+        }
+        let layout = BlockLayout {
+            pad_c: u32::try_from(self.packing.pad_c).map_err(|_| CoreError::InvalidArgument("class period"))?,
+            tiling: self.tiling.code(),
+            level: u8::try_from(self.level()).map_err(|_| CoreError::InvalidArgument("level"))?,
+        };
         let header = TensorHeader {
             rows: self.rows as u64,
             cols: self.cols as u64,
@@ -136,23 +162,26 @@ impl EncMatrix<Ciphertext> {
             dtype: 0,
         };
         let mut sink = IoSink(out);
-        wire::write_tensor_header(&mut sink, params, &header)?;
+        wire::write_block_tensor_header(&mut sink, params, &header, &layout)?;
         for ct in &self.blocks {
             wire::write_ciphertext(&mut sink, params, ct)?;
         }
         sink.0.flush().map_err(|_| Error::Core(hetune_core::Error::Io))
     }
 
-    /// Reads the wire form, with the class period `pad_c` and the tiling the caller expects.
-    pub fn read_wire<R: BufRead>(ctx: &Context, input: R, pad_c: usize, tiling: Tiling) -> Result<Self> {
+    /// Reads the wire form; the layout comes from its header.
+    pub fn read_wire<R: BufRead>(ctx: &Context, input: R) -> Result<Self> {
         let params = ctx.params();
         let limits = Limits::for_ciphertexts(params);
         let mut src = IoSource(input);
-        let h = wire::read_tensor_header(&mut src, ctx, &limits)?;
+        let (h, layout) = wire::read_tensor_header_with_layout(&mut src, ctx, &limits)?;
         if h.layout != TensorLayout::Blocks {
             return Err(CoreError::Malformed("not a block-packed matrix").into());
         }
-        let packing = Packing::new(h.block_rows as usize, h.block_cols as usize, pad_c)?;
+        let layout = layout.ok_or(CoreError::Malformed("a block-packed matrix without its block layout"))?;
+        let tiling = Tiling::from_code(layout.tiling).ok_or(CoreError::Malformed("tensor tiling"))?;
+        let packing = Packing::new(h.block_rows as usize, h.block_cols as usize, layout.pad_c as usize)
+            .map_err(|_| CoreError::Malformed("block shape and class period are not a packing"))?;
         if packing.slots() != params.max_slots() {
             return Err(CoreError::Malformed("block shape does not match the parameter set's slots").into());
         }
@@ -160,12 +189,19 @@ impl EncMatrix<Ciphertext> {
         let (Ok(rows), Ok(cols)) = (rows, cols) else {
             return Err(CoreError::Malformed("matrix shape too large").into());
         };
-        let (br, bc) = packing.grid(rows, cols, tiling)?;
+        let (br, bc) =
+            packing.grid(rows, cols, tiling).map_err(|_| CoreError::Malformed("shape and tiling do not fit"))?;
         if br.checked_mul(bc) != Some(h.count as usize) {
             return Err(CoreError::Malformed("block count does not match the shape").into());
         }
         let blocks = (0..h.count)
-            .map(|_| Ok(wire::read_ciphertext(&mut src, ctx, &limits)?.into_full(ctx)))
+            .map(|_| {
+                let ct = wire::read_ciphertext(&mut src, ctx, &limits)?.into_full(ctx);
+                if ct.level != usize::from(layout.level) {
+                    return Err(CoreError::Malformed("a block at another level than its header's").into());
+                }
+                Ok(ct)
+            })
             .collect::<Result<Vec<_>>>()?;
         Self::new(rows, cols, packing, tiling, blocks)
     }

@@ -30,6 +30,6 @@ pub use baselines::{col_major_abt, privgd_abt, privgd_atb, row_major_atb, Column
 pub use counters::{Counter, OpCounts};
 pub use diag_abt::diag_abt;
 pub use diag_atb::{diag_atb, diag_atb_prot_up};
-pub use matrix::EncMatrix;
+pub use matrix::{EncMatrix, MatrixLayout};
 pub use ops::{CkksBackend, CountingBackend, HeBackend, LevelOnly, Mask, MaskKind};
 pub use packing::{Packing, Tiling};

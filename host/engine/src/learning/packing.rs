@@ -37,6 +37,20 @@ pub enum Tiling {
 }
 
 impl Tiling {
+    /// The tiling's code in a tensor header (0 none, 1 vertical, 2 horizontal).
+    pub fn code(self) -> u8 {
+        match self {
+            Tiling::None => 0,
+            Tiling::Vertical => 1,
+            Tiling::Horizontal => 2,
+        }
+    }
+
+    /// The tiling of a header code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        [Tiling::None, Tiling::Vertical, Tiling::Horizontal].into_iter().find(|t| t.code() == code)
+    }
+
     /// The tiling's name in messages.
     pub fn name(self) -> &'static str {
         match self {

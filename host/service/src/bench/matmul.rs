@@ -22,8 +22,8 @@ use hetune_engine::learning::baselines::{
 };
 use hetune_engine::learning::reference::{abt, atb};
 use hetune_engine::learning::{
-    diag_abt, diag_atb, diag_atb_prot_up, CkksBackend, CountingBackend, EncMatrix, HeBackend, LevelOnly, OpCounts,
-    Packing, Tiling,
+    diag_abt, diag_atb, diag_atb_prot_up, CkksBackend, CountingBackend, EncMatrix, HeBackend, LevelOnly, MatrixLayout,
+    OpCounts, Packing, Tiling,
 };
 use hetune_engine::owner::decrypt_decode;
 use hetune_engine::precision::PrecisionStats;
@@ -329,7 +329,8 @@ impl Run<'_> {
         t: Tiling,
         level: usize,
     ) -> Result<EncMatrix<Ciphertext>> {
-        Ok(EncMatrix::encrypt(self.ctx, self.sk, m, rows, cols, pk, t, level, &mut self.rng)?)
+        let layout = MatrixLayout { rows, cols, packing: pk, tiling: t, level };
+        Ok(EncMatrix::encrypt(self.ctx, self.sk, m, &layout, &mut self.rng)?)
     }
 
     fn filled(&mut self, v: &[f64]) -> Result<Ciphertext> {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// hetune: privacy-preserving transfer learning on CKKS-encrypted features.
 #[derive(Debug, Parser)]
@@ -79,6 +79,22 @@ enum Command {
         /// Write full ciphertexts instead of seeded ones (secret-key encryption only).
         #[arg(long)]
         full: bool,
+        /// Packing: "chunks" (row-major values, N/2 per ciphertext) or "hetal" (HETAL's blocks
+        /// for training: features untiled, one-hot labels tiled horizontally; secret key only).
+        #[arg(long, default_value = "chunks")]
+        packing: String,
+        /// HETAL packing: number of classes.
+        #[arg(long)]
+        classes: Option<usize>,
+        /// HETAL packing: batch rows (rounded up to a power of two: one block row per batch).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// HETAL packing: labels (.npy, int64) to encrypt one-hot into --labels-out.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// HETAL packing: output file of the encrypted one-hot labels.
+        #[arg(long)]
+        labels_out: Option<PathBuf>,
         /// Accept keys of a set below 128-bit security. For tests only, never for real data.
         #[arg(long)]
         insecure_testing_only: bool,
@@ -150,8 +166,40 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
                 insecure: insecure_testing_only,
             })
         }
-        Command::Encrypt { keys, input, out, level, public, full, insecure_testing_only } => {
-            tensor::encrypt(&keys, &input, &out, level, public, full, security(insecure_testing_only))
+        Command::Encrypt {
+            keys,
+            input,
+            out,
+            level,
+            public,
+            full,
+            packing,
+            classes,
+            batch,
+            labels,
+            labels_out,
+            insecure_testing_only,
+        } => {
+            let security = security(insecure_testing_only);
+            match packing.as_str() {
+                "chunks" => tensor::encrypt(&keys, &input, &out, level, public, full, security),
+                "hetal" => tensor::encrypt_hetal(&tensor::HetalArgs {
+                    keys: &keys,
+                    features: &input,
+                    out: &out,
+                    classes,
+                    batch,
+                    labels: labels.as_deref(),
+                    labels_out: labels_out.as_deref(),
+                    level,
+                    security,
+                }),
+                other => Err(Error::BadArgument {
+                    name: "packing",
+                    value: other.to_string(),
+                    expected: "\"chunks\" or \"hetal\"".into(),
+                }),
+            }
         }
         Command::Decrypt { keys, input, out, reference, insecure_testing_only } => {
             tensor::decrypt(&keys, &input, &out, reference.as_deref(), security(insecure_testing_only))
