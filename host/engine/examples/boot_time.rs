@@ -5,35 +5,29 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hetune_core::ckks::{encrypt_sk, Complex, Encoder};
-use hetune_core::rlwe::{Context, SecretKey};
-use hetune_core::{Parameters, Security};
 use hetune_engine::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
-use hetune_engine::evaluator::{EvaluationKeys, Evaluator};
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 
 fn main() {
     let preset = std::env::args().nth(1).unwrap_or_else(|| "test-n12-boot".into());
     let threads: usize = std::env::args().nth(2).and_then(|t| t.parse().ok()).unwrap_or(2);
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().unwrap();
-    let ctx = Arc::new(Context::new(Parameters::preset(&preset, Security::InsecureForTestingOnly).unwrap()).unwrap());
-    let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let sk = SecretKey::generate(ctx.params(), &mut rng);
+    // The owner and its keys from the test kit (insecure presets allowed: diagnostics only).
+    let owner = hetune_testkit::owner(&preset);
+    let (ctx, sk, mut rng) = (owner.ctx.clone(), &owner.sk, owner.rng(1));
     let a: Vec<String> = std::env::args().collect();
     let mut cfg = BootstrapConfig::default();
     if let (Some(r), Some(d)) = (a.get(3).and_then(|v| v.parse().ok()), a.get(4).and_then(|v| v.parse().ok())) {
         cfg.double_angle = r;
         cfg.degree = d;
     }
-    let keys = EvaluationKeys::generate(&ctx, &sk, &cfg.key_request(ctx.params().log_n()), &mut rng).unwrap();
-    let ev = Arc::new(Evaluator::new(ctx.clone(), keys).unwrap());
+    let ev = Arc::new(owner.evaluator(&cfg.key_request(ctx.params().log_n())));
     ev.expand_keys().unwrap();
     let boot = Bootstrapper::new(ev.clone(), cfg).unwrap();
     let enc = Encoder::new(&ctx);
     let log_slots = ctx.params().log_n() - 1;
     let v: Vec<Complex> = (0..1usize << log_slots).map(|j| Complex::new((j as f64).sin(), 0.0)).collect();
     let pt = enc.encode_complex(&v, log_slots, 0, ctx.params().scale()).unwrap();
-    let ct = encrypt_sk(&ctx, &sk, &pt, &mut rng).unwrap().expand(&ctx);
+    let ct = encrypt_sk(&ctx, sk, &pt, &mut rng).unwrap().expand(&ctx);
     for _ in 0..2 {
         let start = Instant::now();
         let mut last = start;

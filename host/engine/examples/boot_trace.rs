@@ -6,26 +6,22 @@ use std::sync::Arc;
 
 use hetune_core::ckks::{decrypt, encrypt_sk, Complex, Encoder};
 use hetune_core::ring::ntt::bit_reverse;
-use hetune_core::rlwe::{Context, SecretKey};
-use hetune_core::{Parameters, Security};
 use hetune_engine::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
-use hetune_engine::evaluator::{EvaluationKeys, Evaluator};
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::RngCore;
 
 fn main() {
     let preset = std::env::args().nth(1).unwrap_or_else(|| "test-n12-boot".into());
-    let ctx = Arc::new(Context::new(Parameters::preset(&preset, Security::InsecureForTestingOnly).unwrap()).unwrap());
-    let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let sk = SecretKey::generate(ctx.params(), &mut rng);
+    // The owner and its keys from the test kit (insecure presets allowed: diagnostics only).
+    let owner = hetune_testkit::owner(&preset);
+    let (ctx, sk, mut rng) = (owner.ctx.clone(), &owner.sk, owner.rng(1));
     let a: Vec<String> = std::env::args().collect();
     let mut cfg = BootstrapConfig::default();
     if let (Some(r), Some(d)) = (a.get(2).and_then(|v| v.parse().ok()), a.get(3).and_then(|v| v.parse().ok())) {
         cfg.double_angle = r;
         cfg.degree = d;
     }
-    let keys = EvaluationKeys::generate(&ctx, &sk, &cfg.key_request(ctx.params().log_n()), &mut rng).unwrap();
-    let ev = Arc::new(Evaluator::new(ctx.clone(), keys).unwrap());
+    let ev = Arc::new(owner.evaluator(&cfg.key_request(ctx.params().log_n())));
     let boot = Bootstrapper::new(ev.clone(), cfg).unwrap();
     let enc = Encoder::new(&ctx);
     let log_slots = ctx.params().log_n() - 1;
@@ -33,11 +29,11 @@ fn main() {
     let uni = |r: &mut ChaCha20Rng| (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
     let v: Vec<Complex> = (0..n).map(|_| Complex::new(uni(&mut rng), uni(&mut rng))).collect();
     let pt = enc.encode_complex(&v, log_slots, 0, ctx.params().scale()).unwrap();
-    let ct = encrypt_sk(&ctx, &sk, &pt, &mut rng).unwrap().expand(&ctx);
+    let ct = encrypt_sk(&ctx, sk, &pt, &mut rng).unwrap().expand(&ctx);
     let k1 = cfg.k as f64 + 1.0;
     let mut raised_coeffs: Vec<f64> = Vec::new();
     boot.bootstrap_traced(&ct, &mut |stage, c| {
-        let dec = decrypt(&ctx, &sk, c).unwrap();
+        let dec = decrypt(&ctx, sk, c).unwrap();
         match stage {
             "raised" => {
                 // Coefficients / q_0 = m/q_0 + I: report the fractional parts' size and max |I|.

@@ -102,16 +102,10 @@ pub enum Error {
         /// The argument that needs it.
         with: &'static str,
     },
-    /// Two matrices (or a matrix and what it is used for) whose shapes do not fit.
+    /// Two matrices (or a matrix and what it is used for) whose shapes do not fit: what they
+    /// belong to, the shape given (`found`) and the shape needed (`expected`), rows x columns.
     #[error("{what}: {} x {} given, {} x {} needed", found.0, found.1, expected.0, expected.1)]
-    ShapeMismatch {
-        /// What the shapes belong to.
-        what: &'static str,
-        /// The shape given.
-        found: (usize, usize),
-        /// The shape needed.
-        expected: (usize, usize),
-    },
+    ShapeMismatch { what: &'static str, found: (usize, usize), expected: (usize, usize) },
     /// A report that cannot be serialised.
     #[error("cannot serialise the report: {0}")]
     Report(#[from] serde_json::Error),

@@ -95,10 +95,11 @@ impl HeldKeys {
 
     /// The keys `store` lists, each loaded and checked when first used.
     pub(crate) fn on_demand(store: Arc<dyn KeyStore>) -> Self {
+        let list = store.contents();
         HeldKeys {
-            relin: store.has_relinearization().then(Slot::empty),
-            galois: store.galois_elements().into_iter().map(|g| (g, Slot::empty())).collect(),
-            encapsulation: store.has_encapsulation().then(Slot::empty),
+            relin: list.relinearization.then(Slot::empty),
+            galois: list.galois.into_iter().map(|g| (g, Slot::empty())).collect(),
+            encapsulation: list.encapsulation.then(Slot::empty),
             store: Some(store),
         }
     }

@@ -230,16 +230,23 @@ impl EvaluationKeys {
     }
 }
 
+/// What a [`KeyStore`] holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyList {
+    /// Whether a relinearisation key is held.
+    pub relinearization: bool,
+    /// The Galois elements with a key.
+    pub galois: Vec<u64>,
+    /// Whether the encapsulation pair is held.
+    pub encapsulation: bool,
+}
+
 /// Where an evaluator takes its keys from: what is held is listed up front (cheaply), each key
 /// is loaded when first used. [`EvaluationKeys`] is the in-memory store; the service crate has
 /// one over a key bundle on disk, so a server need not hold gigabytes of keys in memory.
 pub trait KeyStore: Send + Sync {
-    /// Whether a relinearisation key is held.
-    fn has_relinearization(&self) -> bool;
-    /// The Galois elements with a key.
-    fn galois_elements(&self) -> Vec<u64>;
-    /// Whether the encapsulation pair is held.
-    fn has_encapsulation(&self) -> bool;
+    /// What the store holds.
+    fn contents(&self) -> KeyList;
     /// The relinearisation key.
     fn relinearization(&self) -> Result<SwitchingKey, Error>;
     /// The Galois key of element `g`.
@@ -249,14 +256,12 @@ pub trait KeyStore: Send + Sync {
 }
 
 impl KeyStore for EvaluationKeys {
-    fn has_relinearization(&self) -> bool {
-        self.relin.is_some()
-    }
-    fn galois_elements(&self) -> Vec<u64> {
-        self.galois.keys().copied().collect()
-    }
-    fn has_encapsulation(&self) -> bool {
-        self.encapsulation.is_some()
+    fn contents(&self) -> KeyList {
+        KeyList {
+            relinearization: self.relin.is_some(),
+            galois: self.galois.keys().copied().collect(),
+            encapsulation: self.encapsulation.is_some(),
+        }
     }
     fn relinearization(&self) -> Result<SwitchingKey, Error> {
         self.relin.clone().ok_or(Error::MissingRelinearizationKey)

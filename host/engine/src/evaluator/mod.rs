@@ -31,7 +31,9 @@ use rayon::prelude::*;
 use crate::Error;
 use held_keys::HeldKeys;
 pub use held_keys::PreparedEncapsulation;
-pub use keys::{power_of_two_steps, EncapsulationKeys, EncapsulationRequest, EvaluationKeys, KeyRequest, KeyStore};
+pub use keys::{
+    power_of_two_steps, EncapsulationKeys, EncapsulationRequest, EvaluationKeys, KeyList, KeyRequest, KeyStore,
+};
 use rotation::RotationPlan;
 pub use secret_switch::{EncapsulationSwitch, SecretSwitchKey};
 use workspace::{Dims, WorkspacePool};

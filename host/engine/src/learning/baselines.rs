@@ -21,7 +21,7 @@
 
 use super::matrix::EncMatrix;
 use super::ops::{doubling, HeBackend, Mask, MaskKind};
-use super::packing::Tiling;
+use super::packing::{Packing, Tiling};
 use crate::{Error, Result};
 
 fn untiled_pair<C>(a: &EncMatrix<C>, b: &EncMatrix<C>, slots: usize) -> Result<()> {
@@ -32,6 +32,24 @@ fn untiled_pair<C>(a: &EncMatrix<C>, b: &EncMatrix<C>, slots: usize) -> Result<(
         });
     }
     Ok(())
+}
+
+/// Checks the operands of a Crockett baseline `op`: untiled, in one packing of `slots` slots,
+/// the shared dimension matching (`inner_match`) and the small one, `c`, at most a block side.
+fn crockett_operands<C>(
+    op: &'static str,
+    a: &EncMatrix<C>,
+    b: &EncMatrix<C>,
+    slots: usize,
+    c: usize,
+    inner_match: bool,
+) -> Result<Packing> {
+    untiled_pair(a, b, slots)?;
+    let pk = a.packing;
+    if !inner_match || c > pk.s0 || c > pk.s1 {
+        return Err(Error::ShapeMismatch { op, left: (a.rows, a.cols), right: (b.rows, b.cols) });
+    }
+    Ok(pk)
 }
 
 fn add_into<O: HeBackend>(ops: &O, acc: &mut Option<O::Ct>, x: O::Ct) -> Result<()> {
@@ -48,12 +66,8 @@ fn collect<O: HeBackend>(acc: Vec<Option<O::Ct>>) -> Result<Vec<O::Ct>> {
 
 /// `A B^T` by Crockett's ColMajor: `a` is `a x b`, `b` is `c x b` with `c <= min(s0, s1)`.
 pub fn col_major_abt<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::Ct>) -> Result<EncMatrix<O::Ct>> {
-    untiled_pair(a, b, ops.slots())?;
-    let pk = a.packing;
     let c = b.rows;
-    if a.cols != b.cols || c > pk.s0 || c > pk.s1 {
-        return Err(Error::ShapeMismatch { op: "col_major_abt", left: (a.rows, a.cols), right: (b.rows, b.cols) });
-    }
+    let pk = crockett_operands("col_major_abt", a, b, ops.slots(), c, a.cols == b.cols)?;
     let (a0, b1) = a.grid;
     let mut acc: Vec<Option<O::Ct>> = vec![None; a0];
     for k in 0..c {
@@ -79,12 +93,8 @@ pub fn col_major_abt<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<
 
 /// `A^T B` by Crockett's RowMajor: `a` is `a x c` with `c <= min(s0, s1)`, `b` is `a x b`.
 pub fn row_major_atb<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::Ct>) -> Result<EncMatrix<O::Ct>> {
-    untiled_pair(a, b, ops.slots())?;
-    let pk = a.packing;
     let c = a.cols;
-    if a.rows != b.rows || c > pk.s0 || c > pk.s1 {
-        return Err(Error::ShapeMismatch { op: "row_major_atb", left: (a.rows, a.cols), right: (b.rows, b.cols) });
-    }
+    let pk = crockett_operands("row_major_atb", a, b, ops.slots(), c, a.rows == b.rows)?;
     let (a0, b1) = b.grid;
     let mut acc: Vec<Option<O::Ct>> = vec![None; b1];
     for k in 0..c {

@@ -137,7 +137,13 @@ impl EncMatrix<Ciphertext> {
 
     /// The matrix's layout (at its lowest level).
     pub fn layout(&self) -> MatrixLayout {
-        MatrixLayout { rows: self.rows, cols: self.cols, packing: self.packing, tiling: self.tiling, level: self.level() }
+        MatrixLayout {
+            rows: self.rows,
+            cols: self.cols,
+            packing: self.packing,
+            tiling: self.tiling,
+            level: self.level(),
+        }
     }
 
     /// Writes the wire form: a tensor header with the block layout, then every block as a full

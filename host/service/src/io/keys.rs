@@ -13,7 +13,7 @@ use std::sync::Arc;
 use hetune_core::rlwe::{Context, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
 use hetune_core::wire::{self, Limits, WireObject};
 use hetune_core::{Parameters, Security};
-use hetune_engine::evaluator::{EncapsulationKeys, EvaluationKeys, KeyRequest, KeyStore};
+use hetune_engine::evaluator::{EncapsulationKeys, EvaluationKeys, KeyList, KeyRequest, KeyStore};
 use hetune_engine::wire_io::{IoSink, IoSource};
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
@@ -218,47 +218,60 @@ impl<R: BufRead> BufRead for Counting<R> {
     }
 }
 
-/// Reads `dir/public.bundle` record by record under `security`, handing each object after the
-/// parameters to `visit` with its offset in the file; `visit` returns false to stop. Each record
-/// may cost at most what the largest record of the set needs ([`Limits::for_params`]).
-fn scan_bundle(
+/// What a bundle holds: its public key and its evaluation keys, each kept as `S` (switching
+/// keys) or `E` (the encapsulation key): the keys themselves, or where they are in the file.
+struct Contents<S, E> {
+    pk: PublicKey,
+    relin: Option<S>,
+    galois: BTreeMap<u64, S>,
+    to_dense: Option<S>,
+    to_sparse: Option<E>,
+}
+
+/// Reads `dir/public.bundle` record by record under `security` (after the public key only when
+/// `with_eval`), keeping each evaluation key as `keep(offset, key)` or `keep_enc(offset, key)`.
+/// Each record may cost at most what the largest record of the set needs
+/// ([`Limits::for_params`]).
+fn scan_bundle<S, E>(
     dir: &Path,
     security: Security,
-    mut visit: impl FnMut(u64, WireObject) -> Result<bool>,
-) -> Result<(PathBuf, Context)> {
+    with_eval: bool,
+    keep: impl Fn(u64, SwitchingKey) -> S,
+    keep_enc: impl Fn(u64, hetune_core::rlwe::EncapsulationKey) -> E,
+) -> Result<(PathBuf, Context, Contents<S, E>)> {
     let path = dir.join(PUBLIC_FILE);
     let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
     let mut src = IoSource(Counting { inner: BufReader::with_capacity(1 << 16, f), pos: 0 });
     let params = read_params(&mut src, &path, security)?;
     let limits = Limits::for_params(&params);
     let ctx = Context::new(params)?;
+    let (mut pk, mut relin, mut galois, mut to_dense, mut to_sparse) = (None, None, BTreeMap::new(), None, None);
     while !src.at_end()? {
         let offset = src.0.pos;
-        let object = wire::read_object(&mut src, &ctx, &limits).map_err(|e| wrap(&path, e))?;
-        if !visit(offset, object)? {
-            break;
+        match wire::read_object(&mut src, &ctx, &limits).map_err(|e| wrap(&path, e))? {
+            WireObject::PublicKey(k) => {
+                pk = Some(k);
+                if !with_eval {
+                    break;
+                }
+            }
+            WireObject::SwitchingKey(k) => match k.kind {
+                SwitchingKind::Relinearization => relin = Some(keep(offset, k)),
+                SwitchingKind::Galois(g) => {
+                    galois.insert(g, keep(offset, k));
+                }
+                SwitchingKind::Encapsulation { to_sparse: false } => to_dense = Some(keep(offset, k)),
+                // The wire reader refuses this kind (see `hetune_core::rlwe::encapsulation`).
+                SwitchingKind::Encapsulation { to_sparse: true } => {
+                    return Err(wrap(&path, hetune_core::Error::Malformed("an encapsulation key of the insecure kind")))
+                }
+            },
+            WireObject::EncapsulationKey(k) => to_sparse = Some(keep_enc(offset, k)),
+            _ => return Err(unexpected(&path)),
         }
     }
-    Ok((path, ctx))
-}
-
-/// Where an evaluation key belongs in a key set.
-enum Slot {
-    Relinearization,
-    Galois(u64),
-    ToDense,
-}
-
-fn slot_of(path: &Path, k: &SwitchingKey) -> Result<Slot> {
-    match k.kind {
-        SwitchingKind::Relinearization => Ok(Slot::Relinearization),
-        SwitchingKind::Galois(g) => Ok(Slot::Galois(g)),
-        SwitchingKind::Encapsulation { to_sparse: false } => Ok(Slot::ToDense),
-        // The wire reader refuses this kind (see `hetune_core::rlwe::encapsulation`).
-        SwitchingKind::Encapsulation { to_sparse: true } => {
-            Err(wrap(path, hetune_core::Error::Malformed("an encapsulation key of the insecure kind")))
-        }
-    }
+    let pk = pk.ok_or_else(|| Error::MissingKey { path: path.clone(), key: "public key" })?;
+    Ok((path, ctx, Contents { pk, relin, galois, to_dense, to_sparse }))
 }
 
 fn unexpected(path: &Path) -> Error {
@@ -269,31 +282,10 @@ fn unexpected(path: &Path) -> Error {
 ///
 /// Insecure parameters are refused unless `security` opts in.
 pub fn load_public(dir: &Path, with_eval: bool, security: Security) -> Result<PublicBundle> {
-    let mut pk = None;
-    let mut eval = EvaluationKeys::new();
-    let (mut to_sparse, mut to_dense) = (None, None);
-    let file = dir.join(PUBLIC_FILE);
-    let (path, ctx) = scan_bundle(dir, security, |_, object| {
-        match object {
-            WireObject::PublicKey(k) => {
-                pk = Some(k);
-                return Ok(with_eval);
-            }
-            WireObject::SwitchingKey(k) => match slot_of(&file, &k)? {
-                Slot::Relinearization => eval.relin = Some(k),
-                Slot::Galois(g) => {
-                    eval.galois.insert(g, k);
-                }
-                Slot::ToDense => to_dense = Some(k),
-            },
-            WireObject::EncapsulationKey(k) => to_sparse = Some(k),
-            _ => return Err(unexpected(&file)),
-        }
-        Ok(true)
-    })?;
-    let pk = pk.ok_or_else(|| Error::MissingKey { path: path.clone(), key: "public key" })?;
-    eval.encapsulation = to_sparse.zip(to_dense).map(|(to_sparse, to_dense)| EncapsulationKeys { to_sparse, to_dense });
-    Ok(PublicBundle { ctx, pk, eval })
+    let (_, ctx, c) = scan_bundle(dir, security, with_eval, |_, k| k, |_, k| k)?;
+    let encapsulation =
+        c.to_sparse.zip(c.to_dense).map(|(to_sparse, to_dense)| EncapsulationKeys { to_sparse, to_dense });
+    Ok(PublicBundle { ctx, pk: c.pk, eval: EvaluationKeys { relin: c.relin, galois: c.galois, encapsulation } })
 }
 
 /// The evaluation keys of a `public.bundle` kept in the file: an index of record offsets made
@@ -303,38 +295,16 @@ pub fn load_public(dir: &Path, with_eval: bool, security: Security) -> Result<Pu
 pub struct BundleStore {
     path: PathBuf,
     ctx: Arc<Context>,
-    pk: PublicKey,
     limits: Limits,
-    relin: Option<u64>,
-    galois: BTreeMap<u64, u64>,
-    encapsulation: Option<(u64, u64)>,
+    index: Contents<u64, u64>,
 }
 
 impl BundleStore {
     /// Indexes `dir/public.bundle` (every record is read and checked once) under `security`.
     pub fn open(dir: &Path, security: Security) -> Result<Self> {
-        let mut pk = None;
-        let (mut relin, mut galois) = (None, BTreeMap::new());
-        let (mut to_sparse, mut to_dense) = (None, None);
-        let file = dir.join(PUBLIC_FILE);
-        let (path, ctx) = scan_bundle(dir, security, |offset, object| {
-            match object {
-                WireObject::PublicKey(k) => pk = Some(k),
-                WireObject::SwitchingKey(k) => match slot_of(&file, &k)? {
-                    Slot::Relinearization => relin = Some(offset),
-                    Slot::Galois(g) => {
-                        galois.insert(g, offset);
-                    }
-                    Slot::ToDense => to_dense = Some(offset),
-                },
-                WireObject::EncapsulationKey(_) => to_sparse = Some(offset),
-                _ => return Err(unexpected(&file)),
-            }
-            Ok(true)
-        })?;
-        let pk = pk.ok_or_else(|| Error::MissingKey { path: path.clone(), key: "public key" })?;
+        let (path, ctx, index) = scan_bundle(dir, security, true, |offset, _| offset, |offset, _| offset)?;
         let limits = Limits::for_params(ctx.params());
-        Ok(BundleStore { path, ctx: Arc::new(ctx), pk, limits, relin, galois, encapsulation: to_sparse.zip(to_dense) })
+        Ok(BundleStore { path, ctx: Arc::new(ctx), limits, index })
     }
 
     /// The bundle's context.
@@ -344,7 +314,7 @@ impl BundleStore {
 
     /// The bundle's public key.
     pub fn public_key(&self) -> &PublicKey {
-        &self.pk
+        &self.index.pk
     }
 
     /// The object at `offset`.
@@ -369,25 +339,25 @@ fn store_error(e: Error) -> hetune_engine::Error {
 }
 
 impl KeyStore for BundleStore {
-    fn has_relinearization(&self) -> bool {
-        self.relin.is_some()
-    }
-    fn galois_elements(&self) -> Vec<u64> {
-        self.galois.keys().copied().collect()
-    }
-    fn has_encapsulation(&self) -> bool {
-        self.encapsulation.is_some()
+    fn contents(&self) -> KeyList {
+        KeyList {
+            relinearization: self.index.relin.is_some(),
+            galois: self.index.galois.keys().copied().collect(),
+            encapsulation: self.index.to_sparse.is_some() && self.index.to_dense.is_some(),
+        }
     }
     fn relinearization(&self) -> Result<SwitchingKey, hetune_engine::Error> {
-        let offset = self.relin.ok_or(hetune_engine::Error::MissingRelinearizationKey)?;
+        let offset = self.index.relin.ok_or(hetune_engine::Error::MissingRelinearizationKey)?;
         self.switching_key_at(offset).map_err(store_error)
     }
     fn galois(&self, g: u64) -> Result<SwitchingKey, hetune_engine::Error> {
-        let offset = *self.galois.get(&g).ok_or(hetune_engine::Error::MissingGaloisKey(g))?;
+        let offset = *self.index.galois.get(&g).ok_or(hetune_engine::Error::MissingGaloisKey(g))?;
         self.switching_key_at(offset).map_err(store_error)
     }
     fn encapsulation(&self) -> Result<EncapsulationKeys, hetune_engine::Error> {
-        let (sparse, dense) = self.encapsulation.ok_or(hetune_engine::Error::MissingEncapsulationKeys)?;
+        let (Some(sparse), Some(dense)) = (self.index.to_sparse, self.index.to_dense) else {
+            return Err(hetune_engine::Error::MissingEncapsulationKeys);
+        };
         let to_sparse = match self.read_at(sparse).map_err(store_error)? {
             WireObject::EncapsulationKey(k) => k,
             _ => return Err(store_error(unexpected(&self.path))),

@@ -344,25 +344,4 @@ mod tests {
         assert_eq!(Softmax::Hetal(HetalSoftmax::published(7)).levels(), 77);
         assert_eq!(Softmax::Hetal(HetalSoftmax::published(16)).levels(), 90);
     }
-
-    #[test]
-    #[ignore = "prints the error table (cargo test -p hetune-engine --lib print_error_table -- --ignored --nocapture)"]
-    fn print_error_table() {
-        println!("| softmax | c | range | sampling | max abs | mean abs | mean row max | levels |");
-        println!("|---|---|---|---|---|---|---|---|");
-        for r in error_table(&[2, 7, 10, 16], 20_000).unwrap() {
-            println!(
-                "| {} | {} | [-{}, {}] | {:?} | {:.1e} | {:.1e} | {:.1e} | {} |",
-                r.name,
-                r.classes,
-                r.bound,
-                r.bound,
-                r.sampling,
-                r.stats.max_abs,
-                r.stats.mean_abs,
-                r.stats.mean_row_max,
-                r.levels
-            );
-        }
-    }
 }
