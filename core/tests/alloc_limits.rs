@@ -9,8 +9,8 @@ mod common;
 
 use common::alloc::{peak_of, FOUND, SCAN};
 use common::records::{header_len, records};
-use hetune_core::ckks::encoder::encode_coeffs;
-use hetune_core::ckks::stream::{stream_encrypt_sk, StreamWork};
+use hetune_core::ckks::encoder::encode_compact;
+use hetune_core::ckks::stream::{stream_encrypt_sk, StreamMode, StreamPlaintext, StreamWork};
 use hetune_core::ckks::Complex;
 use hetune_core::rlwe::{Context, SecretKey};
 use hetune_core::wire::*;
@@ -64,11 +64,12 @@ fn a_ciphertext_header_of_the_largest_preset_allocates_nothing_large() {
     let params = ctx.params();
     let mut rng = ChaCha20Rng::seed_from_u64(12);
     let sk = SecretKey::generate(params, &mut rng);
-    let mut msg = vec![0f64; params.n()];
-    encode_coeffs(3, params.scale(), 8, |j| Complex::new(j as f64 / 8.0, 0.0), &mut msg).unwrap();
+    let mut msg = vec![0f64; 2 << 3];
+    encode_compact(3, params.scale(), 8, |j| Complex::new(j as f64 / 8.0, 0.0), &mut msg).unwrap();
     let mut rec = Vec::new();
-    let mut work = StreamWork::new(params.n());
-    stream_encrypt_sk(params, &sk, &msg, params.max_level(), params.scale(), 3, &mut rng, &mut work, &mut rec).unwrap();
+    let mut work = StreamWork::new(params.n(), StreamMode::SecretKey);
+    let spt = StreamPlaintext { coeffs: &msg, log_slots: 3, level: params.max_level(), scale: params.scale() };
+    stream_encrypt_sk(params, &sk, &spt, &mut rng, &mut work, &mut rec).unwrap();
     let limits = Limits::for_ciphertexts(params);
     let head = header_len(&rec);
     for k in [0usize, 32, 33, 1000] {

@@ -3,6 +3,7 @@
 
 use alloc::vec::Vec;
 
+use super::elementwise;
 use super::modulus::Modulus;
 use super::montgomery::Montgomery;
 use super::ntt::NttTable;
@@ -22,8 +23,8 @@ pub struct BasisConverter {
     hat_inv: Vec<(u64, u64)>,
     /// `(B/b_i) mod c_j`, row j holds the |B| values for output limb j.
     hat_mod_to: Vec<u64>,
-    /// `B mod c_j`.
-    b_mod_to: Vec<u64>,
+    /// `B mod c_j` and its Shoup companion.
+    b_mod_to: Vec<(u64, u64)>,
     /// `1 / b_i` in f64, for the exact (centered) variant.
     inv_from_f64: Vec<f64>,
     /// `hat_mod_to` in Montgomery form (times `2^64 mod c_j`), for the lazy sums.
@@ -64,8 +65,13 @@ impl BasisConverter {
                 hat_mod_to.push(prod);
             }
         }
-        let b_mod_to =
-            to.iter().map(|cj| from.iter().fold(1u64, |acc, bk| cj.mul(acc, cj.reduce(bk.value())))).collect();
+        let b_mod_to = to
+            .iter()
+            .map(|cj| {
+                let b = from.iter().fold(1u64, |acc, bk| cj.mul(acc, cj.reduce(bk.value())));
+                (b, cj.shoup(b))
+            })
+            .collect();
         let inv_from_f64 = from.iter().map(|b| 1.0 / b.value() as f64).collect();
         let to_mont: Vec<Montgomery> = to.iter().map(Montgomery::new).collect();
         let k = from.len();
@@ -103,14 +109,47 @@ impl BasisConverter {
     pub fn scale_input_limb(&self, i: usize, x: &[u64], y: &mut [u64]) {
         let b = &self.from[i];
         let (w, ws) = self.hat_inv[i];
-        for (o, &v) in y.iter_mut().zip(x) {
+        #[allow(unused_mut)]
+        let mut done = 0;
+        #[cfg(all(feature = "simd", target_arch = "x86_64"))]
+        if let Some(s) = super::simd::ifma() {
+            done = super::simd::mul_shoup_slice(s, b.value(), w, ws, x, y);
+        }
+        for (o, &v) in y.iter_mut().zip(x).skip(done) {
             *o = b.mul_shoup(v, w, ws);
         }
+    }
+
+    /// `((B/b_i)^-1 mod b_i, Shoup companion)`, the constant of phase 1.
+    #[cfg(test)]
+    pub(crate) fn hat_inv_of(&self, i: usize) -> (u64, u64) {
+        self.hat_inv[i]
     }
 
     /// Phase 2 for output limb `j`: `out = sum_i y_i * (B/b_i) mod c_j`, where `ys` holds all
     /// phase-1 limbs back to back (`|B| * n` words).
     pub fn accumulate_output_limb(&self, j: usize, ys: &[u64], out: &mut [u64]) {
+        self.accumulate(j, ys, None, out);
+    }
+
+    /// Phase 2, with the exact variant's correction `- u * B mod c_j` when `u` is given.
+    pub(crate) fn accumulate(&self, j: usize, ys: &[u64], u: Option<&[u64]>, out: &mut [u64]) {
+        #[allow(unused_mut)]
+        let mut done = 0;
+        #[cfg(all(feature = "simd", target_arch = "x86_64"))]
+        if let Some(s) = super::simd::ifma() {
+            let k = self.from.len();
+            let m = super::simd::ModConsts { q: self.to[j].value(), q_inv: self.to_mont[j].q_inv() };
+            let (bm, bm_s) = self.b_mod_to[j];
+            let row_m = &self.hat_mod_to_mont[j * k..(j + 1) * k];
+            done = super::simd::accumulate_limb(s, m, row_m, self.group, ys, u.map(|u| (u, bm, bm_s)), out);
+        }
+        self.accumulate_scalar(j, ys, u, done, out);
+    }
+
+    /// The scalar path of phase 2 (the fallback, and the reference of the vector kernel's tests)
+    /// on coefficients `from..`.
+    pub(crate) fn accumulate_scalar(&self, j: usize, ys: &[u64], u: Option<&[u64]>, from: usize, out: &mut [u64]) {
         let n = out.len();
         let k = self.from.len();
         let c = &self.to[j];
@@ -122,8 +161,8 @@ impl BasisConverter {
         let row_m = &self.hat_mod_to_mont[j * k..(j + 1) * k];
         let mont = &self.to_mont[j];
         let group = self.group;
-        let full = n - n % LANES;
-        let mut start = 0;
+        let full = from + (n - from) / LANES * LANES;
+        let mut start = from;
         while start < full {
             let mut total = [0u64; LANES];
             for (ci, chunk) in row_m.chunks(group).enumerate() {
@@ -150,6 +189,12 @@ impl BasisConverter {
         for (t, o) in out.iter_mut().enumerate().skip(full) {
             *o = row.iter().enumerate().fold(0u64, |acc, (i, &h)| c.add(acc, c.mul(ys[i * n + t], h)));
         }
+        if let Some(u) = u {
+            let (bm, bm_s) = self.b_mod_to[j];
+            for (o, &uv) in out.iter_mut().zip(u).skip(from) {
+                *o = c.sub(*o, c.mul_shoup(c.reduce(uv), bm, bm_s));
+            }
+        }
     }
 
     /// For the exact variant: `u[t] = round(sum_i y_i[t] / b_i)`, the multiple of B that the fast
@@ -157,29 +202,44 @@ impl BasisConverter {
     /// sum is exact to about 2^-50, so only values within that of a rounding boundary could be off
     /// by one, which the callers tolerate as one extra unit of rounding.
     pub fn rounding_quotients(&self, ys: &[u64], u: &mut [u64]) {
-        let n = u.len();
-        u.iter_mut().for_each(|v| *v = 0);
-        let mut acc = alloc::vec![0.5f64; n];
-        for (i, &inv) in self.inv_from_f64.iter().enumerate() {
-            for (a, &y) in acc.iter_mut().zip(&ys[i * n..(i + 1) * n]) {
-                *a += y as f64 * inv;
-            }
+        #[cfg(all(feature = "simd", target_arch = "x86_64"))]
+        if let Some(s) = super::simd::ifma() {
+            // The same IEEE operations in the same order, compiled for AVX-512 (which converts
+            // between u64 and f64 in vector registers).
+            return super::simd::with_features(
+                s,
+                #[inline(always)]
+                || self.rounding_quotients_scalar(ys, u),
+            );
         }
-        for (o, a) in u.iter_mut().zip(acc) {
-            *o = a as u64;
+        self.rounding_quotients_scalar(ys, u)
+    }
+
+    /// The loop of [`Self::rounding_quotients`], by blocks of coefficients whose f64 sums sit on
+    /// the stack (no allocation per call).
+    #[inline(always)]
+    pub(crate) fn rounding_quotients_scalar(&self, ys: &[u64], u: &mut [u64]) {
+        const BLOCK: usize = 256;
+        let n = u.len();
+        for (b, ub) in u.chunks_mut(BLOCK).enumerate() {
+            let start = b * BLOCK;
+            let mut acc = [0.5f64; BLOCK];
+            let acc = &mut acc[..ub.len()];
+            for (i, &inv) in self.inv_from_f64.iter().enumerate() {
+                for (a, &y) in acc.iter_mut().zip(&ys[i * n + start..i * n + start + ub.len()]) {
+                    *a += y as f64 * inv;
+                }
+            }
+            for (o, &a) in ub.iter_mut().zip(acc.iter()) {
+                *o = a as u64;
+            }
         }
     }
 
     /// Exact variant of [`Self::accumulate_output_limb`]: the centered representative of `x` in
     /// `(-B/2, B/2]` modulo `c_j`, given the quotients from [`Self::rounding_quotients`].
     pub fn accumulate_output_limb_centered(&self, j: usize, ys: &[u64], u: &[u64], out: &mut [u64]) {
-        self.accumulate_output_limb(j, ys, out);
-        let c = &self.to[j];
-        let bm = self.b_mod_to[j];
-        let bm_s = c.shoup(bm);
-        for (o, &uv) in out.iter_mut().zip(u) {
-            *o = c.sub(*o, c.mul_shoup(c.reduce(uv), bm, bm_s));
-        }
+        self.accumulate(j, ys, Some(u), out);
     }
 
     /// Whole conversion, sequentially: `x` holds |B| limbs, `out` gets |C| limbs, both in
@@ -240,14 +300,14 @@ impl Rescaler {
         ntt: Option<&NttTable>,
     ) {
         let (inv, inv_s, half_i) = self.consts[i];
-        for (o, &v) in tmp.iter_mut().zip(t) {
-            *o = qi.sub(qi.reduce(v), half_i);
-        }
+        // t mod q_i as a Shoup product by 1 (exact for any 64-bit t), then - (q_l - 1)/2.
+        tmp.copy_from_slice(t);
+        elementwise::mul_shoup_assign(qi, tmp, 1, qi.shoup(1));
+        elementwise::sub_scalar_assign(qi, tmp, half_i);
         if let Some(table) = ntt {
             table.forward(tmp);
         }
-        for (xv, &tv) in x.iter_mut().zip(tmp.iter()) {
-            *xv = qi.mul_shoup(qi.sub(*xv, tv), inv, inv_s);
-        }
+        elementwise::sub_assign(qi, x, tmp);
+        elementwise::mul_shoup_assign(qi, x, inv, inv_s);
     }
 }

@@ -28,6 +28,12 @@ impl Montgomery {
         Montgomery { q: v, q_inv: inv, r_mod_q: q.reduce_u128(1u128 << 64) }
     }
 
+    /// `q^-1 mod 2^64`.
+    #[inline]
+    pub fn q_inv(&self) -> u64 {
+        self.q_inv
+    }
+
     /// `x * 2^64 mod q`: the Montgomery form of a residue `x < q`.
     #[inline]
     pub fn to_montgomery(&self, q: &Modulus, x: u64) -> u64 {

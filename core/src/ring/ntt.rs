@@ -1,4 +1,8 @@
-//! The one place that talks to the NTT backend (concrete-ntt's 64-bit prime plans).
+//! The one place that talks to the NTT backends: concrete-ntt's 64-bit prime plans, the portable
+//! `no_std` backend of devices, and with the `simd` feature (hosts) tfhe-ntt's plans, which run
+//! AVX-512 (IFMA for primes below 2^51) when the processor has it and are bit-identical to the
+//! portable ones (a test checks every preset's primes). `HETUNE_FORCE_SCALAR=1` keeps a host on
+//! the portable backend (see [`super::simd`]).
 //!
 //! Evaluation order: the forward transform leaves, at position `j`, the value of the polynomial
 //! at `psi^(2 * bitrev(j) + 1)`, where `psi` is the backend's primitive `2N`-th root of unity for
@@ -10,25 +14,57 @@ use alloc::vec::Vec;
 use super::modulus::Modulus;
 use crate::Error;
 
+/// The transform's implementation; both give the same outputs for the same prime and degree.
+enum Plan {
+    /// concrete-ntt: `no_std`, the devices' backend and the host's forced fallback.
+    Portable(concrete_ntt::prime64::Plan),
+    /// tfhe-ntt: AVX-512 and IFMA kernels chosen at run time (hosts).
+    #[cfg(feature = "simd")]
+    Fast(tfhe_ntt::prime64::Plan),
+}
+
 /// A negacyclic NTT for one prime and one ring degree.
 pub struct NttTable {
-    plan: concrete_ntt::prime64::Plan,
+    plan: Plan,
     modulus: Modulus,
     n: usize,
 }
 
 impl core::fmt::Debug for NttTable {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("NttTable").field("n", &self.n).field("q", &self.modulus.value()).finish()
+        f.debug_struct("NttTable")
+            .field("n", &self.n)
+            .field("q", &self.modulus.value())
+            .field("fast", &self.is_fast())
+            .finish()
     }
 }
 
+/// The error of a prime without a `2n`-th root of unity (or a degree the backends do not take).
+const NOT_NTT_FRIENDLY: Error = Error::InvalidParameters("modulus is not an NTT-friendly prime for this ring degree");
+
 impl NttTable {
-    /// Builds the tables for `x^n + 1` modulo `modulus` (`modulus = 1 mod 2n`, prime).
+    /// Builds the tables for `x^n + 1` modulo `modulus` (`modulus = 1 mod 2n`, prime), on the
+    /// fast backend when the crate has it and the fallback is not forced.
     pub fn new(n: usize, modulus: Modulus) -> Result<Self, Error> {
-        let plan = concrete_ntt::prime64::Plan::try_new(n, modulus.value())
-            .ok_or(Error::InvalidParameters("modulus is not an NTT-friendly prime for this ring degree"))?;
-        Ok(NttTable { plan, modulus, n })
+        #[cfg(feature = "simd")]
+        if !super::simd::force_scalar() {
+            let plan = tfhe_ntt::prime64::Plan::try_new(n, modulus.value()).ok_or(NOT_NTT_FRIENDLY)?;
+            return Ok(NttTable { plan: Plan::Fast(plan), modulus, n });
+        }
+        Self::new_portable(n, modulus)
+    }
+
+    /// The tables on the portable backend (concrete-ntt), whatever the features: the devices'
+    /// transform, and the reference the fast backend is checked against.
+    pub fn new_portable(n: usize, modulus: Modulus) -> Result<Self, Error> {
+        let plan = concrete_ntt::prime64::Plan::try_new(n, modulus.value()).ok_or(NOT_NTT_FRIENDLY)?;
+        Ok(NttTable { plan: Plan::Portable(plan), modulus, n })
+    }
+
+    /// Whether this table runs on the fast (tfhe-ntt) backend.
+    pub fn is_fast(&self) -> bool {
+        !matches!(self.plan, Plan::Portable(_))
     }
 
     /// Ring degree.
@@ -46,7 +82,11 @@ impl NttTable {
     /// Coefficients (canonical residues) to evaluations, in place.
     #[inline]
     pub fn forward(&self, a: &mut [u64]) {
-        self.plan.fwd(a);
+        match &self.plan {
+            Plan::Portable(p) => p.fwd(a),
+            #[cfg(feature = "simd")]
+            Plan::Fast(p) => p.fwd(a),
+        }
     }
 
     /// Residues of small signed coefficients (a secret, an error), moved to evaluation form in
@@ -61,33 +101,40 @@ impl NttTable {
     /// Evaluations to coefficients, in place, including the division by N.
     #[inline]
     pub fn inverse(&self, a: &mut [u64]) {
-        self.plan.inv(a);
-        self.plan.normalize(a);
+        match &self.plan {
+            Plan::Portable(p) => {
+                p.inv(a);
+                p.normalize(a);
+            }
+            #[cfg(feature = "simd")]
+            Plan::Fast(p) => {
+                p.inv(a);
+                p.normalize(a);
+            }
+        }
     }
 
     /// Evaluations to `N` times the coefficients, in place (for callers that fold the 1/N into
     /// a later constant).
     #[inline]
     pub fn inverse_unnormalized(&self, a: &mut [u64]) {
-        self.plan.inv(a);
+        match &self.plan {
+            Plan::Portable(p) => p.inv(a),
+            #[cfg(feature = "simd")]
+            Plan::Fast(p) => p.inv(a),
+        }
     }
 
     /// Pointwise `acc += a * b`.
     #[inline]
     pub fn mul_acc(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
-        let q = &self.modulus;
-        for ((c, &x), &y) in acc.iter_mut().zip(a).zip(b) {
-            *c = q.add(*c, q.mul(x, y));
-        }
+        super::elementwise::mul_acc(&self.modulus, acc, a, b);
     }
 
     /// Pointwise `a *= b`.
     #[inline]
     pub fn mul_assign(&self, a: &mut [u64], b: &[u64]) {
-        let q = &self.modulus;
-        for (x, &y) in a.iter_mut().zip(b) {
-            *x = q.mul(*x, y);
-        }
+        super::elementwise::mul_assign(&self.modulus, a, b);
     }
 }
 

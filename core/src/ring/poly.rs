@@ -4,6 +4,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use zeroize::Zeroize;
 
+use super::elementwise;
 use super::modulus::Modulus;
 use super::ntt::NttTable;
 
@@ -118,45 +119,35 @@ impl RnsPoly {
     /// `self += other` limb by limb.
     pub fn add_assign(&mut self, other: &RnsPoly, moduli: &[Modulus]) {
         for ((a, b), q) in self.limbs_iter_mut().zip(other.limbs_iter()).zip(moduli) {
-            for (x, &y) in a.iter_mut().zip(b) {
-                *x = q.add(*x, y);
-            }
+            elementwise::add_assign(q, a, b);
         }
     }
 
     /// `self -= other` limb by limb.
     pub fn sub_assign(&mut self, other: &RnsPoly, moduli: &[Modulus]) {
         for ((a, b), q) in self.limbs_iter_mut().zip(other.limbs_iter()).zip(moduli) {
-            for (x, &y) in a.iter_mut().zip(b) {
-                *x = q.sub(*x, y);
-            }
+            elementwise::sub_assign(q, a, b);
         }
     }
 
     /// `self = -self`.
     pub fn neg_assign(&mut self, moduli: &[Modulus]) {
         for (a, q) in self.limbs_iter_mut().zip(moduli) {
-            for x in a.iter_mut() {
-                *x = q.neg(*x);
-            }
+            elementwise::neg_assign(q, a);
         }
     }
 
     /// Pointwise `self *= other` (both in evaluation form).
     pub fn mul_assign(&mut self, other: &RnsPoly, moduli: &[Modulus]) {
         for ((a, b), q) in self.limbs_iter_mut().zip(other.limbs_iter()).zip(moduli) {
-            for (x, &y) in a.iter_mut().zip(b) {
-                *x = q.mul(*x, y);
-            }
+            elementwise::mul_assign(q, a, b);
         }
     }
 
     /// Pointwise `self += a * b` (all in evaluation form).
     pub fn mul_acc(&mut self, a: &RnsPoly, b: &RnsPoly, moduli: &[Modulus]) {
         for (((c, x), y), q) in self.limbs_iter_mut().zip(a.limbs_iter()).zip(b.limbs_iter()).zip(moduli) {
-            for ((o, &u), &v) in c.iter_mut().zip(x).zip(y) {
-                *o = q.add(*o, q.mul(u, v));
-            }
+            elementwise::mul_acc(q, c, x, y);
         }
     }
 }

@@ -5,6 +5,8 @@
 
 pub mod objects;
 pub mod record;
+pub mod stored_key;
 
 pub use objects::*;
 pub use record::{Budget, Header, Limits, RecordReader, RecordWriter, Sink, Source};
+pub use stored_key::{ReadAt, StoredPublicKey};

@@ -10,7 +10,8 @@ use super::record::{
 };
 use crate::ckks::{Ciphertext, Plaintext, SeededCiphertext};
 use crate::ring::{Modulus, RnsPoly};
-use crate::rlwe::{Context, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
+use crate::rlwe::encapsulation::encapsulation_moduli;
+use crate::rlwe::{Context, EncapsulationKey, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
 use crate::{Error, ObjectKind, Parameters, SecretDistribution, Security};
 
 fn limbs_len(params: &Parameters, limb_indices: core::ops::Range<usize>) -> u64 {
@@ -150,17 +151,35 @@ fn check_expected_len(declared: u64, expected: u64) -> Result<(), Error> {
 /// Writes a full ciphertext (every polynomial in evaluation form).
 pub fn write_ciphertext<S: Sink>(sink: &mut S, params: &Parameters, ct: &Ciphertext) -> Result<(), Error> {
     let polys = ct.c.len();
-    if !(2..=3).contains(&polys) || ct.c.iter().any(|c| c.limbs() != ct.level + 1) {
+    if ct.c.iter().any(|c| c.limbs() != ct.level + 1) {
         return Err(Error::InvalidArgument("ciphertext shape"));
     }
-    let len = polys as u64 * limbs_len(params, 0..ct.level + 1);
     let flags = (1u8 << polys) - 1;
-    let ext = ct_ext(ct.level, polys, ct.log_slots, flags, ct.scale);
-    let mut w = RecordWriter::begin(sink, ObjectKind::Ciphertext, &params.fingerprint(), len, &ext)?;
+    let mut w = begin_ciphertext(sink, params, ct.level, polys, ct.log_slots, ct.scale, flags)?;
     for c in &ct.c {
         write_poly(&mut w, params, c, 0)?;
     }
     w.finish()
+}
+
+/// Starts a full-ciphertext record of `polys` (2 or 3) polynomials at `level`; the caller streams
+/// the limbs q_0..q_level of each polynomial in turn and finishes (the streaming encryptor's
+/// path). Bit k of `ntt_flags` says polynomial k is in evaluation form.
+pub fn begin_ciphertext<'a, S: Sink>(
+    sink: &'a mut S,
+    params: &Parameters,
+    level: usize,
+    polys: usize,
+    log_slots: u32,
+    scale: f64,
+    ntt_flags: u8,
+) -> Result<RecordWriter<'a, S>, Error> {
+    if !(2..=3).contains(&polys) || ntt_flags >> polys != 0 || level > params.max_level() {
+        return Err(Error::InvalidArgument("ciphertext shape"));
+    }
+    let len = polys as u64 * limbs_len(params, 0..level + 1);
+    let ext = ct_ext(level, polys, log_slots, ntt_flags, scale);
+    RecordWriter::begin(sink, ObjectKind::Ciphertext, &params.fingerprint(), len, &ext)
 }
 
 /// Writes a seeded ciphertext: the 32-byte seed, then `c_0`.
@@ -334,7 +353,12 @@ pub fn write_switching_key<S: Sink>(sink: &mut S, params: &Parameters, key: &Swi
     let (kind, g) = match key.kind {
         SwitchingKind::Relinearization => (ObjectKind::RelinKey, 0u64),
         SwitchingKind::Galois(g) => (ObjectKind::GaloisKey, g),
-        SwitchingKind::Encapsulation { to_sparse } => (ObjectKind::EncapsulationKey, if to_sparse { 1 } else { 2 }),
+        // The key to the sparse secret has its own shape (`write_encapsulation_key`): over Q ∪ P
+        // it would expose the owner's secret (see `rlwe::encapsulation`).
+        SwitchingKind::Encapsulation { to_sparse: true } => {
+            return Err(Error::InvalidArgument("an encapsulation key to the sparse secret over Q ∪ P is insecure"))
+        }
+        SwitchingKind::Encapsulation { to_sparse: false } => (ObjectKind::EncapsulationKey, 2),
     };
     let mut ext = [0u8; 12];
     ext[..8].copy_from_slice(&g.to_le_bytes());
@@ -361,9 +385,85 @@ pub fn read_switching_key<S: Source>(src: &mut S, ctx: &Context, limits: &Limits
     switching_key_body(r, &h, ctx)
 }
 
+/// Galois element field of a switching-key extension (0 when the extension is short; the shape
+/// checks reject that case).
+fn ext_element(h: &Header) -> u64 {
+    let mut g = [0u8; 8];
+    if h.ext.len() >= 8 {
+        g.copy_from_slice(&h.ext[..8]);
+    }
+    u64::from_le_bytes(g)
+}
+
+/// Galois-element field of kind 10 for the key to the sparse secret (2: the key back).
+const ENCAPSULATION_TO_SPARSE: u64 = 1;
+
+/// A to-sparse encapsulation key with any shape but (1 digit, q_0, one special prime): refused,
+/// since its modulus would be larger than the one its security statement covers.
+const INSECURE_ENCAPSULATION: Error =
+    Error::Malformed("encapsulation key to the sparse secret over more than q_0 and one special prime (insecure)");
+
+/// Writes the encapsulation key to the sparse secret (kind 10, element 1): seed, then its limbs
+/// modulo `q_0` and `p_0`.
+pub fn write_encapsulation_key<S: Sink>(sink: &mut S, params: &Parameters, key: &EncapsulationKey) -> Result<(), Error> {
+    if key.b.limbs() != 2 || key.b.n() != params.n() || params.p().is_empty() {
+        return Err(Error::InvalidArgument("encapsulation key shape"));
+    }
+    let first_special = params.q().len();
+    let mut ext = [0u8; 12];
+    ext[..8].copy_from_slice(&ENCAPSULATION_TO_SPARSE.to_le_bytes());
+    ext[8] = 1;
+    ext[9] = 1;
+    ext[10] = 1;
+    let len = 32 + limbs_len(params, 0..1) + limbs_len(params, first_special..first_special + 1);
+    let mut w = RecordWriter::begin(sink, ObjectKind::EncapsulationKey, &params.fingerprint(), len, &ext)?;
+    w.bytes(&key.seed)?;
+    w.limb(key.b.limb(0), params.limb_bits(0))?;
+    w.limb(key.b.limb(1), params.limb_bits(first_special))?;
+    w.finish()
+}
+
+/// Reads the encapsulation key to the sparse secret; refuses one over a larger modulus.
+pub fn read_encapsulation_key<S: Source>(
+    src: &mut S,
+    ctx: &Context,
+    limits: &Limits,
+) -> Result<EncapsulationKey, Error> {
+    let (r, h) = RecordReader::begin(src, &[ObjectKind::EncapsulationKey], Some(ctx.fingerprint()), limits)?;
+    encapsulation_key_body(r, &h, ctx)
+}
+
+fn encapsulation_key_body<S: Source>(
+    mut r: RecordReader<'_, S>,
+    h: &Header,
+    ctx: &Context,
+) -> Result<EncapsulationKey, Error> {
+    let params = ctx.params();
+    if h.ext.len() != 12 || ext_element(h) != ENCAPSULATION_TO_SPARSE || h.ext[11] != 0 {
+        return Err(Error::Malformed("encapsulation key header"));
+    }
+    if h.ext[8] != 1 || h.ext[9] != 1 || h.ext[10] != 1 || params.p().is_empty() {
+        return Err(INSECURE_ENCAPSULATION);
+    }
+    let [iq, ip] = encapsulation_moduli(ctx);
+    check_expected_len(h.payload_len, 32 + limbs_len(params, iq..iq + 1) + limbs_len(params, ip..ip + 1))?;
+    let mut seed = [0u8; 32];
+    r.bytes(&mut seed)?;
+    // Budgeted like every decoder: the buffer grows only as limb bytes arrive.
+    let n = params.n();
+    let mut data = Vec::new();
+    r.limb_into(&mut data, n, 2 * n, &modulus_of(params, iq), iq)?;
+    r.limb_into(&mut data, n, 2 * n, &modulus_of(params, ip), ip)?;
+    r.finish()?;
+    Ok(EncapsulationKey { seed, b: RnsPoly::from_vec(n, data) })
+}
+
 fn switching_key_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &Context) -> Result<SwitchingKey, Error> {
     let params = ctx.params();
     let limbs = params.q().len() + params.p().len();
+    if h.kind == ObjectKind::EncapsulationKey && h.ext.len() == 12 && ext_element(h) == ENCAPSULATION_TO_SPARSE {
+        return Err(INSECURE_ENCAPSULATION);
+    }
     if h.ext.len() != 12
         || h.ext[8] as usize != params.dnum()
         || h.ext[9] as usize != params.q().len()
@@ -372,13 +472,12 @@ fn switching_key_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &C
     {
         return Err(Error::Malformed("switching key header"));
     }
-    let mut g = [0u8; 8];
-    g.copy_from_slice(&h.ext[..8]);
-    let g = u64::from_le_bytes(g);
+    let g = ext_element(h);
     let kind = match h.kind {
         ObjectKind::RelinKey if g == 0 => SwitchingKind::Relinearization,
         ObjectKind::GaloisKey if g % 2 == 1 && g < 2 * params.n() as u64 => SwitchingKind::Galois(g),
-        ObjectKind::EncapsulationKey if g == 1 || g == 2 => SwitchingKind::Encapsulation { to_sparse: g == 1 },
+        ObjectKind::EncapsulationKey if g == ENCAPSULATION_TO_SPARSE => return Err(INSECURE_ENCAPSULATION),
+        ObjectKind::EncapsulationKey if g == 2 => SwitchingKind::Encapsulation { to_sparse: false },
         _ => return Err(Error::Malformed("galois element")),
     };
     check_expected_len(h.payload_len, 32 + params.dnum() as u64 * limbs_len(params, 0..limbs))?;
@@ -625,8 +724,10 @@ pub fn ciphertext_size(params: &Parameters, level: usize) -> u64 {
 pub enum WireObject {
     /// A public key.
     PublicKey(PublicKey),
-    /// A relinearisation or Galois key.
+    /// A relinearisation, Galois or decapsulation key.
     SwitchingKey(SwitchingKey),
+    /// The encapsulation key to the sparse secret (bootstrapping).
+    EncapsulationKey(EncapsulationKey),
     /// A ciphertext, full or seeded.
     Ciphertext(AnyCiphertext),
     /// A plaintext.
@@ -646,6 +747,9 @@ pub fn read_object<S: Source>(src: &mut S, ctx: &Context, limits: &Limits) -> Re
     )?;
     Ok(match h.kind {
         PublicKey => WireObject::PublicKey(public_key_body(r, &h, ctx)?),
+        EncapsulationKey if h.ext.len() == 12 && ext_element(&h) == ENCAPSULATION_TO_SPARSE => {
+            WireObject::EncapsulationKey(encapsulation_key_body(r, &h, ctx)?)
+        }
         RelinKey | GaloisKey | EncapsulationKey => WireObject::SwitchingKey(switching_key_body(r, &h, ctx)?),
         Ciphertext | SeededCiphertext => WireObject::Ciphertext(ciphertext_body(r, &h, ctx)?),
         Plaintext => WireObject::Plaintext(plaintext_body(r, &h, ctx)?),

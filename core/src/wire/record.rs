@@ -213,31 +213,35 @@ impl<'a, S: Sink> RecordWriter<'a, S> {
         self.sink.write_all(b)
     }
 
-    /// Writes one limb of residues, each packed at `bits` bits, least significant bit first.
+    /// Writes one limb of residues, each packed at `bits` bits (at most 62), least significant
+    /// bit first.
     pub fn limb(&mut self, residues: &[u64], bits: u32) -> Result<(), Error> {
+        // 32-bit words through a 64-bit accumulator that holds fewer than 32 pending bits between
+        // residues (cheap on a 32-bit core, where 128-bit shifts are not).
         let mut stage = [0u8; 256];
         let mut fill = 0usize;
-        let mut acc: u128 = 0;
+        let mut acc: u64 = 0;
         let mut acc_bits = 0u32;
+        let (lo_bits, hi_bits) = (bits.min(32), bits.saturating_sub(32));
         for &r in residues {
-            acc |= (r as u128) << acc_bits;
-            acc_bits += bits;
-            while acc_bits >= 8 {
-                stage[fill] = acc as u8;
-                fill += 1;
-                acc >>= 8;
-                acc_bits -= 8;
-                if fill == stage.len() {
-                    self.bytes(&stage)?;
-                    fill = 0;
+            for (part, width) in [(r & 0xFFFF_FFFF, lo_bits), (r >> 32, hi_bits)] {
+                acc |= part << acc_bits;
+                acc_bits += width;
+                if acc_bits >= 32 {
+                    if fill == stage.len() {
+                        self.bytes(&stage)?;
+                        fill = 0;
+                    }
+                    stage[fill..fill + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+                    fill += 4;
+                    acc >>= 32;
+                    acc_bits -= 32;
                 }
             }
         }
-        if acc_bits > 0 {
-            stage[fill] = acc as u8;
-            fill += 1;
-        }
-        self.bytes(&stage[..fill])
+        self.bytes(&stage[..fill])?;
+        let tail = acc.to_le_bytes();
+        self.bytes(&tail[..acc_bits.div_ceil(8) as usize])
     }
 
     /// Writes the payload CRC; fails if fewer bytes than declared were written.
@@ -397,6 +401,12 @@ impl<'a, S: Source> RecordReader<'a, S> {
         Ok(())
     }
 
+    /// Reads one bit-packed limb into `out`, checking every residue against `q`.
+    pub fn limb(&mut self, out: &mut [u64], q: &Modulus, limb_index: usize) -> Result<(), Error> {
+        let n = out.len();
+        unpack_limb(|b| self.bytes(b), n, q, limb_index, |t, v| out[t] = v)
+    }
+
     /// Checks that the payload was consumed exactly and that its CRC matches.
     pub fn finish(self) -> Result<(), Error> {
         if self.remaining != 0 {
@@ -409,4 +419,73 @@ impl<'a, S: Source> RecordReader<'a, S> {
         }
         Ok(())
     }
+}
+
+/// Unpacks one limb of `n` residues packed at `q`'s width, reading its bytes through `read` and
+/// handing each residue to `visit(t, residue)` in order. A residue at or above `q` is reported
+/// (as `ResidueOutOfRange`) after the whole limb, so the time does not depend on where it is.
+pub(crate) fn unpack_limb(
+    mut read: impl FnMut(&mut [u8]) -> Result<(), Error>,
+    n: usize,
+    q: &Modulus,
+    limb_index: usize,
+    mut visit: impl FnMut(usize, u64),
+) -> Result<(), Error> {
+    let bits = q.bits();
+    let (lo_bits, hi_bits) = (bits.min(32), bits.saturating_sub(32));
+    let parts = [(0u32, lo_bits, (1u64 << lo_bits) - 1), (32, hi_bits, (1u64 << hi_bits) - 1)];
+    let total = packed_limb_len(n, bits);
+    let mut stage = [0u8; 256];
+    let mut avail = 0usize;
+    let mut pos = 0usize;
+    let mut left = total;
+    // 32-bit words into a 64-bit accumulator holding fewer than 32 bits before each take.
+    let mut acc: u64 = 0;
+    let mut acc_bits = 0u32;
+    let mut bad = false;
+    for t in 0..n {
+        let mut v = 0u64;
+        for &(shift, width, mask) in &parts {
+            if acc_bits < width {
+                if pos == avail {
+                    let take = (stage.len() as u64).min(left) as usize;
+                    if take == 0 {
+                        return Err(Error::Malformed("limb length"));
+                    }
+                    read(&mut stage[..take])?;
+                    left -= take as u64;
+                    avail = take;
+                    pos = 0;
+                }
+                // Whole words, but never past the limb's last byte (only its last word can be
+                // short: refills are whole multiples of 4 bytes until then).
+                let got = (avail - pos).min(4);
+                let word = if got == 4 {
+                    u32::from_le_bytes([stage[pos], stage[pos + 1], stage[pos + 2], stage[pos + 3]])
+                } else {
+                    let mut w = [0u8; 4];
+                    w[..got].copy_from_slice(&stage[pos..avail]);
+                    u32::from_le_bytes(w)
+                };
+                pos += got;
+                acc |= (word as u64) << acc_bits;
+                acc_bits += 8 * got as u32;
+                if acc_bits < width {
+                    return Err(Error::Malformed("limb length"));
+                }
+            }
+            v |= (acc & mask) << shift;
+            acc >>= width;
+            acc_bits -= width;
+        }
+        bad |= v >= q.value();
+        visit(t, v);
+    }
+    if left > 0 || pos != avail {
+        return Err(Error::Malformed("limb length"));
+    }
+    if bad {
+        return Err(Error::ResidueOutOfRange { limb: limb_index as u32 });
+    }
+    Ok(())
 }

@@ -1,8 +1,8 @@
 //! One record of every kind the wire format has, with its reader, for the allocation, mutation
 //! and fuzz tests.
 
-use hetune_core::ckks::encoder::encode_coeffs;
-use hetune_core::ckks::stream::{stream_encrypt_sk, stream_public_key, StreamWork};
+use hetune_core::ckks::encoder::encode_compact;
+use hetune_core::ckks::stream::{stream_encrypt_sk, stream_public_key, StreamMode, StreamPlaintext, StreamWork};
 use hetune_core::ckks::{encrypt_pk, encrypt_sk, Complex, Encoder};
 use hetune_core::ring::automorphism::galois_element_for_step;
 use hetune_core::rlwe::{Context, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
@@ -63,16 +63,16 @@ pub fn records<'a>(ctx: &'a Context, sk: &SecretKey, rng: &mut ChaCha20Rng) -> V
     write_public_key(&mut b, params, &pk).unwrap();
     add("public key", b, Box::new(move |s, l| read_public_key(&mut &s[..], ctx, l).map(drop)));
     let mut b = Vec::new();
-    stream_public_key(params, sk, rng, &mut StreamWork::new(params.n()), &mut b).unwrap();
+    stream_public_key(params, sk, rng, &mut StreamWork::new(params.n(), StreamMode::SecretKey), &mut b).unwrap();
     add("public key, coefficient form", b, Box::new(move |s, l| read_public_key(&mut &s[..], ctx, l).map(drop)));
-    let s_ntt = sk.to_ntt(ctx, ctx.qp().len());
     let other = SecretKey::generate(params, rng);
+    let s_ntt_other = other.to_ntt(ctx, ctx.qp().len());
     for (name, key) in [
         ("relinearisation key", SwitchingKey::relinearization(ctx, sk, rng)),
         ("galois key", SwitchingKey::galois(ctx, sk, galois_element_for_step(1, ctx.n()), rng)),
         (
-            "encapsulation key",
-            SwitchingKey::generate(ctx, &other, &s_ntt, SwitchingKind::Encapsulation { to_sparse: true }, rng),
+            "decapsulation key",
+            SwitchingKey::generate(ctx, sk, &s_ntt_other, SwitchingKind::Encapsulation { to_sparse: false }, rng),
         ),
     ] {
         let mut b = Vec::new();
@@ -87,11 +87,12 @@ pub fn records<'a>(ctx: &'a Context, sk: &SecretKey, rng: &mut ChaCha20Rng) -> V
     let mut b = Vec::new();
     write_seeded_ciphertext(&mut b, params, &encrypt_sk(ctx, sk, &pt, rng).unwrap()).unwrap();
     add("seeded ciphertext", b, Box::new(move |s, l| read_ct(s, ctx, l)));
-    let mut msg = vec![0f64; params.n()];
-    encode_coeffs(6, params.scale(), 64, |j| Complex::new(vals[j], 0.0), &mut msg).unwrap();
+    let mut msg = vec![0f64; 2 << 6];
+    encode_compact(6, params.scale(), 64, |j| Complex::new(vals[j], 0.0), &mut msg).unwrap();
     let mut b = Vec::new();
-    let mut work = StreamWork::new(params.n());
-    stream_encrypt_sk(params, sk, &msg, params.max_level(), params.scale(), 6, rng, &mut work, &mut b).unwrap();
+    let mut work = StreamWork::new(params.n(), StreamMode::SecretKey);
+    let spt = StreamPlaintext { coeffs: &msg, log_slots: 6, level: params.max_level(), scale: params.scale() };
+    stream_encrypt_sk(params, sk, &spt, rng, &mut work, &mut b).unwrap();
     add("seeded ciphertext, coefficient form", b, Box::new(move |s, l| read_ct(s, ctx, l)));
     let mut b = Vec::new();
     write_plaintext(&mut b, params, &pt).unwrap();

@@ -5,7 +5,7 @@
 //! scale unchanged). Scales are reconciled by [`match_scales`]; anything else is an error.
 
 use hetune_core::ckks::{Ciphertext, Complex, Plaintext};
-use hetune_core::ring::{Modulus, RnsPoly};
+use hetune_core::ring::{elementwise, Modulus, RnsPoly};
 use rayon::prelude::*;
 
 use super::rescale::{match_scales, ScaleMatch};
@@ -78,10 +78,7 @@ impl Evaluator {
         let q = self.q();
         let limbs = a.level + 1;
         for p in a.c.iter_mut() {
-            par_limbs(p, limbs, |i, x| {
-                let q = &q[i];
-                x.iter_mut().for_each(|v| *v = q.neg(*v));
-            });
+            par_limbs(p, limbs, |i, x| elementwise::neg_assign(&q[i], x));
         }
         Ok(())
     }
@@ -115,12 +112,12 @@ impl Evaluator {
                 let (wa, wsa) = shoup_const(q, ka);
                 let (wb, wsb) = shoup_const(q, kb);
                 match pb {
-                    None => x.iter_mut().for_each(|v| *v = q.mul_shoup(*v, wa, wsa)),
+                    None => elementwise::mul_shoup_assign(q, x, wa, wsa),
                     Some(pb) => {
                         let y = pb.limb(i);
                         match (ka, kb, subtract) {
-                            (1, 1, false) => x.iter_mut().zip(y).for_each(|(v, &w)| *v = q.add(*v, w)),
-                            (1, 1, true) => x.iter_mut().zip(y).for_each(|(v, &w)| *v = q.sub(*v, w)),
+                            (1, 1, false) => elementwise::add_assign(q, x, y),
+                            (1, 1, true) => elementwise::sub_assign(q, x, y),
                             (_, _, false) => x
                                 .iter_mut()
                                 .zip(y)
@@ -214,10 +211,7 @@ impl Evaluator {
         let mut out = self.drop_level(ct, level)?;
         let q = self.q();
         for c in out.c.iter_mut() {
-            par_limbs(c, level + 1, |i, x| {
-                let q = &q[i];
-                x.iter_mut().zip(p.limb(i)).for_each(|(v, &u)| *v = q.mul(*v, u));
-            });
+            par_limbs(c, level + 1, |i, x| elementwise::mul_assign(&q[i], x, p.limb(i)));
         }
         out.scale = scale;
         Ok(out)

@@ -15,6 +15,8 @@
 //! Every step runs its limbs on rayon and works in the pooled [`super::workspace::Workspace`].
 
 use hetune_core::ckks::Ciphertext;
+use hetune_core::ring::dot::{key_inner_product, KeyDigits};
+use hetune_core::ring::elementwise;
 use hetune_core::rlwe::Context;
 use rayon::prelude::*;
 
@@ -22,8 +24,9 @@ use super::keys::KeyEntry;
 use super::workspace::Workspace;
 use super::Evaluator;
 
-/// Coefficients processed together by the lazy 128-bit inner-product accumulator.
-const LANES: usize = 8;
+/// Coefficients of one tile of the key inner product (its two results stay in L1 while the
+/// caller finishes them).
+const TILE: usize = 512;
 
 /// Most key-switching digits (one per ciphertext limb at most).
 const MAX_DIGITS: usize = hetune_core::rlwe::params::MAX_Q_LIMBS;
@@ -82,9 +85,9 @@ impl Evaluator {
         });
     }
 
-    /// Key inner product of a decomposition with `key` on one limb `i` (global index in Q ∪ P):
-    /// `finish(t, sum_j ext_j[t] b_j[t], sum_j ext_j[t] a_j[t])` for every coefficient `t` in
-    /// `range`.
+    /// Key inner product of a decomposition with `key` on one limb `i` (global index in Q ∪ P),
+    /// by tiles of coefficients that stay in L1: `finish(c, r_0, r_1)` receives the tile starting
+    /// at coefficient `c` of `sum_j ext_j b_j` and `sum_j ext_j a_j`, for every tile of `range`.
     /// With `perm`, the digits are read through that evaluation-domain permutation (the
     /// automorphism of a rotation applied to the decomposition of `c_1`). `d` is the decomposed
     /// input, whose own limbs stand in for each digit's.
@@ -99,7 +102,7 @@ impl Evaluator {
         ext: &[u64],
         key: &KeyEntry,
         perm: Option<&[u32]>,
-        mut finish: impl FnMut(usize, u64, u64),
+        mut finish: impl FnMut(usize, &mut [u64], &mut [u64]),
     ) {
         let ctx: &Context = &self.ctx;
         let n = ctx.n();
@@ -109,9 +112,6 @@ impl Evaluator {
         let dnum = ctx.params().dnum();
         let a = key.a(ctx);
         let b = &key.key.digits;
-        let q = &ctx.qp()[i];
-        let mont = &self.mont[i];
-        let group = mont.terms(q.value());
         // Per digit: the extended limb (the input's own limb inside the digit) and the key's.
         let mut src: [&[u64]; MAX_DIGITS] = [&[]; MAX_DIGITS];
         let mut kb: [&[u64]; MAX_DIGITS] = [&[]; MAX_DIGITS];
@@ -122,45 +122,13 @@ impl Evaluator {
             kb[j] = b[j].limb(i);
             ka[j] = a[j].limb(i);
         }
+        let digits = KeyDigits { x: &src[..beta], perm, kb: &kb[..beta], ka: &ka[..beta] };
+        let (mut r0, mut r1) = ([0u64; TILE], [0u64; TILE]);
         let mut start = range.start;
         while start < range.end {
-            let len = LANES.min(range.end - start);
-            // 128-bit sums as (low, high) words in registers, LANES coefficients at a time.
-            let mut l0 = [0u64; LANES];
-            let mut h0 = [0u64; LANES];
-            let mut l1 = [0u64; LANES];
-            let mut h1 = [0u64; LANES];
-            let mut t0 = [0u64; LANES];
-            let mut t1 = [0u64; LANES];
-            for j in 0..beta {
-                let (e, kb, ka) = (src[j], &kb[j][start..start + len], &ka[j][start..start + len]);
-                for u in 0..len {
-                    let x = match perm {
-                        None => e[start + u],
-                        Some(p) => e[p[start + u] as usize],
-                    } as u128;
-                    let p0 = x * kb[u] as u128;
-                    let (s0, c0) = l0[u].overflowing_add(p0 as u64);
-                    l0[u] = s0;
-                    h0[u] += (p0 >> 64) as u64 + c0 as u64;
-                    let p1 = x * ka[u] as u128;
-                    let (s1, c1) = l1[u].overflowing_add(p1 as u64);
-                    l1[u] = s1;
-                    h1[u] += (p1 >> 64) as u64 + c1 as u64;
-                }
-                // The key is in Montgomery form: every `group` digits (a sum below q 2^64), one
-                // Montgomery reduction takes the factor 2^64 out.
-                if (j + 1) % group == 0 || j + 1 == beta {
-                    for u in 0..len {
-                        t0[u] = q.add(t0[u], mont.reduce(h0[u], l0[u]));
-                        t1[u] = q.add(t1[u], mont.reduce(h1[u], l1[u]));
-                        (l0[u], h0[u], l1[u], h1[u]) = (0, 0, 0, 0);
-                    }
-                }
-            }
-            for u in 0..len {
-                finish(start + u, t0[u], t1[u]);
-            }
+            let len = TILE.min(range.end - start);
+            key_inner_product(&ctx.qp()[i], &self.mont[i], &digits, start, &mut r0[..len], &mut r1[..len]);
+            finish(start, &mut r0[..len], &mut r1[..len]);
             start += len;
         }
     }
@@ -204,8 +172,8 @@ impl Evaluator {
         ap0.par_chunks_exact_mut(half).zip(ap1.par_chunks_exact_mut(half)).enumerate().for_each(|(idx, (x0, x1))| {
             let (k, from) = (idx / 2, (idx % 2) * half);
             self.inner_product_limb(q_len + k, from..from + half, d, level, ext, key, perm, |t, r0, r1| {
-                x0[t - from] = r0;
-                x1[t - from] = r1;
+                x0[t - from..t - from + r0.len()].copy_from_slice(r0);
+                x1[t - from..t - from + r1.len()].copy_from_slice(r1);
             });
         });
         ap0.par_chunks_exact_mut(n)
@@ -242,10 +210,17 @@ impl Evaluator {
                 conv.accumulate_output_limb_centered(i, yp1, v1, c1);
                 ntt[i].forward(c1);
                 let (w, wsh) = self.p_inv[i];
+                // out += (acc - [acc]_P) / P on each tile while it is in L1.
                 let (c0, c1): (&[u64], &[u64]) = (c0, c1);
                 self.inner_product_limb(i, 0..n, d, level, ext, key, perm, |t, r0, r1| {
-                    o0[t] = q.add(o0[t], q.mul_shoup(q.sub(r0, c0[t]), w, wsh));
-                    o1[t] = q.add(o1[t], q.mul_shoup(q.sub(r1, c1[t]), w, wsh));
+                    let tile = t..t + r0.len();
+                    for (r, c, o) in
+                        [(r0, &c0[tile.clone()], &mut o0[tile.clone()]), (r1, &c1[tile.clone()], &mut o1[tile])]
+                    {
+                        elementwise::sub_assign(q, r, c);
+                        elementwise::mul_shoup_assign(q, r, w, wsh);
+                        elementwise::add_assign(q, o, r);
+                    }
                 });
             });
     }

@@ -3,13 +3,13 @@
 //! polynomial never leaves the workspace.
 
 use hetune_core::ckks::Ciphertext;
-use hetune_core::ring::Modulus;
+use hetune_core::ring::{elementwise, Modulus};
 use rayon::prelude::*;
 
 use super::{zero_ciphertext, Evaluator};
 use crate::Error;
 
-/// One limb of the tensor product (evaluation form); the cross term is reduced once.
+/// One limb of the tensor product (evaluation form).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn tensor_limb(
@@ -22,12 +22,10 @@ fn tensor_limb(
     d1: &mut [u64],
     d2: &mut [u64],
 ) {
-    for t in 0..d0.len() {
-        let (x0, x1, y0, y1) = (a0[t], a1[t], b0[t], b1[t]);
-        d0[t] = q.mul(x0, y0);
-        d1[t] = q.reduce_u128(x0 as u128 * y1 as u128 + x1 as u128 * y0 as u128);
-        d2[t] = q.mul(x1, y1);
-    }
+    elementwise::mul_into(q, d0, a0, b0);
+    elementwise::mul_into(q, d1, a0, b1);
+    elementwise::mul_acc(q, d1, a1, b0);
+    elementwise::mul_into(q, d2, a1, b1);
 }
 
 impl Evaluator {

@@ -7,7 +7,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use hetune_core::ring::automorphism::{galois_element_conjugate, galois_element_for_step};
-use hetune_core::rlwe::{Context, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
+use hetune_core::rlwe::{Context, EncapsulationKey, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
 use hetune_core::wire::{self, Limits, WireObject};
 use hetune_core::{Parameters, Security};
 use rand_core::{CryptoRng, RngCore};
@@ -29,7 +29,7 @@ pub struct EvalKeySet {
     /// Galois keys by Galois element.
     pub galois: BTreeMap<u64, SwitchingKey>,
     /// Bootstrapping's encapsulation keys, dense to sparse and back (keygen `--bootstrap`).
-    pub encapsulation: Option<(SwitchingKey, SwitchingKey)>,
+    pub encapsulation: Option<(EncapsulationKey, SwitchingKey)>,
 }
 
 /// What a server receives: the public key and the evaluation keys.
@@ -141,12 +141,13 @@ pub fn generate_key_dir<R: RngCore + CryptoRng>(
         if params.boot_limbs() == 0 {
             return Err(Error::InvalidInput(format!("preset {} reserves no limbs for bootstrapping", params.name())));
         }
-        let keys = generate_keys_with_progress(&ctx, &sk, cfg, rng, progress);
+        let keys = generate_keys_with_progress(&ctx, &sk, cfg, rng, progress)?;
         gs.retain(|g| !keys.eval.galois.contains_key(g));
         let relin = keys.eval.relin.iter();
-        for k in relin.chain(keys.eval.galois.values()).chain([&keys.boot.to_sparse, &keys.boot.to_dense]) {
+        for k in relin.chain(keys.eval.galois.values()).chain([&keys.boot.to_dense]) {
             wire::write_switching_key(&mut w, params, k)?;
         }
+        wire::write_encapsulation_key(&mut w, params, &keys.boot.to_sparse)?;
     } else {
         progress(0, 1 + gs.len());
         wire::write_switching_key(&mut w, params, &SwitchingKey::relinearization(&ctx, &sk, rng))?;
@@ -257,9 +258,13 @@ pub fn load_public(dir: &Path, with_eval: bool, security: Security) -> Result<Pu
                 SwitchingKind::Galois(g) => {
                     eval.galois.insert(g, k);
                 }
-                SwitchingKind::Encapsulation { to_sparse: true } => to_sparse = Some(k),
                 SwitchingKind::Encapsulation { to_sparse: false } => to_dense = Some(k),
+                // The wire reader refuses this kind (see `hetune_core::rlwe::encapsulation`).
+                SwitchingKind::Encapsulation { to_sparse: true } => {
+                    return Err(Error::Keys(format!("{}: insecure encapsulation key", path.display())))
+                }
             },
+            WireObject::EncapsulationKey(k) => to_sparse = Some(k),
             _ => return Err(Error::Keys(format!("{}: unexpected record in a key bundle", path.display()))),
         }
     }
