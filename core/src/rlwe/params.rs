@@ -243,12 +243,10 @@ fn short_name(name: &str) -> String<32> {
     out
 }
 
-/// A validated parameter set with concrete primes. Deserialisation goes through
-/// [`Parameters::from_primes`] with [`Security::Require128Bits`] (every check, and the gate: an
-/// insecure set is read only through [`crate::wire::read_parameters`] with the named opt-in).
+/// The fields of a parameter set, as serde writes and reads them; a [`Parameters`] holds them
+/// only once every check passed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "ParametersFields")]
-pub struct Parameters {
+pub struct ParametersFields {
     name: String<32>,
     log_n: u32,
     q: HVec<u64, MAX_Q_LIMBS>,
@@ -260,18 +258,17 @@ pub struct Parameters {
     sigma: f64,
 }
 
-/// The fields of [`Parameters`] as serde reads them, before any check.
-#[derive(Deserialize)]
-struct ParametersFields {
-    name: String<32>,
-    log_n: u32,
-    q: HVec<u64, MAX_Q_LIMBS>,
-    p: HVec<u64, MAX_P_LIMBS>,
-    dnum: usize,
-    log_scale: u32,
-    boot_limbs: usize,
-    secret: SecretDistribution,
-    sigma: f64,
+/// A validated parameter set with concrete primes. Deserialisation goes through
+/// [`Parameters::from_primes`] with [`Security::Require128Bits`] (every check, and the gate: an
+/// insecure set is read only through [`crate::wire::read_parameters`] with the named opt-in).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ParametersFields", into = "ParametersFields")]
+pub struct Parameters(ParametersFields);
+
+impl From<Parameters> for ParametersFields {
+    fn from(p: Parameters) -> Self {
+        p.0
+    }
 }
 
 impl TryFrom<ParametersFields> for Parameters {
@@ -315,7 +312,7 @@ impl Parameters {
         ntt_primes(lit.log_p, n, alpha, PrimePlacement::Below, &all, &mut p)
             .ok_or(Error::InvalidParameters("no NTT-friendly special primes of that size"))?;
 
-        let params = Parameters {
+        let params = Parameters(ParametersFields {
             name,
             log_n: lit.log_n,
             q,
@@ -325,7 +322,7 @@ impl Parameters {
             boot_limbs: lit.boot_limbs,
             secret: lit.secret,
             sigma: lit.sigma,
-        };
+        });
         params.check_scale()?;
         params.check_security(security)?;
         Ok(params)
@@ -369,8 +366,17 @@ impl Parameters {
         if q.len().div_ceil(dnum) != p.len() {
             return Err(Error::InvalidParameters("special-prime count must be ceil(|Q| / dnum)"));
         }
-        let params =
-            Parameters { name: short_name(name), log_n, q: hq, p: hp, dnum, log_scale, boot_limbs, secret, sigma };
+        let params = Parameters(ParametersFields {
+            name: short_name(name),
+            log_n,
+            q: hq,
+            p: hp,
+            dnum,
+            log_scale,
+            boot_limbs,
+            secret,
+            sigma,
+        });
         params.check_scale()?;
         params.check_security(security)?;
         Ok(params)
@@ -380,11 +386,11 @@ impl Parameters {
     /// every other ciphertext prime at least half the scale, so that a rescale by it keeps the
     /// scale within a factor 2 (a smaller prime would make the scale outgrow the chain).
     fn check_scale(&self) -> Result<(), Error> {
-        let log_scale = self.log_scale as f64;
-        if libm::log2(self.q[0] as f64) < log_scale + Q0_HEADROOM_BITS as f64 {
+        let log_scale = self.0.log_scale as f64;
+        if libm::log2(self.0.q[0] as f64) < log_scale + Q0_HEADROOM_BITS as f64 {
             return Err(Error::InvalidParameters("q_0 must exceed the scale by at least 10 bits"));
         }
-        if self.q[1..].iter().any(|&q| libm::log2(q as f64) < log_scale - 1.0) {
+        if self.0.q[1..].iter().any(|&q| libm::log2(q as f64) < log_scale - 1.0) {
             return Err(Error::InvalidParameters("every scaling prime must be at least half the scale"));
         }
         Ok(())
@@ -401,9 +407,9 @@ impl Parameters {
             Ok(())
         } else {
             Err(Error::Insecure {
-                log_n: self.log_n,
+                log_n: self.0.log_n,
                 log_qp: libm::ceil(self.log_qp()) as u32,
-                max_log_qp: max_log_qp_128(self.log_n).unwrap_or(0),
+                max_log_qp: max_log_qp_128(self.0.log_n).unwrap_or(0),
             })
         }
     }
@@ -411,11 +417,11 @@ impl Parameters {
     /// Why the secret or error distribution is outside what the 128-bit bounds were estimated
     /// for, if it is.
     fn distribution_flaw(&self) -> Option<&'static str> {
-        let off = libm::fabs(self.sigma - DEFAULT_SIGMA);
+        let off = libm::fabs(self.0.sigma - DEFAULT_SIGMA);
         if off.is_nan() || off > SIGMA_TOLERANCE {
             return Some("the error width sigma must be 3.2 (within 0.01) for the 128-bit bounds to hold");
         }
-        if let SecretDistribution::SparseTernary { .. } = self.secret {
+        if let SecretDistribution::SparseTernary { .. } = self.0.secret {
             // Lattigo's 128-bit h = 192 sets stop near log2(QP) = 1550 at 2^16, well below the
             // dense bound; with no cited table for sparse secrets, none is certified.
             return Some("a sparse main secret has no cited 128-bit bound (ePrint 2024/463 tabulates dense ones)");
@@ -426,7 +432,7 @@ impl Parameters {
     /// Whether the set meets 128-bit security: a uniform ternary secret, the error width the
     /// bound was estimated for, and log2(QP) within the bound for N ([`max_log_qp_128`]).
     pub fn is_secure(&self) -> bool {
-        let bound = max_log_qp_128(self.log_n).unwrap_or(0) as f64;
+        let bound = max_log_qp_128(self.0.log_n).unwrap_or(0) as f64;
         self.distribution_flaw().is_none() && self.log_qp() <= bound
     }
 
@@ -439,22 +445,22 @@ impl Parameters {
         } else if self.distribution_flaw().is_some() {
             0
         } else {
-            let bound = max_log_qp_128(self.log_n).unwrap_or(0) as f64;
+            let bound = max_log_qp_128(self.0.log_n).unwrap_or(0) as f64;
             libm::floor(128.0 * bound / self.log_qp()).min(127.0) as u32
         }
     }
 
     /// Name of the set (with the preset's name if it came from one).
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
     /// log2 N.
     pub fn log_n(&self) -> u32 {
-        self.log_n
+        self.0.log_n
     }
     /// Ring degree N.
     pub fn n(&self) -> usize {
-        1 << self.log_n
+        1 << self.0.log_n
     }
     /// Number of complex slots of a full packing, N/2.
     pub fn max_slots(&self) -> usize {
@@ -462,75 +468,75 @@ impl Parameters {
     }
     /// Ciphertext primes q_0..q_L.
     pub fn q(&self) -> &[u64] {
-        &self.q
+        &self.0.q
     }
     /// Special primes.
     pub fn p(&self) -> &[u64] {
-        &self.p
+        &self.0.p
     }
     /// Highest level L (a ciphertext at level l has l + 1 limbs).
     pub fn max_level(&self) -> usize {
-        self.q.len() - 1
+        self.0.q.len() - 1
     }
     /// Level of a fresh ciphertext meant for computation: the top, less the bootstrapping limbs.
     pub fn default_level(&self) -> usize {
-        self.max_level() - self.boot_limbs
+        self.max_level() - self.0.boot_limbs
     }
     /// Limbs reserved for bootstrapping.
     pub fn boot_limbs(&self) -> usize {
-        self.boot_limbs
+        self.0.boot_limbs
     }
     /// Number of hybrid key-switching digits.
     pub fn dnum(&self) -> usize {
-        self.dnum
+        self.0.dnum
     }
     /// Limbs per digit (= number of special primes).
     pub fn alpha(&self) -> usize {
-        self.p.len()
+        self.0.p.len()
     }
     /// log2 of the default scale.
     pub fn log_scale(&self) -> u32 {
-        self.log_scale
+        self.0.log_scale
     }
     /// The default scale.
     pub fn scale(&self) -> f64 {
-        libm::ldexp(1.0, self.log_scale as i32)
+        libm::ldexp(1.0, self.0.log_scale as i32)
     }
     /// Secret distribution.
     pub fn secret(&self) -> SecretDistribution {
-        self.secret
+        self.0.secret
     }
     /// Error standard deviation.
     pub fn sigma(&self) -> f64 {
-        self.sigma
+        self.0.sigma
     }
     /// log2 of the product of all ciphertext primes.
     pub fn log_q(&self) -> f64 {
-        self.q.iter().map(|&x| libm::log2(x as f64)).sum()
+        self.0.q.iter().map(|&x| libm::log2(x as f64)).sum()
     }
     /// log2 of the product of all primes, ciphertext and special.
     pub fn log_qp(&self) -> f64 {
-        self.log_q() + self.p.iter().map(|&x| libm::log2(x as f64)).sum::<f64>()
+        self.log_q() + self.0.p.iter().map(|&x| libm::log2(x as f64)).sum::<f64>()
     }
     /// An upper bound on the bytes `Context::new` allocates for this set: per prime, concrete-ntt's
     /// plan (four N-word tables) and a little bookkeeping; the P-to-Q conversion tables. What a
     /// reader lets a parameter record from the wire cost ([`crate::wire::Limits`]).
     pub fn context_bytes(&self) -> u64 {
-        let (l, k) = (self.q.len() as u64, self.p.len() as u64);
+        let (l, k) = (self.0.q.len() as u64, self.0.p.len() as u64);
         (l + k) * (32 * self.n() as u64 + 1024) + 64 * (l + 1) * (k + 1) + 4096
     }
 
     /// Ciphertext moduli with reduction constants.
     pub fn q_moduli(&self) -> impl Iterator<Item = Modulus> + '_ {
-        self.q.iter().map(|&x| Modulus::new(x))
+        self.0.q.iter().map(|&x| Modulus::new(x))
     }
     /// Special moduli with reduction constants.
     pub fn p_moduli(&self) -> impl Iterator<Item = Modulus> + '_ {
-        self.p.iter().map(|&x| Modulus::new(x))
+        self.0.p.iter().map(|&x| Modulus::new(x))
     }
     /// Bits of a residue of limb `i` of the Q ∪ P list (Q first) on the wire.
     pub fn limb_bits(&self, i: usize) -> u32 {
-        let x = if i < self.q.len() { self.q[i] } else { self.p[i - self.q.len()] };
+        let x = if i < self.0.q.len() { self.0.q[i] } else { self.0.p[i - self.0.q.len()] };
         64 - x.leading_zeros()
     }
 
@@ -538,16 +544,16 @@ impl Parameters {
     /// out): the input of the fingerprint and the body of the wire record.
     pub fn canonical_bytes(&self, mut out: impl FnMut(&[u8])) {
         out(b"hetune-params-v1");
-        out(&[self.log_n as u8, self.q.len() as u8, self.p.len() as u8, self.dnum as u8]);
-        out(&[self.log_scale as u8, self.boot_limbs as u8]);
-        let (kind, h) = match self.secret {
+        out(&[self.0.log_n as u8, self.0.q.len() as u8, self.0.p.len() as u8, self.0.dnum as u8]);
+        out(&[self.0.log_scale as u8, self.0.boot_limbs as u8]);
+        let (kind, h) = match self.0.secret {
             SecretDistribution::Ternary => (0u8, 0u32),
             SecretDistribution::SparseTernary { hamming_weight } => (1u8, hamming_weight),
         };
         out(&[kind]);
         out(&h.to_le_bytes());
-        out(&self.sigma.to_bits().to_le_bytes());
-        for &x in self.q.iter().chain(self.p.iter()) {
+        out(&self.0.sigma.to_bits().to_le_bytes());
+        for &x in self.0.q.iter().chain(self.0.p.iter()) {
             out(&x.to_le_bytes());
         }
     }
@@ -566,9 +572,9 @@ impl Parameters {
         impl core::fmt::Display for Label<'_> {
             fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                 if self.0.is_secure() {
-                    write!(f, "{}", self.0.name)
+                    write!(f, "{}", self.0.name())
                 } else {
-                    write!(f, "{} [INSECURE: tests only, ~{} bits]", self.0.name, self.0.security_bits())
+                    write!(f, "{} [INSECURE: tests only, ~{} bits]", self.0.name(), self.0.security_bits())
                 }
             }
         }
@@ -632,11 +638,10 @@ mod tests {
         assert!(Parameters::new(&lit, Security::InsecureForTestingOnly).is_ok());
     }
 
-    /// n15's primes with another error width, read back as from the wire.
-    fn n15_with_sigma(sigma: f64, security: Security) -> Result<Parameters, Error> {
-        let a = Parameters::preset("n15", Security::Require128Bits).unwrap();
+    /// `a` rebuilt from its primes (as from the wire) with another name and error width.
+    fn rebuild(a: &Parameters, name: &str, sigma: f64, security: Security) -> Result<Parameters, Error> {
         Parameters::from_primes(
-            a.name(),
+            name,
             a.log_n(),
             a.q(),
             a.p(),
@@ -647,6 +652,12 @@ mod tests {
             sigma,
             security,
         )
+    }
+
+    /// n15's primes with another error width.
+    fn n15_with_sigma(sigma: f64, security: Security) -> Result<Parameters, Error> {
+        let a = Parameters::preset("n15", Security::Require128Bits).unwrap();
+        rebuild(&a, a.name(), sigma, security)
     }
 
     #[test]
@@ -745,17 +756,8 @@ mod tests {
         assert!(matches!(with(a.q(), 51), Err(Error::InvalidParameters(_))));
         // A scaling prime far below the scale (40-bit primes at scale 2^45: q_0 still holds it).
         assert!(matches!(with(a.q(), 45), Err(Error::InvalidParameters(_))));
-        let lit = ParametersLiteral {
-            name: "x",
-            log_n: 12,
-            log_q: &[60, 20, 20],
-            log_p: 61,
-            dnum: 3,
-            log_scale: 40,
-            boot_limbs: 0,
-            secret: SecretDistribution::Ternary,
-            sigma: DEFAULT_SIGMA,
-        };
+        // Built from bit sizes: 20-bit scaling primes at scale 2^40.
+        let lit = ParametersLiteral { log_q: &[60, 20, 20], ..preset("test-n12").unwrap().literal };
         assert!(matches!(Parameters::new(&lit, Security::InsecureForTestingOnly), Err(Error::InvalidParameters(_))));
     }
 
@@ -782,35 +784,11 @@ mod tests {
     fn long_multibyte_names_are_cut_at_a_character_boundary() {
         let a = Parameters::preset("test-n12", Security::InsecureForTestingOnly).unwrap();
         let name = alloc::string::String::from("é").repeat(20); // 40 bytes; byte 32 is inside no character, byte 33 is
-        let b = Parameters::from_primes(
-            &name,
-            a.log_n(),
-            a.q(),
-            a.p(),
-            a.dnum(),
-            a.log_scale(),
-            a.boot_limbs(),
-            a.secret(),
-            a.sigma(),
-            Security::InsecureForTestingOnly,
-        )
-        .unwrap();
+        let b = rebuild(&a, &name, a.sigma(), Security::InsecureForTestingOnly).unwrap();
         assert_eq!(b.name(), "é".repeat(16).as_str());
         assert_eq!(b.fingerprint(), a.fingerprint());
         let odd = alloc::format!("x{}", "é".repeat(20)); // byte 32 falls inside a character
-        let c = Parameters::from_primes(
-            &odd,
-            a.log_n(),
-            a.q(),
-            a.p(),
-            a.dnum(),
-            a.log_scale(),
-            a.boot_limbs(),
-            a.secret(),
-            a.sigma(),
-            Security::InsecureForTestingOnly,
-        )
-        .unwrap();
+        let c = rebuild(&a, &odd, a.sigma(), Security::InsecureForTestingOnly).unwrap();
         assert_eq!(c.name().len(), 31);
     }
 

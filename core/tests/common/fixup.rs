@@ -40,7 +40,7 @@ pub fn fix(rec: &mut [u8], set_len: bool, fingerprint: Option<&[u8; 32]>) {
     }
     let crc = crc32fast::hash(&rec[..start - 4]);
     rec[start - 4..start].copy_from_slice(&crc.to_le_bytes());
-    if let Some(end) = payload_end.filter(|&e| e + 4 <= rec.len()) {
+    if let Some(end) = payload_end.filter(|&e| e.checked_add(4).is_some_and(|x| x <= rec.len())) {
         let crc = crc32fast::hash(&rec[start..end]);
         rec[end..end + 4].copy_from_slice(&crc.to_le_bytes());
     }
