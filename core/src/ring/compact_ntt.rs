@@ -173,27 +173,13 @@ impl CompactNtt {
     /// Forward transform, lazy: every input below `4q`, output in `[0, 4q)`, in the evaluation
     /// order of [`super::NttTable::forward`].
     pub fn forward_lazy(&self, a: &mut [u64]) {
-        let n = self.n;
-        debug_assert_eq!(a.len(), n);
         let two_q = 2 * self.q;
         for k in 0..self.log_n as usize {
-            let half = n >> (k + 1);
-            let butterfly = |x: &mut u64, y: &mut u64, w: u64, w_shoup: u64| {
+            self.stage(a, k, &self.fwd, |x, y, w, w_shoup| {
                 let u = sub_if_ge(*x, two_q);
                 let v = self.mul_shoup_lazy(*y, w, w_shoup);
                 *x = u + v;
                 *y = u + two_q - v;
-            };
-            self.for_each_group(k, &self.fwd, |g, w, w_shoup| {
-                let (lo, hi) = a[2 * g * half..2 * (g + 1) * half].split_at_mut(half);
-                if let ([x], [y]) = (&mut *lo, &mut *hi) {
-                    // The last stage: one butterfly per group, no loop to set up.
-                    butterfly(x, y, w, w_shoup);
-                } else {
-                    for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                        butterfly(x, y, w, w_shoup);
-                    }
-                }
             });
         }
     }
@@ -201,28 +187,38 @@ impl CompactNtt {
     /// Inverse transform without the division by N, lazy: input below `2q` in evaluation order,
     /// output `N` times the coefficients, in `[0, 2q)`.
     pub fn inverse_lazy_unnormalized(&self, a: &mut [u64]) {
-        let n = self.n;
-        debug_assert_eq!(a.len(), n);
         let two_q = 2 * self.q;
         for k in (0..self.log_n as usize).rev() {
-            let half = n >> (k + 1);
-            let butterfly = |x: &mut u64, y: &mut u64, w: u64, w_shoup: u64| {
+            self.stage(a, k, &self.inv, |x, y, w, w_shoup| {
                 let (u, v) = (*x, *y);
                 *x = sub_if_ge(u + v, two_q);
                 *y = self.mul_shoup_lazy(u + two_q - v, w, w_shoup);
-            };
-            self.for_each_group(k, &self.inv, |g, w, w_shoup| {
-                let (lo, hi) = a[2 * g * half..2 * (g + 1) * half].split_at_mut(half);
-                if let ([x], [y]) = (&mut *lo, &mut *hi) {
-                    // The first stage: one butterfly per group, no loop to set up.
-                    butterfly(x, y, w, w_shoup);
-                } else {
-                    for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                        butterfly(x, y, w, w_shoup);
-                    }
-                }
             });
         }
+    }
+
+    /// Stage `k` of a transform: `butterfly(x, y, w, w_shoup)` on every pair `(j, j + half)` of
+    /// every group, with the group's twiddle from `roots`.
+    #[inline(always)]
+    fn stage(
+        &self,
+        a: &mut [u64],
+        k: usize,
+        roots: &[u64; MAX_LOG_N],
+        butterfly: impl Fn(&mut u64, &mut u64, u64, u64),
+    ) {
+        let half = a.len() >> (k + 1);
+        self.for_each_group(k, roots, |g, w, w_shoup| {
+            let (lo, hi) = a[2 * g * half..2 * (g + 1) * half].split_at_mut(half);
+            if let ([x], [y]) = (&mut *lo, &mut *hi) {
+                // The outermost stage: one butterfly per group, no loop to set up.
+                butterfly(x, y, w, w_shoup);
+            } else {
+                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                    butterfly(x, y, w, w_shoup);
+                }
+            }
+        });
     }
 
     /// Calls `f(group, w, w_shoup)` for the `2^k` butterfly groups of stage `k`, group
