@@ -3,7 +3,7 @@
 //! stream reads its key from a stored record exactly as from memory, the working memory is the
 //! documented number, and a stored public key is checked like any other record.
 
-use hetune_core::ckks::encoder::encode_compact;
+use hetune_core::ckks::encoder::encode_coeffs;
 use hetune_core::ckks::stream::{
     caller_bytes, stream_encrypt_pk, stream_encrypt_sk, stream_public_key, PublicKeyLimbs, StreamMode, StreamPlaintext,
     StreamWork,
@@ -34,7 +34,7 @@ fn fixture() -> Fixture {
         .map(|j| Complex::new(((j * 37 % 101) as f64 / 50.0) - 1.0, ((j * 13 % 29) as f64 / 14.0) - 1.0))
         .collect();
     let mut message = vec![0f64; 2 << LOG_SLOTS];
-    encode_compact(LOG_SLOTS, ctx.params().scale(), values.len(), |j| values[j], &mut message).unwrap();
+    encode_coeffs(LOG_SLOTS, ctx.params().scale(), values.len(), |j| values[j], &mut message).unwrap();
     Fixture { ctx, sk, pk, values, message }
 }
 
@@ -168,20 +168,8 @@ fn the_streamed_public_key_works_and_modes_check_their_memory() {
 fn fix_payload_crc(record: &mut [u8]) {
     let payload = 50 + 2 + 4;
     let end = record.len() - 4;
-    let crc = crc32(&record[payload..end]);
+    let crc = crc32fast::hash(&record[payload..end]);
     record[end..].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// CRC-32 (IEEE), bitwise: an independent reference for the test.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in bytes {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 == 1 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
-        }
-    }
-    !c
 }
 
 #[test]

@@ -30,7 +30,7 @@ mod storage;
 use alloc::vec;
 
 use defmt_semihosting as _;
-use hetune_core::ckks::encoder::{encode_compact, Complex};
+use hetune_core::ckks::encoder::{encode_coeffs, Complex};
 use hetune_core::ckks::stream::PublicKeyLimbs;
 use hetune_core::ckks::stream::{
     caller_bytes, stream_encrypt_pk, stream_encrypt_sk, stream_public_key, StreamMode, StreamPlaintext, StreamWork,
@@ -272,7 +272,7 @@ fn run_preset(
     for (index, first_row) in (0..data::ROWS).step_by(ROWS_PER_CT).enumerate() {
         heap.step();
         let t = instructions();
-        encode_compact(LOG_SLOTS, params.scale(), 1 << LOG_SLOTS, |j| slot_value(first_row, j), &mut message)?;
+        encode_coeffs(LOG_SLOTS, params.scale(), 1 << LOG_SLOTS, |j| slot_value(first_row, j), &mut message)?;
         let encode = instructions() - t;
         let pt = StreamPlaintext { coeffs: &message, log_slots: LOG_SLOTS, level, scale: params.scale() };
         let t = instructions();

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hetune_core::ckks::encoder::encode_compact;
+use hetune_core::ckks::encoder::encode_coeffs;
 use hetune_core::ckks::stream::{
     caller_bytes, stream_encrypt_pk, stream_encrypt_sk, stream_public_key, StreamMode, StreamPlaintext, StreamWork,
 };
@@ -358,7 +358,7 @@ fn host_stream(owner: &Owner, mode: StreamMode, boot: u64, rows: &[f32]) -> Vec<
     let mut message = vec![0f64; 2 << LOG_SLOTS];
     for first_row in (0..ROWS).step_by(ROWS_PER_CT) {
         let value = |j| Complex::new(expected_slot(rows, first_row, j), 0.0);
-        encode_compact(LOG_SLOTS, params.scale(), 1 << LOG_SLOTS, value, &mut message).unwrap();
+        encode_coeffs(LOG_SLOTS, params.scale(), 1 << LOG_SLOTS, value, &mut message).unwrap();
         let pt = StreamPlaintext { coeffs: &message, log_slots: LOG_SLOTS, level, scale: params.scale() };
         match mode {
             StreamMode::SecretKey => stream_encrypt_sk(params, &sk, &pt, &mut rng, &mut work, &mut out).unwrap(),

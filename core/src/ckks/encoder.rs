@@ -129,8 +129,11 @@ pub fn special_ifft(re: &mut [f64], im: &mut [f64]) {
 }
 
 /// Encodes `count` slot values (`value(j)`, zero beyond) into the integer coefficients of the
-/// plaintext polynomial, stored as exactly rounded f64 in `buf` (length N). No allocation: this
-/// is the device path.
+/// plaintext polynomial, stored as exactly rounded f64 in `buf`. No allocation: this is the
+/// device path. `buf` holds either all N coefficients, or only the `2 * 2^log_slots` that a
+/// packing of `2^log_slots` slots can have (the compact form, which the device's streaming
+/// encryptor takes: `16 * 2^log_slots` bytes instead of `8 N`): then `buf[k]` is the coefficient
+/// of `X^(k * N / (2 * 2^log_slots))` and every other coefficient is zero.
 pub fn encode_coeffs(
     log_slots: u32,
     scale: f64,
@@ -139,34 +142,9 @@ pub fn encode_coeffs(
     buf: &mut [f64],
 ) -> Result<(), Error> {
     let n = buf.len();
-    let slots = check_slots(n, log_slots)?;
-    encode_compact(log_slots, scale, count, value, &mut buf[..2 * slots])?;
-    // Coefficient k of the polynomial in Y is X-degree k * gap; spread them from the top down so
-    // that no source is overwritten before use.
-    let gap = n / (2 * slots);
-    buf[2 * slots..].iter_mut().for_each(|v| *v = 0.0);
-    for idx in (1..2 * slots).rev() {
-        let v = buf[idx];
-        buf[idx] = 0.0;
-        buf[idx * gap] = v;
-    }
-    Ok(())
-}
-
-/// Encodes `count` slot values into the `2 * 2^log_slots` integer coefficients (exactly rounded
-/// f64) that a packing of `2^log_slots` slots can have: `buf[k]` is the coefficient of
-/// `X^(k * N / (2 * 2^log_slots))`, every other coefficient is zero. The device's streaming
-/// encryptor takes this form, which is `16 * 2^log_slots` bytes instead of `8 N`.
-pub fn encode_compact(
-    log_slots: u32,
-    scale: f64,
-    count: usize,
-    value: impl Fn(usize) -> Complex,
-    buf: &mut [f64],
-) -> Result<(), Error> {
     let slots = 1usize.checked_shl(log_slots).unwrap_or(0);
-    if slots == 0 || buf.len() != 2 * slots {
-        return Err(Error::InvalidArgument("the compact encoding has 2 * 2^log_slots coefficients"));
+    if slots == 0 || !n.is_power_of_two() || n < 2 * slots {
+        return Err(Error::InvalidArgument("slot count must be a power of two within 1..=N/2"));
     }
     if count > slots {
         return Err(Error::InvalidArgument("more values than slots"));
@@ -174,23 +152,36 @@ pub fn encode_compact(
     if !(scale.is_finite() && scale >= 1.0) {
         return Err(Error::InvalidArgument("scale must be finite and at least 1"));
     }
-    let (re, im) = buf.split_at_mut(slots);
-    for j in 0..slots {
-        let v = if j < count { value(j) } else { Complex::default() };
-        if !(v.re.is_finite() && v.im.is_finite()) {
-            return Err(Error::InvalidArgument("values must be finite"));
+    {
+        let (re, rest) = buf.split_at_mut(slots);
+        let im = &mut rest[..slots];
+        for j in 0..slots {
+            let v = if j < count { value(j) } else { Complex::default() };
+            if !(v.re.is_finite() && v.im.is_finite()) {
+                return Err(Error::InvalidArgument("values must be finite"));
+            }
+            re[j] = v.re;
+            im[j] = v.im;
         }
-        re[j] = v.re;
-        im[j] = v.im;
+        special_ifft(re, im);
     }
-    special_ifft(re, im);
     // Coefficient k of the polynomial in Y is re[k], coefficient n + k is im[k].
-    for v in buf.iter_mut() {
+    for v in buf[..2 * slots].iter_mut() {
         let r = (*v * scale).round();
         if !r.is_finite() || r.abs() >= 1.7e38 {
             return Err(Error::EncodingOverflow);
         }
         *v = r;
+    }
+    // In full form, spread them to X-degree k * gap from the top down, so that no source is
+    // overwritten before use.
+    let gap = n / (2 * slots);
+    if gap > 1 {
+        buf[2 * slots..].iter_mut().for_each(|v| *v = 0.0);
+        for idx in (1..2 * slots).rev() {
+            buf[idx * gap] = buf[idx];
+            buf[idx] = 0.0;
+        }
     }
     Ok(())
 }

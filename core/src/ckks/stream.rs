@@ -14,8 +14,8 @@
 //!   working memory is two limbs and the mask and error, `18 N` bytes. A full ciphertext.
 //!
 //! Either way the caller also holds the message in the compact form of
-//! [`super::encoder::encode_compact`], `16 * 2^log_slots` bytes. At N = 2^16 and 2^11 slots that
-//! is 0.63 MiB (secret key) or 1.16 MiB (public key) in all, whatever the level.
+//! [`super::encoder::encode_coeffs`], `16 * 2^log_slots` bytes. At N = 2^16 and 2^11 slots that
+//! is 0.66 MiB (secret key) or 1.16 MiB (public key) in all, whatever the level.
 //!
 //! Every polynomial is written in coefficient form (the receiver moves it to evaluation form).
 //! `a` is expanded from its seed in evaluation form exactly as for in-memory seeded ciphertexts
@@ -46,7 +46,7 @@ pub enum StreamMode {
     PublicKey,
 }
 
-/// What to encrypt: a message in the compact form of [`super::encoder::encode_compact`] and the
+/// What to encrypt: a message in the compact form of [`super::encoder::encode_coeffs`] and the
 /// ciphertext's level, scale and slot count.
 #[derive(Clone, Copy, Debug)]
 pub struct StreamPlaintext<'a> {
@@ -258,21 +258,8 @@ pub fn stream_encrypt_sk<R: RngCore + CryptoRng, S: Sink>(
     work: &mut StreamWork,
     sink: &mut S,
 ) -> Result<(), Error> {
-    let n = params.n();
-    work.check(n, StreamMode::SecretKey)?;
     check_plaintext(params, pt)?;
-    if sk.coeffs().len() != n {
-        return Err(Error::InvalidArgument("secret key does not match the parameters"));
-    }
-    let seed = fresh_seed(rng);
-    GaussianSampler::new(params.sigma())?.fill(rng, &mut work.small);
-    let mut w = begin_seeded(sink, params, pt.level, pt.log_slots, pt.scale, false, &seed)?;
-    for i in 0..=pt.level {
-        let qv = params.q()[i];
-        rlwe_sk_limb(qv, n, sk.coeffs(), &work.small, &seed, stream_id(0, i), Some(pt.coeffs), &mut work.limb)?;
-        w.limb(&work.limb, params.limb_bits(i))?;
-    }
-    w.finish()
+    stream_secret_key_rlwe(params, sk, Some(pt), rng, work, sink)
 }
 
 /// Generates the public key of `sk` and streams its record into `sink`, limb by limb over Q and
@@ -284,6 +271,19 @@ pub fn stream_public_key<R: RngCore + CryptoRng, S: Sink>(
     work: &mut StreamWork,
     sink: &mut S,
 ) -> Result<(), Error> {
+    stream_secret_key_rlwe(params, sk, None, rng, work, sink)
+}
+
+/// `e - a s (+ m)` limb by limb: a seeded ciphertext of `pt` over its level's primes, or with no
+/// message the public key over every prime of Q and P.
+fn stream_secret_key_rlwe<R: RngCore + CryptoRng, S: Sink>(
+    params: &Parameters,
+    sk: &SecretKey,
+    pt: Option<&StreamPlaintext<'_>>,
+    rng: &mut R,
+    work: &mut StreamWork,
+    sink: &mut S,
+) -> Result<(), Error> {
     let n = params.n();
     work.check(n, StreamMode::SecretKey)?;
     if sk.coeffs().len() != n {
@@ -291,9 +291,13 @@ pub fn stream_public_key<R: RngCore + CryptoRng, S: Sink>(
     }
     let seed = fresh_seed(rng);
     GaussianSampler::new(params.sigma())?.fill(rng, &mut work.small);
-    let mut w = begin_public_key(sink, params, &seed, false)?;
-    for (i, &qv) in params.q().iter().chain(params.p()).enumerate() {
-        rlwe_sk_limb(qv, n, sk.coeffs(), &work.small, &seed, stream_id(0, i), None, &mut work.limb)?;
+    let (mut w, limbs) = match pt {
+        Some(pt) => (begin_seeded(sink, params, pt.level, pt.log_slots, pt.scale, false, &seed)?, pt.level + 1),
+        None => (begin_public_key(sink, params, &seed, false)?, params.q().len() + params.p().len()),
+    };
+    let message = pt.map(|pt| pt.coeffs);
+    for (i, &qv) in params.q().iter().chain(params.p()).take(limbs).enumerate() {
+        rlwe_sk_limb(qv, n, sk.coeffs(), &work.small, &seed, stream_id(0, i), message, &mut work.limb)?;
         w.limb(&work.limb, params.limb_bits(i))?;
     }
     w.finish()

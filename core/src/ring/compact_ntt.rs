@@ -1,6 +1,6 @@
 //! A negacyclic NTT that keeps no twiddle tables, for devices: the evaluation order and the root
 //! of unity are those of [`super::NttTable`] (concrete-ntt's `prime64::Plan`), so both give the
-//! same bytes, but where a plan holds 32 N bytes of twiddles (2 MiB at N = 2^16) this holds 2 x 32
+//! same bytes, but where a plan holds 32 N bytes of twiddles (2 MiB at N = 2^16) this holds 2 x 20
 //! words and computes each twiddle when its butterfly group starts.
 //!
 //! Forward: Cooley-Tukey, natural order in, bit-reversed order out; inverse: Gentleman-Sande
@@ -22,7 +22,7 @@ use super::modulus::Modulus;
 use crate::Error;
 
 /// Largest log2 N the fixed root arrays hold.
-const MAX_LOG_N: usize = 31;
+const MAX_LOG_N: usize = 20;
 
 /// A negacyclic NTT modulo one prime for one ring degree, without tables.
 #[derive(Clone, Debug)]
@@ -173,19 +173,13 @@ impl CompactNtt {
     /// Forward transform, lazy: every input below `4q`, output in `[0, 4q)`, in the evaluation
     /// order of [`super::NttTable::forward`].
     pub fn forward_lazy(&self, a: &mut [u64]) {
-        let n = self.n;
-        debug_assert_eq!(a.len(), n);
         let two_q = 2 * self.q;
         for k in 0..self.log_n as usize {
-            let half = n >> (k + 1);
-            self.for_each_group(k, &self.fwd, |g, w, w_shoup| {
-                let (lo, hi) = a[2 * g * half..2 * (g + 1) * half].split_at_mut(half);
-                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                    let u = sub_if_ge(*x, two_q);
-                    let v = self.mul_shoup_lazy(*y, w, w_shoup);
-                    *x = u + v;
-                    *y = u + two_q - v;
-                }
+            self.stage(a, k, &self.fwd, |x, y, w, w_shoup| {
+                let u = sub_if_ge(*x, two_q);
+                let v = self.mul_shoup_lazy(*y, w, w_shoup);
+                *x = u + v;
+                *y = u + two_q - v;
             });
         }
     }
@@ -193,24 +187,44 @@ impl CompactNtt {
     /// Inverse transform without the division by N, lazy: input below `2q` in evaluation order,
     /// output `N` times the coefficients, in `[0, 2q)`.
     pub fn inverse_lazy_unnormalized(&self, a: &mut [u64]) {
-        let n = self.n;
-        debug_assert_eq!(a.len(), n);
         let two_q = 2 * self.q;
         for k in (0..self.log_n as usize).rev() {
-            let half = n >> (k + 1);
-            self.for_each_group(k, &self.inv, |g, w, w_shoup| {
-                let (lo, hi) = a[2 * g * half..2 * (g + 1) * half].split_at_mut(half);
-                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                    let (u, v) = (*x, *y);
-                    *x = sub_if_ge(u + v, two_q);
-                    *y = self.mul_shoup_lazy(u + two_q - v, w, w_shoup);
-                }
+            self.stage(a, k, &self.inv, |x, y, w, w_shoup| {
+                let (u, v) = (*x, *y);
+                *x = sub_if_ge(u + v, two_q);
+                *y = self.mul_shoup_lazy(u + two_q - v, w, w_shoup);
             });
         }
     }
 
+    /// Stage `k` of a transform: `butterfly(x, y, w, w_shoup)` on every pair `(j, j + half)` of
+    /// every group, with the group's twiddle from `roots`.
+    #[inline(always)]
+    fn stage(
+        &self,
+        a: &mut [u64],
+        k: usize,
+        roots: &[u64; MAX_LOG_N],
+        butterfly: impl Fn(&mut u64, &mut u64, u64, u64),
+    ) {
+        let half = a.len() >> (k + 1);
+        self.for_each_group(k, roots, |g, w, w_shoup| {
+            let (lo, hi) = a[2 * g * half..2 * (g + 1) * half].split_at_mut(half);
+            if let ([x], [y]) = (&mut *lo, &mut *hi) {
+                // The outermost stage: one butterfly per group, no loop to set up.
+                butterfly(x, y, w, w_shoup);
+            } else {
+                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                    butterfly(x, y, w, w_shoup);
+                }
+            }
+        });
+    }
+
     /// Calls `f(group, w, w_shoup)` for the `2^k` butterfly groups of stage `k`, group
     /// `bitrev_k(r)` with twiddle `roots[k]^(2r + 1)`, for r = 0, 1, ... (see the module docs).
+    /// The running twiddle stays in Montgomery form; the step `roots[k]^2 = roots[k - 1]` is taken
+    /// in normal form with its Shoup companion, and a Shoup product by it keeps the factor 2^64.
     #[inline(always)]
     fn for_each_group(&self, k: usize, roots: &[u64; MAX_LOG_N], mut f: impl FnMut(usize, u64, u64)) {
         let mut r_mont = roots[k];
@@ -219,12 +233,12 @@ impl CompactNtt {
             f(0, w, w_shoup);
             return;
         }
-        let step = roots[k - 1];
+        let (step, step_shoup) = self.shoup_pair(roots[k - 1]);
         let shift = usize::BITS - k as u32;
         for r in 0..1usize << k {
             let (w, w_shoup) = self.shoup_pair(r_mont);
             f(r.reverse_bits() >> shift, w, w_shoup);
-            r_mont = self.reduce_lazy(self.mul_lazy(r_mont, step));
+            r_mont = self.reduce_lazy(self.mul_shoup_lazy(r_mont, step, step_shoup));
         }
     }
 
