@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the QEMU cross-target test (tests/tests/qemu.rs) needs on a fresh Debian/Ubuntu machine:
-# qemu-system-arm and qemu-system-riscv32 (apt: qemu-system-arm, qemu-system-misc; QEMU 7.2 on
-# Debian 12) and the two bare-metal targets (rustup).
+# qemu-system-arm (the mps2-an386 Cortex-M4F and mps2-an500 Cortex-M7 boards) and
+# qemu-system-riscv32 (apt: qemu-system-arm, qemu-system-misc; QEMU 7.2 on Debian 12) and the two
+# bare-metal targets (rustup).
 set -euo pipefail
 
 if ! command -v qemu-system-arm >/dev/null 2>&1 || ! command -v qemu-system-riscv32 >/dev/null 2>&1; then

@@ -63,6 +63,9 @@ pub enum Error {
         /// The HomomorphicEncryption.org bound for this N.
         max_log_qp: u32,
     },
+    /// The secret or error distribution is outside what the 128-bit bounds were estimated for, and
+    /// the caller did not opt into insecure sets.
+    InsecureDistribution(&'static str),
     /// No preset has that name.
     UnknownPreset,
     /// An operation's arguments do not fit (lengths, levels, slots).
@@ -89,12 +92,18 @@ pub enum Error {
         /// Limb index within the polynomial.
         limb: u32,
     },
-    /// Wire: a declared length exceeds the caller's limit.
+    /// Wire: a declared length, the memory its decoding needs, or the context a parameter record
+    /// implies exceeds the caller's limit.
     LimitExceeded {
-        /// Bytes the record declares.
+        /// Bytes the record declares or needs.
         declared: u64,
         /// The caller's limit.
         limit: u64,
+    },
+    /// Wire: the allocator refused a buffer the limits allowed.
+    AllocationFailed {
+        /// Bytes requested.
+        bytes: u64,
     },
     /// Wire: the checksum does not match the bytes.
     ChecksumMismatch,
@@ -113,6 +122,9 @@ impl fmt::Display for Error {
                 "insecure parameters: log2(QP) = {log_qp} exceeds the 128-bit bound {max_log_qp} for N = 2^{log_n} \
                  (opt in with Security::InsecureForTestingOnly for tests only)"
             ),
+            Error::InsecureDistribution(why) => {
+                write!(f, "insecure parameters: {why} (opt in with Security::InsecureForTestingOnly for tests only)")
+            }
             Error::UnknownPreset => write!(f, "unknown parameter preset"),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
             Error::EncodingOverflow => write!(f, "value too large to encode at this scale"),
@@ -127,8 +139,9 @@ impl fmt::Display for Error {
             Error::Truncated => write!(f, "truncated record"),
             Error::ResidueOutOfRange { limb } => write!(f, "corrupt record: residue out of range in limb {limb}"),
             Error::LimitExceeded { declared, limit } => {
-                write!(f, "record declares {declared} bytes, above the limit of {limit}")
+                write!(f, "record needs {declared} bytes, above the limit of {limit}")
             }
+            Error::AllocationFailed { bytes } => write!(f, "could not allocate {bytes} bytes while decoding a record"),
             Error::ChecksumMismatch => write!(f, "corrupt record: checksum mismatch"),
             Error::Malformed(why) => write!(f, "malformed record: {why}"),
             Error::Io => write!(f, "i/o error while streaming a record"),

@@ -12,6 +12,7 @@
 extern crate alloc;
 
 pub mod ckks;
+pub mod entropy;
 mod error;
 pub mod ring;
 pub mod rlwe;

@@ -34,6 +34,9 @@ proptest! {
         prop_assert_eq!(m.sub(ra, rb) as u128, (ra as u128 + q as u128 - rb as u128) % q as u128);
         let w = m.shoup(rb);
         prop_assert_eq!(m.mul_shoup(ra, rb, w), m.mul(ra, rb));
+        prop_assert_eq!(m.neg(ra), (q - ra) % q);
+        let c = m.center(ra);
+        prop_assert!(c > -((q / 2) as i64 + 1) && c <= (q / 2) as i64 && (c as i128 - ra as i128) % q as i128 == 0);
         if ra != 0 {
             prop_assert_eq!(m.mul(ra, m.inv(ra).unwrap()), 1);
         }

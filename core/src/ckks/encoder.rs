@@ -61,7 +61,9 @@ fn bit_reverse_permute(re: &mut [f64], im: &mut [f64]) {
 #[inline]
 fn twiddle(pow5: usize, len: usize) -> (f64, f64) {
     let angle = 2.0 * core::f64::consts::PI * pow5 as f64 / (4 * len) as f64;
-    let (s, c) = angle.sin_cos();
+    // libm's on every target (never the platform's): a device and the host encode to the same
+    // bits, so the host can reproduce a device's ciphertext byte for byte.
+    let (s, c) = libm::sincos(angle);
     (c, s)
 }
 
@@ -138,36 +140,57 @@ pub fn encode_coeffs(
 ) -> Result<(), Error> {
     let n = buf.len();
     let slots = check_slots(n, log_slots)?;
+    encode_compact(log_slots, scale, count, value, &mut buf[..2 * slots])?;
+    // Coefficient k of the polynomial in Y is X-degree k * gap; spread them from the top down so
+    // that no source is overwritten before use.
+    let gap = n / (2 * slots);
+    buf[2 * slots..].iter_mut().for_each(|v| *v = 0.0);
+    for idx in (1..2 * slots).rev() {
+        let v = buf[idx];
+        buf[idx] = 0.0;
+        buf[idx * gap] = v;
+    }
+    Ok(())
+}
+
+/// Encodes `count` slot values into the `2 * 2^log_slots` integer coefficients (exactly rounded
+/// f64) that a packing of `2^log_slots` slots can have: `buf[k]` is the coefficient of
+/// `X^(k * N / (2 * 2^log_slots))`, every other coefficient is zero. The device's streaming
+/// encryptor takes this form, which is `16 * 2^log_slots` bytes instead of `8 N`.
+pub fn encode_compact(
+    log_slots: u32,
+    scale: f64,
+    count: usize,
+    value: impl Fn(usize) -> Complex,
+    buf: &mut [f64],
+) -> Result<(), Error> {
+    let slots = 1usize.checked_shl(log_slots).unwrap_or(0);
+    if slots == 0 || buf.len() != 2 * slots {
+        return Err(Error::InvalidArgument("the compact encoding has 2 * 2^log_slots coefficients"));
+    }
     if count > slots {
         return Err(Error::InvalidArgument("more values than slots"));
     }
     if !(scale.is_finite() && scale >= 1.0) {
         return Err(Error::InvalidArgument("scale must be finite and at least 1"));
     }
-    {
-        let (re, rest) = buf.split_at_mut(slots);
-        let im = &mut rest[..slots];
-        for j in 0..slots {
-            let v = if j < count { value(j) } else { Complex::default() };
-            if !(v.re.is_finite() && v.im.is_finite()) {
-                return Err(Error::InvalidArgument("values must be finite"));
-            }
-            re[j] = v.re;
-            im[j] = v.im;
+    let (re, im) = buf.split_at_mut(slots);
+    for j in 0..slots {
+        let v = if j < count { value(j) } else { Complex::default() };
+        if !(v.re.is_finite() && v.im.is_finite()) {
+            return Err(Error::InvalidArgument("values must be finite"));
         }
-        special_ifft(re, im);
+        re[j] = v.re;
+        im[j] = v.im;
     }
-    // Coefficient k of the polynomial in Y is re[k], coefficient n+k is im[k]; spread them to
-    // X-degree (index * gap), from the top down so that no source is overwritten before use.
-    let gap = n / (2 * slots);
-    buf[2 * slots..].iter_mut().for_each(|v| *v = 0.0);
-    for idx in (0..2 * slots).rev() {
-        let v = (buf[idx] * scale).round();
-        if !v.is_finite() || v.abs() >= 1.7e38 {
+    special_ifft(re, im);
+    // Coefficient k of the polynomial in Y is re[k], coefficient n + k is im[k].
+    for v in buf.iter_mut() {
+        let r = (*v * scale).round();
+        if !r.is_finite() || r.abs() >= 1.7e38 {
             return Err(Error::EncodingOverflow);
         }
-        buf[idx] = 0.0;
-        buf[idx * gap] = v;
+        *v = r;
     }
     Ok(())
 }

@@ -72,13 +72,13 @@ pub fn encrypt_pk<R: RngCore + CryptoRng>(
         let out0 = c0.limb_mut(pos);
         t.forward_small(&e0, out0);
         for ((o, &b), &vv) in out0.iter_mut().zip(pk.b.limb(i)).zip(vq.iter()) {
-            *o = q.add(*o, q.mul(vv, b));
+            *o = q.add_ct(*o, q.mul_ct(vv, b));
         }
         let out1 = c1.limb_mut(pos);
         t.forward_small(&e1, out1);
         let mut a = UniformExpander::new(&pk.seed, stream_id(0, i), q);
         for (o, &vv) in out1.iter_mut().zip(&vq) {
-            *o = q.add(*o, q.mul(vv, a.next_residue()));
+            *o = q.add_ct(*o, q.mul_ct(vv, a.next_residue()));
         }
     }
     v.zeroize();
@@ -98,7 +98,8 @@ pub fn decrypt_limb(q: &Modulus, s: &[u64], polys: &[&[u64]], out: &mut [u64]) {
     // Horner in s from the highest-degree polynomial down.
     for c in polys[..polys.len() - 1].iter().rev() {
         for ((o, &sv), &cv) in out.iter_mut().zip(s).zip(c.iter()) {
-            *o = q.add(q.mul(*o, sv), cv);
+            // Constant time: s is secret and the partial sums reveal it.
+            *o = q.add_ct(q.mul_ct(*o, sv), cv);
         }
     }
 }

@@ -1,110 +1,282 @@
-//! The streaming encryptor: writes a seeded ciphertext (or the public key) one RNS limb at a
-//! time into a caller-supplied sink. Working memory is one limb of residues, the small secret
-//! and error coefficients, and the NTT plan of the current limb (built in place of the previous
-//! one), whatever the number of limbs: at N = 2^16 that is 512 KiB + 128 KiB + one 2 MiB plan,
-//! plus the caller's N-coefficient message buffer.
+//! The streaming encryptor of a device: writes a ciphertext (or the owner's public key) into a
+//! caller's sink one RNS limb at a time, in a working memory that does not grow with the number
+//! of limbs and holds no NTT tables ([`CompactNtt`] computes its twiddles as it goes).
 //!
-//! `c_0` is written in coefficient form (`c_0 = m + e - a * s`, the product taken through the
-//! NTT of this limb only); the receiver moves it to evaluation form. `a` is expanded from the
-//! seed in evaluation form, exactly as for in-memory seeded ciphertexts.
+//! Two modes:
+//! - secret-key ([`stream_encrypt_sk`]), for the owner's own devices: a seeded ciphertext
+//!   `(c_0 = m + e - a s, seed of a)`, half the bytes of a full one. Working memory: one limb of
+//!   residues and the error, `9 N` bytes (plus the caller's secret key, `N`).
+//! - public-key ([`stream_encrypt_pk`]), for sensors that must not be able to decrypt: the
+//!   device holds only the public key `(b, a) = (-a s + e, a)`, reads `b` one limb at a time
+//!   ([`PublicKeyLimbs`]) and writes `(v b + e_0, v a + e_1)` over `Q_l` and the first special
+//!   prime `p`, divided by `p` (which shrinks `v e + e_0 + e_1 s` to a rounding term), plus `m`.
+//!   The division needs the `p` limb of each polynomial while its `Q_l` limbs are written, so the
+//!   working memory is two limbs and the mask and error, `18 N` bytes. A full ciphertext.
+//!
+//! Either way the caller also holds the message in the compact form of
+//! [`super::encoder::encode_compact`], `16 * 2^log_slots` bytes. At N = 2^16 and 2^11 slots that
+//! is 0.63 MiB (secret key) or 1.16 MiB (public key) in all, whatever the level.
+//!
+//! Every polynomial is written in coefficient form (the receiver moves it to evaluation form).
+//! `a` is expanded from its seed in evaluation form exactly as for in-memory seeded ciphertexts
+//! and public keys, so the bytes are those of the wire format's seeded ciphertext, full
+//! ciphertext and public key, v1. Products go through one lazy forward transform, one Montgomery
+//! multiplication per slot and one lazy inverse transform, with the ternary operand pre-scaled
+//! by `2^64 / N` so that no normalisation pass remains. Every step that touches the secret, the
+//! mask, the errors or their products runs in constant time.
 
 use alloc::vec;
 use alloc::vec::Vec;
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroize;
 
-use crate::ring::{Modulus, NttTable};
-use crate::rlwe::sampling::{fresh_seed, stream_id, GaussianSampler, UniformExpander};
-use crate::rlwe::SecretKey;
-use crate::wire::{begin_public_key, begin_seeded, Sink};
+use crate::ring::{CompactNtt, Modulus};
+use crate::rlwe::sampling::{fresh_seed, stream_id, ternary, GaussianSampler, UniformExpander};
+use crate::rlwe::{PublicKey, SecretKey};
+use crate::wire::{begin_ciphertext, begin_public_key, begin_seeded, Sink};
 use crate::{Error, Parameters};
 
-/// Reusable working memory of the streaming encryptor.
+/// Which key a device encrypts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum StreamMode {
+    /// The owner's device, holding the secret key: seeded ciphertexts.
+    SecretKey,
+    /// A sensor, holding only the public key: full ciphertexts.
+    PublicKey,
+}
+
+/// What to encrypt: a message in the compact form of [`super::encoder::encode_compact`] and the
+/// ciphertext's level, scale and slot count.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamPlaintext<'a> {
+    /// The `2 * 2^log_slots` integer coefficients (exactly rounded f64).
+    pub coeffs: &'a [f64],
+    /// log2 of the slot count.
+    pub log_slots: u32,
+    /// Level of the ciphertext (limbs q_0..q_level).
+    pub level: usize,
+    /// Scale the message was encoded at.
+    pub scale: f64,
+}
+
+/// The public key as a device holds it: the seed of `a`, and `b` in evaluation form read one
+/// limb at a time (from flash, a file, or a stream).
+pub trait PublicKeyLimbs {
+    /// The seed `a` is expanded from.
+    fn seed(&self) -> [u8; 32];
+
+    /// Calls `visit(t, b_t)` for every residue of limb `index` of `b` (indexed over Q then P),
+    /// in order, in evaluation form.
+    fn for_each_b(&mut self, index: usize, visit: impl FnMut(usize, u64)) -> Result<(), Error>;
+}
+
+impl PublicKeyLimbs for PublicKey {
+    fn seed(&self) -> [u8; 32] {
+        self.seed
+    }
+
+    fn for_each_b(&mut self, index: usize, mut visit: impl FnMut(usize, u64)) -> Result<(), Error> {
+        if index >= self.b.limbs() {
+            return Err(Error::InvalidArgument("public key limb index"));
+        }
+        for (t, &v) in self.b.limb(index).iter().enumerate() {
+            visit(t, v);
+        }
+        Ok(())
+    }
+}
+
+/// Working memory of the streaming encryptor, allocated once for a mode; wiped on drop.
 pub struct StreamWork {
+    mode: StreamMode,
+    /// The limb being written.
     limb: Vec<u64>,
+    /// Public-key mode: the `p` limb of the polynomial being written.
+    carry: Vec<u64>,
+    /// The error (secret-key mode) or the ternary mask `v` (public-key mode).
+    small: Vec<i8>,
+    /// Public-key mode: the error of the polynomial being written.
     error: Vec<i8>,
 }
 
 impl StreamWork {
-    /// Allocates the buffers for ring degree `n` (9 n bytes).
-    pub fn new(n: usize) -> Self {
-        StreamWork { limb: vec![0; n], error: vec![0; n] }
+    /// Allocates the buffers of `mode` for ring degree `n`: [`Self::bytes_for`] bytes.
+    pub fn new(n: usize, mode: StreamMode) -> Self {
+        let pk = mode == StreamMode::PublicKey;
+        StreamWork {
+            mode,
+            limb: vec![0; n],
+            carry: if pk { vec![0; n] } else { Vec::new() },
+            small: vec![0; n],
+            error: if pk { vec![0; n] } else { Vec::new() },
+        }
+    }
+
+    /// Bytes the buffers of `mode` take at ring degree `n`: `9 n` (secret key) or `18 n`.
+    pub fn bytes_for(n: usize, mode: StreamMode) -> usize {
+        match mode {
+            StreamMode::SecretKey => 9 * n,
+            StreamMode::PublicKey => 18 * n,
+        }
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.limb.len() * 8 + self.error.len()
+        (self.limb.len() + self.carry.len()) * 8 + self.small.len() + self.error.len()
+    }
+
+    fn check(&self, n: usize, mode: StreamMode) -> Result<(), Error> {
+        if self.limb.len() != n || (mode == StreamMode::PublicKey && self.mode != mode) {
+            return Err(Error::InvalidArgument("working memory does not match the ring degree or mode"));
+        }
+        Ok(())
     }
 }
 
 impl Drop for StreamWork {
     fn drop(&mut self) {
         self.limb.zeroize();
+        self.carry.zeroize();
+        self.small.zeroize();
         self.error.zeroize();
     }
 }
 
-/// `buf = add(t) - a * s` in coefficient form on one limb, `a` from `(seed, stream)`.
-fn rlwe_coeff_limb(
-    q: &Modulus,
-    table: &NttTable,
-    s: &[i8],
-    seed: &[u8; 32],
-    stream: u64,
-    buf: &mut [u64],
-    add: impl Fn(usize) -> u64,
-) {
-    table.forward_small(s, buf);
-    let mut a = UniformExpander::new(seed, stream, q);
-    for o in buf.iter_mut() {
-        *o = q.mul(*o, a.next_residue());
-    }
-    table.inverse(buf);
-    for (t, o) in buf.iter_mut().enumerate() {
-        *o = q.sub(add(t), *o);
+/// Bytes a device needs besides its [`StreamWork`] to encrypt `2^log_slots` slots at ring
+/// degree `n`: the compact message, and in secret-key mode the secret key.
+pub fn caller_bytes(n: usize, mode: StreamMode, log_slots: u32) -> usize {
+    let message = 16usize << log_slots;
+    match mode {
+        StreamMode::SecretKey => message + n,
+        StreamMode::PublicKey => message,
     }
 }
 
-/// Encrypts the integer message coefficients `message` (N values, as written by
-/// [`crate::ckks::encoder::encode_coeffs`]) under the secret key at `level`, streaming a
-/// seeded-ciphertext record into `sink`.
+/// `a - b mod q` for canonical residues, constant time.
+#[inline(always)]
+fn sub_ct(ntt: &CompactNtt, a: u64, b: u64) -> u64 {
+    ntt.reduce_lazy(a + ntt.modulus() - b)
+}
+
+/// `out = v * y` in coefficient form, lazy (`[0, 2q)`), for ternary `v`: `v` scaled and moved to
+/// evaluation form, multiplied slot by slot by `y` (given in evaluation form through `mul`,
+/// which receives the buffer and multiplies it in place with [`CompactNtt::mul_lazy`]), and
+/// moved back.
+fn ternary_product(
+    ntt: &CompactNtt,
+    v: &[i8],
+    out: &mut [u64],
+    mul: impl FnOnce(&mut [u64]) -> Result<(), Error>,
+) -> Result<(), Error> {
+    ntt.load_ternary(v, ntt.product_scale(), out);
+    ntt.forward_lazy(out);
+    mul(out)?;
+    ntt.inverse_lazy_unnormalized(out);
+    Ok(())
+}
+
+/// `out *= a` slot by slot, `a` expanded from `(seed, stream)` in evaluation form.
+fn times_uniform(ntt: &CompactNtt, q: &Modulus, seed: &[u8; 32], stream: u64, out: &mut [u64]) {
+    let mut a = UniformExpander::new(seed, stream, q);
+    for o in out.iter_mut() {
+        *o = ntt.mul_lazy(*o, a.next_residue());
+    }
+}
+
+/// Adds the compact message (coefficient k at degree `k * gap`) to the canonical limb `out`.
+fn add_message(ntt: &CompactNtt, q: &Modulus, coeffs: &[f64], out: &mut [u64]) {
+    let gap = out.len() / coeffs.len();
+    for (k, &m) in coeffs.iter().enumerate() {
+        let r = message_residue(ntt, q, m);
+        let o = &mut out[k * gap];
+        *o = ntt.reduce_lazy(*o + r);
+    }
+}
+
+/// Residue of an integer-valued f64, constant time below 2^63 (every message at a sensible
+/// scale; larger ones take the exact general path).
+#[inline]
+fn message_residue(ntt: &CompactNtt, q: &Modulus, m: f64) -> u64 {
+    let a = libm::fabs(m);
+    if a >= 9.223_372_036_854_776e18 {
+        return q.reduce_f64(m);
+    }
+    let r = ntt.reduce(a as u64);
+    let neg = (m.to_bits() >> 63).wrapping_neg();
+    let negated = ntt.reduce_lazy(ntt.modulus() - r);
+    (r & !neg) | (negated & neg)
+}
+
+fn check_plaintext(params: &Parameters, pt: &StreamPlaintext<'_>) -> Result<(), Error> {
+    if pt.level > params.max_level() {
+        return Err(Error::InvalidArgument("level above the top of the chain"));
+    }
+    if pt.log_slots >= params.log_n() || pt.coeffs.len() != 2usize << pt.log_slots {
+        return Err(Error::InvalidArgument("the message must be 2 * 2^log_slots compact coefficients"));
+    }
+    if !(pt.scale.is_finite() && pt.scale >= 1.0) {
+        return Err(Error::InvalidArgument("scale must be finite and at least 1"));
+    }
+    Ok(())
+}
+
+/// `out = e - a s (+ m)` in coefficient form on one limb, `a` from `(seed, stream)`; canonical.
 #[allow(clippy::too_many_arguments)]
+fn rlwe_sk_limb(
+    qv: u64,
+    n: usize,
+    s: &[i8],
+    e: &[i8],
+    seed: &[u8; 32],
+    stream: u64,
+    message: Option<&[f64]>,
+    out: &mut [u64],
+) -> Result<(), Error> {
+    let q = Modulus::new(qv);
+    let ntt = CompactNtt::new(n, &q)?;
+    ternary_product(&ntt, s, out, |buf| {
+        times_uniform(&ntt, &q, seed, stream, buf);
+        Ok(())
+    })?;
+    for (o, &et) in out.iter_mut().zip(e) {
+        *o = sub_ct(&ntt, q.from_small_ct(et as i64), ntt.reduce_lazy(*o));
+    }
+    if let Some(m) = message {
+        add_message(&ntt, &q, m, out);
+    }
+    Ok(())
+}
+
+/// Encrypts the message under the secret key, streaming a seeded-ciphertext record (`c_0` in
+/// coefficient form) into `sink`.
 pub fn stream_encrypt_sk<R: RngCore + CryptoRng, S: Sink>(
     params: &Parameters,
     sk: &SecretKey,
-    message: &[f64],
-    level: usize,
-    scale: f64,
-    log_slots: u32,
+    pt: &StreamPlaintext<'_>,
     rng: &mut R,
     work: &mut StreamWork,
     sink: &mut S,
 ) -> Result<(), Error> {
     let n = params.n();
-    if message.len() != n || work.limb.len() != n || sk.coeffs().len() != n {
-        return Err(Error::InvalidArgument("buffers must have N entries"));
-    }
-    if level > params.max_level() {
-        return Err(Error::InvalidArgument("level above the top of the chain"));
+    work.check(n, StreamMode::SecretKey)?;
+    check_plaintext(params, pt)?;
+    if sk.coeffs().len() != n {
+        return Err(Error::InvalidArgument("secret key does not match the parameters"));
     }
     let seed = fresh_seed(rng);
-    GaussianSampler::new(params.sigma()).fill(rng, &mut work.error);
-    let mut w = begin_seeded(sink, params, level, log_slots, scale, false, &seed)?;
-    for i in 0..=level {
-        let q = Modulus::new(params.q()[i]);
-        let table = NttTable::new(n, q)?;
-        let e = &work.error;
-        rlwe_coeff_limb(&q, &table, sk.coeffs(), &seed, stream_id(0, i), &mut work.limb, |t| {
-            q.add(q.reduce_f64(message[t]), q.from_small_ct(e[t] as i64))
-        });
-        drop(table);
-        w.limb(&work.limb, q.bits())?;
+    GaussianSampler::new(params.sigma())?.fill(rng, &mut work.small);
+    let mut w = begin_seeded(sink, params, pt.level, pt.log_slots, pt.scale, false, &seed)?;
+    for i in 0..=pt.level {
+        let qv = params.q()[i];
+        rlwe_sk_limb(qv, n, sk.coeffs(), &work.small, &seed, stream_id(0, i), Some(pt.coeffs), &mut work.limb)?;
+        w.limb(&work.limb, params.limb_bits(i))?;
     }
     w.finish()
 }
 
-/// Generates the public key of `sk` and streams its record into `sink`, limb by limb, with `b`
-/// in coefficient form.
+/// Generates the public key of `sk` and streams its record into `sink`, limb by limb over Q and
+/// P, with `b` in coefficient form.
 pub fn stream_public_key<R: RngCore + CryptoRng, S: Sink>(
     params: &Parameters,
     sk: &SecretKey,
@@ -113,22 +285,95 @@ pub fn stream_public_key<R: RngCore + CryptoRng, S: Sink>(
     sink: &mut S,
 ) -> Result<(), Error> {
     let n = params.n();
-    if work.limb.len() != n || sk.coeffs().len() != n {
-        return Err(Error::InvalidArgument("buffers must have N entries"));
+    work.check(n, StreamMode::SecretKey)?;
+    if sk.coeffs().len() != n {
+        return Err(Error::InvalidArgument("secret key does not match the parameters"));
     }
     let seed = fresh_seed(rng);
-    GaussianSampler::new(params.sigma()).fill(rng, &mut work.error);
+    GaussianSampler::new(params.sigma())?.fill(rng, &mut work.small);
     let mut w = begin_public_key(sink, params, &seed, false)?;
-    let moduli: Vec<u64> = params.q().iter().chain(params.p()).copied().collect();
-    for (i, &qv) in moduli.iter().enumerate() {
-        let q = Modulus::new(qv);
-        let table = NttTable::new(n, q)?;
-        let e = &work.error;
-        rlwe_coeff_limb(&q, &table, sk.coeffs(), &seed, stream_id(0, i), &mut work.limb, |t| {
-            q.from_small_ct(e[t] as i64)
-        });
-        drop(table);
-        w.limb(&work.limb, q.bits())?;
+    for (i, &qv) in params.q().iter().chain(params.p()).enumerate() {
+        rlwe_sk_limb(qv, n, sk.coeffs(), &work.small, &seed, stream_id(0, i), None, &mut work.limb)?;
+        w.limb(&work.limb, params.limb_bits(i))?;
     }
     w.finish()
+}
+
+/// Encrypts the message under the public key, streaming a full-ciphertext record (both
+/// polynomials in coefficient form) into `sink`. The device reads `b` limb by limb from `pk` and
+/// never holds the secret.
+pub fn stream_encrypt_pk<K: PublicKeyLimbs, R: RngCore + CryptoRng, S: Sink>(
+    params: &Parameters,
+    pk: &mut K,
+    pt: &StreamPlaintext<'_>,
+    rng: &mut R,
+    work: &mut StreamWork,
+    sink: &mut S,
+) -> Result<(), Error> {
+    let n = params.n();
+    work.check(n, StreamMode::PublicKey)?;
+    check_plaintext(params, pt)?;
+    let Some(&pv) = params.p().first() else {
+        return Err(Error::InvalidArgument("public-key encryption needs a special prime"));
+    };
+    let p_index = params.q().len();
+    let p = Modulus::new(pv);
+    let p_ntt = CompactNtt::new(n, &p)?;
+    let a_seed = pk.seed();
+    let gaussian = GaussianSampler::new(params.sigma())?;
+    ternary(rng, &mut work.small);
+    let StreamWork { limb, carry, small: v, error, .. } = work;
+    let mut w = begin_ciphertext(sink, params, pt.level, 2, pt.log_slots, pt.scale, 0)?;
+    for component in 0..2 {
+        gaussian.fill(rng, error);
+        // The `p` limb of v * (b or a) + e, canonical: the part the division by p removes.
+        uniform_or_key_product(&p_ntt, &p, v, pk, &a_seed, component, p_index, carry)?;
+        for (c, &et) in carry.iter_mut().zip(error.iter()) {
+            let x = p_ntt.reduce_lazy(*c);
+            *c = p_ntt.reduce_lazy(x + p.from_small_ct(et as i64));
+        }
+        for i in 0..=pt.level {
+            let q = Modulus::new(params.q()[i]);
+            let ntt = CompactNtt::new(n, &q)?;
+            uniform_or_key_product(&ntt, &q, v, pk, &a_seed, component, i, limb)?;
+            // (x + e - [carry]_p) / p mod q with [carry]_p the centered lift:
+            // (x + e)/p - carry/p + (1 if carry > p/2), each division one Shoup product.
+            let p_inv = q.inv(q.reduce(pv)).ok_or(Error::InvalidParameters("p divides q"))?;
+            let p_inv_shoup = q.shoup(p_inv);
+            let half_p = pv / 2;
+            for ((o, &c), &et) in limb.iter_mut().zip(carry.iter()).zip(error.iter()) {
+                let y = ntt.mul_shoup_lazy(*o + q.from_small_ct(et as i64), p_inv, p_inv_shoup);
+                let z = ntt.mul_shoup_lazy(c, p_inv, p_inv_shoup);
+                let lifted = half_p.wrapping_sub(c) >> 63;
+                *o = ntt.reduce_lazy(ntt.reduce_4q(y + 2 * q.value() - z) + lifted);
+            }
+            if component == 0 {
+                add_message(&ntt, &q, pt.coeffs, limb);
+            }
+            w.limb(limb, params.limb_bits(i))?;
+        }
+    }
+    w.finish()
+}
+
+/// `out = v * b` (component 0) or `v * a` (component 1) on limb `index`, lazy.
+#[allow(clippy::too_many_arguments)]
+fn uniform_or_key_product<K: PublicKeyLimbs>(
+    ntt: &CompactNtt,
+    q: &Modulus,
+    v: &[i8],
+    pk: &mut K,
+    a_seed: &[u8; 32],
+    component: usize,
+    index: usize,
+    out: &mut [u64],
+) -> Result<(), Error> {
+    ternary_product(ntt, v, out, |buf| {
+        if component == 0 {
+            pk.for_each_b(index, |t, b| buf[t] = ntt.mul_lazy(buf[t], b))
+        } else {
+            times_uniform(ntt, q, a_seed, stream_id(0, index), buf);
+            Ok(())
+        }
+    })
 }

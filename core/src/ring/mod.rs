@@ -2,6 +2,7 @@
 
 pub mod automorphism;
 pub mod basis;
+pub mod compact_ntt;
 pub mod dot;
 pub mod elementwise;
 pub mod modulus;
@@ -13,6 +14,7 @@ pub mod primes;
 pub mod simd;
 
 pub use basis::{BasisConverter, Rescaler};
+pub use compact_ntt::CompactNtt;
 pub use modulus::Modulus;
 pub use ntt::NttTable;
 pub use poly::RnsPoly;

@@ -1,5 +1,26 @@
 //! Word-sized prime moduli with exact reduction: Barrett for 128-bit products, Shoup for
 //! multiplication by a fixed operand. Every function returns the canonical residue in `[0, q)`.
+//!
+//! Corrections are written without branches (masks from the borrow of a subtraction), but an
+//! optimiser is free to turn a mask back into a jump, and LLVM does so on x86-64 for the plain
+//! operations. The `*_ct` variants hide the mask behind an optimisation barrier
+//! (`core::hint::black_box`), so the machine code has no branch on the values; encryption and
+//! decryption use them wherever a secret is an operand (`rlwe_limb`, `decrypt_limb`). The plain
+//! ones serve public data (evaluation), where the barrier would only cost time.
+
+/// `x - q` when `x >= q`, else `x`: the borrow of `x - q` selects.
+#[inline(always)]
+const fn sub_if_ge(x: u64, q: u64) -> u64 {
+    let (t, borrow) = x.overflowing_sub(q);
+    t.wrapping_add(q & (borrow as u64).wrapping_neg())
+}
+
+/// [`sub_if_ge`] with the mask behind an optimisation barrier, so that no branch is compiled.
+#[inline(always)]
+fn sub_if_ge_ct(x: u64, q: u64) -> u64 {
+    let (t, borrow) = x.overflowing_sub(q);
+    t.wrapping_add(q & core::hint::black_box((borrow as u64).wrapping_neg()))
+}
 
 /// Largest modulus the ring layer accepts: residues and lazy sums stay below 2^64.
 pub const MAX_MODULUS_BITS: u32 = 62;
@@ -34,9 +55,9 @@ impl Modulus {
         64 - self.q.leading_zeros()
     }
 
-    /// `x mod q` for any 128-bit `x`.
+    /// `x - floor(x * mu / 2^128) * q`, which is below `4q`.
     #[inline(always)]
-    pub fn reduce_u128(&self, x: u128) -> u64 {
+    fn barrett_remainder(&self, x: u128) -> u64 {
         let x_hi = (x >> 64) as u64;
         let x_lo = x as u64;
         // Estimate floor(x * mu / 2^128) from the three significant partial products; the estimate
@@ -45,35 +66,36 @@ impl Modulus {
         let hl = (x_hi as u128 * self.mu_lo as u128) >> 64;
         let lh = (x_lo as u128 * self.mu_hi as u128) >> 64;
         let quot = hh.wrapping_add(hl).wrapping_add(lh) as u64;
-        let mut r = x_lo.wrapping_sub(quot.wrapping_mul(self.q));
-        r = if r >= self.q { r - self.q } else { r };
-        r = if r >= self.q { r - self.q } else { r };
-        if r >= self.q {
-            r - self.q
-        } else {
-            r
-        }
+        x_lo.wrapping_sub(quot.wrapping_mul(self.q))
+    }
+
+    /// `x mod q` for any 128-bit `x`.
+    #[inline(always)]
+    pub fn reduce_u128(&self, x: u128) -> u64 {
+        let r = self.barrett_remainder(x);
+        sub_if_ge(sub_if_ge(sub_if_ge(r, self.q), self.q), self.q)
+    }
+
+    /// [`Self::reduce_u128`] without a branch in the machine code (secret operands).
+    #[inline(always)]
+    pub fn reduce_u128_ct(&self, x: u128) -> u64 {
+        let r = self.barrett_remainder(x);
+        sub_if_ge_ct(sub_if_ge_ct(sub_if_ge_ct(r, self.q), self.q), self.q)
     }
 
     /// `x mod q` for a 64-bit `x`.
     #[inline(always)]
     pub fn reduce(&self, x: u64) -> u64 {
-        if x < self.q {
-            x
-        } else {
-            self.reduce_u128(x as u128)
-        }
+        self.reduce_u128(x as u128)
     }
 
     /// Residue of a signed integer.
     #[inline(always)]
     pub fn reduce_i64(&self, x: i64) -> u64 {
         let r = self.reduce(x.unsigned_abs());
-        if x < 0 {
-            self.neg(r)
-        } else {
-            r
-        }
+        // All ones when x is negative.
+        let neg = (x >> 63) as u64;
+        (self.neg(r) & neg) | (r & !neg)
     }
 
     /// Constant-time residue of a small signed value (|x| < q), used for secret coefficients.
@@ -87,48 +109,54 @@ impl Modulus {
     /// Centered representative of `x` in `(-q/2, q/2]`.
     #[inline(always)]
     pub fn center(&self, x: u64) -> i64 {
-        if x > self.q / 2 {
-            x as i64 - self.q as i64
-        } else {
-            x as i64
-        }
+        // All ones when x > q/2 (both below 2^62, so the difference's sign bit decides).
+        let above = ((self.q / 2).wrapping_sub(x) >> 63).wrapping_neg();
+        x.wrapping_sub(self.q & above) as i64
     }
 
     /// `a + b mod q` for residues.
     #[inline(always)]
     pub fn add(&self, a: u64, b: u64) -> u64 {
-        let s = a + b;
-        if s >= self.q {
-            s - self.q
-        } else {
-            s
-        }
+        sub_if_ge(a + b, self.q)
+    }
+
+    /// [`Self::add`] without a branch in the machine code (secret operands).
+    #[inline(always)]
+    pub fn add_ct(&self, a: u64, b: u64) -> u64 {
+        sub_if_ge_ct(a + b, self.q)
     }
 
     /// `a - b mod q` for residues.
     #[inline(always)]
     pub fn sub(&self, a: u64, b: u64) -> u64 {
-        if a >= b {
-            a - b
-        } else {
-            a + self.q - b
-        }
+        let (t, borrow) = a.overflowing_sub(b);
+        t.wrapping_add(self.q & (borrow as u64).wrapping_neg())
+    }
+
+    /// [`Self::sub`] without a branch in the machine code (secret operands).
+    #[inline(always)]
+    pub fn sub_ct(&self, a: u64, b: u64) -> u64 {
+        let (t, borrow) = a.overflowing_sub(b);
+        t.wrapping_add(self.q & core::hint::black_box((borrow as u64).wrapping_neg()))
     }
 
     /// `-a mod q` for a residue.
     #[inline(always)]
     pub fn neg(&self, a: u64) -> u64 {
-        if a == 0 {
-            0
-        } else {
-            self.q - a
-        }
+        // q - a is in (0, q]; q itself becomes 0.
+        sub_if_ge(self.q - a, self.q)
     }
 
     /// `a * b mod q` for any 64-bit inputs.
     #[inline(always)]
     pub fn mul(&self, a: u64, b: u64) -> u64 {
         self.reduce_u128(a as u128 * b as u128)
+    }
+
+    /// [`Self::mul`] without a branch in the machine code (secret operands).
+    #[inline(always)]
+    pub fn mul_ct(&self, a: u64, b: u64) -> u64 {
+        self.reduce_u128_ct(a as u128 * b as u128)
     }
 
     /// Precomputed Shoup companion floor(w * 2^64 / q) of a fixed operand `w < q`.
@@ -142,11 +170,7 @@ impl Modulus {
     pub fn mul_shoup(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
         let quot = ((a as u128 * w_shoup as u128) >> 64) as u64;
         let r = a.wrapping_mul(w).wrapping_sub(quot.wrapping_mul(self.q));
-        if r >= self.q {
-            r - self.q
-        } else {
-            r
-        }
+        sub_if_ge(r, self.q)
     }
 
     /// `a^e mod q`.
@@ -190,6 +214,45 @@ impl Modulus {
             self.neg(r)
         } else {
             r
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The branch-free corrections at the edges of their ranges (where a wrong mask would show),
+    /// for a small prime, a 61-bit one and the largest below 2^62.
+    #[test]
+    fn constant_time_ops_are_exact_at_the_edges() {
+        for q in [97u64, 2305843009213693951, 4611686018427387847] {
+            let m = Modulus::new(q);
+            let edges = [0, 1, 2, q / 2 - 1, q / 2, q / 2 + 1, q - 2, q - 1];
+            for &a in &edges {
+                for &b in &edges {
+                    let (a1, b1, q1) = (a as u128, b as u128, q as u128);
+                    assert_eq!(m.add(a, b) as u128, (a1 + b1) % q1);
+                    assert_eq!(m.sub(a, b) as u128, (a1 + q1 - b1) % q1);
+                    assert_eq!(m.mul(a, b) as u128, a1 * b1 % q1);
+                    assert_eq!(m.add_ct(a, b), m.add(a, b));
+                    assert_eq!(m.sub_ct(a, b), m.sub(a, b));
+                    assert_eq!(m.mul_ct(a, b), m.mul(a, b));
+                    assert_eq!(m.mul_shoup(a, b, m.shoup(b)) as u128, a1 * b1 % q1);
+                }
+                assert_eq!(m.neg(a), (q - a) % q);
+                assert_eq!(m.center(a), if a > q / 2 { a as i64 - q as i64 } else { a as i64 });
+                for x in [a as i64, -(a as i64), i64::MIN, i64::MAX] {
+                    assert_eq!(m.reduce_i64(x) as i128, (x as i128).rem_euclid(q as i128));
+                }
+            }
+            for x in [u64::MAX, u64::MAX - 1, q, 2 * q, 3 * q - 1, 4 * (q - 1)] {
+                assert_eq!(m.reduce(x), x % q);
+            }
+            for x in [u128::MAX, (q as u128) * (q as u128) - 1, (q as u128 - 1) * (q as u128 - 1)] {
+                assert_eq!(m.reduce_u128(x) as u128, x % q as u128);
+                assert_eq!(m.reduce_u128_ct(x), m.reduce_u128(x));
+            }
         }
     }
 }

@@ -46,7 +46,7 @@ impl Context {
             p_inv_mod_q,
             p_to_q,
             fingerprint: params.fingerprint(),
-            gaussian: GaussianSampler::new(params.sigma()),
+            gaussian: GaussianSampler::new(params.sigma())?,
             params,
             qp,
             ntt,

@@ -15,8 +15,15 @@ pub const MAX_Q_LIMBS: usize = 48;
 pub const MAX_P_LIMBS: usize = 16;
 /// Smallest and largest supported log2 N.
 pub const LOG_N_RANGE: (u32, u32) = (10, 17);
-/// Standard deviation of the discrete Gaussian error.
+/// Bits by which q_0 must exceed the scale: room for a message of magnitude up to 2^9 plus its
+/// noise at the last level (a set below it decrypts to garbage, silently).
+pub const Q0_HEADROOM_BITS: u32 = 10;
+/// Standard deviation of the discrete Gaussian error: the value the 128-bit bounds were estimated
+/// for (HomomorphicEncryption.org standard, 2018; ePrint 2024/463 uses 3.19 = 8 / sqrt(2 pi)).
 pub const DEFAULT_SIGMA: f64 = 3.2;
+/// How far from [`DEFAULT_SIGMA`] the error width of a set that passes the 128-bit gate may be:
+/// wide enough for both 3.2 and 3.19, narrow enough that no weaker error passes.
+pub const SIGMA_TOLERANCE: f64 = 0.01;
 
 /// Distribution of secret-key coefficients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,16 +48,20 @@ pub enum Security {
     InsecureForTestingOnly,
 }
 
-/// Largest log2(QP) for 128-bit classical security with a ternary secret, by log2 N
-/// (HomomorphicEncryption.org standard; 2^16 and 2^17 as extended by OpenFHE).
+/// Largest log2(QP) for 128-bit classical security with a uniform ternary secret and a
+/// Gaussian error of width 3.19-3.2, by log2 N: Table 5.2 of "Security Guidelines for
+/// Implementing Homomorphic Encryption" (Bossuat et al., ePrint 2024/463), which revises the 2018
+/// HomomorphicEncryption.org table downwards for N <= 2^15 (868 instead of 881 at 2^15) and adds
+/// 2^16 and 2^17. The table covers uniform ternary (and Gaussian) secrets only: a sparse main
+/// secret has no cited bound here, so the gate refuses it (see [`Parameters::is_secure`]).
 pub fn max_log_qp_128(log_n: u32) -> Option<u32> {
     match log_n {
-        10 => Some(27),
-        11 => Some(54),
-        12 => Some(109),
-        13 => Some(218),
-        14 => Some(438),
-        15 => Some(881),
+        10 => Some(26),
+        11 => Some(53),
+        12 => Some(106),
+        13 => Some(214),
+        14 => Some(430),
+        15 => Some(868),
         16 => Some(1747),
         17 => Some(3523),
         _ => None,
@@ -207,9 +218,8 @@ fn check_shape(
     if boot_limbs >= q_len {
         return Err(Error::InvalidParameters("boot_limbs must leave q_0 and a level"));
     }
-    if !(sigma > 0.0 && sigma < 64.0) {
-        return Err(Error::InvalidParameters("sigma must be in (0, 64)"));
-    }
+    // The error sampler must be able to serve sigma (finite table, cut-off at least 12 sigma).
+    super::sampling::GaussianSampler::new(sigma)?;
     if !(10..=60).contains(&log_scale) {
         return Err(Error::InvalidParameters("log_scale must be within 10..=60"));
     }
@@ -233,8 +243,11 @@ fn short_name(name: &str) -> String<32> {
     out
 }
 
-/// A validated parameter set with concrete primes.
+/// A validated parameter set with concrete primes. Deserialisation goes through
+/// [`Parameters::from_primes`] with [`Security::Require128Bits`] (every check, and the gate: an
+/// insecure set is read only through [`crate::wire::read_parameters`] with the named opt-in).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ParametersFields")]
 pub struct Parameters {
     name: String<32>,
     log_n: u32,
@@ -245,6 +258,39 @@ pub struct Parameters {
     boot_limbs: usize,
     secret: SecretDistribution,
     sigma: f64,
+}
+
+/// The fields of [`Parameters`] as serde reads them, before any check.
+#[derive(Deserialize)]
+struct ParametersFields {
+    name: String<32>,
+    log_n: u32,
+    q: HVec<u64, MAX_Q_LIMBS>,
+    p: HVec<u64, MAX_P_LIMBS>,
+    dnum: usize,
+    log_scale: u32,
+    boot_limbs: usize,
+    secret: SecretDistribution,
+    sigma: f64,
+}
+
+impl TryFrom<ParametersFields> for Parameters {
+    type Error = Error;
+
+    fn try_from(f: ParametersFields) -> Result<Self, Error> {
+        Parameters::from_primes(
+            &f.name,
+            f.log_n,
+            &f.q,
+            &f.p,
+            f.dnum,
+            f.log_scale,
+            f.boot_limbs,
+            f.secret,
+            f.sigma,
+            Security::Require128Bits,
+        )
+    }
 }
 
 impl Parameters {
@@ -280,6 +326,7 @@ impl Parameters {
             secret: lit.secret,
             sigma: lit.sigma,
         };
+        params.check_scale()?;
         params.check_security(security)?;
         Ok(params)
     }
@@ -324,12 +371,33 @@ impl Parameters {
         }
         let params =
             Parameters { name: short_name(name), log_n, q: hq, p: hp, dnum, log_scale, boot_limbs, secret, sigma };
+        params.check_scale()?;
         params.check_security(security)?;
         Ok(params)
     }
 
+    /// Whether the primes can hold the scale: q_0 at least `2^(log_scale + Q0_HEADROOM_BITS)`, and
+    /// every other ciphertext prime at least half the scale, so that a rescale by it keeps the
+    /// scale within a factor 2 (a smaller prime would make the scale outgrow the chain).
+    fn check_scale(&self) -> Result<(), Error> {
+        let log_scale = self.log_scale as f64;
+        if libm::log2(self.q[0] as f64) < log_scale + Q0_HEADROOM_BITS as f64 {
+            return Err(Error::InvalidParameters("q_0 must exceed the scale by at least 10 bits"));
+        }
+        if self.q[1..].iter().any(|&q| libm::log2(q as f64) < log_scale - 1.0) {
+            return Err(Error::InvalidParameters("every scaling prime must be at least half the scale"));
+        }
+        Ok(())
+    }
+
     fn check_security(&self, security: Security) -> Result<(), Error> {
-        if self.is_secure() || security == Security::InsecureForTestingOnly {
+        if security == Security::InsecureForTestingOnly {
+            return Ok(());
+        }
+        if let Some(why) = self.distribution_flaw() {
+            return Err(Error::InsecureDistribution(why));
+        }
+        if self.is_secure() {
             Ok(())
         } else {
             Err(Error::Insecure {
@@ -340,22 +408,36 @@ impl Parameters {
         }
     }
 
-    /// Whether the set meets 128-bit security: log2(QP) within the standard's bound and, for a
-    /// sparse secret, a Hamming weight of at least 192.
+    /// Why the secret or error distribution is outside what the 128-bit bounds were estimated
+    /// for, if it is.
+    fn distribution_flaw(&self) -> Option<&'static str> {
+        let off = libm::fabs(self.sigma - DEFAULT_SIGMA);
+        if off.is_nan() || off > SIGMA_TOLERANCE {
+            return Some("the error width sigma must be 3.2 (within 0.01) for the 128-bit bounds to hold");
+        }
+        if let SecretDistribution::SparseTernary { .. } = self.secret {
+            // Lattigo's 128-bit h = 192 sets stop near log2(QP) = 1550 at 2^16, well below the
+            // dense bound; with no cited table for sparse secrets, none is certified.
+            return Some("a sparse main secret has no cited 128-bit bound (ePrint 2024/463 tabulates dense ones)");
+        }
+        None
+    }
+
+    /// Whether the set meets 128-bit security: a uniform ternary secret, the error width the
+    /// bound was estimated for, and log2(QP) within the bound for N ([`max_log_qp_128`]).
     pub fn is_secure(&self) -> bool {
         let bound = max_log_qp_128(self.log_n).unwrap_or(0) as f64;
-        let sparse_ok = match self.secret {
-            SecretDistribution::Ternary => true,
-            SecretDistribution::SparseTernary { hamming_weight } => hamming_weight >= 192,
-        };
-        self.log_qp() <= bound && sparse_ok
+        self.distribution_flaw().is_none() && self.log_qp() <= bound
     }
 
     /// Estimated classical security in bits: 128 when the gate passes (the table only certifies
-    /// that level), otherwise a linear estimate `128 * bound / log2(QP)` below 128.
+    /// that level), 0 when the distributions are outside the estimate (nothing is certified),
+    /// otherwise a linear estimate `128 * bound / log2(QP)` below 128.
     pub fn security_bits(&self) -> u32 {
         if self.is_secure() {
             128
+        } else if self.distribution_flaw().is_some() {
+            0
         } else {
             let bound = max_log_qp_128(self.log_n).unwrap_or(0) as f64;
             libm::floor(128.0 * bound / self.log_qp()).min(127.0) as u32
@@ -430,6 +512,14 @@ impl Parameters {
     pub fn log_qp(&self) -> f64 {
         self.log_q() + self.p.iter().map(|&x| libm::log2(x as f64)).sum::<f64>()
     }
+    /// An upper bound on the bytes `Context::new` allocates for this set: per prime, concrete-ntt's
+    /// plan (four N-word tables) and a little bookkeeping; the P-to-Q conversion tables. What a
+    /// reader lets a parameter record from the wire cost ([`crate::wire::Limits`]).
+    pub fn context_bytes(&self) -> u64 {
+        let (l, k) = (self.q.len() as u64, self.p.len() as u64);
+        (l + k) * (32 * self.n() as u64 + 1024) + 64 * (l + 1) * (k + 1) + 4096
+    }
+
     /// Ciphertext moduli with reduction constants.
     pub fn q_moduli(&self) -> impl Iterator<Item = Modulus> + '_ {
         self.q.iter().map(|&x| Modulus::new(x))
@@ -516,14 +606,14 @@ mod tests {
         match err {
             Error::Insecure { log_n, log_qp, max_log_qp } => {
                 assert_eq!(log_n, 12);
-                assert_eq!(max_log_qp, 109);
-                assert!(log_qp > 109);
+                assert_eq!(max_log_qp, 106);
+                assert!(log_qp > 106);
             }
             e => panic!("unexpected {e:?}"),
         }
         let msg = alloc::format!("{err}");
-        assert!(msg.contains("109"), "{msg}");
-        // A 2^15 set just over its 881-bit bound.
+        assert!(msg.contains("106"), "{msg}");
+        // A 2^15 set over its 868-bit bound.
         let lit = ParametersLiteral {
             name: "too-big",
             log_n: 15,
@@ -537,9 +627,155 @@ mod tests {
         };
         assert!(matches!(
             Parameters::new(&lit, Security::Require128Bits),
-            Err(Error::Insecure { max_log_qp: 881, .. })
+            Err(Error::Insecure { max_log_qp: 868, .. })
         ));
         assert!(Parameters::new(&lit, Security::InsecureForTestingOnly).is_ok());
+    }
+
+    /// n15's primes with another error width, read back as from the wire.
+    fn n15_with_sigma(sigma: f64, security: Security) -> Result<Parameters, Error> {
+        let a = Parameters::preset("n15", Security::Require128Bits).unwrap();
+        Parameters::from_primes(
+            a.name(),
+            a.log_n(),
+            a.q(),
+            a.p(),
+            a.dnum(),
+            a.log_scale(),
+            a.boot_limbs(),
+            a.secret(),
+            sigma,
+            security,
+        )
+    }
+
+    #[test]
+    fn gate_holds_the_error_width_to_the_standard() {
+        // With sigma = 1e-10 every error is 0 and s = -b / a falls out of the public key.
+        for sigma in [1e-10, 1.0, 3.0, 3.15, 3.211, 3.4] {
+            assert!(
+                matches!(n15_with_sigma(sigma, Security::Require128Bits), Err(Error::InsecureDistribution(_))),
+                "{sigma}"
+            );
+            let p = n15_with_sigma(sigma, Security::InsecureForTestingOnly).unwrap();
+            assert!(!p.is_secure());
+            assert_eq!(p.security_bits(), 0);
+            assert!(alloc::format!("{}", p.label()).contains("INSECURE"));
+        }
+        for sigma in [3.2, 8.0 / libm::sqrt(2.0 * core::f64::consts::PI), 3.209] {
+            assert!(n15_with_sigma(sigma, Security::Require128Bits).unwrap().is_secure(), "{sigma}");
+        }
+        // Widths the sampler's table cannot hold are refused whatever the opt-in.
+        for sigma in [1e-300, 0.0, -1.0, f64::NAN, f64::INFINITY, 3.5, 63.0] {
+            assert!(
+                matches!(n15_with_sigma(sigma, Security::InsecureForTestingOnly), Err(Error::InvalidParameters(_))),
+                "{sigma}"
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_follow_eprint_2024_463_and_sparse_main_secrets_are_refused() {
+        // Table 5.2 of ePrint 2024/463 (classical, uniform ternary secret, 128 bits).
+        let table = [(10, 26), (11, 53), (12, 106), (13, 214), (14, 430), (15, 868), (16, 1747), (17, 3523)];
+        for (log_n, bound) in table {
+            assert_eq!(max_log_qp_128(log_n), Some(bound));
+        }
+        // A 2^15 set between the 2018 bound (881) and the 2024 one (868) is refused.
+        let lit = |log_q: &'static [u32], secret| ParametersLiteral {
+            name: "x",
+            log_n: 15,
+            log_q,
+            log_p: 61,
+            dnum: log_q.len(),
+            log_scale: 40,
+            boot_limbs: 0,
+            secret,
+            sigma: DEFAULT_SIGMA,
+        };
+        let between: &[u32] = &[60, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 55];
+        let p = Parameters::new(&lit(between, SecretDistribution::Ternary), Security::InsecureForTestingOnly).unwrap();
+        assert!(p.log_qp() > 868.0 && p.log_qp() < 881.0, "{}", p.log_qp());
+        assert!(matches!(
+            Parameters::new(&lit(between, SecretDistribution::Ternary), Security::Require128Bits),
+            Err(Error::Insecure { max_log_qp: 868, .. })
+        ));
+        // A sparse main secret is refused at any weight, even far below the dense bound.
+        let small: &[u32] = &[60, 40, 40];
+        for h in [1, 64, 192, 1 << 14] {
+            let sparse = SecretDistribution::SparseTernary { hamming_weight: h };
+            assert!(matches!(
+                Parameters::new(&lit(small, sparse), Security::Require128Bits),
+                Err(Error::InsecureDistribution(_))
+            ));
+            assert!(!Parameters::new(&lit(small, sparse), Security::InsecureForTestingOnly).unwrap().is_secure());
+        }
+        assert!(Parameters::new(&lit(small, SecretDistribution::Ternary), Security::Require128Bits).is_ok());
+    }
+
+    #[test]
+    fn primes_must_hold_the_scale() {
+        let a = Parameters::preset("test-n12", Security::InsecureForTestingOnly).unwrap();
+        let with = |q: &[u64], log_scale: u32| {
+            Parameters::from_primes(
+                "x",
+                12,
+                q,
+                a.p(),
+                q.len().div_ceil(a.p().len()),
+                log_scale,
+                0,
+                a.secret(),
+                a.sigma(),
+                Security::InsecureForTestingOnly,
+            )
+        };
+        assert!(with(a.q(), 40).is_ok());
+        // 16-bit primes (= 1 mod 2N, prime) at scale 2^40: encryption would decrypt to garbage.
+        let mut small = alloc::vec::Vec::new();
+        let mut x = (1u64 << 16) + 1;
+        while small.len() < 2 {
+            if crate::ring::primes::is_prime(x) {
+                small.push(x);
+            }
+            x += 2 << 12;
+        }
+        assert!(matches!(with(&small, 40), Err(Error::InvalidParameters(_))));
+        // q_0 with less than 10 bits of headroom over the scale.
+        assert!(matches!(with(a.q(), 51), Err(Error::InvalidParameters(_))));
+        // A scaling prime far below the scale (40-bit primes at scale 2^45: q_0 still holds it).
+        assert!(matches!(with(a.q(), 45), Err(Error::InvalidParameters(_))));
+        let lit = ParametersLiteral {
+            name: "x",
+            log_n: 12,
+            log_q: &[60, 20, 20],
+            log_p: 61,
+            dnum: 3,
+            log_scale: 40,
+            boot_limbs: 0,
+            secret: SecretDistribution::Ternary,
+            sigma: DEFAULT_SIGMA,
+        };
+        assert!(matches!(Parameters::new(&lit, Security::InsecureForTestingOnly), Err(Error::InvalidParameters(_))));
+    }
+
+    #[test]
+    fn deserialisation_goes_through_the_checked_constructor() {
+        use alloc::string::ToString;
+        let p = Parameters::preset("n15", Security::Require128Bits).unwrap();
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<Parameters>(&json).unwrap(), p);
+        // log_n 40 with no primes used to deserialise, then max_level() overflowed.
+        let bad = r#"{"name":"x","log_n":40,"q":[],"p":[],"dnum":1,"log_scale":40,"boot_limbs":0,"secret":"ternary","sigma":3.2}"#;
+        let err = serde_json::from_str::<Parameters>(bad).unwrap_err();
+        assert!(err.to_string().contains("log_n"), "{err}");
+        // Every check applies: a tiny sigma, a composite modulus, the gate itself.
+        for (from, to) in [("3.2", "1e-10"), (&*alloc::format!("{}", p.q()[1]), "1099511627777")] {
+            assert!(serde_json::from_str::<Parameters>(&json.replace(from, to)).is_err(), "{to}");
+        }
+        let insecure = Parameters::preset("test-n12", Security::InsecureForTestingOnly).unwrap();
+        let err = serde_json::from_str::<Parameters>(&serde_json::to_string(&insecure).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("insecure"), "{err}");
     }
 
     #[test]

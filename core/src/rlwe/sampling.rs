@@ -7,6 +7,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 
 use crate::ring::Modulus;
+use crate::Error;
 
 /// Stream number of the uniform polynomial for `(digit, limb)`: digit 0 for ciphertexts and
 /// public keys, the key-switching digit for switching keys. `limb` indexes Q then P.
@@ -98,6 +99,9 @@ pub fn sparse_ternary<R: RngCore + CryptoRng>(rng: &mut R, h: usize, out: &mut [
 /// Tail cut of the Gaussian table, in units of one: 41 > 12.8 sigma for sigma = 3.2.
 const GAUSS_BOUND: i32 = 41;
 const GAUSS_ENTRIES: usize = 2 * GAUSS_BOUND as usize;
+/// Widest error the table serves: its cut-off must be at least 12 standard deviations
+/// (the mass beyond 12 sigma, below 2^-100, is what the cut leaves out).
+pub const MAX_SIGMA: f64 = GAUSS_BOUND as f64 / 12.0;
 
 /// Constant-time discrete Gaussian sampler by cumulative distribution table: every sample reads
 /// the whole table. Probabilities have 53-bit precision (the table is computed in f64).
@@ -106,19 +110,30 @@ pub struct GaussianSampler {
 }
 
 impl GaussianSampler {
-    /// Table for standard deviation `sigma` (at most 3.2 * 12.8 / 41 times the bound).
-    pub fn new(sigma: f64) -> Self {
+    /// Table for standard deviation `sigma`. Refuses a `sigma` whose cut-off (+-41) is narrower
+    /// than 12 sigma ([`MAX_SIGMA`]) or whose table is not finite (a `sigma` so small that its
+    /// square underflows); a set with a `sigma` other than 3.2 fails the 128-bit gate anyway.
+    pub fn new(sigma: f64) -> Result<Self, Error> {
+        if !(sigma > 0.0 && sigma <= MAX_SIGMA) {
+            return Err(Error::InvalidParameters("sigma must be positive and at most 41/12 (cut-off at 12 sigma)"));
+        }
         let w = |x: i32| libm::exp(-((x * x) as f64) / (2.0 * sigma * sigma));
         let total: f64 = (-GAUSS_BOUND..=GAUSS_BOUND).map(w).sum();
+        if !(total.is_finite() && total >= 1.0) {
+            return Err(Error::InvalidParameters("sigma gives a non-finite Gaussian table"));
+        }
         let mut cdf = [0u64; GAUSS_ENTRIES];
         let mut acc = 0.0;
         for (k, c) in cdf.iter_mut().enumerate() {
             acc += w(k as i32 - GAUSS_BOUND) / total;
+            if !acc.is_finite() {
+                return Err(Error::InvalidParameters("sigma gives a non-finite Gaussian table"));
+            }
             // P(X <= k - B) scaled to 2^64.
             let v = acc * 18_446_744_073_709_551_616.0;
             *c = if v >= 18_446_744_073_709_551_615.0 { u64::MAX } else { v as u64 };
         }
-        GaussianSampler { cdf }
+        Ok(GaussianSampler { cdf })
     }
 
     /// One sample in [-41, 41].
@@ -170,7 +185,7 @@ mod tests {
 
     #[test]
     fn gaussian_moments() {
-        let g = GaussianSampler::new(3.2);
+        let g = GaussianSampler::new(3.2).unwrap();
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let n = 200_000;
         let (mut s1, mut s2) = (0f64, 0f64);
@@ -183,6 +198,20 @@ mod tests {
         let sd = (s2 / n as f64 - mean * mean).sqrt();
         assert!(mean.abs() < 0.05, "mean {mean}");
         assert!((sd - 3.2).abs() < 0.05, "sd {sd}");
+    }
+
+    #[test]
+    fn gaussian_refuses_widths_its_table_cannot_hold() {
+        // 1e-300 squared underflows: the table would fill with NaN (and every sample be +41).
+        for bad in [1e-300, 0.0, -3.2, f64::NAN, f64::INFINITY, 3.5, MAX_SIGMA * 1.0001] {
+            assert!(GaussianSampler::new(bad).is_err(), "{bad}");
+        }
+        // A tiny but representable width is a finite (degenerate) table: the sampler takes it,
+        // the 128-bit gate refuses the set.
+        let g = GaussianSampler::new(1e-10).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        assert!((0..1000).all(|_| g.sample(&mut rng) == 0));
+        assert!(GaussianSampler::new(MAX_SIGMA).is_ok());
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //! Galois keys, ciphertexts (full and seeded), plaintexts, the encrypted-tensor header, and the
 //! owner's secret-key export.
 
-use alloc::vec;
 use alloc::vec::Vec;
+use zeroize::Zeroizing;
 
-use super::record::{packed_limb_len, Header, Limits, RecordReader, RecordWriter, Sink, Source};
+use super::record::{
+    grow_wiping, growth_peak, next_capacity, packed_limb_len, Header, Limits, RecordReader, RecordWriter, Sink, Source,
+};
 use crate::ckks::{Ciphertext, Plaintext, SeededCiphertext};
 use crate::ring::{Modulus, RnsPoly};
-use crate::rlwe::{Context, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
+use crate::rlwe::encapsulation::encapsulation_moduli;
+use crate::rlwe::{Context, EncapsulationKey, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
 use crate::{Error, ObjectKind, Parameters, SecretDistribution, Security};
 
 fn limbs_len(params: &Parameters, limb_indices: core::ops::Range<usize>) -> u64 {
@@ -71,17 +74,59 @@ fn parse_ct_ext(ext: &[u8], params: &Parameters, max_polys: usize) -> Result<CtE
     Ok(c)
 }
 
+/// Reads a polynomial limb by limb, its buffer grown as the limbs arrive.
 fn read_poly<S: Source>(
     r: &mut RecordReader<'_, S>,
     params: &Parameters,
     limbs: core::ops::Range<usize>,
 ) -> Result<RnsPoly, Error> {
     let n = params.n();
-    let mut p = RnsPoly::zero(n, limbs.len());
-    for (k, i) in limbs.enumerate() {
-        r.limb(p.limb_mut(k), &modulus_of(params, i), i)?;
+    let total = limbs.len() * n;
+    let mut data = Vec::new();
+    for i in limbs {
+        r.limb_into(&mut data, n, total, &modulus_of(params, i), i)?;
     }
-    Ok(p)
+    Ok(RnsPoly::from_vec(n, data))
+}
+
+/// Charges and allocates room for `count` polynomials (the small vector that holds them).
+fn poly_vec<S: Source>(r: &mut RecordReader<'_, S>, count: usize) -> Result<Vec<RnsPoly>, Error> {
+    r.charge((count * core::mem::size_of::<RnsPoly>()) as u64)?;
+    Ok(Vec::with_capacity(count))
+}
+
+/// Peak bytes a decoder holds for `polys` polynomials of `limbs` limbs (all but the last held
+/// whole while the last grows), plus the vector of `polys` when it is one.
+fn polys_need(params: &Parameters, limbs: usize, polys: usize, in_vec: bool) -> u64 {
+    let n = params.n();
+    let whole = (limbs * n * 8) as u64;
+    let vec = if in_vec { (polys * core::mem::size_of::<RnsPoly>()) as u64 } else { 0 };
+    vec + (polys as u64 - 1) * whole + growth_peak(limbs * n, n, 8)
+}
+
+/// Coefficients per growth step of the secret-key decoder (256 packed bytes).
+const SECRET_STEP: usize = 1024;
+
+impl Limits {
+    /// Limits that admit every record kind of `params` (the largest is a switching key) and
+    /// its context, and nothing larger: what a reader of a key bundle needs.
+    pub fn for_params(params: &Parameters) -> Self {
+        let qp = params.q().len() + params.p().len();
+        let top = params.max_level() + 1;
+        let need = [
+            polys_need(params, qp, params.dnum(), true),
+            polys_need(params, qp, 1, false),
+            polys_need(params, top, 3, true),
+            growth_peak(params.n(), SECRET_STEP.min(params.n()), 1),
+        ];
+        Limits::new(need.into_iter().max().unwrap_or(0), params.context_bytes())
+    }
+
+    /// Limits that admit any ciphertext, plaintext or tensor header of `params` at any level,
+    /// and no key: what a reader of encrypted tensors needs.
+    pub fn for_ciphertexts(params: &Parameters) -> Self {
+        Limits::new(polys_need(params, params.max_level() + 1, 3, true), params.context_bytes())
+    }
 }
 
 fn write_poly<S: Sink>(
@@ -106,17 +151,35 @@ fn check_expected_len(declared: u64, expected: u64) -> Result<(), Error> {
 /// Writes a full ciphertext (every polynomial in evaluation form).
 pub fn write_ciphertext<S: Sink>(sink: &mut S, params: &Parameters, ct: &Ciphertext) -> Result<(), Error> {
     let polys = ct.c.len();
-    if !(2..=3).contains(&polys) || ct.c.iter().any(|c| c.limbs() != ct.level + 1) {
+    if ct.c.iter().any(|c| c.limbs() != ct.level + 1) {
         return Err(Error::InvalidArgument("ciphertext shape"));
     }
-    let len = polys as u64 * limbs_len(params, 0..ct.level + 1);
     let flags = (1u8 << polys) - 1;
-    let ext = ct_ext(ct.level, polys, ct.log_slots, flags, ct.scale);
-    let mut w = RecordWriter::begin(sink, ObjectKind::Ciphertext, &params.fingerprint(), len, &ext)?;
+    let mut w = begin_ciphertext(sink, params, ct.level, polys, ct.log_slots, ct.scale, flags)?;
     for c in &ct.c {
         write_poly(&mut w, params, c, 0)?;
     }
     w.finish()
+}
+
+/// Starts a full-ciphertext record of `polys` (2 or 3) polynomials at `level`; the caller streams
+/// the limbs q_0..q_level of each polynomial in turn and finishes (the streaming encryptor's
+/// path). Bit k of `ntt_flags` says polynomial k is in evaluation form.
+pub fn begin_ciphertext<'a, S: Sink>(
+    sink: &'a mut S,
+    params: &Parameters,
+    level: usize,
+    polys: usize,
+    log_slots: u32,
+    scale: f64,
+    ntt_flags: u8,
+) -> Result<RecordWriter<'a, S>, Error> {
+    if !(2..=3).contains(&polys) || ntt_flags >> polys != 0 || level > params.max_level() {
+        return Err(Error::InvalidArgument("ciphertext shape"));
+    }
+    let len = polys as u64 * limbs_len(params, 0..level + 1);
+    let ext = ct_ext(level, polys, log_slots, ntt_flags, scale);
+    RecordWriter::begin(sink, ObjectKind::Ciphertext, &params.fingerprint(), len, &ext)
 }
 
 /// Writes a seeded ciphertext: the 32-byte seed, then `c_0`.
@@ -192,7 +255,7 @@ fn ciphertext_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &Cont
             return Err(Error::Malformed("polynomial count"));
         }
         check_expected_len(h.payload_len, e.polys as u64 * limbs_len(params, 0..e.level + 1))?;
-        let mut c = Vec::with_capacity(e.polys);
+        let mut c = poly_vec(&mut r, e.polys)?;
         for k in 0..e.polys {
             let mut p = read_poly(&mut r, params, 0..e.level + 1)?;
             if e.ntt_flags & (1 << k) == 0 {
@@ -290,7 +353,12 @@ pub fn write_switching_key<S: Sink>(sink: &mut S, params: &Parameters, key: &Swi
     let (kind, g) = match key.kind {
         SwitchingKind::Relinearization => (ObjectKind::RelinKey, 0u64),
         SwitchingKind::Galois(g) => (ObjectKind::GaloisKey, g),
-        SwitchingKind::Encapsulation { to_sparse } => (ObjectKind::EncapsulationKey, if to_sparse { 1 } else { 2 }),
+        // The key to the sparse secret has its own shape (`write_encapsulation_key`): over Q ∪ P
+        // it would expose the owner's secret (see `rlwe::encapsulation`).
+        SwitchingKind::Encapsulation { to_sparse: true } => {
+            return Err(Error::InvalidArgument("an encapsulation key to the sparse secret over Q ∪ P is insecure"))
+        }
+        SwitchingKind::Encapsulation { to_sparse: false } => (ObjectKind::EncapsulationKey, 2),
     };
     let mut ext = [0u8; 12];
     ext[..8].copy_from_slice(&g.to_le_bytes());
@@ -317,9 +385,83 @@ pub fn read_switching_key<S: Source>(src: &mut S, ctx: &Context, limits: &Limits
     switching_key_body(r, &h, ctx)
 }
 
+/// Galois element field of a switching-key extension (0 when the extension is short; the shape
+/// checks reject that case).
+fn ext_element(h: &Header) -> u64 {
+    let mut g = [0u8; 8];
+    if h.ext.len() >= 8 {
+        g.copy_from_slice(&h.ext[..8]);
+    }
+    u64::from_le_bytes(g)
+}
+
+/// Galois-element field of kind 10 for the key to the sparse secret (2: the key back).
+const ENCAPSULATION_TO_SPARSE: u64 = 1;
+
+/// A to-sparse encapsulation key with any shape but (1 digit, q_0, one special prime): refused,
+/// since its modulus would be larger than the one its security statement covers.
+const INSECURE_ENCAPSULATION: Error =
+    Error::Malformed("encapsulation key to the sparse secret over more than q_0 and one special prime (insecure)");
+
+/// Writes the encapsulation key to the sparse secret (kind 10, element 1): seed, then its limbs
+/// modulo `q_0` and `p_0`.
+pub fn write_encapsulation_key<S: Sink>(sink: &mut S, params: &Parameters, key: &EncapsulationKey) -> Result<(), Error> {
+    if key.b.limbs() != 2 || key.b.n() != params.n() || params.p().is_empty() {
+        return Err(Error::InvalidArgument("encapsulation key shape"));
+    }
+    let first_special = params.q().len();
+    let mut ext = [0u8; 12];
+    ext[..8].copy_from_slice(&ENCAPSULATION_TO_SPARSE.to_le_bytes());
+    ext[8] = 1;
+    ext[9] = 1;
+    ext[10] = 1;
+    let len = 32 + limbs_len(params, 0..1) + limbs_len(params, first_special..first_special + 1);
+    let mut w = RecordWriter::begin(sink, ObjectKind::EncapsulationKey, &params.fingerprint(), len, &ext)?;
+    w.bytes(&key.seed)?;
+    w.limb(key.b.limb(0), params.limb_bits(0))?;
+    w.limb(key.b.limb(1), params.limb_bits(first_special))?;
+    w.finish()
+}
+
+/// Reads the encapsulation key to the sparse secret; refuses one over a larger modulus.
+pub fn read_encapsulation_key<S: Source>(
+    src: &mut S,
+    ctx: &Context,
+    limits: &Limits,
+) -> Result<EncapsulationKey, Error> {
+    let (r, h) = RecordReader::begin(src, &[ObjectKind::EncapsulationKey], Some(ctx.fingerprint()), limits)?;
+    encapsulation_key_body(r, &h, ctx)
+}
+
+fn encapsulation_key_body<S: Source>(
+    mut r: RecordReader<'_, S>,
+    h: &Header,
+    ctx: &Context,
+) -> Result<EncapsulationKey, Error> {
+    let params = ctx.params();
+    if h.ext.len() != 12 || ext_element(h) != ENCAPSULATION_TO_SPARSE || h.ext[11] != 0 {
+        return Err(Error::Malformed("encapsulation key header"));
+    }
+    if h.ext[8] != 1 || h.ext[9] != 1 || h.ext[10] != 1 || params.p().is_empty() {
+        return Err(INSECURE_ENCAPSULATION);
+    }
+    let [iq, ip] = encapsulation_moduli(ctx);
+    check_expected_len(h.payload_len, 32 + limbs_len(params, iq..iq + 1) + limbs_len(params, ip..ip + 1))?;
+    let mut seed = [0u8; 32];
+    r.bytes(&mut seed)?;
+    let mut b = RnsPoly::zero(params.n(), 2);
+    r.limb(b.limb_mut(0), &modulus_of(params, iq), iq)?;
+    r.limb(b.limb_mut(1), &modulus_of(params, ip), ip)?;
+    r.finish()?;
+    Ok(EncapsulationKey { seed, b })
+}
+
 fn switching_key_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &Context) -> Result<SwitchingKey, Error> {
     let params = ctx.params();
     let limbs = params.q().len() + params.p().len();
+    if h.kind == ObjectKind::EncapsulationKey && h.ext.len() == 12 && ext_element(h) == ENCAPSULATION_TO_SPARSE {
+        return Err(INSECURE_ENCAPSULATION);
+    }
     if h.ext.len() != 12
         || h.ext[8] as usize != params.dnum()
         || h.ext[9] as usize != params.q().len()
@@ -328,19 +470,21 @@ fn switching_key_body<S: Source>(mut r: RecordReader<'_, S>, h: &Header, ctx: &C
     {
         return Err(Error::Malformed("switching key header"));
     }
-    let mut g = [0u8; 8];
-    g.copy_from_slice(&h.ext[..8]);
-    let g = u64::from_le_bytes(g);
+    let g = ext_element(h);
     let kind = match h.kind {
         ObjectKind::RelinKey if g == 0 => SwitchingKind::Relinearization,
         ObjectKind::GaloisKey if g % 2 == 1 && g < 2 * params.n() as u64 => SwitchingKind::Galois(g),
-        ObjectKind::EncapsulationKey if g == 1 || g == 2 => SwitchingKind::Encapsulation { to_sparse: g == 1 },
+        ObjectKind::EncapsulationKey if g == ENCAPSULATION_TO_SPARSE => return Err(INSECURE_ENCAPSULATION),
+        ObjectKind::EncapsulationKey if g == 2 => SwitchingKind::Encapsulation { to_sparse: false },
         _ => return Err(Error::Malformed("galois element")),
     };
     check_expected_len(h.payload_len, 32 + params.dnum() as u64 * limbs_len(params, 0..limbs))?;
     let mut seed = [0u8; 32];
     r.bytes(&mut seed)?;
-    let digits = (0..params.dnum()).map(|_| read_poly(&mut r, params, 0..limbs)).collect::<Result<Vec<_>, _>>()?;
+    let mut digits = poly_vec(&mut r, params.dnum())?;
+    for _ in 0..params.dnum() {
+        digits.push(read_poly(&mut r, params, 0..limbs)?);
+    }
     r.finish()?;
     Ok(SwitchingKey { kind, seed, digits })
 }
@@ -397,8 +541,13 @@ pub fn read_parameters<S: Source>(
         b.copy_from_slice(&body[fixed + 8 * k..fixed + 8 * k + 8]);
         u64::from_le_bytes(b)
     };
-    let q: Vec<u64> = (0..nq).map(prime).collect();
-    let p: Vec<u64> = (nq..nq + np).map(prime).collect();
+    // At most 124 primes fit the 1024-byte body: a few hundred bytes on the stack.
+    let mut q: heapless::Vec<u64, 128> = heapless::Vec::new();
+    let mut p: heapless::Vec<u64, 128> = heapless::Vec::new();
+    for k in 0..nq + np {
+        // The body length was checked to hold nq + np primes, so both pushes fit.
+        let _ = if k < nq { q.push(prime(k)) } else { p.push(prime(k)) };
+    }
     let secret = match sk_kind {
         0 => SecretDistribution::Ternary,
         1 => SecretDistribution::SparseTernary { hamming_weight: h_w },
@@ -408,6 +557,10 @@ pub fn read_parameters<S: Source>(
     let params = Parameters::from_primes(name, log_n, &q, &p, dnum, log_scale, boot_limbs, secret, sigma, security)?;
     if params.fingerprint() != h.fingerprint {
         return Err(Error::FingerprintMismatch);
+    }
+    // What Context::new would build for it (2^17 and 64 primes: 268 MB from a 609-byte record).
+    if params.context_bytes() > limits.max_context_bytes {
+        return Err(Error::LimitExceeded { declared: params.context_bytes(), limit: limits.max_context_bytes });
     }
     Ok(params)
 }
@@ -420,7 +573,8 @@ pub fn export_secret_key_owner_copy<S: Sink>(sink: &mut S, params: &Parameters, 
         return Err(Error::InvalidArgument("secret key does not match the parameters"));
     }
     let mut w = RecordWriter::begin(sink, ObjectKind::SecretKey, &params.fingerprint(), n as u64 / 4, &[])?;
-    let mut chunk = [0u8; 64];
+    // Wiped on every path, the error returns included.
+    let mut chunk = Zeroizing::new([0u8; 64]);
     for block in sk.coeffs().chunks(256) {
         let mut len = 0;
         for (k, quad) in block.chunks(4).enumerate() {
@@ -436,11 +590,11 @@ pub fn export_secret_key_owner_copy<S: Sink>(sink: &mut S, params: &Parameters, 
         }
         w.bytes(&chunk[..len])?;
     }
-    chunk.iter_mut().for_each(|b| *b = 0);
     w.finish()
 }
 
-/// Reads the owner's secret-key export.
+/// Reads the owner's secret-key export. Every buffer that holds coefficients or their bytes is
+/// wiped on every path, the error returns included.
 pub fn import_secret_key_owner_copy<S: Source>(
     src: &mut S,
     params: &Parameters,
@@ -452,26 +606,30 @@ pub fn import_secret_key_owner_copy<S: Source>(
         return Err(Error::Malformed("secret key header"));
     }
     check_expected_len(h.payload_len, n as u64 / 4)?;
-    let mut coeffs = vec![0i8; n];
-    let mut chunk = [0u8; 64];
+    let mut coeffs: Zeroizing<Vec<i8>> = Zeroizing::new(Vec::new());
+    let mut chunk = Zeroizing::new([0u8; 64]);
     let mut bad = 0u8;
-    for block in coeffs.chunks_mut(256) {
-        let bytes = &mut chunk[..block.len() / 4];
+    for start in (0..n).step_by(256) {
+        let len = 256.min(n - start);
+        let bytes = &mut chunk[..len / 4];
         r.bytes(bytes)?;
-        for (quad, &b) in block.chunks_mut(4).zip(bytes.iter()) {
-            for (t, c) in quad.iter_mut().enumerate() {
+        if coeffs.capacity() < start + len {
+            let cap = next_capacity(coeffs.capacity(), SECRET_STEP.min(n), n);
+            grow_wiping(&mut coeffs, cap, r.budget())?;
+        }
+        for &b in bytes.iter() {
+            for t in 0..4 {
                 let code = (b >> (2 * t)) & 3;
                 bad |= code & (code >> 1); // code 3 is invalid
-                *c = (code & 1) as i8 - ((code >> 1) & 1) as i8;
+                coeffs.push((code & 1) as i8 - ((code >> 1) & 1) as i8);
             }
         }
     }
-    chunk.iter_mut().for_each(|b| *b = 0);
     if bad != 0 {
         return Err(Error::ResidueOutOfRange { limb: 0 });
     }
     r.finish()?;
-    Ok(SecretKey::from_coeffs(coeffs))
+    Ok(SecretKey::from_coeffs(core::mem::take(&mut *coeffs)))
 }
 
 /// Layout of an encrypted tensor's values across its ciphertexts.
@@ -564,8 +722,10 @@ pub fn ciphertext_size(params: &Parameters, level: usize) -> u64 {
 pub enum WireObject {
     /// A public key.
     PublicKey(PublicKey),
-    /// A relinearisation or Galois key.
+    /// A relinearisation, Galois or decapsulation key.
     SwitchingKey(SwitchingKey),
+    /// The encapsulation key to the sparse secret (bootstrapping).
+    EncapsulationKey(EncapsulationKey),
     /// A ciphertext, full or seeded.
     Ciphertext(AnyCiphertext),
     /// A plaintext.
@@ -585,6 +745,9 @@ pub fn read_object<S: Source>(src: &mut S, ctx: &Context, limits: &Limits) -> Re
     )?;
     Ok(match h.kind {
         PublicKey => WireObject::PublicKey(public_key_body(r, &h, ctx)?),
+        EncapsulationKey if h.ext.len() == 12 && ext_element(&h) == ENCAPSULATION_TO_SPARSE => {
+            WireObject::EncapsulationKey(encapsulation_key_body(r, &h, ctx)?)
+        }
         RelinKey | GaloisKey | EncapsulationKey => WireObject::SwitchingKey(switching_key_body(r, &h, ctx)?),
         Ciphertext | SeededCiphertext => WireObject::Ciphertext(ciphertext_body(r, &h, ctx)?),
         Plaintext => WireObject::Plaintext(plaintext_body(r, &h, ctx)?),

@@ -2,6 +2,9 @@
 //! header CRC, payload (residues bit-packed per limb), payload CRC. Byte layout in
 //! `docs/wire-format.md`.
 
+use alloc::vec::Vec;
+use zeroize::Zeroize;
+
 use crate::ring::Modulus;
 use crate::{Error, ObjectKind};
 
@@ -52,16 +55,101 @@ impl Source for &[u8] {
 /// Caller-chosen bounds for decoding untrusted input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest payload, in bytes, a record may declare (and so the most the reader allocates
-    /// for it).
-    pub max_payload: u64,
+    /// Most bytes one record may cost its reader: the payload it declares, and the peak of what
+    /// its decoder holds allocated for it at once. Decoders count every allocation against this
+    /// as the payload arrives (a buffer grows only after bytes for it were read), so a header
+    /// that over-promises costs at most about twice the bytes actually sent.
+    pub max_bytes: u64,
+    /// Most bytes of precomputed state (NTT plans, conversion tables) that a parameter record read
+    /// under these limits may make `Context::new` build
+    /// ([`crate::Parameters::context_bytes`]).
+    pub max_context_bytes: u64,
+}
+
+impl Limits {
+    /// The same bound for a record and for a parameter set's context.
+    pub const fn new(max_bytes: u64, max_context_bytes: u64) -> Self {
+        Limits { max_bytes, max_context_bytes }
+    }
 }
 
 impl Default for Limits {
-    /// 4 GiB: more than any single key of the largest preset.
+    /// 128 MiB for a record and for a context: every record and the context of the largest
+    /// preset (`n16-boot`: a switching key needs 86 MB, the context 70 MB). Prefer
+    /// [`Limits::for_params`] or [`Limits::for_ciphertexts`] once the set is known.
     fn default() -> Self {
-        Limits { max_payload: 4 << 30 }
+        Limits { max_bytes: 128 << 20, max_context_bytes: 128 << 20 }
     }
+}
+
+/// The bytes a decoder holds for one record, counted against the caller's limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    held: u64,
+    peak: u64,
+    limit: u64,
+}
+
+impl Budget {
+    /// An empty budget of `limit` bytes.
+    pub const fn new(limit: u64) -> Self {
+        Budget { held: 0, peak: 0, limit }
+    }
+
+    /// Counts `bytes` about to be allocated; [`Error::LimitExceeded`] if they do not fit.
+    pub fn charge(&mut self, bytes: u64) -> Result<(), Error> {
+        let next = self.held.saturating_add(bytes);
+        if next > self.limit {
+            return Err(Error::LimitExceeded { declared: next, limit: self.limit });
+        }
+        self.held = next;
+        self.peak = self.peak.max(next);
+        Ok(())
+    }
+
+    /// Returns `bytes` that were freed.
+    pub fn release(&mut self, bytes: u64) {
+        self.held = self.held.saturating_sub(bytes);
+    }
+
+    /// The most bytes held at once so far.
+    pub fn peak(&self) -> u64 {
+        self.peak
+    }
+}
+
+/// Capacity after the next growth of a buffer whose final length is `total`: double, at least
+/// `step`, at most `total`.
+pub fn next_capacity(cap: usize, step: usize, total: usize) -> usize {
+    cap.saturating_mul(2).max(step).min(total)
+}
+
+/// Peak bytes of growing a buffer of `total` elements of `size` bytes by [`next_capacity`] from
+/// empty: each growth holds the old and the new buffer at once.
+pub fn growth_peak(total: usize, step: usize, size: usize) -> u64 {
+    let (mut cap, mut peak) = (0usize, 0usize);
+    while cap < total {
+        let next = next_capacity(cap, step, total);
+        peak = peak.max(cap + next);
+        cap = next;
+    }
+    peak as u64 * size as u64
+}
+
+/// Grows `v` to capacity `cap`: the new buffer is charged to `budget` before it is allocated
+/// (a failed allocation is [`Error::AllocationFailed`], not an abort), the contents are copied,
+/// and the old buffer is wiped before it is freed (secret coefficients never stay behind).
+pub fn grow_wiping<T: Copy + Zeroize>(v: &mut Vec<T>, cap: usize, budget: &mut Budget) -> Result<(), Error> {
+    let size = core::mem::size_of::<T>() as u64;
+    budget.charge(cap as u64 * size)?;
+    let mut fresh: Vec<T> = Vec::new();
+    fresh.try_reserve_exact(cap).map_err(|_| Error::AllocationFailed { bytes: cap as u64 * size })?;
+    fresh.extend_from_slice(v);
+    let old = v.capacity() as u64 * size;
+    v.zeroize();
+    *v = fresh;
+    budget.release(old);
+    Ok(())
 }
 
 /// Bytes of one limb of `n` residues packed at `bits` bits each.
@@ -125,31 +213,35 @@ impl<'a, S: Sink> RecordWriter<'a, S> {
         self.sink.write_all(b)
     }
 
-    /// Writes one limb of residues, each packed at `bits` bits, least significant bit first.
+    /// Writes one limb of residues, each packed at `bits` bits (at most 62), least significant
+    /// bit first.
     pub fn limb(&mut self, residues: &[u64], bits: u32) -> Result<(), Error> {
+        // 32-bit words through a 64-bit accumulator that holds fewer than 32 pending bits between
+        // residues (cheap on a 32-bit core, where 128-bit shifts are not).
         let mut stage = [0u8; 256];
         let mut fill = 0usize;
-        let mut acc: u128 = 0;
+        let mut acc: u64 = 0;
         let mut acc_bits = 0u32;
+        let (lo_bits, hi_bits) = (bits.min(32), bits.saturating_sub(32));
         for &r in residues {
-            acc |= (r as u128) << acc_bits;
-            acc_bits += bits;
-            while acc_bits >= 8 {
-                stage[fill] = acc as u8;
-                fill += 1;
-                acc >>= 8;
-                acc_bits -= 8;
-                if fill == stage.len() {
-                    self.bytes(&stage)?;
-                    fill = 0;
+            for (part, width) in [(r & 0xFFFF_FFFF, lo_bits), (r >> 32, hi_bits)] {
+                acc |= part << acc_bits;
+                acc_bits += width;
+                if acc_bits >= 32 {
+                    if fill == stage.len() {
+                        self.bytes(&stage)?;
+                        fill = 0;
+                    }
+                    stage[fill..fill + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+                    fill += 4;
+                    acc >>= 32;
+                    acc_bits -= 32;
                 }
             }
         }
-        if acc_bits > 0 {
-            stage[fill] = acc as u8;
-            fill += 1;
-        }
-        self.bytes(&stage[..fill])
+        self.bytes(&stage[..fill])?;
+        let tail = acc.to_le_bytes();
+        self.bytes(&tail[..acc_bits.div_ceil(8) as usize])
     }
 
     /// Writes the payload CRC; fails if fewer bytes than declared were written.
@@ -168,11 +260,13 @@ pub struct RecordReader<'a, S: Source> {
     src: &'a mut S,
     crc: crc32fast::Hasher,
     remaining: u64,
+    budget: Budget,
 }
 
 impl<'a, S: Source> RecordReader<'a, S> {
     /// Reads and checks the header: magic, version, header CRC, kind (one of `expected`),
-    /// fingerprint (if given) and the payload length against `limits`.
+    /// fingerprint (if given) and the payload length against `limits`; what the decoder then
+    /// allocates is counted against the same limit ([`RecordReader::charge`]).
     pub fn begin(
         src: &'a mut S,
         expected: &[ObjectKind],
@@ -215,14 +309,19 @@ impl<'a, S: Source> RecordReader<'a, S> {
         let mut len = [0u8; 8];
         len.copy_from_slice(&head[40..48]);
         let payload_len = u64::from_le_bytes(len);
-        if payload_len > limits.max_payload {
-            return Err(Error::LimitExceeded { declared: payload_len, limit: limits.max_payload });
+        if payload_len > limits.max_bytes {
+            return Err(Error::LimitExceeded { declared: payload_len, limit: limits.max_bytes });
         }
         let mut ext = heapless::Vec::new();
         // Capacity checked above.
         let _ = ext.extend_from_slice(&head[FIXED_HEADER_LEN..]);
         Ok((
-            RecordReader { src, crc: crc32fast::Hasher::new(), remaining: payload_len },
+            RecordReader {
+                src,
+                crc: crc32fast::Hasher::new(),
+                remaining: payload_len,
+                budget: Budget::new(limits.max_bytes),
+            },
             Header { kind, fingerprint: fp, payload_len, ext },
         ))
     }
@@ -238,19 +337,43 @@ impl<'a, S: Source> RecordReader<'a, S> {
         Ok(())
     }
 
-    /// Reads one bit-packed limb into `out`, checking every residue against `q`.
-    pub fn limb(&mut self, out: &mut [u64], q: &Modulus, limb_index: usize) -> Result<(), Error> {
+    /// Counts `bytes` the decoder is about to allocate against the record's limit.
+    pub fn charge(&mut self, bytes: u64) -> Result<(), Error> {
+        self.budget.charge(bytes)
+    }
+
+    /// The record's budget, for buffers grown with [`grow_wiping`].
+    pub fn budget(&mut self) -> &mut Budget {
+        &mut self.budget
+    }
+
+    /// Reads `n` bit-packed residues of one limb and appends them to `out`, checking each against
+    /// `q`. When `out` is full it grows (by [`next_capacity`] towards `total` elements, charged
+    /// to the budget) only after the first bytes of the limb have arrived.
+    pub fn limb_into(
+        &mut self,
+        out: &mut Vec<u64>,
+        n: usize,
+        total: usize,
+        q: &Modulus,
+        limb_index: usize,
+    ) -> Result<(), Error> {
         let bits = q.bits();
         let mask = (1u128 << bits) - 1;
-        let total = packed_limb_len(out.len(), bits);
         let mut stage = [0u8; 256];
-        let mut avail = 0usize;
-        let mut pos = 0usize;
-        let mut left = total;
+        let mut left = packed_limb_len(n, bits);
+        let take = (stage.len() as u64).min(left) as usize;
+        self.bytes(&mut stage[..take])?;
+        left -= take as u64;
+        let (mut avail, mut pos) = (take, 0usize);
+        if out.capacity() - out.len() < n {
+            let cap = next_capacity(out.capacity(), n, total).max(out.len() + n);
+            grow_wiping(out, cap, &mut self.budget)?;
+        }
         let mut acc: u128 = 0;
         let mut acc_bits = 0u32;
         let mut bad = false;
-        for o in out.iter_mut() {
+        for _ in 0..n {
             while acc_bits < bits {
                 if pos == avail {
                     let take = (stage.len() as u64).min(left) as usize;
@@ -267,7 +390,7 @@ impl<'a, S: Source> RecordReader<'a, S> {
             acc >>= bits;
             acc_bits -= bits;
             bad |= v >= q.value();
-            *o = v;
+            out.push(v);
         }
         if left > 0 || pos != avail {
             return Err(Error::Malformed("limb length"));
@@ -276,6 +399,12 @@ impl<'a, S: Source> RecordReader<'a, S> {
             return Err(Error::ResidueOutOfRange { limb: limb_index as u32 });
         }
         Ok(())
+    }
+
+    /// Reads one bit-packed limb into `out`, checking every residue against `q`.
+    pub fn limb(&mut self, out: &mut [u64], q: &Modulus, limb_index: usize) -> Result<(), Error> {
+        let n = out.len();
+        unpack_limb(|b| self.bytes(b), n, q, limb_index, |t, v| out[t] = v)
     }
 
     /// Checks that the payload was consumed exactly and that its CRC matches.
@@ -290,4 +419,73 @@ impl<'a, S: Source> RecordReader<'a, S> {
         }
         Ok(())
     }
+}
+
+/// Unpacks one limb of `n` residues packed at `q`'s width, reading its bytes through `read` and
+/// handing each residue to `visit(t, residue)` in order. A residue at or above `q` is reported
+/// (as `ResidueOutOfRange`) after the whole limb, so the time does not depend on where it is.
+pub(crate) fn unpack_limb(
+    mut read: impl FnMut(&mut [u8]) -> Result<(), Error>,
+    n: usize,
+    q: &Modulus,
+    limb_index: usize,
+    mut visit: impl FnMut(usize, u64),
+) -> Result<(), Error> {
+    let bits = q.bits();
+    let (lo_bits, hi_bits) = (bits.min(32), bits.saturating_sub(32));
+    let parts = [(0u32, lo_bits, (1u64 << lo_bits) - 1), (32, hi_bits, (1u64 << hi_bits) - 1)];
+    let total = packed_limb_len(n, bits);
+    let mut stage = [0u8; 256];
+    let mut avail = 0usize;
+    let mut pos = 0usize;
+    let mut left = total;
+    // 32-bit words into a 64-bit accumulator holding fewer than 32 bits before each take.
+    let mut acc: u64 = 0;
+    let mut acc_bits = 0u32;
+    let mut bad = false;
+    for t in 0..n {
+        let mut v = 0u64;
+        for &(shift, width, mask) in &parts {
+            if acc_bits < width {
+                if pos == avail {
+                    let take = (stage.len() as u64).min(left) as usize;
+                    if take == 0 {
+                        return Err(Error::Malformed("limb length"));
+                    }
+                    read(&mut stage[..take])?;
+                    left -= take as u64;
+                    avail = take;
+                    pos = 0;
+                }
+                // Whole words, but never past the limb's last byte (only its last word can be
+                // short: refills are whole multiples of 4 bytes until then).
+                let got = (avail - pos).min(4);
+                let word = if got == 4 {
+                    u32::from_le_bytes([stage[pos], stage[pos + 1], stage[pos + 2], stage[pos + 3]])
+                } else {
+                    let mut w = [0u8; 4];
+                    w[..got].copy_from_slice(&stage[pos..avail]);
+                    u32::from_le_bytes(w)
+                };
+                pos += got;
+                acc |= (word as u64) << acc_bits;
+                acc_bits += 8 * got as u32;
+                if acc_bits < width {
+                    return Err(Error::Malformed("limb length"));
+                }
+            }
+            v |= (acc & mask) << shift;
+            acc >>= width;
+            acc_bits -= width;
+        }
+        bad |= v >= q.value();
+        visit(t, v);
+    }
+    if left > 0 || pos != avail {
+        return Err(Error::Malformed("limb length"));
+    }
+    if bad {
+        return Err(Error::ResidueOutOfRange { limb: limb_index as u32 });
+    }
+    Ok(())
 }

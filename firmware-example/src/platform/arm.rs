@@ -1,5 +1,6 @@
-//! Cortex-M4F on QEMU's mps2-an386: heap over the PSRAM, instructions counted through SysTick,
-//! stack painted by cortex-m-rt, HardFault and stray exceptions end the run.
+//! Cortex-M4F and Cortex-M7 on QEMU's mps2-an386 and mps2-an500 (one image for both: the same
+//! code and RAM addresses): instructions counted through SysTick, stack painted by cortex-m-rt,
+//! HardFault and stray exceptions end the run.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -11,13 +12,16 @@ use super::exit;
 
 /// Target triple the image is built for.
 pub const TARGET: &str = "thumbv7em-none-eabihf";
-/// Emulated board and core.
-pub const BOARD: &str = "mps2-an386/cortex-m4";
-
-/// The PSRAM of the board: 16 MiB at 0x2100_0000, outside the linker's view, all heap.
-pub const HEAP_START: usize = 0x2100_0000;
-/// Bytes of heap.
-pub const HEAP_SIZE: usize = 16 * 1024 * 1024;
+/// The core this image runs on, from the CPUID register's part number.
+pub fn core_name() -> &'static str {
+    // SAFETY: a read of the read-only CPUID base register.
+    let cpuid = unsafe { (*cortex_m::peripheral::CPUID::PTR).base.read() };
+    match (cpuid >> 4) & 0xFFF {
+        0xC24 => "cortex-m4",
+        0xC27 => "cortex-m7",
+        _ => "other",
+    }
+}
 
 /// SysTick wraps counted by the exception handler.
 static SYSTICK_WRAPS: AtomicU32 = AtomicU32::new(0);
@@ -93,7 +97,7 @@ extern "C" {
     static mut _stack_start: u32;
 }
 
-/// Bottom and top of the stack: all RAM above `.data` and `.bss` (cortex-m-rt's symbols).
+/// Bottom and top of the stack: the STACK region of `memory-cortex-m.x` (cortex-m-rt's symbols).
 pub fn stack_bounds() -> (usize, usize) {
     (core::ptr::addr_of!(_stack_end) as usize, core::ptr::addr_of!(_stack_start) as usize)
 }

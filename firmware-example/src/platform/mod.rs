@@ -1,9 +1,16 @@
 //! What the firmware needs from the board, one interface for both targets: a heap with a
 //! peak-tracking wrapper, an emulated-instruction counter, the stack high-water mark, exit through
 //! semihosting, and fault and panic handlers that end the run with status 1. The target-specific
-//! half is in `arm.rs` (Cortex-M4F, mps2-an386) and `riscv32.rs` (RV32IMAC, virt).
+//! half is in `arm.rs` (Cortex-M4F and M7, mps2-an386 and mps2-an500) and `riscv32.rs` (RV32IMAC,
+//! virt).
+//!
+//! Memory: everything lives in the 2 MiB RAM region of the linker script (`memory-*.x`): the
+//! stack (64 KiB) at its bottom, then the statics, among them the heap, a fixed array. A heap
+//! request beyond the array fails (and the run ends with status 1), a layout beyond the region
+//! fails to link, and a stack overflow faults.
 
 use core::alloc::{GlobalAlloc, Layout};
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use embedded_alloc::LlffHeap;
@@ -93,11 +100,23 @@ unsafe impl GlobalAlloc for TrackingHeap {
     }
 }
 
-/// Hands the heap region ([`HEAP_START`], [`HEAP_SIZE`]) to the allocator. Call once, before
-/// the first allocation.
+/// Bytes of heap: the 1.25 MiB working-memory budget of n16-boot, plus 64 KiB for the
+/// parameter set and the allocator's rounding.
+pub const HEAP_SIZE: usize = 1_310_720 + 65_536;
+
+/// The heap's memory, in `.uninit` (not zeroed at reset) inside the RAM region.
+#[link_section = ".uninit.heap"]
+static mut HEAP_MEMORY: [MaybeUninit<u8>; HEAP_SIZE] = [MaybeUninit::uninit(); HEAP_SIZE];
+
+/// Hands the heap array to the allocator. Call once, before the first allocation.
 pub fn init_heap() {
-    // SAFETY: called once at start-up; the region lies outside everything the linker places.
-    unsafe { HEAP.heap.init(HEAP_START, HEAP_SIZE) }
+    // SAFETY: called once at start-up, before any allocation; nothing else refers to the array.
+    unsafe { HEAP.heap.init(core::ptr::addr_of_mut!(HEAP_MEMORY) as usize, HEAP_SIZE) }
+}
+
+/// Bytes of heap not allocated now.
+pub fn heap_free() -> usize {
+    HEAP_SIZE - HEAP.used()
 }
 
 /// Runs a loop of exactly `2 * iterations` instructions and returns the count [`instructions`]

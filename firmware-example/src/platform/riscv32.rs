@@ -1,22 +1,35 @@
-//! RV32IMAC on QEMU's `virt` machine (`-m 64M`): heap in RAM above the image, instructions
-//! counted by the `minstret` CSR, stack painted at start-up, traps end the run.
+//! RV32IMAC on QEMU's `virt` machine (`-m 64M`): instructions counted by the `minstret` CSR, a
+//! PMP guard below the stack, traps end the run.
 
 use super::exit;
 
 /// Target triple the image is built for.
 pub const TARGET: &str = "riscv32imac-unknown-none-elf";
-/// Emulated board and core.
-pub const BOARD: &str = "virt/rv32";
+/// The core this image runs on.
+pub fn core_name() -> &'static str {
+    "rv32imac"
+}
 
-/// 16 MiB of RAM above the 32 MiB that `memory-riscv32.x` gives the linker, and below the top of
-/// the 64 MiB, where QEMU puts the device tree.
-pub const HEAP_START: usize = 0x8200_0000;
-/// Bytes of heap.
-pub const HEAP_SIZE: usize = 16 * 1024 * 1024;
+/// Bytes of the stack guard: the NAPOT region just below the stack.
+const GUARD: usize = 4096;
 
-/// Nothing to start: `minstret` always counts. Under `-icount shift=0` QEMU derives it from the
+/// Locks a PMP region without any permission over the 4 KiB below the stack (the top of the code
+/// region, unused), so that a stack overflow traps instead of writing there; a locked entry binds
+/// machine mode too. `minstret` needs nothing: under `-icount shift=0` QEMU derives it from the
 /// instruction count, so it is exact (without icount QEMU returns host ticks instead).
-pub fn init() {}
+pub fn init() {
+    let (bottom, _) = stack_bounds();
+    let base = bottom - GUARD;
+    // NAPOT encoding of [base, base + GUARD): base / 4 with the low log2(GUARD) - 3 bits set.
+    let addr = (base >> 2) | ((GUARD >> 3) - 1);
+    // pmp0cfg: L (locked) = 0x80, A = NAPOT (0b11 << 3), R = W = X = 0.
+    let cfg = 0x80 | (0b11 << 3);
+    // SAFETY: entry 0 was off; it only removes access to 4 KiB that nothing uses.
+    unsafe {
+        riscv::register::pmpaddr0::write(addr);
+        riscv::register::pmpcfg0::write(cfg);
+    }
+}
 
 /// Instructions retired since reset (`minstret`, 64 bits).
 pub fn instructions() -> u64 {

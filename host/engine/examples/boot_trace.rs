@@ -24,7 +24,7 @@ fn main() {
         cfg.double_angle = r;
         cfg.degree = d;
     }
-    let keys = generate_keys(&ctx, &sk, &cfg, &mut rng);
+    let keys = generate_keys(&ctx, &sk, &cfg, &mut rng).unwrap();
     let ev = Evaluator::new(ctx.clone(), keys.eval).unwrap();
     let boot = Bootstrapper::new(&ev, keys.boot, cfg).unwrap();
     let enc = Encoder::new(&ctx);

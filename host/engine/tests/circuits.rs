@@ -114,7 +114,7 @@ fn bootstrapping_at_the_small_preset() {
     let mut rng = ChaCha20Rng::seed_from_u64(2024);
     let sk = SecretKey::generate(ctx.params(), &mut rng);
     let cfg = BootstrapConfig::default();
-    let keys = generate_keys(&ctx, &sk, &cfg, &mut rng);
+    let keys = generate_keys(&ctx, &sk, &cfg, &mut rng).unwrap();
     let ev = Evaluator::new(ctx.clone(), keys.eval).unwrap();
     let boot = Bootstrapper::new(&ev, keys.boot, cfg).unwrap();
     let enc = Encoder::new(&ctx);
@@ -168,7 +168,7 @@ fn sparse_slot_bootstrapping_at_the_small_preset() {
     let sk = SecretKey::generate(ctx.params(), &mut rng);
     let log_slots = 7;
     let cfg = BootstrapConfig { log_slots: Some(log_slots), ..BootstrapConfig::default() };
-    let keys = generate_keys(&ctx, &sk, &cfg, &mut rng);
+    let keys = generate_keys(&ctx, &sk, &cfg, &mut rng).unwrap();
     let ev = Evaluator::new(ctx.clone(), keys.eval).unwrap();
     let boot = Bootstrapper::new(&ev, keys.boot, cfg).unwrap();
     let enc = Encoder::new(&ctx);

@@ -20,7 +20,7 @@ fn server_bootstraps_with_the_public_bundle_only() {
     generate_key_dir(&dir, &params, &RotationSet::None, Some(&cfg), &mut rng, &|_, _| {}).unwrap();
 
     // Server side: the bundle only.
-    let bundle = load_public(&dir, true).unwrap();
+    let bundle = load_public(&dir, true, Security::InsecureForTestingOnly).unwrap();
     let (to_sparse, to_dense) = bundle.eval.encapsulation.expect("encapsulation keys in the bundle");
     let ctx = Arc::new(bundle.ctx);
     let keys = EvaluationKeys { relin: bundle.eval.relin, galois: bundle.eval.galois };
@@ -28,7 +28,7 @@ fn server_bootstraps_with_the_public_bundle_only() {
     let boot = Bootstrapper::new(&ev, BootstrapKeys { to_sparse, to_dense }, cfg).unwrap();
 
     // Owner side: encrypt; the server bootstraps; the owner decrypts.
-    let owner = load_owner(&dir).unwrap();
+    let owner = load_owner(&dir, Security::InsecureForTestingOnly).unwrap();
     let enc = Encoder::new(&owner.ctx);
     let log_slots = params.log_n() - 1;
     let v: Vec<Complex> =

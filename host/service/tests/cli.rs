@@ -91,6 +91,35 @@ fn n16_boot_round_trip_of_a_1000_by_16_matrix() {
         assert!(-max.log2() >= min_bits, "{}: {:.1} bits", file.display(), -max.log2());
     }
 
+    // A tensor header that over-promises, at the head of a sparse 1 GiB file: a typed error
+    // (the header no longer fits, or the first record is missing), never an allocation of the
+    // promised rows * cols values (tens of GB: it used to abort).
+    {
+        let params = hetune_core::Parameters::preset("n16-boot", hetune_core::Security::Require128Bits).unwrap();
+        for count in [131_072u32, 2_184] {
+            use hetune_core::wire::{write_tensor_header, TensorHeader, TensorLayout};
+            let cols = count as u64 * params.max_slots() as u64;
+            let t = TensorHeader {
+                rows: 1,
+                cols,
+                layout: TensorLayout::RowMajorChunks,
+                block_rows: 0,
+                block_cols: 0,
+                count,
+                dtype: 0,
+            };
+            let mut h = Vec::new();
+            write_tensor_header(&mut h, &params, &t).unwrap();
+            let sparse = dir.join("sparse.hct");
+            std::fs::write(&sparse, &h).unwrap();
+            std::fs::OpenOptions::new().write(true).open(&sparse).unwrap().set_len(1 << 30).unwrap();
+            let y = dir.join("y.npy");
+            let err = fails(&["decrypt", "--keys", s(&keys), "--input", s(&sparse), "--out", s(&y)]);
+            assert!(err.contains("does not fit the file") || err.contains("bad magic"), "{count}: {err}");
+            std::fs::remove_file(&sparse).unwrap();
+        }
+    }
+
     // Seeded files are about half of full ones, and sizes follow the bit-packing formula.
     let (ls, lf) = (std::fs::metadata(&seeded).unwrap().len(), std::fs::metadata(&full).unwrap().len());
     assert!(ls as f64 <= 0.55 * lf as f64, "seeded {ls} vs full {lf}");
@@ -119,8 +148,17 @@ fn bad_input_gives_one_line_errors() {
     assert!(err.contains("INSECURE") && err.contains("--insecure-testing-only"), "{err}");
     ok(&["keygen", "--preset", "test-n12", "--out", s(&keys), "--insecure-testing-only"]);
 
-    let err =
-        fails(&["encrypt", "--keys", s(&keys), "--input", s(&dir.join("missing.npy")), "--out", s(&dir.join("o"))]);
+    const INSECURE: &str = "--insecure-testing-only";
+    let err = fails(&[
+        "encrypt",
+        "--keys",
+        s(&keys),
+        "--input",
+        s(&dir.join("missing.npy")),
+        "--out",
+        s(&dir.join("o")),
+        INSECURE,
+    ]);
     assert!(err.contains("file not found"), "{err}");
     let err = fails(&["decrypt", "--keys", s(&dir.join("nokeys")), "--input", s(&x), "--out", s(&dir.join("o"))]);
     assert!(err.contains("file not found"), "{err}");
@@ -128,18 +166,25 @@ fn bad_input_gives_one_line_errors() {
     assert!(err.contains("unknown preset"), "{err}");
 
     let ct = dir.join("x.hct");
-    ok(&["encrypt", "--keys", s(&keys), "--input", s(&x), "--out", s(&ct)]);
+    // Insecure keys are refused unless the opt-in is named, by every loader.
+    let err = fails(&["encrypt", "--keys", s(&keys), "--input", s(&x), "--out", s(&ct)]);
+    assert!(err.contains("insecure") && err.contains(INSECURE), "{err}");
+    let err = fails(&["encrypt", "--keys", s(&keys), "--input", s(&x), "--out", s(&ct), "--public"]);
+    assert!(err.contains("insecure") && err.contains(INSECURE), "{err}");
+    ok(&["encrypt", "--keys", s(&keys), "--input", s(&x), "--out", s(&ct), INSECURE]);
+    let err = fails(&["decrypt", "--keys", s(&keys), "--input", s(&ct), "--out", s(&dir.join("o.npy"))]);
+    assert!(err.contains("insecure") && err.contains(INSECURE), "{err}");
     // Corrupt one payload byte: a checksum error, not a panic.
     let mut bytes = std::fs::read(&ct).unwrap();
     let k = bytes.len() - 100;
     bytes[k] ^= 0x40;
     let bad = dir.join("bad.hct");
     std::fs::write(&bad, &bytes).unwrap();
-    let err = fails(&["decrypt", "--keys", s(&keys), "--input", s(&bad), "--out", s(&dir.join("o.npy"))]);
+    let err = fails(&["decrypt", "--keys", s(&keys), "--input", s(&bad), "--out", s(&dir.join("o.npy")), INSECURE]);
     assert!(err.contains("corrupt") || err.contains("checksum") || err.contains("out of range"), "{err}");
     // Truncated.
     std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
-    let err = fails(&["decrypt", "--keys", s(&keys), "--input", s(&bad), "--out", s(&dir.join("o.npy"))]);
+    let err = fails(&["decrypt", "--keys", s(&keys), "--input", s(&bad), "--out", s(&dir.join("o.npy")), INSECURE]);
     assert!(err.contains("truncated"), "{err}");
     // Keys of other parameters.
     let other = dir.join("keys15");
@@ -147,7 +192,35 @@ fn bad_input_gives_one_line_errors() {
     let err = fails(&["decrypt", "--keys", s(&other), "--input", s(&ct), "--out", s(&dir.join("o.npy"))]);
     assert!(err.contains("different parameter set"), "{err}");
     // Not an npy file.
-    let err = fails(&["encrypt", "--keys", s(&keys), "--input", s(&ct), "--out", s(&dir.join("o"))]);
+    let err = fails(&["encrypt", "--keys", s(&keys), "--input", s(&ct), "--out", s(&dir.join("o")), INSECURE]);
     assert!(err.contains("not a supported .npy"), "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let secret = keys.join("secret.key");
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // A key file others can read (or write) is refused, as ssh does.
+        for bad_mode in [0o644, 0o620, 0o604] {
+            std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(bad_mode)).unwrap();
+            let err =
+                fails(&["decrypt", "--keys", s(&keys), "--input", s(&ct), "--out", s(&dir.join("o.npy")), INSECURE]);
+            assert!(err.contains("chmod 600"), "{bad_mode:o}: {err}");
+        }
+        // Keygen over an existing 0644 secret.key leaves a 0600 one.
+        ok(&["keygen", "--preset", "test-n12", "--out", s(&keys), INSECURE]);
+        assert_eq!(mode(&secret), 0o600);
+        // A symbolic link planted at secret.key is replaced, never followed.
+        let target = dir.join("planted.txt");
+        std::fs::write(&target, b"not a key").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::remove_file(&secret).unwrap();
+        std::os::unix::fs::symlink(&target, &secret).unwrap();
+        ok(&["keygen", "--preset", "test-n12", "--out", s(&keys), INSECURE]);
+        assert_eq!(std::fs::read(&target).unwrap(), b"not a key");
+        assert_eq!(mode(&target), 0o644);
+        assert!(!std::fs::symlink_metadata(&secret).unwrap().file_type().is_symlink());
+        assert_eq!(mode(&secret), 0o600);
+        ok(&["encrypt", "--keys", s(&keys), "--input", s(&x), "--out", s(&ct), INSECURE]);
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

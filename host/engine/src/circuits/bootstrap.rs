@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hetune_core::rlwe::keys::SecretPoly;
 use hetune_core::rlwe::sampling::{fresh_seed, sparse_ternary};
-use hetune_core::rlwe::{Context, SecretKey, SwitchingKey, SwitchingKind};
+use hetune_core::rlwe::{Context, EncapsulationKey, SecretKey, SwitchingKey, SwitchingKind, ENCAPSULATION_WEIGHT};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 
@@ -37,7 +37,7 @@ use super::chebyshev::Chebyshev;
 use super::dft::{coeff_to_slot, slot_to_coeff};
 use super::linear::LinearTransform;
 use super::polynomial::{self, Parity};
-use crate::evaluator::{EvaluationKeys, Evaluator, KeySpec, SecretSwitchKey};
+use crate::evaluator::{EncapsulationSwitch, EvaluationKeys, Evaluator, KeySpec, SecretSwitchKey};
 use crate::Error;
 
 /// Tunables of the bootstrapping circuit.
@@ -53,7 +53,10 @@ pub struct BootstrapConfig {
     pub cts_levels: usize,
     /// Levels of SlotToCoeff.
     pub stc_levels: usize,
-    /// Hamming weight of the encapsulation secret.
+    /// Hamming weight of the encapsulation secret: only [`ENCAPSULATION_WEIGHT`] (32) is accepted,
+    /// the weight whose security at the key's modulus `q_0 p_0` is stated in
+    /// `hetune_core::rlwe::encapsulation` (weight 0 would publish `p_0 s` almost in the clear,
+    /// weights up to 4 are brute-forced); the failure-probability bound below assumes it too.
     pub sparse_weight: usize,
     /// log2 of `q_0 / (2^t Delta)`: before ModRaise the message is multiplied by the integer
     /// `2^t` so that it fills `q_0` up to this ratio. A small ratio keeps more of the message
@@ -75,7 +78,7 @@ impl Default for BootstrapConfig {
             degree: 30,
             cts_levels: 3,
             stc_levels: 3,
-            sparse_weight: 32,
+            sparse_weight: ENCAPSULATION_WEIGHT,
             message_ratio_bits: 0,
             log_slots: None,
         }
@@ -91,6 +94,16 @@ impl BootstrapConfig {
     /// Levels the whole circuit consumes from the top of the chain.
     pub fn depth(&self) -> usize {
         self.cts_levels + self.evalmod_levels() + self.stc_levels
+    }
+
+    /// Refuses an encapsulation weight other than the analysed one.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.sparse_weight != ENCAPSULATION_WEIGHT {
+            return Err(Error::InvalidArgument(
+                "bootstrapping's encapsulation secret must have Hamming weight 32 (the analysed weight)",
+            ));
+        }
+        Ok(())
     }
 
     /// Slot count exponent for ring degree `2^log_n`.
@@ -116,8 +129,8 @@ impl BootstrapConfig {
 
 /// The owner-generated keys bootstrapping needs besides the evaluator's.
 pub struct BootstrapKeys {
-    /// Switches `s -> s'` (dense to the sparse encapsulation secret).
-    pub to_sparse: SwitchingKey,
+    /// Switches a level-0 ciphertext from `s` to the sparse secret `s'` (over `q_0 p_0` only).
+    pub to_sparse: EncapsulationKey,
     /// Switches `s' -> s`.
     pub to_dense: SwitchingKey,
 }
@@ -135,8 +148,8 @@ impl BootstrapKeySet {
     /// Total bytes of key material held in memory (both halves of every key, as used).
     pub fn bytes(&self, ctx: &Context) -> u64 {
         let per_key = 2 * ctx.params().dnum() as u64 * ctx.qp().len() as u64 * ctx.n() as u64 * 8;
-        let count = self.eval.galois.len() as u64 + u64::from(self.eval.relin.is_some()) + 2;
-        count * per_key
+        let count = self.eval.galois.len() as u64 + u64::from(self.eval.relin.is_some()) + 1;
+        count * per_key + 2 * 2 * ctx.n() as u64 * 8
     }
 }
 
@@ -158,7 +171,7 @@ pub fn generate_keys<R: RngCore + CryptoRng>(
     sk: &SecretKey,
     cfg: &BootstrapConfig,
     rng: &mut R,
-) -> BootstrapKeySet {
+) -> Result<BootstrapKeySet, Error> {
     generate_keys_with_progress(ctx, sk, cfg, rng, &|_, _| {})
 }
 
@@ -169,7 +182,8 @@ pub fn generate_keys_with_progress<R: RngCore + CryptoRng>(
     cfg: &BootstrapConfig,
     rng: &mut R,
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> BootstrapKeySet {
+) -> Result<BootstrapKeySet, Error> {
+    cfg.check()?;
     let n = ctx.n();
     let spec =
         KeySpec { relinearization: true, rotations: rotation_steps(cfg, ctx.params().log_n()), conjugation: true };
@@ -183,15 +197,13 @@ pub fn generate_keys_with_progress<R: RngCore + CryptoRng>(
     sparse_ternary(&mut r, cfg.sparse_weight, &mut sparse);
     let s_sparse = SecretKey::from_coeffs(sparse);
     let limbs = ctx.qp().len();
-    let dense_ntt: SecretPoly = sk.to_ntt(ctx, limbs);
     let sparse_ntt: SecretPoly = s_sparse.to_ntt(ctx, limbs);
-    let to_sparse =
-        SwitchingKey::generate(ctx, &s_sparse, &dense_ntt, SwitchingKind::Encapsulation { to_sparse: true }, &mut r);
+    let to_sparse = EncapsulationKey::generate(ctx, sk, &s_sparse, &mut r)?;
     tick(());
     let to_dense =
         SwitchingKey::generate(ctx, sk, &sparse_ntt, SwitchingKind::Encapsulation { to_sparse: false }, &mut r);
     tick(());
-    BootstrapKeySet { eval, boot: BootstrapKeys { to_sparse, to_dense } }
+    Ok(BootstrapKeySet { eval, boot: BootstrapKeys { to_sparse, to_dense } })
 }
 
 /// Host side: bootstraps ciphertexts.
@@ -200,7 +212,7 @@ pub struct Bootstrapper {
     cts: Vec<LinearTransform>,
     stc: Vec<LinearTransform>,
     sine: Chebyshev,
-    to_sparse: SecretSwitchKey,
+    to_sparse: EncapsulationSwitch,
     to_dense: SecretSwitchKey,
     log_slots: u32,
 }
@@ -209,6 +221,7 @@ impl Bootstrapper {
     /// Prepares the circuit for the evaluator's parameters and `cfg.log_slots`. The evaluator must hold
     /// the keys of [`generate_keys`].
     pub fn new(ev: &Evaluator, keys: BootstrapKeys, cfg: BootstrapConfig) -> Result<Self, Error> {
+        cfg.check()?;
         let ctx = ev.context();
         let params = ctx.params();
         if params.boot_limbs() + cfg.stc_levels < cfg.depth() {
@@ -229,7 +242,7 @@ impl Bootstrapper {
             cts,
             stc,
             sine,
-            to_sparse: SecretSwitchKey::new(ctx, keys.to_sparse)?,
+            to_sparse: EncapsulationSwitch::new(ctx, keys.to_sparse)?,
             to_dense: SecretSwitchKey::new(ctx, keys.to_dense)?,
             log_slots,
         })
@@ -283,7 +296,7 @@ impl Bootstrapper {
         let mut low = ev.drop_level(&ev.relinearize(ct)?, 0)?;
         let boost = Self::boost_bits(ctx.q()[0].value() as f64, params.scale(), &self.cfg, self.log_slots);
         ev.mul_integer_assign(&mut low, 1i64 << boost)?;
-        let low = ev.switch_secret(&low, &self.to_sparse)?;
+        let low = ev.encapsulate(&low, &self.to_sparse)?;
         let raised = ev.mod_raise(&low, top)?;
         let mut x = ev.switch_secret(&raised, &self.to_dense)?;
         x.scale = ctx.q()[0].value() as f64;

@@ -111,17 +111,7 @@ mod tests {
     #[test]
     fn power_basis_conversion_is_exact() {
         // HETAL's degree-8 approximation of exp on [-1, 1] (power basis, constant term first).
-        let c = [
-            1.000000001945585,
-            0.9999999388932228,
-            0.499999859398392,
-            0.16666798775227673,
-            0.04166711228500117,
-            0.008328336039797088,
-            0.0013881473292497602,
-            0.00020492629147503022,
-            2.551385701569812e-05,
-        ];
+        let c = crate::learning::softmax::hetal::EXP_P;
         let p = Chebyshev::from_power(&c, -1.0, 1.0);
         assert_eq!(p.degree(), 8);
         for i in 0..=100 {

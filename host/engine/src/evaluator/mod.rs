@@ -31,7 +31,7 @@ use crate::Error;
 use keys::KeyEntry;
 pub use keys::{power_of_two_steps, EvaluationKeys, KeySpec};
 use rotation::RotationPlan;
-pub use secret_switch::SecretSwitchKey;
+pub use secret_switch::{EncapsulationSwitch, SecretSwitchKey};
 use workspace::{Dims, WorkspacePool};
 
 /// Two scales are taken as equal when they differ by at most this relative amount: the error

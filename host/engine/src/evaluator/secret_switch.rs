@@ -3,7 +3,8 @@
 
 use hetune_core::ckks::Ciphertext;
 use hetune_core::ring::RnsPoly;
-use hetune_core::rlwe::{Context, SwitchingKey};
+use hetune_core::rlwe::encapsulation::encapsulation_moduli;
+use hetune_core::rlwe::{Context, EncapsulationKey, SwitchingKey};
 use rayon::prelude::*;
 
 use super::keys::KeyEntry;
@@ -24,7 +25,78 @@ impl SecretSwitchKey {
     }
 }
 
+/// The encapsulation key to the sparse secret with its uniform half expanded: limbs modulo `q_0`
+/// and `p_0` of `b` and `a` (see [`EncapsulationKey`]).
+pub struct EncapsulationSwitch {
+    b: RnsPoly,
+    a: RnsPoly,
+}
+
+impl EncapsulationSwitch {
+    /// Expands `key`'s uniform half.
+    pub fn new(ctx: &Context, key: EncapsulationKey) -> Result<Self, Error> {
+        if key.b.limbs() != 2 || key.b.n() != ctx.n() || ctx.p().is_empty() {
+            return Err(Error::ParameterMismatch("encapsulation key of another parameter set"));
+        }
+        let mut a = RnsPoly::zero(ctx.n(), 2);
+        for k in 0..2 {
+            key.a_limb(ctx, k, a.limb_mut(k));
+        }
+        Ok(EncapsulationSwitch { b: key.b, a })
+    }
+}
+
 impl Evaluator {
+    /// Sparse-secret encapsulation of a level-0 ciphertext: the same message under the sparse
+    /// secret, by a key switch over `q_0 p_0` with `p_0` as the only special prime.
+    pub fn encapsulate(&self, ct: &Ciphertext, key: &EncapsulationSwitch) -> Result<Ciphertext, Error> {
+        self.check(ct)?;
+        if ct.c.len() != 2 {
+            return Err(Error::InvalidArgument("encapsulation needs a degree-1 ciphertext"));
+        }
+        if ct.level != 0 {
+            return Err(Error::InvalidArgument("encapsulation takes a level-0 ciphertext"));
+        }
+        let ctx = self.context();
+        let [iq, ip] = encapsulation_moduli(ctx);
+        let (q, p) = (ctx.qp()[iq], ctx.qp()[ip]);
+        let (tq, tp) = (&ctx.ntt()[iq], &ctx.ntt()[ip]);
+        // ModUp: c_1 modulo q_0 as centered integers, reduced modulo p_0.
+        let c1_q = ct.c[1].limb(0);
+        let mut c1_p = c1_q.to_vec();
+        tq.inverse(&mut c1_p);
+        for v in c1_p.iter_mut() {
+            *v = p.reduce_i64(q.center(*v));
+        }
+        tp.forward(&mut c1_p);
+        // (c_1 b, c_1 a) modulo q_0 and p_0, then ModDown by p_0: (x_q - [x_p]_q) / p_0.
+        let p_inv = q.inv(q.reduce(p.value())).ok_or(Error::InvalidArgument("p_0 not invertible modulo q_0"))?;
+        let switch = |key: &RnsPoly| -> Vec<u64> {
+            let mut xq: Vec<u64> = c1_q.iter().zip(key.limb(0)).map(|(&c, &k)| q.mul(c, k)).collect();
+            let mut xp: Vec<u64> = c1_p.iter().zip(key.limb(1)).map(|(&c, &k)| p.mul(c, k)).collect();
+            tp.inverse(&mut xp);
+            for v in xp.iter_mut() {
+                *v = q.reduce_i64(p.center(*v));
+            }
+            tq.forward(&mut xp);
+            for (o, &d) in xq.iter_mut().zip(&xp) {
+                *o = q.mul(q.sub(*o, d), p_inv);
+            }
+            xq
+        };
+        let (d0, d1) = rayon::join(|| switch(&key.b), || switch(&key.a));
+        let mut c0 = ct.c[0].clone();
+        for (o, &d) in c0.limb_mut(0).iter_mut().zip(&d0) {
+            *o = q.add(*o, d);
+        }
+        Ok(Ciphertext {
+            c: vec![c0, RnsPoly::from_vec(self.n(), d1)],
+            level: 0,
+            scale: ct.scale,
+            log_slots: ct.log_slots,
+        })
+    }
+
     /// `ct` re-encrypted under the target secret of `key`, at the same level and scale.
     pub fn switch_secret(&self, ct: &Ciphertext, key: &SecretSwitchKey) -> Result<Ciphertext, Error> {
         self.check(ct)?;

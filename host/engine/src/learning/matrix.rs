@@ -148,7 +148,7 @@ impl EncMatrix<Ciphertext> {
     /// Reads the wire form, with the class period `pad_c` and the tiling the caller expects.
     pub fn read_wire<R: BufRead>(ctx: &Context, input: R, pad_c: usize, tiling: Tiling) -> Result<Self> {
         let params = ctx.params();
-        let limits = Limits { max_payload: 2 * wire::ciphertext_size(params, params.max_level()) };
+        let limits = Limits::for_ciphertexts(params);
         let mut src = IoSource(input);
         let h = wire::read_tensor_header(&mut src, ctx, &limits)?;
         if h.layout != TensorLayout::Blocks {

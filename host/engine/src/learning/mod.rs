@@ -9,12 +9,21 @@
 //! Mult, Rot). The benchmark (`hetune bench matmul`) is in the service crate.
 
 pub mod baselines;
+pub mod compact;
 pub mod counters;
+pub mod dataset;
 pub mod diag_abt;
 pub mod diag_atb;
+pub mod early_stopping;
+pub mod loss;
 pub mod matrix;
+pub mod nesterov;
 pub mod ops;
 pub mod packing;
+pub mod plan;
+pub mod slots;
+pub mod softmax;
+pub mod twin;
 
 pub use baselines::{col_major_abt, privgd_abt, privgd_atb, row_major_atb, ColumnPacked, EntryPacked};
 pub use counters::{Counter, OpCounts};

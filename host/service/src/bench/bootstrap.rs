@@ -88,7 +88,7 @@ pub fn bench_bootstrap(
         let mut rng = ChaCha20Rng::from_os_rng();
         let sk = SecretKey::generate(ctx.params(), &mut rng);
         let t = Instant::now();
-        let keys = generate_keys_with_progress(&ctx, &sk, &cfg, &mut rng, progress);
+        let keys = generate_keys_with_progress(&ctx, &sk, &cfg, &mut rng, progress)?;
         let key_bytes = keys.bytes(&ctx);
         let rotation_keys = keys.eval.galois.len();
         let ev = Evaluator::new(ctx.clone(), keys.eval)?;

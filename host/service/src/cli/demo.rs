@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use hetune_core::Security;
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{RngCore, SeedableRng};
 
 use super::params::build_preset;
 use super::tensor::precision;
@@ -17,22 +18,43 @@ use crate::io::tensor::{decrypt_matrix, encrypt_matrix, EncryptOptions, Encrypti
 /// The built-in sample: 1000 x 16 SNIPS features from all-mpnet-base-v2 (see host/service/data/README.md).
 pub const SAMPLE: &[u8] = include_bytes!("../../data/snips_mpnet_train_1000x16.npy");
 
+/// A fresh directory under the system's temporary directory with an unpredictable name, created
+/// exclusively (an existing path, link or not, makes it fail) and private to the user (0700).
+fn private_temp_dir(rng: &mut ChaCha20Rng) -> Result<PathBuf> {
+    let name: String = (0..16).map(|_| format!("{:02x}", rng.next_u32() as u8)).collect();
+    let dir = std::env::temp_dir().join(format!("hetune-demo-{name}"));
+    let mut b = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(&dir).map_err(|e| Error::io(&dir, e))?;
+    Ok(dir)
+}
+
 pub(super) fn run(preset: &str, dir: Option<PathBuf>, insecure: bool) -> Result<()> {
     let params = build_preset(preset, insecure)?;
-    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("hetune-demo-{}", std::process::id())));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut rng = ChaCha20Rng::from_os_rng();
+    let dir = match dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+            d
+        }
+        None => private_temp_dir(&mut rng)?,
+    };
     let sample = dir.join("sample.npy");
     std::fs::write(&sample, SAMPLE).map_err(|e| Error::io(&sample, e))?;
     let x = read_matrix(&sample)?;
     println!("sample: {}x{} real SNIPS features (all-mpnet-base-v2), preset {}", x.rows, x.cols, params.label());
 
-    let mut rng = ChaCha20Rng::from_os_rng();
     let t = Instant::now();
     let keys = dir.join("keys");
     let bundle = generate_key_dir(&keys, &params, &RotationSet::None, None, &mut rng, &|_, _| {})?;
     println!("keygen: {:.2} s, public bundle {:.1} MB", t.elapsed().as_secs_f64(), bundle as f64 / 1e6);
 
-    let owner = load_owner(&keys)?;
+    let security = if insecure { Security::InsecureForTestingOnly } else { Security::Require128Bits };
+    let owner = load_owner(&keys, security)?;
     let level = params.default_level();
     let mut sizes = Vec::new();
     for seeded in [true, false] {

@@ -75,6 +75,9 @@ enum Command {
         /// Write full ciphertexts instead of seeded ones (secret-key encryption only).
         #[arg(long)]
         full: bool,
+        /// Accept keys of a set below 128-bit security. For tests only, never for real data.
+        #[arg(long)]
+        insecure_testing_only: bool,
     },
     /// Decrypt an encrypted tensor back to .npy.
     Decrypt {
@@ -90,6 +93,9 @@ enum Command {
         /// Plaintext reference: print the measured precision against it.
         #[arg(long)]
         reference: Option<PathBuf>,
+        /// Accept keys of a set below 128-bit security. For tests only, never for real data.
+        #[arg(long)]
+        insecure_testing_only: bool,
     },
     /// The main job on a built-in real sample: keygen, encrypt, decrypt, precision and sizes.
     Demo {
@@ -110,6 +116,15 @@ enum Command {
     },
 }
 
+/// The security requirement a command runs under: 128 bits unless the user named the opt-in.
+fn security(insecure_testing_only: bool) -> hetune_core::Security {
+    if insecure_testing_only {
+        hetune_core::Security::InsecureForTestingOnly
+    } else {
+        hetune_core::Security::Require128Bits
+    }
+}
+
 /// Parses the arguments and runs the command.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
     let cli = match Cli::try_parse_from(args) {
@@ -124,10 +139,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::Keygen { preset, out, rotations, bootstrap, insecure_testing_only } => {
             keys::run(&preset, &out, &rotations, bootstrap, insecure_testing_only)
         }
-        Command::Encrypt { keys, input, out, level, public, full } => {
-            tensor::encrypt(&keys, &input, &out, level, public, full)
+        Command::Encrypt { keys, input, out, level, public, full, insecure_testing_only } => {
+            tensor::encrypt(&keys, &input, &out, level, public, full, security(insecure_testing_only))
         }
-        Command::Decrypt { keys, input, out, reference } => tensor::decrypt(&keys, &input, &out, reference.as_deref()),
+        Command::Decrypt { keys, input, out, reference, insecure_testing_only } => {
+            tensor::decrypt(&keys, &input, &out, reference.as_deref(), security(insecure_testing_only))
+        }
         Command::Demo { preset, dir, insecure_testing_only } => demo::run(&preset, dir, insecure_testing_only),
         Command::Bench { what } => bench::run(what),
     }

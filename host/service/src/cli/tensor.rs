@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use hetune_core::Security;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -18,18 +19,19 @@ pub(super) fn encrypt(
     level: Option<usize>,
     public: bool,
     full: bool,
+    security: Security,
 ) -> Result<()> {
     let m = read_matrix(input)?;
     let mut rng = ChaCha20Rng::from_os_rng();
     let start = Instant::now();
     let use_secret = !public && keys.join(SECRET_FILE).exists();
     let stats = if use_secret {
-        let owner = load_owner(keys)?;
+        let owner = load_owner(keys, security)?;
         let level = level.unwrap_or(owner.ctx.params().default_level());
         let opts = EncryptOptions { level, seeded: !full };
         encrypt_matrix(&owner.ctx, EncryptionKey::Secret(&owner.sk), &m, opts, out, &mut rng)?
     } else {
-        let bundle = load_public(keys, false)?;
+        let bundle = load_public(keys, false, security)?;
         let level = level.unwrap_or(bundle.ctx.params().default_level());
         let opts = EncryptOptions { level, seeded: false };
         encrypt_matrix(&bundle.ctx, EncryptionKey::Public(&bundle.pk), &m, opts, out, &mut rng)?
@@ -65,8 +67,14 @@ pub fn precision(got: &Matrix, want: &Matrix) -> Result<(f64, f64, f64)> {
     Ok((max, mean, -max.log2()))
 }
 
-pub(super) fn decrypt(keys: &Path, input: &Path, out: &Path, reference: Option<&Path>) -> Result<()> {
-    let owner = load_owner(keys)?;
+pub(super) fn decrypt(
+    keys: &Path,
+    input: &Path,
+    out: &Path,
+    reference: Option<&Path>,
+    security: Security,
+) -> Result<()> {
+    let owner = load_owner(keys, security)?;
     let start = Instant::now();
     let mut m = decrypt_matrix(&owner.ctx, &owner.sk, input)?;
     let elapsed = start.elapsed().as_secs_f64();

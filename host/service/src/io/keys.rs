@@ -3,14 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use hetune_core::ring::automorphism::{galois_element_conjugate, galois_element_for_step};
-use hetune_core::rlwe::{Context, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
+use hetune_core::rlwe::{Context, EncapsulationKey, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
 use hetune_core::wire::{self, Limits, WireObject};
 use hetune_core::{Parameters, Security};
 use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use hetune_engine::circuits::bootstrap::{generate_keys_with_progress, BootstrapConfig};
@@ -28,7 +29,7 @@ pub struct EvalKeySet {
     /// Galois keys by Galois element.
     pub galois: BTreeMap<u64, SwitchingKey>,
     /// Bootstrapping's encapsulation keys, dense to sparse and back (keygen `--bootstrap`).
-    pub encapsulation: Option<(SwitchingKey, SwitchingKey)>,
+    pub encapsulation: Option<(EncapsulationKey, SwitchingKey)>,
 }
 
 /// What a server receives: the public key and the evaluation keys.
@@ -70,22 +71,39 @@ impl RotationSet {
     }
 }
 
-fn create(path: &Path, private: bool) -> Result<BufWriter<File>> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    Ok(BufWriter::new(opts.open(path).map_err(|e| Error::io(path, e))?))
+fn create(path: &Path) -> Result<BufWriter<File>> {
+    let f = File::create(path).map_err(|e| Error::io(path, e))?;
+    Ok(BufWriter::new(f))
 }
 
 fn finish(mut w: BufWriter<File>, path: &Path) -> Result<()> {
     w.flush().map_err(|e| Error::io(path, e))?;
     w.get_ref().sync_all().map_err(|e| Error::io(path, e))
+}
+
+/// Writes the owner's secret file: whatever is at `path` is removed first (a symbolic link is
+/// removed, never followed), then the file is created exclusively (`O_CREAT | O_EXCL`: a file or
+/// link planted meanwhile makes it fail) with mode 0600 from its first byte. `bytes` is written
+/// in one call, with no buffer of its own.
+fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return Err(Error::Keys(format!("{}: is a directory, not a key file", path.display())));
+        }
+        Ok(_) => std::fs::remove_file(path).map_err(|e| Error::io(path, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| Error::io(path, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    f.sync_all().map_err(|e| Error::io(path, e))
 }
 
 /// Generates keys for `params` and writes `dir/secret.key` and `dir/public.bundle`; with
@@ -103,14 +121,18 @@ pub fn generate_key_dir<R: RngCore + CryptoRng>(
     let ctx = Context::new(params.clone())?;
     let sk = SecretKey::generate(params, rng);
 
+    // The secret file is assembled in a wiped buffer of its exact size (no growth leaves a copy).
+    let mut params_record = Vec::new();
+    wire::write_parameters(&mut params_record, params)?;
+    let secret_len = params_record.len() + wire::record::FRAME_OVERHEAD + params.n() / 4;
+    let mut secret_bytes = Zeroizing::new(Vec::with_capacity(secret_len));
+    secret_bytes.extend_from_slice(&params_record);
+    wire::export_secret_key_owner_copy(&mut *secret_bytes, params, &sk)?;
     let secret_path = dir.join(SECRET_FILE);
-    let mut w = IoSink(create(&secret_path, true)?);
-    wire::write_parameters(&mut w, params)?;
-    wire::export_secret_key_owner_copy(&mut w, params, &sk)?;
-    finish(w.0, &secret_path)?;
+    write_secret_file(&secret_path, &secret_bytes)?;
 
     let public_path = dir.join(PUBLIC_FILE);
-    let mut w = IoSink(create(&public_path, false)?);
+    let mut w = IoSink(create(&public_path)?);
     wire::write_parameters(&mut w, params)?;
     let pk = PublicKey::generate(&ctx, &sk, rng);
     wire::write_public_key(&mut w, params, &pk)?;
@@ -119,12 +141,13 @@ pub fn generate_key_dir<R: RngCore + CryptoRng>(
         if params.boot_limbs() == 0 {
             return Err(Error::InvalidInput(format!("preset {} reserves no limbs for bootstrapping", params.name())));
         }
-        let keys = generate_keys_with_progress(&ctx, &sk, cfg, rng, progress);
+        let keys = generate_keys_with_progress(&ctx, &sk, cfg, rng, progress)?;
         gs.retain(|g| !keys.eval.galois.contains_key(g));
         let relin = keys.eval.relin.iter();
-        for k in relin.chain(keys.eval.galois.values()).chain([&keys.boot.to_sparse, &keys.boot.to_dense]) {
+        for k in relin.chain(keys.eval.galois.values()).chain([&keys.boot.to_dense]) {
             wire::write_switching_key(&mut w, params, k)?;
         }
+        wire::write_encapsulation_key(&mut w, params, &keys.boot.to_sparse)?;
     } else {
         progress(0, 1 + gs.len());
         wire::write_switching_key(&mut w, params, &SwitchingKey::relinearization(&ctx, &sk, rng))?;
@@ -144,11 +167,15 @@ fn open(path: &Path) -> Result<IoSource<BufReader<File>>> {
     Ok(IoSource(BufReader::with_capacity(1 << 16, f)))
 }
 
-/// Reads the parameter record at the start of a key file. Insecure sets were opted into at
-/// keygen; they are accepted here with a warning on stderr.
-fn read_params(src: &mut IoSource<BufReader<File>>, path: &Path) -> Result<Parameters> {
-    let params = wire::read_parameters(src, None, Security::InsecureForTestingOnly, &Limits::default())
-        .map_err(|e| wrap(path, e))?;
+/// Reads the parameter record at the start of a key file under `security`; an insecure set is
+/// refused unless the caller opted in by name, and then accepted with a warning on stderr.
+fn read_params<S: wire::Source>(src: &mut S, path: &Path, security: Security) -> Result<Parameters> {
+    let params = wire::read_parameters(src, None, security, &Limits::default()).map_err(|e| match e {
+        hetune_core::Error::Insecure { .. } | hetune_core::Error::InsecureDistribution(_) => Error::InvalidInput(
+            format!("{}: {e}; pass --insecure-testing-only to use these keys anyway (tests only)", path.display()),
+        ),
+        e => wrap(path, e),
+    })?;
     if !params.is_secure() {
         eprintln!("WARNING: {} uses insecure parameters {}", path.display(), params.label());
     }
@@ -167,22 +194,54 @@ pub struct OwnerKeys {
     pub sk: SecretKey,
 }
 
-/// Loads `dir/secret.key`.
-pub fn load_owner(dir: &Path) -> Result<OwnerKeys> {
+/// Largest secret-key file read (an N = 2^17 key is 32 KiB plus the parameter record).
+const MAX_SECRET_FILE: u64 = 1 << 20;
+
+/// Loads `dir/secret.key` under `security`. Like ssh, it refuses a key file that others may read
+/// or write (any group or other permission bit), checked on the opened file. The file is read
+/// into a wiped buffer of its exact size and decoded from there.
+pub fn load_owner(dir: &Path, security: Security) -> Result<OwnerKeys> {
     let path = dir.join(SECRET_FILE);
-    let mut src = open(&path)?;
-    let params = read_params(&mut src, &path)?;
-    let sk = wire::import_secret_key_owner_copy(&mut src, &params, &Limits::default()).map_err(|e| wrap(&path, e))?;
+    let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let meta = f.metadata().map_err(|e| Error::io(&path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Error::Keys(format!(
+                "{}: mode {mode:03o} lets others read or write the secret key; run chmod 600 {}",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
+    if meta.len() > MAX_SECRET_FILE {
+        return Err(Error::Keys(format!(
+            "{}: {} bytes is too large for a secret key file",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    f.take(meta.len()).read_to_end(&mut bytes).map_err(|e| Error::io(&path, e))?;
+    let mut src: &[u8] = &bytes;
+    let params = read_params(&mut src, &path, security)?;
+    let sk = wire::import_secret_key_owner_copy(&mut src, &params, &Limits::for_params(&params))
+        .map_err(|e| wrap(&path, e))?;
     Ok(OwnerKeys { ctx: Context::new(params)?, sk })
 }
 
 /// Loads `dir/public.bundle`; with `with_eval` false it stops after the public key.
-pub fn load_public(dir: &Path, with_eval: bool) -> Result<PublicBundle> {
+///
+/// Insecure parameters are refused unless `security` opts in; each record may cost at most
+/// what the largest record of the set needs ([`Limits::for_params`]).
+pub fn load_public(dir: &Path, with_eval: bool, security: Security) -> Result<PublicBundle> {
     let path = dir.join(PUBLIC_FILE);
     let mut src = open(&path)?;
-    let params = read_params(&mut src, &path)?;
+    let params = read_params(&mut src, &path, security)?;
+    let limits = Limits::for_params(&params);
     let ctx = Context::new(params)?;
-    let limits = Limits::default();
     let mut pk = None;
     let mut eval = EvalKeySet { relin: None, galois: BTreeMap::new(), encapsulation: None };
     let (mut to_sparse, mut to_dense) = (None, None);
@@ -199,9 +258,13 @@ pub fn load_public(dir: &Path, with_eval: bool) -> Result<PublicBundle> {
                 SwitchingKind::Galois(g) => {
                     eval.galois.insert(g, k);
                 }
-                SwitchingKind::Encapsulation { to_sparse: true } => to_sparse = Some(k),
                 SwitchingKind::Encapsulation { to_sparse: false } => to_dense = Some(k),
+                // The wire reader refuses this kind (see `hetune_core::rlwe::encapsulation`).
+                SwitchingKind::Encapsulation { to_sparse: true } => {
+                    return Err(Error::Keys(format!("{}: insecure encapsulation key", path.display())))
+                }
             },
+            WireObject::EncapsulationKey(k) => to_sparse = Some(k),
             _ => return Err(Error::Keys(format!("{}: unexpected record in a key bundle", path.display()))),
         }
     }

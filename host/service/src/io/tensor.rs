@@ -131,20 +131,23 @@ pub fn decrypt_matrix(ctx: &Context, sk: &SecretKey, path: &Path) -> Result<Matr
     let mut src = IoSource(BufReader::with_capacity(1 << 20, file));
     // No record of this parameter set is larger than a degree-2 ciphertext at the top level.
     let params = ctx.params();
-    let limits = Limits { max_payload: 2 * wire::ciphertext_size(params, params.max_level()) };
+    let limits = Limits::for_ciphertexts(params);
     let wrap = |e: hetune_core::Error| Error::InvalidInput(format!("{}: {e}", path.display()));
     let h = wire::read_tensor_header(&mut src, ctx, &limits).map_err(wrap)?;
     let slots = ctx.params().max_slots() as u64;
     let total = h.rows.checked_mul(h.cols).ok_or_else(|| wrap(hetune_core::Error::Malformed("tensor shape")))?;
-    // Every ciphertext record has at least N/8 bytes, so a header cannot make us allocate more
-    // than the file justifies.
+    // Every ciphertext record is at least a seeded one at level 0: a header promising more
+    // records than the file can hold is refused at once.
+    let min_record = wire::seeded_ciphertext_size(params, 0);
     if h.layout != TensorLayout::RowMajorChunks
         || total > h.count as u64 * slots
-        || (h.count as u64) * (ctx.n() as u64 / 8) > file_len
+        || (h.count as u64).saturating_mul(min_record) > file_len
     {
         return Err(wrap(hetune_core::Error::Malformed("tensor header does not fit the file")));
     }
-    let mut data = Vec::with_capacity(total as usize);
+    // Allocation follows the records actually read (a sparse file can still over-promise):
+    // values are added batch by batch as they decrypt, a failed allocation is a typed error.
+    let mut data: Vec<f64> = Vec::new();
     let mut read = 0u64;
     while read < h.count as u64 {
         let end = (read + batch_size() as u64).min(h.count as u64);
@@ -154,6 +157,8 @@ pub fn decrypt_matrix(ctx: &Context, sk: &SecretKey, path: &Path) -> Result<Matr
         let decoded = cts.par_iter().map(|ct| decrypt_decode(ctx, sk, ct)).collect::<Result<Vec<_>, _>>()?;
         for d in decoded {
             let take = (total - data.len() as u64).min(d.len() as u64) as usize;
+            data.try_reserve(take)
+                .map_err(|_| wrap(hetune_core::Error::AllocationFailed { bytes: 8 * take as u64 }))?;
             data.extend_from_slice(&d[..take]);
         }
         read = end;

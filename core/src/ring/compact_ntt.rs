@@ -1,0 +1,400 @@
+//! A negacyclic NTT that keeps no twiddle tables, for devices: the evaluation order and the root
+//! of unity are those of [`super::NttTable`] (concrete-ntt's `prime64::Plan`), so both give the
+//! same bytes, but where a plan holds 32 N bytes of twiddles (2 MiB at N = 2^16) this holds 2 x 32
+//! words and computes each twiddle when its butterfly group starts.
+//!
+//! Forward: Cooley-Tukey, natural order in, bit-reversed order out; inverse: Gentleman-Sande
+//! (the layout of Longa and Naehrig, "Speeding up the Number Theoretic Transform for Faster
+//! Ideal Lattice-Based Cryptography", CANS 2016, Algorithms 1 and 2). Stage `k` of the forward
+//! transform multiplies group `i` by `psi^bitrev(2^k + i)`, which is `w_k^(2 r + 1)` for
+//! `r = bitrev_k(i)` and `w_k = psi^(N / 2^(k+1))`; visiting the groups in the order of `r`, each
+//! twiddle is the previous one times `w_k^2` (one multiplication per group, about N per transform
+//! against N/2 log2 N in the butterflies).
+//!
+//! Arithmetic: the running twiddle is kept in Montgomery form (`R = 2^64`, Montgomery 1985), so
+//! that its Shoup companion `floor(w 2^64 / q)` comes out of one low product instead of a
+//! division; the butterflies are Harvey's lazy ones with Shoup multiplication ("Faster arithmetic
+//! for number-theoretic transforms", J. Symb. Comp. 2014): values stay below 4q (forward) or 2q
+//! (inverse) between stages, which needs `q < 2^62`. No branch and no memory index depends on the
+//! data.
+
+use super::modulus::Modulus;
+use crate::Error;
+
+/// Largest log2 N the fixed root arrays hold.
+const MAX_LOG_N: usize = 31;
+
+/// A negacyclic NTT modulo one prime for one ring degree, without tables.
+#[derive(Clone, Debug)]
+pub struct CompactNtt {
+    q: u64,
+    n: usize,
+    log_n: u32,
+    /// `-q^-1 mod 2^64`.
+    q_neg_inv: u64,
+    /// `2^128 mod q`: turns a residue into Montgomery form with one multiplication.
+    r2: u64,
+    /// `fwd[k] = psi^(N / 2^(k+1)) * 2^64 mod q`, a primitive `2^(k+2)`-th root in Montgomery
+    /// form; `fwd[log_n - 1]` is `psi` itself.
+    fwd: [u64; MAX_LOG_N],
+    /// The same for `psi^-1`.
+    inv: [u64; MAX_LOG_N],
+    /// `N^-1 * 2^64 mod q`: normalises the inverse transform.
+    n_inv_mont: u64,
+}
+
+/// `(lo, hi)` of the 128-bit product.
+#[inline(always)]
+fn mul_wide(a: u64, b: u64) -> (u64, u64) {
+    let p = a as u128 * b as u128;
+    (p as u64, (p >> 64) as u64)
+}
+
+/// `x - bound` if `x >= bound`, else `x`, without a branch, for `bound <= 2^63` and
+/// `x < 2 bound`: the difference's top bit is set exactly when it wrapped.
+#[inline(always)]
+fn sub_if_ge(x: u64, bound: u64) -> u64 {
+    let d = x.wrapping_sub(bound);
+    let wrapped = ((d as i64) >> 63) as u64;
+    d.wrapping_add(bound & wrapped)
+}
+
+impl CompactNtt {
+    /// The transform for `x^n + 1` modulo the prime `q = 1 mod 2n`, with the root of unity
+    /// concrete-ntt chooses (the value at position 0 of the forward transform of `X`).
+    pub fn new(n: usize, q: &Modulus) -> Result<Self, Error> {
+        let qv = q.value();
+        if !n.is_power_of_two() || n < 2 || n.trailing_zeros() as usize > MAX_LOG_N {
+            return Err(Error::InvalidParameters("ring degree must be a power of two"));
+        }
+        if qv >= 1 << 62 || !(qv - 1).is_multiple_of(2 * n as u64) {
+            return Err(Error::InvalidParameters("modulus is not an NTT-friendly prime for this ring degree"));
+        }
+        let log_n = n.trailing_zeros();
+        let psi = backend_root(q, log_n + 1)
+            .ok_or(Error::InvalidParameters("modulus is not an NTT-friendly prime for this ring degree"))?;
+        // Newton's iteration for q^-1 mod 2^64: q is its own inverse modulo 8, and each step
+        // doubles the number of correct low bits (3, 6, 12, 24, 48, 96).
+        let mut q_inv = qv;
+        for _ in 0..5 {
+            q_inv = q_inv.wrapping_mul(2u64.wrapping_sub(qv.wrapping_mul(q_inv)));
+        }
+        let r = q.reduce_u128(1u128 << 64);
+        let mut t = CompactNtt {
+            q: qv,
+            n,
+            log_n,
+            q_neg_inv: q_inv.wrapping_neg(),
+            r2: q.mul(r, r),
+            fwd: [0; MAX_LOG_N],
+            inv: [0; MAX_LOG_N],
+            n_inv_mont: 0,
+        };
+        let psi_inv = q.pow(psi, 2 * n as u64 - 1);
+        let (mut w, mut wi) = (psi, psi_inv);
+        for k in (0..log_n as usize).rev() {
+            t.fwd[k] = q.mul(w, r);
+            t.inv[k] = q.mul(wi, r);
+            w = q.mul(w, w);
+            wi = q.mul(wi, wi);
+        }
+        t.n_inv_mont = q.mul(q.inv(n as u64).ok_or(Error::InvalidParameters("ring degree divides the modulus"))?, r);
+        Ok(t)
+    }
+
+    /// Ring degree.
+    #[inline]
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The prime.
+    #[inline]
+    pub fn modulus(&self) -> u64 {
+        self.q
+    }
+
+    /// `a * b * 2^-64 mod q`, in `[0, 2q)`, for `a * b < q * 2^64` (Montgomery reduction; the
+    /// low words of the product and of `m q` cancel, so the carry out of them is 1 exactly when
+    /// the product's low word is not zero).
+    #[inline(always)]
+    pub fn mul_lazy(&self, a: u64, b: u64) -> u64 {
+        let (lo, hi) = mul_wide(a, b);
+        let m = lo.wrapping_mul(self.q_neg_inv);
+        let (_, t) = mul_wide(m, self.q);
+        hi + t + (lo != 0) as u64
+    }
+
+    /// `x mod q` for `x < 2q`.
+    #[inline(always)]
+    pub fn reduce_lazy(&self, x: u64) -> u64 {
+        sub_if_ge(x, self.q)
+    }
+
+    /// `x mod q` for `x < 4q`.
+    #[inline(always)]
+    pub fn reduce_4q(&self, x: u64) -> u64 {
+        sub_if_ge(sub_if_ge(x, 2 * self.q), self.q)
+    }
+
+    /// `x mod q` for any 64-bit `x`, in constant time.
+    #[inline(always)]
+    pub fn reduce(&self, x: u64) -> u64 {
+        // x R^2 R^-1 = x R, then R^-1 again.
+        let xr = self.mul_lazy(x, self.r2);
+        self.reduce_lazy(self.mul_lazy(xr, 1))
+    }
+
+    /// The Montgomery form `x * 2^64 mod q` of any 64-bit `x`, for constants passed to
+    /// [`Self::mul_lazy`].
+    pub fn to_montgomery(&self, x: u64) -> u64 {
+        self.reduce_lazy(self.mul_lazy(self.reduce(x), self.r2))
+    }
+
+    /// `a * w mod q` in `[0, 2q)` for any 64-bit `a`, with `w_shoup = floor(w 2^64 / q)` (Shoup's
+    /// multiplication by a fixed operand, as lazy as Harvey uses it: one full and two low products,
+    /// cheaper than a Montgomery product on a 32-bit core).
+    #[inline(always)]
+    pub fn mul_shoup_lazy(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
+        let (_, q_hat) = mul_wide(a, w_shoup);
+        a.wrapping_mul(w).wrapping_sub(q_hat.wrapping_mul(self.q))
+    }
+
+    /// The twiddle `w` and its Shoup companion from its Montgomery form `r = w 2^64 mod q`
+    /// (canonical): `floor(w 2^64 / q) = r (-q^-1) mod 2^64`, since `w 2^64 - r` is that multiple
+    /// of q; then `w` is the high word of `floor(w 2^64 / q) q`, plus one unless `r = 0`.
+    #[inline(always)]
+    fn shoup_pair(&self, r: u64) -> (u64, u64) {
+        let w_shoup = r.wrapping_mul(self.q_neg_inv);
+        let (_, hi) = mul_wide(w_shoup, self.q);
+        (hi + (r != 0) as u64, w_shoup)
+    }
+
+    /// Forward transform, lazy: every input below `4q`, output in `[0, 4q)`, in the evaluation
+    /// order of [`super::NttTable::forward`].
+    pub fn forward_lazy(&self, a: &mut [u64]) {
+        let n = self.n;
+        debug_assert_eq!(a.len(), n);
+        let two_q = 2 * self.q;
+        for k in 0..self.log_n as usize {
+            let half = n >> (k + 1);
+            self.for_each_group(k, &self.fwd, |g, w, w_shoup| {
+                let (lo, hi) = a[2 * g * half..2 * (g + 1) * half].split_at_mut(half);
+                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                    let u = sub_if_ge(*x, two_q);
+                    let v = self.mul_shoup_lazy(*y, w, w_shoup);
+                    *x = u + v;
+                    *y = u + two_q - v;
+                }
+            });
+        }
+    }
+
+    /// Inverse transform without the division by N, lazy: input below `2q` in evaluation order,
+    /// output `N` times the coefficients, in `[0, 2q)`.
+    pub fn inverse_lazy_unnormalized(&self, a: &mut [u64]) {
+        let n = self.n;
+        debug_assert_eq!(a.len(), n);
+        let two_q = 2 * self.q;
+        for k in (0..self.log_n as usize).rev() {
+            let half = n >> (k + 1);
+            self.for_each_group(k, &self.inv, |g, w, w_shoup| {
+                let (lo, hi) = a[2 * g * half..2 * (g + 1) * half].split_at_mut(half);
+                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                    let (u, v) = (*x, *y);
+                    *x = sub_if_ge(u + v, two_q);
+                    *y = self.mul_shoup_lazy(u + two_q - v, w, w_shoup);
+                }
+            });
+        }
+    }
+
+    /// Calls `f(group, w, w_shoup)` for the `2^k` butterfly groups of stage `k`, group
+    /// `bitrev_k(r)` with twiddle `roots[k]^(2r + 1)`, for r = 0, 1, ... (see the module docs).
+    #[inline(always)]
+    fn for_each_group(&self, k: usize, roots: &[u64; MAX_LOG_N], mut f: impl FnMut(usize, u64, u64)) {
+        let mut r_mont = roots[k];
+        if k == 0 {
+            let (w, w_shoup) = self.shoup_pair(r_mont);
+            f(0, w, w_shoup);
+            return;
+        }
+        let step = roots[k - 1];
+        let shift = usize::BITS - k as u32;
+        for r in 0..1usize << k {
+            let (w, w_shoup) = self.shoup_pair(r_mont);
+            f(r.reverse_bits() >> shift, w, w_shoup);
+            r_mont = self.reduce_lazy(self.mul_lazy(r_mont, step));
+        }
+    }
+
+    /// Coefficients (canonical residues) to evaluations, in place; equal to
+    /// [`super::NttTable::forward`].
+    pub fn forward(&self, a: &mut [u64]) {
+        self.forward_lazy(a);
+        for x in a.iter_mut() {
+            *x = self.reduce_4q(*x);
+        }
+    }
+
+    /// Evaluations to coefficients, in place, including the division by N; equal to
+    /// [`super::NttTable::inverse`].
+    pub fn inverse(&self, a: &mut [u64]) {
+        self.inverse_lazy_unnormalized(a);
+        for x in a.iter_mut() {
+            *x = self.reduce_lazy(self.mul_lazy(*x, self.n_inv_mont));
+        }
+    }
+
+    /// Residues of ternary coefficients (each -1, 0 or 1) times the constant `c < q`, in
+    /// constant time: `out[t] = c * coeffs[t] mod q`. Any other coefficient value gives a wrong
+    /// residue, so this is for secrets and masks only.
+    pub fn load_ternary(&self, coeffs: &[i8], c: u64, out: &mut [u64]) {
+        let neg_c = self.q - c;
+        for (o, &x) in out.iter_mut().zip(coeffs) {
+            // x = 1: all-ones `pos`; x = -1: all-ones `neg`; x = 0: neither.
+            let pos = ((-(x as i64)) >> 63) as u64;
+            let neg = ((x as i64) >> 63) as u64;
+            *o = (c & pos) | (neg_c & neg);
+        }
+    }
+
+    /// The constant that, given to [`Self::load_ternary`] before [`Self::forward_lazy`], makes
+    /// one [`Self::mul_lazy`] per slot and [`Self::inverse_lazy_unnormalized`] give the exact
+    /// negacyclic product: `2^64 / N mod q` (it cancels the Montgomery factor and the N of the
+    /// unnormalised inverse).
+    pub fn product_scale(&self) -> u64 {
+        // n_inv_mont = N^-1 2^64 mod q already.
+        self.n_inv_mont
+    }
+}
+
+/// concrete-ntt's choice of primitive `2^log_order`-th root of unity modulo the prime `q`:
+/// starting from -1, take `log_order - 1` successive square roots, each by Tonelli-Shanks with
+/// the smallest quadratic non-residue. Each square root it returns is the one the standard
+/// algorithm (Tonelli 1891, Shanks 1973) returns for that non-residue, so the choice is
+/// reproducible; the tests compare it with the backend for every prime of every preset.
+fn backend_root(q: &Modulus, log_order: u32) -> Option<u64> {
+    let qv = q.value();
+    let s = (qv - 1).trailing_zeros();
+    let odd = (qv - 1) >> s;
+    let z = (2..qv).find(|&c| q.pow(c, (qv - 1) / 2) == qv - 1)?;
+    let mut root = qv - 1;
+    for _ in 1..log_order {
+        root = tonelli_shanks(q, odd, s, z, root)?;
+    }
+    Some(root)
+}
+
+/// A square root of `x` modulo `q` with `q - 1 = odd * 2^s` and `z` a non-residue, or `None`
+/// when `x` is not a square.
+fn tonelli_shanks(q: &Modulus, odd: u64, s: u32, z: u64, x: u64) -> Option<u64> {
+    let mut m = s;
+    let mut c = q.pow(z, odd);
+    let mut t = q.pow(x, odd);
+    let mut r = q.pow(x, odd.div_ceil(2));
+    loop {
+        if t == 0 {
+            return Some(0);
+        }
+        if t == 1 {
+            return Some(r);
+        }
+        // The least i in 1..m with t^(2^i) = 1.
+        let mut i = 0;
+        let mut t_pow = t;
+        while i < m {
+            t_pow = q.mul(t_pow, t_pow);
+            i += 1;
+            if t_pow == 1 {
+                break;
+            }
+        }
+        if i == m {
+            return None;
+        }
+        let b = q.pow(c, 1u64 << (m - i - 1));
+        m = i;
+        c = q.mul(b, b);
+        t = q.mul(t, c);
+        r = q.mul(r, b);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::NttTable;
+    use crate::rlwe::params::PRESETS;
+    use crate::{Parameters, Security};
+    use alloc::vec::Vec;
+
+    fn pseudo_random(n: usize, q: u64, seed: u64) -> Vec<u64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (s >> 2) % q
+            })
+            .collect()
+    }
+
+    /// Every prime of every preset at its own N, and each preset's first primes at smaller N:
+    /// the same evaluations as concrete-ntt, and the inverse is exact.
+    #[test]
+    fn equals_the_backend_for_every_preset_prime() {
+        for p in PRESETS {
+            let params = Parameters::new(&p.literal, Security::InsecureForTestingOnly).unwrap();
+            let primes: Vec<u64> = params.q().iter().chain(params.p()).copied().collect();
+            for (idx, &qv) in primes.iter().enumerate() {
+                let q = Modulus::new(qv);
+                let sizes: &[usize] = if idx < 2 { &[16, 1024, params.n()] } else { &[params.n()] };
+                for &n in sizes {
+                    let table = NttTable::new(n, q).unwrap();
+                    let lean = CompactNtt::new(n, &q).unwrap();
+                    let x = pseudo_random(n, qv, qv ^ n as u64);
+                    let (mut a, mut b) = (x.clone(), x.clone());
+                    table.forward(&mut a);
+                    lean.forward(&mut b);
+                    assert_eq!(a, b, "{} prime {idx} N={n}: forward", p.literal.name);
+                    lean.inverse(&mut b);
+                    assert_eq!(b, x, "{} prime {idx} N={n}: round trip", p.literal.name);
+                }
+            }
+        }
+    }
+
+    /// The scaled ternary load, lazy transforms and one Montgomery product per slot give the
+    /// exact negacyclic product (checked against schoolbook multiplication).
+    #[test]
+    fn lazy_product_is_the_negacyclic_product() {
+        let qv = 1152921504606584833u64; // 60 bits, 1 mod 2^18
+        let q = Modulus::new(qv);
+        let n = 64;
+        let t = CompactNtt::new(n, &q).unwrap();
+        let s: Vec<i8> = (0..n).map(|i| [(-1i8), 0, 1][(i * 7 + 3) % 3]).collect();
+        let a = pseudo_random(n, qv, 9);
+        let mut buf = alloc::vec![0u64; n];
+        t.load_ternary(&s, t.product_scale(), &mut buf);
+        t.forward_lazy(&mut buf);
+        let mut a_eval = a.clone();
+        t.forward(&mut a_eval);
+        for (x, &y) in buf.iter_mut().zip(&a_eval) {
+            *x = t.mul_lazy(*x, y);
+        }
+        t.inverse_lazy_unnormalized(&mut buf);
+        let got: Vec<u64> = buf.iter().map(|&x| t.reduce_lazy(x)).collect();
+        let mut want = alloc::vec![0u64; n];
+        for (i, &si) in s.iter().enumerate() {
+            for (j, &aj) in a.iter().enumerate() {
+                let prod = q.mul(q.reduce_i64(si as i64), aj);
+                let k = (i + j) % n;
+                want[k] = if i + j < n { q.add(want[k], prod) } else { q.sub(want[k], prod) };
+            }
+        }
+        assert_eq!(got, want);
+        for x in [0u64, 1, qv - 1, qv, 2 * qv + 5, u64::MAX] {
+            assert_eq!(t.reduce(x), x % qv);
+        }
+    }
+}
