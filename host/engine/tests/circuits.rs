@@ -79,13 +79,23 @@ fn linear_transform_matches_matrix_vector_product() {
     let v: Vec<Complex> = (0..n).map(|i| Complex::new((i as f64).sin(), (i as f64 * 0.5).cos())).collect();
     let pt = enc.encode_complex(&v, log_slots, 3, ctx.params().scale()).unwrap();
     let ct = encrypt_sk(&ctx, sk, &pt, &mut rng).unwrap().expand(&ctx);
+    let lower = ev.drop_level(&ct, 2).unwrap();
     for t in &transforms {
-        let out = t.evaluate(&ev, &ct, ctx.params().scale()).unwrap();
-        assert_eq!(out.level, 2);
-        let got = enc.decode_complex(&decrypt(&ctx, sk, &out).unwrap()).unwrap();
         let want = t.diagonals().apply(&v);
-        let p = PrecisionStats::complex(&got, &want).unwrap();
-        assert!(p.min_bits() >= 25.0, "{:.1} bits", p.min_bits());
+        // Level 3, again at level 3 (the encoded diagonals from the cache), then level 2 (a new
+        // encoding replaces the cached one).
+        let first = t.evaluate(&ev, &ct, ctx.params().scale()).unwrap();
+        let again = t.evaluate(&ev, &ct, ctx.params().scale()).unwrap();
+        for (a, b) in first.c.iter().zip(&again.c) {
+            assert_eq!(a.as_slice(), b.as_slice(), "cached diagonals give the same ciphertext");
+        }
+        let low = t.evaluate(&ev, &lower, ctx.params().scale()).unwrap();
+        for (out, level) in [(first, 2), (low, 1)] {
+            assert_eq!(out.level, level);
+            let got = enc.decode_complex(&decrypt(&ctx, sk, &out).unwrap()).unwrap();
+            let p = PrecisionStats::complex(&got, &want).unwrap();
+            assert!(p.min_bits() >= 25.0, "level {level}: {:.1} bits", p.min_bits());
+        }
     }
 }
 

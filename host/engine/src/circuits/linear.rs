@@ -2,9 +2,13 @@
 //! baby-step giant-step diagonal method and hoisted baby rotations (Halevi-Shoup 2014;
 //! Bossuat et al., Eurocrypt 2021, sec. 3.3). A planner reports the rotation keys it needs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use hetune_core::ckks::{Ciphertext, Complex, Encoder};
+use hetune_core::ring::dot::{key_inner_product, KeyDigits};
+use hetune_core::ring::montgomery::Montgomery;
+use hetune_core::ring::{elementwise, RnsPoly};
 use rayon::prelude::*;
 
 use crate::evaluator::Evaluator;
@@ -88,6 +92,20 @@ pub struct LinearTransform {
     diags: Diagonals,
     log_slots: u32,
     n1: usize,
+    /// The diagonals as the products use them, for the last (level, plaintext scale) evaluated:
+    /// pre-rotated, encoded, in evaluation form and in Montgomery form (times 2^64), by index
+    /// `k`. Encoding is most of a transform's cost outside the rotations, and a bootstrapping
+    /// circuit evaluates each transform at the same level and scale every time. One entry at a
+    /// time bounds the memory to one encoding of the matrix.
+    encoded: Arc<Mutex<Option<EncodedDiagonals>>>,
+}
+
+/// One encoding of a matrix's diagonals (see [`LinearTransform`]).
+#[derive(Debug)]
+struct EncodedDiagonals {
+    level: usize,
+    scale_bits: u64,
+    diags: HashMap<usize, Arc<RnsPoly>>,
 }
 
 impl LinearTransform {
@@ -109,7 +127,7 @@ impl LinearTransform {
             }
             n1 *= 2;
         }
-        Ok(LinearTransform { diags, log_slots, n1: best.1 })
+        Ok(LinearTransform { diags, log_slots, n1: best.1, encoded: Arc::new(Mutex::new(None)) })
     }
 
     /// The matrix.
@@ -141,6 +159,44 @@ impl LinearTransform {
         steps.into_iter().collect()
     }
 
+    /// The diagonals at `level` and `pt_scale` in the form [`Self::evaluate`] multiplies by,
+    /// from the cache when they were encoded there last.
+    fn encoded_diagonals(
+        &self,
+        ev: &Evaluator,
+        level: usize,
+        pt_scale: f64,
+    ) -> Result<HashMap<usize, Arc<RnsPoly>>, Error> {
+        let mut cache = self.encoded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = cache.as_ref() {
+            if e.level == level && e.scale_bits == pt_scale.to_bits() {
+                return Ok(e.diags.clone());
+            }
+        }
+        let ctx = ev.context().clone();
+        let encoder = Encoder::new(&ctx);
+        let n = self.diags.slots;
+        let split = self.split();
+        let jobs: Vec<(usize, usize)> = split.iter().flat_map(|(&g, bs)| bs.iter().map(move |&b| (g, b))).collect();
+        let encoded: Result<HashMap<usize, Arc<RnsPoly>>, Error> = jobs
+            .par_iter()
+            .map(|&(g, b)| {
+                let d = &self.diags.diags[&(g + b)];
+                // Pre-rotated right by g so the giant rotation can come last.
+                let shifted: Vec<Complex> = (0..n).map(|i| d[(i + n - g % n) % n]).collect();
+                let mut poly = encoder.encode_complex(&shifted, self.log_slots, level, pt_scale)?.poly;
+                for (i, q) in ctx.q()[..=level].iter().enumerate() {
+                    let r = q.reduce_u128(1u128 << 64);
+                    elementwise::mul_shoup_assign(q, poly.limb_mut(i), r, q.shoup(r));
+                }
+                Ok((g + b, Arc::new(poly)))
+            })
+            .collect();
+        let encoded = encoded?;
+        *cache = Some(EncodedDiagonals { level, scale_bits: pt_scale.to_bits(), diags: encoded.clone() });
+        Ok(encoded)
+    }
+
     /// `M ct`, consuming one level; the result has exactly `out_scale`. The diagonals are encoded
     /// at the scale `out_scale * q_l / ct.scale`, so large matrix entries lose no precision.
     pub fn evaluate(&self, ev: &Evaluator, ct: &Ciphertext, out_scale: f64) -> Result<Ciphertext, Error> {
@@ -150,7 +206,6 @@ impl LinearTransform {
         if ct.level == 0 {
             return Err(Error::LevelExhausted { op: "linear transform", level: 0 });
         }
-        let n = self.diags.slots;
         let level = ct.level;
         let pt_scale = out_scale * ev.rescale_scale(level) / ct.scale;
         let split = self.split();
@@ -161,23 +216,31 @@ impl LinearTransform {
         let rotated = ev.rotate_hoisted(ct, &babies)?;
         let baby_index: BTreeMap<i64, usize> = babies.iter().enumerate().map(|(i, &b)| (b, i)).collect();
         let ctx = ev.context().clone();
-        let encoder = Encoder::new(&ctx);
         let giants: Vec<(usize, Vec<usize>)> = split.into_iter().collect();
-        let moduli = &ctx.q()[..=level];
+        let diags = self.encoded_diagonals(ev, level, pt_scale)?;
+        let n_ring = ctx.n();
         let partial: Vec<Result<Ciphertext, Error>> = giants
             .par_iter()
             .map(|(g, bs)| {
-                // Sum of rotated ciphertexts times diagonals, with 128-bit lazy accumulation:
-                // one reduction per coefficient instead of one per product.
-                let mut acc = LazyAcc::new(ctx.n(), level + 1);
-                for &b in bs {
-                    let d = &self.diags.diags[&(g + b)];
-                    // Pre-rotate the diagonal right by g so the giant rotation can come last.
-                    let shifted: Vec<Complex> = (0..n).map(|i| d[(i + n - g % n) % n]).collect();
-                    let pt = encoder.encode_complex(&shifted, self.log_slots, level, pt_scale)?;
-                    acc.mul_add(&rotated[baby_index[&(b as i64)]], &pt.poly, moduli);
-                }
-                let mut acc = acc.finish(moduli, ct.scale * pt_scale, ct.log_slots);
+                // sum_b rot_b(ct) * diag_{g+b} per limb: the diagonals are in Montgomery form,
+                // so the key inner product's kernel (two dot products sharing a left operand,
+                // reduced once per coefficient) gives the plain products' sum.
+                let mut acc = crate::evaluator::zero_ciphertext(n_ring, 2, level, ct.scale * pt_scale, ct.log_slots);
+                let (a0, a1) = acc.c.split_at_mut(1);
+                a0[0].as_mut_slice()[..(level + 1) * n_ring]
+                    .par_chunks_exact_mut(n_ring)
+                    .zip(a1[0].as_mut_slice()[..(level + 1) * n_ring].par_chunks_exact_mut(n_ring))
+                    .enumerate()
+                    .for_each(|(i, (o0, o1))| {
+                        let x: Vec<&[u64]> = bs.iter().map(|b| diags[&(g + b)].limb(i)).collect();
+                        let rot = |p: usize| -> Vec<&[u64]> {
+                            bs.iter().map(|&b| rotated[baby_index[&(b as i64)]].c[p].limb(i)).collect()
+                        };
+                        let (kb, ka) = (rot(0), rot(1));
+                        let q = &ctx.q()[i];
+                        let d = KeyDigits { x: &x, perm: None, kb: &kb, ka: &ka };
+                        key_inner_product(q, &Montgomery::new(q), &d, 0, o0, o1);
+                    });
                 if *g != 0 {
                     acc = ev.rotate(&acc, *g as i64)?;
                 }
@@ -196,59 +259,5 @@ impl LinearTransform {
         ev.rescale_assign(&mut out)?;
         ev.snap_scale(&mut out, out_scale)?;
         Ok(out)
-    }
-}
-
-/// `sum_k ct_k * pt_k` over one level's limbs, products accumulated in 128 bits and reduced
-/// every 15 terms (products are below 2^124).
-struct LazyAcc {
-    n: usize,
-    acc: [Vec<u128>; 2],
-    terms: usize,
-}
-
-impl LazyAcc {
-    fn new(n: usize, limbs: usize) -> Self {
-        LazyAcc { n, acc: [vec![0u128; n * limbs], vec![0u128; n * limbs]], terms: 0 }
-    }
-
-    fn mul_add(&mut self, ct: &Ciphertext, pt: &hetune_core::ring::RnsPoly, moduli: &[hetune_core::ring::Modulus]) {
-        let n = self.n;
-        let fold = self.terms % 15 == 14;
-        for (acc, c) in self.acc.iter_mut().zip(&ct.c) {
-            for (i, q) in moduli.iter().enumerate() {
-                let a = &mut acc[i * n..(i + 1) * n];
-                let x = &c.limb(i)[..n];
-                let y = &pt.limb(i)[..n];
-                for ((s, &u), &v) in a.iter_mut().zip(x).zip(y) {
-                    *s += u as u128 * v as u128;
-                }
-                if fold {
-                    for s in a.iter_mut() {
-                        *s = q.reduce_u128(*s) as u128;
-                    }
-                }
-            }
-        }
-        self.terms += 1;
-    }
-
-    fn finish(self, moduli: &[hetune_core::ring::Modulus], scale: f64, log_slots: u32) -> Ciphertext {
-        let n = self.n;
-        let limbs = moduli.len();
-        let c = self
-            .acc
-            .iter()
-            .map(|acc| {
-                let mut p = hetune_core::ring::RnsPoly::zero(n, limbs);
-                for (i, q) in moduli.iter().enumerate() {
-                    for (o, &s) in p.limb_mut(i).iter_mut().zip(&acc[i * n..(i + 1) * n]) {
-                        *o = q.reduce_u128(s);
-                    }
-                }
-                p
-            })
-            .collect();
-        Ciphertext { c, level: limbs - 1, scale, log_slots }
     }
 }
