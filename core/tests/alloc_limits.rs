@@ -9,7 +9,7 @@ mod common;
 
 use common::alloc::{peak_of, FOUND, SCAN};
 use common::records::{header_len, records};
-use hetune_core::ckks::encoder::encode_compact;
+use hetune_core::ckks::encoder::encode_coeffs;
 use hetune_core::ckks::stream::{stream_encrypt_sk, StreamMode, StreamPlaintext, StreamWork};
 use hetune_core::ckks::Complex;
 use hetune_core::rlwe::{Context, SecretKey};
@@ -65,7 +65,7 @@ fn a_ciphertext_header_of_the_largest_preset_allocates_nothing_large() {
     let mut rng = ChaCha20Rng::seed_from_u64(12);
     let sk = SecretKey::generate(params, &mut rng);
     let mut msg = vec![0f64; 2 << 3];
-    encode_compact(3, params.scale(), 8, |j| Complex::new(j as f64 / 8.0, 0.0), &mut msg).unwrap();
+    encode_coeffs(3, params.scale(), 8, |j| Complex::new(j as f64 / 8.0, 0.0), &mut msg).unwrap();
     let mut rec = Vec::new();
     let mut work = StreamWork::new(params.n(), StreamMode::SecretKey);
     let spt = StreamPlaintext { coeffs: &msg, log_slots: 3, level: params.max_level(), scale: params.scale() };

@@ -1,7 +1,7 @@
 //! One record of every kind the wire format has, with its reader, for the allocation, mutation
 //! and fuzz tests.
 
-use hetune_core::ckks::encoder::encode_compact;
+use hetune_core::ckks::encoder::encode_coeffs;
 use hetune_core::ckks::stream::{stream_encrypt_sk, stream_public_key, StreamMode, StreamPlaintext, StreamWork};
 use hetune_core::ckks::{encrypt_pk, encrypt_sk, Complex, Encoder};
 use hetune_core::ring::automorphism::galois_element_for_step;
@@ -88,7 +88,7 @@ pub fn records<'a>(ctx: &'a Context, sk: &SecretKey, rng: &mut ChaCha20Rng) -> V
     write_seeded_ciphertext(&mut b, params, &encrypt_sk(ctx, sk, &pt, rng).unwrap()).unwrap();
     add("seeded ciphertext", b, Box::new(move |s, l| read_ct(s, ctx, l)));
     let mut msg = vec![0f64; 2 << 6];
-    encode_compact(6, params.scale(), 64, |j| Complex::new(vals[j], 0.0), &mut msg).unwrap();
+    encode_coeffs(6, params.scale(), 64, |j| Complex::new(vals[j], 0.0), &mut msg).unwrap();
     let mut b = Vec::new();
     let mut work = StreamWork::new(params.n(), StreamMode::SecretKey);
     let spt = StreamPlaintext { coeffs: &msg, log_slots: 6, level: params.max_level(), scale: params.scale() };
