@@ -26,7 +26,7 @@ fn peak_allocation_is_within_the_limit_for_every_record_kind() {
     let limits = Limits::for_params(ctx.params());
     let n = ctx.n() as u64;
     let recs = records(&ctx, &sk, &mut rng);
-    assert_eq!(recs.len(), 12);
+    assert_eq!(recs.len(), 14);
     for rec in &recs {
         let (res, peak) = peak_of(|| (rec.decode)(&rec.bytes, &limits));
         res.unwrap_or_else(|e| panic!("{}: {e}", rec.name));

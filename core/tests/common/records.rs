@@ -5,7 +5,9 @@ use hetune_core::ckks::encoder::encode_coeffs;
 use hetune_core::ckks::stream::{stream_encrypt_sk, stream_public_key, StreamMode, StreamPlaintext, StreamWork};
 use hetune_core::ckks::{encrypt_pk, encrypt_sk, Complex, Encoder};
 use hetune_core::ring::automorphism::galois_element_for_step;
-use hetune_core::rlwe::{Context, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
+use hetune_core::rlwe::encapsulation::ENCAPSULATION_WEIGHT;
+use hetune_core::rlwe::sampling::sparse_ternary;
+use hetune_core::rlwe::{Context, EncapsulationKey, PublicKey, SecretKey, SwitchingKey, SwitchingKind};
 use hetune_core::wire::*;
 use hetune_core::{Error, Parameters, ParametersLiteral, SecretDistribution, Security};
 use rand_chacha::ChaCha20Rng;
@@ -79,6 +81,12 @@ pub fn records<'a>(ctx: &'a Context, sk: &SecretKey, rng: &mut ChaCha20Rng) -> V
         write_switching_key(&mut b, params, &key).unwrap();
         add(name, b, Box::new(move |s, l| read_switching_key(&mut &s[..], ctx, l).map(drop)));
     }
+    let mut sparse = vec![0i8; params.n()];
+    sparse_ternary(rng, ENCAPSULATION_WEIGHT, &mut sparse);
+    let key = EncapsulationKey::generate(ctx, sk, &SecretKey::from_coeffs(sparse), rng).unwrap();
+    let mut b = Vec::new();
+    write_encapsulation_key(&mut b, params, &key).unwrap();
+    add("encapsulation key", b, Box::new(move |s, l| read_encapsulation_key(&mut &s[..], ctx, l).map(drop)));
     let read_ct: fn(&[u8], &Context, &Limits) -> Result<(), Error> =
         |s, ctx, l| read_ciphertext(&mut &s[..], ctx, l).map(drop);
     let mut b = Vec::new();
@@ -112,5 +120,13 @@ pub fn records<'a>(ctx: &'a Context, sk: &SecretKey, rng: &mut ChaCha20Rng) -> V
     let mut b = Vec::new();
     write_tensor_header(&mut b, params, &t).unwrap();
     add("tensor header", b, Box::new(move |s, l| read_tensor_header(&mut &s[..], ctx, l).map(drop)));
+    let t = TensorHeader { layout: TensorLayout::Blocks, block_rows: 32, block_cols: 16, count: 2, ..t };
+    let mut b = Vec::new();
+    write_block_tensor_header(&mut b, params, &t, &BlockLayout { pad_c: 8, tiling: 2, level: 2 }).unwrap();
+    add(
+        "tensor header with a block layout",
+        b,
+        Box::new(move |s, l| read_tensor_header_with_layout(&mut &s[..], ctx, l).map(drop)),
+    );
     out
 }

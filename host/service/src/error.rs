@@ -165,6 +165,12 @@ pub enum KeyFileProblem {
         /// The file's permission bits.
         mode: u32,
     },
+    /// A secret key outside the owner's folder of a key directory (beside the public bundle).
+    #[error("a secret key beside the public bundle: move it to owner/secret.key (hetune keygen keeps owner/ and server/ apart) so it is never sent with server/")]
+    Misplaced,
+    /// Something other than a directory where the owner's key folder should be.
+    #[error("is not a directory")]
+    NotADirectory,
     /// A file too large to be a secret key.
     #[error("{bytes} bytes is too large for a secret key file")]
     TooLarge {

@@ -65,12 +65,17 @@ fn n16_boot_round_trip_of_a_1000_by_16_matrix() {
     let keys = dir.join("keys");
     let x = sample_f64(&dir);
     ok(&["keygen", "--preset", "n16-boot", "--out", s(&keys)]);
-    assert!(keys.join("secret.key").exists() && keys.join("public.bundle").exists());
+    // The owner's and the server's files in separate folders: nothing but the bundle in server/.
+    assert!(keys.join("owner/secret.key").exists() && keys.join("server/public.bundle").exists());
+    let server: Vec<_> = std::fs::read_dir(keys.join("server")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(server, ["public.bundle"]);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(keys.join("secret.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(keys.join("owner/secret.key")).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "secret key readable by others");
+        let mode = std::fs::metadata(keys.join("owner")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "owner folder open to others");
     }
     let seeded = dir.join("x.hct");
     let full = dir.join("x.full.hct");
@@ -197,7 +202,7 @@ fn bad_input_gives_one_line_errors() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let secret = keys.join("secret.key");
+        let secret = keys.join("owner/secret.key");
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         // A key file others can read (or write) is refused, as ssh does.
         for bad_mode in [0o644, 0o620, 0o604] {
@@ -221,6 +226,17 @@ fn bad_input_gives_one_line_errors() {
         assert!(!std::fs::symlink_metadata(&secret).unwrap().file_type().is_symlink());
         assert_eq!(mode(&secret), 0o600);
         ok(&["encrypt", "--keys", s(&keys), "--input", s(&x), "--out", s(&ct), INSECURE]);
+        // The server's folder alone encrypts with the public key (what a server or a sensor has).
+        ok(&["encrypt", "--keys", s(&keys.join("server")), "--input", s(&x), "--out", s(&ct), INSECURE]);
+        // A secret key beside the bundle (the old layout, or a copy put there) is refused.
+        std::fs::copy(&secret, keys.join("server/secret.key")).unwrap();
+        let err = fails(&["decrypt", "--keys", s(&keys), "--input", s(&ct), "--out", s(&dir.join("o.npy")), INSECURE]);
+        assert!(err.contains("beside the public bundle"), "{err}");
+        std::fs::remove_file(keys.join("server/secret.key")).unwrap();
+        // A world-readable owner folder is made private again by keygen.
+        std::fs::set_permissions(keys.join("owner"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        ok(&["keygen", "--preset", "test-n12", "--out", s(&keys), INSECURE]);
+        assert_eq!(mode(&keys.join("owner")), 0o700);
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

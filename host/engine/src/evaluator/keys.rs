@@ -16,11 +16,11 @@ use hetune_core::ring::montgomery::Montgomery;
 use hetune_core::ring::RnsPoly;
 use hetune_core::rlwe::keys::SecretPoly;
 use hetune_core::rlwe::sampling::{fresh_seed, sparse_ternary};
-use hetune_core::rlwe::{Context, EncapsulationKey, SecretKey, SwitchingKey, SwitchingKind};
-use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
+use hetune_core::rlwe::{Context, EncapsulationKey, SecretKey, SecretRng, SwitchingKey, SwitchingKind};
+use rand_core::{CryptoRng, RngCore};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::Error;
 
@@ -116,7 +116,11 @@ impl EncapsulationKeys {
         rng: &mut R,
     ) -> Result<Self, Error> {
         let n = ctx.n();
-        let mut r = ChaCha20Rng::from_seed(fresh_seed(rng));
+        // The generator that makes the sparse secret and the keys' errors: its seed and its whole
+        // state are wiped when they go out of scope (`SecretRng`), so neither can regenerate the
+        // sparse secret from freed memory.
+        let seed = Zeroizing::new(fresh_seed(rng));
+        let mut r = SecretRng::new(&seed);
         let mut sparse = vec![0i8; n];
         sparse_ternary(&mut r, weight, &mut sparse);
         let s_sparse = SecretKey::from_coeffs(sparse);
@@ -193,13 +197,14 @@ impl EvaluationKeys {
             kinds.push(SwitchingKind::Relinearization);
         }
         kinds.extend(request.galois_elements(n).into_iter().map(SwitchingKind::Galois));
-        // One ChaCha20 stream per key, seeded in order from the caller's CSPRNG.
-        let seeds: Vec<[u8; 32]> = kinds.iter().map(|_| fresh_seed(rng)).collect();
+        // One ChaCha20 stream per key, seeded in order from the caller's CSPRNG. The seeds
+        // regenerate the keys' errors, so they and each generator's state are wiped after use.
+        let seeds: Zeroizing<Vec<[u8; 32]>> = Zeroizing::new(kinds.iter().map(|_| fresh_seed(rng)).collect());
         let keys: Vec<SwitchingKey> = kinds
             .par_iter()
-            .zip(seeds)
+            .zip(seeds.par_iter())
             .map(|(kind, seed)| {
-                let mut r = ChaCha20Rng::from_seed(seed);
+                let mut r = SecretRng::new(seed);
                 let key = match *kind {
                     SwitchingKind::Galois(g) => SwitchingKey::galois(ctx, sk, g, &mut r),
                     _ => SwitchingKey::relinearization(ctx, sk, &mut r),

@@ -7,11 +7,11 @@
 use std::io::{BufRead, Write};
 
 use hetune_core::ckks::{encrypt_sk, Ciphertext, Encoder};
-use hetune_core::rlwe::{Context, SecretKey};
+use hetune_core::rlwe::{Context, SecretKey, SecretRng};
 use hetune_core::wire::{self, BlockLayout, Limits, TensorHeader, TensorLayout};
 use hetune_core::Error as CoreError;
-use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
 use rayon::prelude::*;
 
 use super::ops::LevelOnly;
@@ -103,22 +103,26 @@ impl EncMatrix<Ciphertext> {
             return Err(Error::LevelAboveTop { level, top: params.max_level() });
         }
         let slot_blocks = packing.pack(data, rows, cols, tiling)?;
-        let seeds: Vec<[u8; 32]> = slot_blocks
-            .iter()
-            .map(|_| {
-                let mut s = [0u8; 32];
-                rng.fill_bytes(&mut s);
-                s
-            })
-            .collect();
+        // Each block's encryption randomness (the errors, with which the secret follows from the
+        // ciphertext) comes from its own seed: the seeds and the generators' states are wiped.
+        let seeds: Zeroizing<Vec<[u8; 32]>> = Zeroizing::new(
+            slot_blocks
+                .iter()
+                .map(|_| {
+                    let mut s = [0u8; 32];
+                    rng.fill_bytes(&mut s);
+                    s
+                })
+                .collect(),
+        );
         let encoder = Encoder::new(ctx);
         let log_slots = packing.slots().trailing_zeros();
         let blocks = slot_blocks
             .par_iter()
-            .zip(seeds)
+            .zip(seeds.par_iter())
             .map(|(v, seed)| {
                 let pt = encoder.encode_real(v, log_slots, level, params.scale())?;
-                Ok(encrypt_sk(ctx, sk, &pt, &mut ChaCha20Rng::from_seed(seed))?.expand(ctx))
+                Ok(encrypt_sk(ctx, sk, &pt, &mut SecretRng::new(seed))?.expand(ctx))
             })
             .collect::<Result<Vec<_>>>()?;
         Self::new(rows, cols, packing, tiling, blocks)

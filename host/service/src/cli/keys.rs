@@ -75,8 +75,9 @@ pub(super) fn run(a: KeygenArgs<'_>) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let (s, p) = key_paths(a.out);
-    println!("secret key (owner only): {}", s.display());
-    println!("public bundle (send to the server): {} ({:.1} MB)", p.display(), bytes as f64 / 1e6);
+    println!("secret key (owner only, never sent): {}", s.display());
+    let server = p.parent().unwrap_or(a.out);
+    println!("public bundle: {} ({:.1} MB); send the folder {} to the server", p.display(), bytes as f64 / 1e6, server.display());
     println!("keygen took {:.2} s", start.elapsed().as_secs_f64());
     Ok(())
 }

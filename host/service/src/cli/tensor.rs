@@ -12,7 +12,7 @@ use rand_core::SeedableRng;
 
 use crate::error::{Error, Result};
 use crate::io::dataset::read_labels;
-use crate::io::keys::{load_owner, load_public, SECRET_FILE};
+use crate::io::keys::{load_owner, load_public, secret_path};
 use crate::io::matrix::{decrypt_npy, encrypt_npy, one_hot, read_encrypted, tensor_layout, write_encrypted};
 use crate::io::npy::{read_matrix, write_matrix, Matrix};
 use crate::io::tensor::{decrypt_matrix, encrypt_matrix, EncryptOptions, EncryptionKey};
@@ -29,7 +29,7 @@ pub(super) fn encrypt(
     let m = read_matrix(input)?;
     let mut rng = ChaCha20Rng::from_os_rng();
     let start = Instant::now();
-    let use_secret = !public && keys.join(SECRET_FILE).exists();
+    let use_secret = !public && secret_path(keys).exists();
     let stats = if use_secret {
         let owner = load_owner(keys, security)?;
         let level = level.unwrap_or(owner.ctx.params().default_level());

@@ -20,10 +20,50 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, KeyFileProblem, Result};
 
-/// File name of the owner's secret key inside a key directory.
+/// File name of the owner's secret key (inside a key directory's [`OWNER_DIR`]).
 pub const SECRET_FILE: &str = "secret.key";
-/// File name of the public bundle inside a key directory.
+/// File name of the public bundle (inside a key directory's [`SERVER_DIR`]).
 pub const PUBLIC_FILE: &str = "public.bundle";
+/// The owner's part of a key directory: `secret.key`, mode 0700, never sent anywhere.
+pub const OWNER_DIR: &str = "owner";
+/// The server's part of a key directory: `public.bundle`, the folder to send to the server.
+pub const SERVER_DIR: &str = "server";
+
+/// Where the owner's secret key of key directory `dir` lives: `dir/owner/secret.key`.
+pub fn secret_path(dir: &Path) -> PathBuf {
+    dir.join(OWNER_DIR).join(SECRET_FILE)
+}
+
+/// Where the public bundle of `dir` lives: `dir/public.bundle` when `dir` is a server folder
+/// (what the owner sent: the key directory's `server/`), else `dir/server/public.bundle`.
+pub fn public_path(dir: &Path) -> PathBuf {
+    let direct = dir.join(PUBLIC_FILE);
+    if direct.is_file() {
+        direct
+    } else {
+        dir.join(SERVER_DIR).join(PUBLIC_FILE)
+    }
+}
+
+/// Creates `dir` if needed with mode 0700 (owner only) and makes an existing one 0700 too.
+fn private_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        b.mode(0o700);
+        b.create(dir).map_err(|e| Error::io(dir, e))?;
+        let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::io(dir, e))?;
+        if !meta.is_dir() {
+            return Err(Error::KeyFile { path: dir.to_path_buf(), problem: KeyFileProblem::NotADirectory });
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(dir, e))?;
+    }
+    #[cfg(not(unix))]
+    b.create(dir).map_err(|e| Error::io(dir, e))?;
+    Ok(())
+}
 
 /// What a server receives: the public key and the evaluation keys.
 pub struct PublicBundle {
@@ -93,9 +133,10 @@ fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<()> {
     f.sync_all().map_err(|e| Error::io(path, e))
 }
 
-/// Generates the owner's secret key for `params` and the keys of `request`, and writes
-/// `dir/secret.key` and `dir/public.bundle`. Returns the size in bytes of the public bundle.
-/// `progress(done, total)` reports key progress.
+/// Generates the owner's secret key for `params` and the keys of `request`, and writes them to
+/// two separate places: `dir/owner/secret.key` (the folder made mode 0700, the file 0600) and
+/// `dir/server/public.bundle` (the folder to send to the server, nothing secret in it). Returns
+/// the size in bytes of the public bundle. `progress(done, total)` reports key progress.
 pub fn generate_key_dir<R: RngCore + CryptoRng>(
     dir: &Path,
     params: &Parameters,
@@ -106,7 +147,10 @@ pub fn generate_key_dir<R: RngCore + CryptoRng>(
     if request.encapsulation.is_some() && params.boot_limbs() == 0 {
         return Err(Error::NotBootstrappable(params.name().to_string()));
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let (secret_path, public_path) = key_paths(dir);
+    private_dir(&dir.join(OWNER_DIR))?;
+    let server_dir = dir.join(SERVER_DIR);
+    std::fs::create_dir_all(&server_dir).map_err(|e| Error::io(&server_dir, e))?;
     let ctx = Context::new(params.clone())?;
     let sk = SecretKey::generate(params, rng);
 
@@ -117,10 +161,8 @@ pub fn generate_key_dir<R: RngCore + CryptoRng>(
     let mut secret_bytes = Zeroizing::new(Vec::with_capacity(secret_len));
     secret_bytes.extend_from_slice(&params_record);
     wire::export_secret_key_owner_copy(&mut *secret_bytes, params, &sk)?;
-    let secret_path = dir.join(SECRET_FILE);
     write_secret_file(&secret_path, &secret_bytes)?;
 
-    let public_path = dir.join(PUBLIC_FILE);
     let mut w = IoSink(create(&public_path)?);
     wire::write_parameters(&mut w, params)?;
     let pk = PublicKey::generate(&ctx, &sk, rng);
@@ -167,11 +209,21 @@ pub struct OwnerKeys {
 /// Largest secret-key file read (an N = 2^17 key is 32 KiB plus the parameter record).
 const MAX_SECRET_FILE: u64 = 1 << 20;
 
-/// Loads `dir/secret.key` under `security`. Like ssh, it refuses a key file that others may read
-/// or write (any group or other permission bit), checked on the opened file. The file is read
-/// into a wiped buffer of its exact size and decoded from there.
+/// Loads `dir/owner/secret.key` under `security`. Like ssh, it refuses a key file that others
+/// may read or write (any group or other permission bit), checked on the opened file. The file
+/// is read into a wiped buffer of its exact size and decoded from there. A `secret.key` lying
+/// beside a bundle (the layout before the owner's and the server's parts were separated) is
+/// refused with the way to fix it, so a secret never sits in the folder that goes to the server.
 pub fn load_owner(dir: &Path, security: Security) -> Result<OwnerKeys> {
-    let path = dir.join(SECRET_FILE);
+    let path = secret_path(dir);
+    let misplaced = dir.join(SECRET_FILE);
+    if !path.exists() && misplaced.exists() {
+        return Err(Error::KeyFile { path: misplaced, problem: KeyFileProblem::Misplaced });
+    }
+    if public_path(dir).parent().is_some_and(|server| server.join(SECRET_FILE).exists()) {
+        let path = public_path(dir).with_file_name(SECRET_FILE);
+        return Err(Error::KeyFile { path, problem: KeyFileProblem::Misplaced });
+    }
     let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
     let meta = f.metadata().map_err(|e| Error::io(&path, e))?;
     #[cfg(unix)]
@@ -228,7 +280,7 @@ struct Contents<S, E> {
     to_sparse: Option<E>,
 }
 
-/// Reads `dir/public.bundle` record by record under `security` (after the public key only when
+/// Reads the public bundle of `dir` ([`public_path`]) record by record under `security` (after the public key only when
 /// `with_eval`), keeping each evaluation key as `keep(offset, key)` or `keep_enc(offset, key)`.
 /// Each record may cost at most what the largest record of the set needs
 /// ([`Limits::for_params`]).
@@ -239,7 +291,7 @@ fn scan_bundle<S, E>(
     keep: impl Fn(u64, SwitchingKey) -> S,
     keep_enc: impl Fn(u64, hetune_core::rlwe::EncapsulationKey) -> E,
 ) -> Result<(PathBuf, Context, Contents<S, E>)> {
-    let path = dir.join(PUBLIC_FILE);
+    let path = public_path(dir);
     let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
     let mut src = IoSource(Counting { inner: BufReader::with_capacity(1 << 16, f), pos: 0 });
     let params = read_params(&mut src, &path, security)?;
@@ -278,7 +330,7 @@ fn unexpected(path: &Path) -> Error {
     wrap(path, hetune_core::Error::Malformed("unexpected record in a key bundle"))
 }
 
-/// Loads `dir/public.bundle`; with `with_eval` false it stops after the public key.
+/// Loads the public bundle of `dir` ([`public_path`]); with `with_eval` false it stops after the public key.
 ///
 /// Insecure parameters are refused unless `security` opts in.
 pub fn load_public(dir: &Path, with_eval: bool, security: Security) -> Result<PublicBundle> {
@@ -288,7 +340,7 @@ pub fn load_public(dir: &Path, with_eval: bool, security: Security) -> Result<Pu
     Ok(PublicBundle { ctx, pk: c.pk, eval: EvaluationKeys { relin: c.relin, galois: c.galois, encapsulation } })
 }
 
-/// The evaluation keys of a `public.bundle` kept in the file: an index of record offsets made
+/// The evaluation keys of a public bundle kept in the file: an index of record offsets made
 /// by one pass over the file, each key read again when the evaluator asks for it (with
 /// [`hetune_engine::evaluator::Evaluator::with_store`]), so a server need not hold gigabytes of
 /// bootstrapping keys in memory.
@@ -300,7 +352,7 @@ pub struct BundleStore {
 }
 
 impl BundleStore {
-    /// Indexes `dir/public.bundle` (every record is read and checked once) under `security`.
+    /// Indexes the public bundle of `dir` ([`public_path`]; every record is read and checked once) under `security`.
     pub fn open(dir: &Path, security: Security) -> Result<Self> {
         let (path, ctx, index) = scan_bundle(dir, security, true, |offset, _| offset, |offset, _| offset)?;
         let limits = Limits::for_params(ctx.params());
@@ -366,7 +418,8 @@ impl KeyStore for BundleStore {
     }
 }
 
-/// Path of a key directory's files, for messages.
+/// Where [`generate_key_dir`] writes the files of key directory `dir`: the owner's secret key
+/// and the server's bundle, in separate folders.
 pub fn key_paths(dir: &Path) -> (PathBuf, PathBuf) {
-    (dir.join(SECRET_FILE), dir.join(PUBLIC_FILE))
+    (secret_path(dir), dir.join(SERVER_DIR).join(PUBLIC_FILE))
 }

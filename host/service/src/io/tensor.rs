@@ -6,10 +6,10 @@ use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
 use hetune_core::ckks::{encrypt_pk, encrypt_sk, Encoder};
-use hetune_core::rlwe::{Context, PublicKey, SecretKey};
+use hetune_core::rlwe::{Context, PublicKey, SecretKey, SecretRng};
 use hetune_core::wire::{self, Limits, TensorHeader, TensorLayout};
-use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
 use rayon::prelude::*;
 
 use super::npy::{Dtype, Matrix};
@@ -83,18 +83,22 @@ pub fn encrypt_matrix<R: RngCore + CryptoRng>(
     while chunk < count {
         let end = (chunk + batch_size()).min(count);
         // Seeds drawn in order from the caller's CSPRNG, so the output does not depend on threads.
-        let seeds: Vec<[u8; 32]> = (chunk..end)
-            .map(|_| {
-                let mut s = [0u8; 32];
-                rng.fill_bytes(&mut s);
-                s
-            })
-            .collect();
+        // They regenerate the encryption errors (with which the key follows from a ciphertext),
+        // so the seeds and each generator's state are wiped.
+        let seeds: Zeroizing<Vec<[u8; 32]>> = Zeroizing::new(
+            (chunk..end)
+                .map(|_| {
+                    let mut s = [0u8; 32];
+                    rng.fill_bytes(&mut s);
+                    s
+                })
+                .collect(),
+        );
         let records: Vec<Result<Vec<u8>>> = (chunk..end)
             .into_par_iter()
-            .zip(seeds.into_par_iter())
+            .zip(seeds.par_iter())
             .map(|(c, seed)| {
-                let mut crng = ChaCha20Rng::from_seed(seed);
+                let mut crng = SecretRng::new(seed);
                 let lo = (c * slots).min(m.data.len());
                 let hi = ((c + 1) * slots).min(m.data.len());
                 let pt = encoder.encode_real(&m.data[lo..hi], log_slots, opts.level, scale)?;
