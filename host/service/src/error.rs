@@ -144,6 +144,9 @@ pub enum NpyProblem {
     /// A shape whose element count overflows.
     #[error("shape overflows")]
     ShapeOverflow,
+    /// A header longer than the file.
+    #[error("header larger than the file")]
+    HeaderLargerThanFile,
     /// A shape larger than the file.
     #[error("shape larger than the file")]
     ShapeLargerThanFile,

@@ -24,7 +24,21 @@ use hetune_core::Security;
 use libfuzzer_sys::fuzz_target;
 
 thread_local! {
-    static STATE: state::State = state::State::new(&work_dir());
+    static STATE: state::State = {
+        let s = state::State::new(&work_dir());
+        // Seed corpus: with HETUNE_HOST_CORPUS=DIR, the well-formed files, as they are and with
+        // the repair flags, go to DIR on the first execution (run once with -runs=1, then fuzz DIR).
+        if let Some(dir) = std::env::var_os("HETUNE_HOST_CORPUS") {
+            std::fs::create_dir_all(&dir).unwrap();
+            for (i, parts) in s.seeds.iter().enumerate() {
+                for flags in [0u8, 3] {
+                    let name = format!("{:02}-{}-{flags}", i, state::KINDS[i].replace(' ', "_"));
+                    std::fs::write(PathBuf::from(&dir).join(name), state::encode_input(i as u8, flags, parts)).unwrap();
+                }
+            }
+        }
+        s
+    };
 }
 
 /// A private working directory for this process (in memory where /dev/shm exists).

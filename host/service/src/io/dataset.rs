@@ -3,7 +3,6 @@
 //! check done before any heavy work: widths that differ between splits, labels out of range or
 //! of the wrong count, files that are not what they claim.
 
-use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -34,8 +33,7 @@ pub struct Splits {
 /// Reads a 1-D `<i8` label file, its length checked against the file before allocating.
 pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
     let bad = |problem: NpyProblem| Error::Npy { path: path.to_path_buf(), problem };
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let (file, len) = super::npy::open_npy(path)?;
     let npy = npyz::NpyFile::new(BufReader::new(file)).map_err(|e| bad(NpyProblem::Read(e)))?;
     let descr = match npy.dtype() {
         npyz::DType::Plain(t) => t.to_string(),

@@ -37,10 +37,34 @@ fn bad(path: &Path, problem: NpyProblem) -> Error {
     Error::Npy { path: path.to_path_buf(), problem }
 }
 
+/// Opens an npy file whose header fits in it: the header's declared length (16 bits in format
+/// 1.0, 32 bits in 2.0 and 3.0) is checked against the file before the npy reader allocates a
+/// buffer of that length (the host fuzz target found a 105-byte file whose header claimed 662 MB).
+/// Returns the file, rewound, and its length.
+pub(crate) fn open_npy(path: &Path) -> Result<(File, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut pre = [0u8; 12];
+    let got = file.read(&mut pre).map_err(|e| Error::io(path, e))?;
+    let header_end = match (got, &pre[..6], pre[6]) {
+        (10.., b"\x93NUMPY", 1) => 10 + u64::from(u16::from_le_bytes([pre[8], pre[9]])),
+        (12.., b"\x93NUMPY", 2 | 3) => 12 + u64::from(u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]])),
+        _ => {
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidData, "not an npy file (magic or version)");
+            return Err(bad(path, NpyProblem::Read(e)));
+        }
+    };
+    if header_end > file_len {
+        return Err(bad(path, NpyProblem::HeaderLargerThanFile));
+    }
+    file.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
+    Ok((file, file_len))
+}
+
 /// Reads a 1-D or 2-D f32/f64 array. A 1-D array of length n becomes a 1 x n matrix.
 pub fn read_matrix(path: &Path) -> Result<Matrix> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let (file, file_len) = open_npy(path)?;
     let npy = npyz::NpyFile::new(BufReader::new(file)).map_err(|e| bad(path, NpyProblem::Read(e)))?;
     if npy.order() != npyz::Order::C {
         return Err(bad(path, NpyProblem::FortranOrder));
