@@ -61,3 +61,47 @@ fn npy_shapes_larger_than_the_file_are_refused() {
     let err = read_matrix(&path).unwrap_err();
     assert!(matches!(&err, Error::Npy { problem: NpyProblem::ShapeLargerThanFile, .. }), "{err}");
 }
+
+#[path = "../../../core/tests/common/alloc.rs"]
+#[allow(dead_code)]
+mod alloc;
+#[path = "../../../core/tests/common/fixup.rs"]
+mod fixup;
+#[path = "../fuzz/src/state.rs"]
+#[allow(dead_code)]
+mod state;
+
+/// Mutants per file kind (six kinds).
+const MUTANTS: usize = 400;
+
+/// The host fuzz target's check, seeded, inside `cargo test`: mutants of every file kind the
+/// host reads (repaired half of the time so they pass the checksums) give a value or a typed
+/// error, never a panic, and stay within the target's allocation bound.
+#[test]
+fn mutants_of_every_host_file_fail_typed_within_their_bound() {
+    use rand_core::{RngCore, SeedableRng};
+    let dir = std::env::temp_dir().join(format!("hetune-host-mutants-{}", std::process::id()));
+    let s = state::State::new(&dir);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0x686f_7374);
+    let mut failures = Vec::new();
+    for (kind, parts) in s.seeds.iter().enumerate() {
+        // The well-formed file reads back.
+        let whole: Vec<u8> = parts.concat();
+        s.execute(kind, &whole).unwrap();
+        for i in 0..MUTANTS {
+            let flags = (rng.next_u32() % 4) as u8;
+            let mutant = state::mutate(parts, &mut || rng.next_u64());
+            let input = state::encode_input(kind as u8, flags, &mutant);
+            let (k, file) = state::decode_input(&input, s.ctx.fingerprint(), fixup::fix).unwrap();
+            assert_eq!(k, kind);
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.execute(kind, &file)));
+            match run {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failures.push(format!("{} mutant {i}: {e}", state::KINDS[kind])),
+                Err(_) => failures.push(format!("{} mutant {i}: panic", state::KINDS[kind])),
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(failures.is_empty(), "{failures:#?}");
+}

@@ -15,12 +15,6 @@ mod state;
 
 use std::path::PathBuf;
 
-use hetune::io::dataset::read_labels;
-use hetune::io::keys::{load_owner, load_public, BundleStore, OWNER_DIR, PUBLIC_FILE, SECRET_FILE, SERVER_DIR};
-use hetune::io::matrix::read_encrypted;
-use hetune::io::npy::read_matrix;
-use hetune::io::tensor::decrypt_matrix;
-use hetune_core::Security;
 use libfuzzer_sys::fuzz_target;
 
 thread_local! {
@@ -47,52 +41,11 @@ fn work_dir() -> PathBuf {
     base.join(format!("hetune-host-fuzz-{}", std::process::id()))
 }
 
-/// Fixed costs of a reader whatever the file: buffered readers (at most 1 MiB), the context of
-/// the file's parameter record (bounded by `Limits::max_context_bytes`), error messages.
-const FIXED: u64 = 4 << 20;
-
 fuzz_target!(|data: &[u8]| {
     STATE.with(|s| {
         let Some((kind, file)) = state::decode_input(data, s.ctx.fingerprint(), fixup::fix) else { return };
-        let limits = s.limits();
-        let keys = s.dir.join("keys");
-        let path = match kind {
-            2 => keys.join(OWNER_DIR).join(SECRET_FILE),
-            3 => keys.join(SERVER_DIR).join(PUBLIC_FILE),
-            _ => s.dir.join("input"),
-        };
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &file).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if let Err(e) = s.execute(kind, &file) {
+            panic!("{e}");
         }
-        let insecure = Security::InsecureForTestingOnly;
-        let ((), peak) = alloc::peak_of(|| match kind {
-            0 => drop(read_matrix(&path)),
-            1 => drop(read_labels(&path)),
-            2 => drop(load_owner(&keys, insecure)),
-            3 => {
-                drop(load_public(&keys, true, insecure));
-                if let Ok(store) = BundleStore::open(&keys, insecure) {
-                    use hetune_engine::evaluator::KeyStore;
-                    let list = store.contents();
-                    drop(store.relinearization());
-                    for g in list.galois {
-                        drop(store.galois(g));
-                    }
-                    drop(store.encapsulation());
-                }
-            }
-            4 => drop(decrypt_matrix(&s.ctx, &s.sk, &path)),
-            _ => drop(read_encrypted(&path, &s.ctx)),
-        });
-        // What a well-formed file of this size may cost: its decoded values (an npy file of f32
-        // becomes f64: twice its bytes; a key or ciphertext record at most the set's limit per
-        // record, and at most as many records as the file's bytes can frame), plus the fixed costs.
-        let len = file.len() as u64;
-        let bound = FIXED + 4 * len + limits.max_bytes;
-        assert!(peak <= bound, "{}: peak {peak} bytes for a {len}-byte file (bound {bound})", state::KINDS[kind]);
     });
 });

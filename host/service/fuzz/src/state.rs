@@ -10,7 +10,15 @@
 
 use std::path::{Path, PathBuf};
 
-use hetune::io::keys::{generate_key_dir, key_paths, RotationSet};
+use hetune::io::dataset::read_labels;
+use hetune::io::keys::{
+    generate_key_dir, key_paths, load_owner, load_public, BundleStore, RotationSet, OWNER_DIR, PUBLIC_FILE,
+    SECRET_FILE, SERVER_DIR,
+};
+use hetune::io::npy::read_matrix;
+use hetune::io::tensor::decrypt_matrix;
+use hetune::io::matrix::read_encrypted;
+use hetune_engine::evaluator::KeyStore;
 use hetune::io::matrix::write_encrypted;
 use hetune::io::npy::{write_matrix, Dtype, Matrix};
 use hetune::io::tensor::{encrypt_matrix, EncryptOptions, EncryptionKey};
@@ -122,6 +130,53 @@ impl State {
     pub fn limits(&self) -> Limits {
         Limits::for_params(self.ctx.params())
     }
+
+    /// Writes `file` where the reader of `kind` looks for it, runs the reader under the counting
+    /// allocator and checks its peak allocation against what a file of that size may cost: its
+    /// decoded values (an npy file of f32 becomes f64: twice its bytes), a record at most the
+    /// set's limit, and fixed costs (buffered readers, the file's own parameter context bounded by
+    /// `Limits::max_context_bytes`, messages). A panic in the reader propagates.
+    pub fn execute(&self, kind: usize, file: &[u8]) -> Result<(), String> {
+        const FIXED: u64 = 4 << 20;
+        let keys = self.dir.join("keys");
+        let path = match kind {
+            2 => keys.join(OWNER_DIR).join(SECRET_FILE),
+            3 => keys.join(SERVER_DIR).join(PUBLIC_FILE),
+            _ => self.dir.join("input"),
+        };
+        std::fs::create_dir_all(path.parent().unwrap()).map_err(|e| e.to_string())?;
+        std::fs::write(&path, file).map_err(|e| e.to_string())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+        }
+        let insecure = Security::InsecureForTestingOnly;
+        let ((), peak) = crate::alloc::peak_of(|| match kind {
+            0 => drop(read_matrix(&path)),
+            1 => drop(read_labels(&path)),
+            2 => drop(load_owner(&keys, insecure)),
+            3 => {
+                drop(load_public(&keys, true, insecure));
+                if let Ok(store) = BundleStore::open(&keys, insecure) {
+                    let list = store.contents();
+                    drop(store.relinearization());
+                    for g in list.galois {
+                        drop(store.galois(g));
+                    }
+                    drop(store.encapsulation());
+                }
+            }
+            4 => drop(decrypt_matrix(&self.ctx, &self.sk, &path)),
+            _ => drop(read_encrypted(&path, &self.ctx)),
+        });
+        let len = file.len() as u64;
+        let bound = FIXED + 4 * len + self.limits().max_bytes;
+        if peak > bound {
+            return Err(format!("{}: peak {peak} bytes for a {len}-byte file (bound {bound})", KINDS[kind]));
+        }
+        Ok(())
+    }
 }
 
 /// A 1-D `<i8` npy file.
@@ -136,6 +191,48 @@ pub fn npy_i64(v: &[i64]) -> Vec<u8> {
     out.extend_from_slice(header.as_bytes());
     for x in v {
         out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+/// Random mutants of a well-formed file's records, for the seeded mutation test in `cargo test`
+/// (`host/service/tests/hostile_files.rs`): one to three edits (bit flips, random bytes, header
+/// fields set to boundary values, cuts, insertions, deletions, duplicated runs) in one part.
+pub fn mutate(parts: &[Vec<u8>], next: &mut impl FnMut() -> u64) -> Vec<Vec<u8>> {
+    const BOUNDARY: [u64; 8] = [0, 1, 0x7f, 0xff, 0xffff, 0xffff_ffff, u64::MAX / 2, u64::MAX];
+    let mut out = parts.to_vec();
+    let which = (next() % out.len().max(1) as u64) as usize;
+    let Some(m) = out.get_mut(which) else { return out };
+    for _ in 0..1 + next() % 3 {
+        if m.is_empty() {
+            break;
+        }
+        let len = m.len();
+        // Half of the edits in the first 128 bytes, where the headers are.
+        let at = (next() % if next() % 2 == 0 { len.min(128) } else { len } as u64) as usize;
+        match next() % 7 {
+            0 => m[at] ^= 1 << (next() % 8),
+            1 => m[at] = next() as u8,
+            2 => {
+                let v = BOUNDARY[(next() % 8) as usize].to_le_bytes();
+                let w = [1usize, 2, 4, 8][(next() % 4) as usize].min(len - at);
+                m[at..at + w].copy_from_slice(&v[..w]);
+            }
+            3 => m.truncate(at),
+            4 => {
+                let extra: Vec<u8> = (0..1 + next() % 32).map(|_| next() as u8).collect();
+                m.splice(at..at, extra);
+            }
+            5 => {
+                let end = (at + 1 + (next() % 64) as usize).min(len);
+                m.drain(at..end);
+            }
+            _ => {
+                let end = (at + 1 + (next() % 64) as usize).min(len);
+                let copy = m[at..end].to_vec();
+                m.splice(end..end, copy);
+            }
+        }
     }
     out
 }
