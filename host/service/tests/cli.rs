@@ -152,6 +152,20 @@ fn bad_input_gives_one_line_errors() {
     let err = fails(&["keygen", "--preset", "test-n12", "--out", s(&keys)]);
     assert!(err.contains("INSECURE") && err.contains("--insecure-testing-only"), "{err}");
     ok(&["keygen", "--preset", "test-n12", "--out", s(&keys), "--insecure-testing-only"]);
+    // A server's key request is untrusted input: one larger than 1 MiB is refused unread.
+    let big = dir.join("request.json");
+    std::fs::write(&big, format!("{{\"rotations\": [{}1]}}", "1, ".repeat(400_000))).unwrap();
+    let err = fails(&[
+        "keygen",
+        "--preset",
+        "test-n12",
+        "--out",
+        s(&dir.join("k2")),
+        "--request",
+        s(&big),
+        "--insecure-testing-only",
+    ]);
+    assert!(err.contains("at most 1048576 bytes"), "{err}");
 
     const INSECURE: &str = "--insecure-testing-only";
     let err = fails(&[

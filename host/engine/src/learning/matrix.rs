@@ -11,8 +11,8 @@ use hetune_core::rlwe::{Context, SecretKey, SecretRng};
 use hetune_core::wire::{self, BlockLayout, Limits, TensorHeader, TensorLayout};
 use hetune_core::Error as CoreError;
 use rand_core::{CryptoRng, RngCore};
-use zeroize::Zeroizing;
 use rayon::prelude::*;
+use zeroize::Zeroizing;
 
 use super::ops::LevelOnly;
 use super::packing::{Packing, Tiling};

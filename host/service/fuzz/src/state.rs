@@ -15,16 +15,16 @@ use hetune::io::keys::{
     generate_key_dir, key_paths, load_owner, load_public, BundleStore, RotationSet, OWNER_DIR, PUBLIC_FILE,
     SECRET_FILE, SERVER_DIR,
 };
-use hetune::io::npy::read_matrix;
-use hetune::io::tensor::decrypt_matrix;
 use hetune::io::matrix::read_encrypted;
-use hetune_engine::evaluator::KeyStore;
 use hetune::io::matrix::write_encrypted;
+use hetune::io::npy::read_matrix;
 use hetune::io::npy::{write_matrix, Dtype, Matrix};
+use hetune::io::tensor::decrypt_matrix;
 use hetune::io::tensor::{encrypt_matrix, EncryptOptions, EncryptionKey};
 use hetune_core::rlwe::{Context, SecretKey};
 use hetune_core::wire::Limits;
 use hetune_core::{Parameters, ParametersLiteral, SecretDistribution, Security};
+use hetune_engine::evaluator::KeyStore;
 use hetune_engine::learning::{EncMatrix, MatrixLayout, Packing, Tiling};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -251,7 +251,11 @@ pub fn encode_input(kind: u8, flags: u8, parts: &[Vec<u8>]) -> Vec<u8> {
 
 /// The file bytes an input describes (repairing each part when asked); `None` when the input is
 /// too short for its own prefix.
-pub fn decode_input(data: &[u8], fingerprint: &[u8; 32], fix: impl Fn(&mut [u8], bool, Option<&[u8; 32]>)) -> Option<(usize, Vec<u8>)> {
+pub fn decode_input(
+    data: &[u8],
+    fingerprint: &[u8; 32],
+    fix: impl Fn(&mut [u8], bool, Option<&[u8; 32]>),
+) -> Option<(usize, Vec<u8>)> {
     let [kind, flags, k, rest @ ..] = data else { return None };
     let k = (*k as usize).min(MAX_PARTS);
     if rest.len() < 4 * k {

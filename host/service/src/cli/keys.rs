@@ -32,9 +32,24 @@ pub fn parse_rotations(s: &str) -> Result<RotationSet> {
     }
 }
 
-/// Reads a key request (JSON, as a server writes it).
+/// Largest key request read: a request for every rotation of 2^15 slots is about 250 KB.
+const MAX_REQUEST_BYTES: u64 = 1 << 20;
+
+/// Reads a key request (JSON, as a server writes it: untrusted, so its size is bounded before
+/// it is read).
 pub fn read_request(path: &Path) -> Result<KeyRequest> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len > MAX_REQUEST_BYTES {
+        return Err(Error::BadArgument {
+            name: "key request",
+            value: path.display().to_string(),
+            expected: format!("a JSON key request of at most {MAX_REQUEST_BYTES} bytes (this one has {len})"),
+        });
+    }
+    let mut text = String::with_capacity(len as usize);
+    f.take(MAX_REQUEST_BYTES).read_to_string(&mut text).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::BadArgument {
         name: "key request",
         value: path.display().to_string(),
@@ -77,7 +92,12 @@ pub(super) fn run(a: KeygenArgs<'_>) -> Result<()> {
     let (s, p) = key_paths(a.out);
     println!("secret key (owner only, never sent): {}", s.display());
     let server = p.parent().unwrap_or(a.out);
-    println!("public bundle: {} ({:.1} MB); send the folder {} to the server", p.display(), bytes as f64 / 1e6, server.display());
+    println!(
+        "public bundle: {} ({:.1} MB); send the folder {} to the server",
+        p.display(),
+        bytes as f64 / 1e6,
+        server.display()
+    );
     println!("keygen took {:.2} s", start.elapsed().as_secs_f64());
     Ok(())
 }

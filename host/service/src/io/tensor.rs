@@ -9,8 +9,8 @@ use hetune_core::ckks::{encrypt_pk, encrypt_sk, Encoder};
 use hetune_core::rlwe::{Context, PublicKey, SecretKey, SecretRng};
 use hetune_core::wire::{self, Limits, TensorHeader, TensorLayout};
 use rand_core::{CryptoRng, RngCore};
-use zeroize::Zeroizing;
 use rayon::prelude::*;
+use zeroize::Zeroizing;
 
 use super::npy::{Dtype, Matrix};
 use crate::error::{Error, Result};
