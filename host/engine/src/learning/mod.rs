@@ -25,6 +25,7 @@ pub mod reference;
 pub mod sim;
 pub mod slots;
 pub mod softmax;
+pub mod trainer;
 pub mod twin;
 
 pub use baselines::{col_major_abt, privgd_abt, privgd_atb, row_major_atb, ColumnPacked, EntryPacked};
