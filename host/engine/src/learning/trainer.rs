@@ -491,10 +491,14 @@ impl ServerTrainer {
         if !ev.has_conjugation_key() {
             return Err(Error::MissingConjugationKey);
         }
-        let log_slots = params.max_slots().trailing_zeros();
-        for &step in &plan.rotations {
-            ev.rotation_cost(step, log_slots)?;
+        // Every rotation by its own key (a composition of others would cost extra key
+        // switches on every use).
+        let slots = params.max_slots();
+        let held = ev.rotation_key_steps();
+        if let Some(&step) = plan.rotations.iter().find(|&&s| !held.contains(&(s.rem_euclid(slots as i64) as usize))) {
+            return Err(Error::MissingRotationKey { step, slots });
         }
+        let log_slots = slots.trailing_zeros();
         let boot = Bootstrapper::with_output_factor(ev.clone(), BootstrapConfig::default(), 0.5)?;
         let zero = zero_ciphertext(params.n(), 2, plan.bootstrap_level, params.scale(), log_slots);
         Ok(ServerTrainer { ev, boot, core, plan, w: zero.clone(), v: zero, nesterov: Nesterov::new(), step: 0 })

@@ -28,10 +28,21 @@ use crate::learning::ops::{doubling, HeBackend};
 use crate::learning::packing::Packing;
 use crate::{Error, Result};
 
-/// A row-sum mask: `value` on the first period of every row's columns (`t < pad_c`), zero
-/// elsewhere.
+/// The columns of every row that hold a whole period's sum after the rotate-and-adds, as a
+/// power of two: the first period when a row holds two periods or more (`t + pad_c <= s1` for
+/// every `t < pad_c`), else column 0 alone.
+pub fn sum_columns(pk: Packing) -> usize {
+    if pk.s1 >= 2 * pk.pad_c {
+        pk.pad_c
+    } else {
+        1
+    }
+}
+
+/// A row-sum mask: `value` on the first [`sum_columns`] columns of every row, zero elsewhere.
 pub fn first_period(pk: Packing, value: f64) -> Vec<f64> {
-    (0..pk.slots()).map(|i| if i % pk.s1 < pk.pad_c { value } else { 0.0 }).collect()
+    let keep = sum_columns(pk);
+    (0..pk.slots()).map(|i| if i % pk.s1 < keep { value } else { 0.0 }).collect()
 }
 
 /// One on the used classes of every period (`t mod pad_c < classes`), zero on the padding.
@@ -44,7 +55,8 @@ pub fn row_sum<O: HeBackend>(ops: &O, x: &O::Ct, pk: Packing, alpha: f64, beta: 
     let sums = ops.rotate_add(x.clone(), doubling(1, pk.pad_c))?;
     let sums = ops.ensure(&sums, 1, site)?;
     let kept = ops.mul_values(&sums, &first_period(pk, alpha), ops.scale(&sums))?;
-    let tiled = ops.rotate_add(kept, doubling(-(pk.pad_c as i64), pk.s1 / pk.pad_c))?;
+    let keep = sum_columns(pk);
+    let tiled = ops.rotate_add(kept, doubling(-(keep as i64), pk.s1 / keep))?;
     if beta == 0.0 {
         Ok(tiled)
     } else {
@@ -97,7 +109,8 @@ pub fn nas_softmax<O: HeBackend>(ops: &O, nas: &NasSoftmax, logits: &O::Ct, pk: 
     let mut y = ops.mul_values(&y, &class_mask(pk, nas.classes), ops.scale(&y))?;
     for round in 0..nas.rounds {
         let poly = if round == 0 { &nas.first } else { &nas.rest };
-        let y1 = ops.ensure(&y, 1, "softmax: round square")?;
+        // The whole round on one refresh: square, sum mask, normaliser, product.
+        let y1 = ops.ensure(&y, 3 + unit_depth(poly), "softmax: round")?;
         let sq = ops.square(&y1)?;
         let (alpha, beta) = (2.0 / (poly.b - poly.a), -(poly.a + poly.b) / (poly.b - poly.a));
         let u = row_sum(ops, &sq, pk, alpha, beta, "softmax: round sum")?;
@@ -106,6 +119,8 @@ pub fn nas_softmax<O: HeBackend>(ops: &O, nas: &NasSoftmax, logits: &O::Ct, pk: 
         y = mul_aligned(ops, &sq, &q, "softmax: normalised square")?;
     }
     for _ in 0..nas.newton {
+        // Sum mask and product on one refresh.
+        y = ops.ensure(&y, 2, "softmax: Newton")?;
         let s = row_sum(ops, &y, pk, -1.0, 2.0, "softmax: Newton sum")?;
         y = mul_aligned(ops, &y, &s, "softmax: Newton product")?;
     }
@@ -133,7 +148,9 @@ mod tests {
     fn circuit_on_exact_slots_equals_the_twin_row_by_row() {
         for classes in [3usize, 7, 10] {
             let nas = NasSoftmax::new(classes, NasConfig::default_for_training(classes)).unwrap();
-            let pk = Packing::hetal(classes, 64, 2048).unwrap();
+            // s1 = 32 (four periods a row) and, for 7 classes, s1 = pad_c (one period a row).
+            let batch = if classes == 7 { 256 } else { 64 };
+            let pk = Packing::hetal(classes, batch, 2048).unwrap();
             let rows = pk.s0;
             let mut rng = ChaCha8Rng::seed_from_u64(classes as u64);
             let mut z = vec![0.0; rows * classes];
