@@ -39,7 +39,7 @@ use super::diag_abt::diag_abt;
 use super::diag_atb::diag_atb_prot_up;
 use super::matrix::{EncMatrix, MatrixLayout};
 use super::nesterov::Nesterov;
-use super::ops::{doubling, CkksBackend, CountingBackend, HeBackend};
+use super::ops::{doubling, BootEvent, CkksBackend, CountingBackend, HeBackend};
 use super::packing::{Packing, Tiling};
 use super::sim::{Chain, Simulator};
 use super::softmax::circuit::nas_softmax;
@@ -155,8 +155,10 @@ pub struct StepPlan {
     pub softmax_bootstraps: usize,
     /// Of which on the weights (one complex bootstrap refreshes `W` and `V`).
     pub weight_bootstraps: usize,
-    /// Every bootstrap of the step: `(site, input level, ciphertexts refreshed)`.
-    pub sites: Vec<(&'static str, usize, usize)>,
+    /// Every bootstrap of the step.
+    pub sites: Vec<BootEvent>,
+    /// Slots of the weights' bootstrap (a sparse packing when the compact form fits one).
+    pub weight_bootstrap_slots: usize,
     /// Level of the logits after DiagABT.
     pub logits_level: usize,
     /// Level of the weights at the start of a step (after their refresh).
@@ -216,6 +218,13 @@ impl Core {
         Ok(Core { cfg: cfg.clone(), pk, layout, nas, weight_need, residual_need, logits_need: 1 + abt })
     }
 
+    /// The sparse bootstrap's configuration, when the weights' bootstrap is sparse.
+    fn sparse_config(&self) -> Option<BootstrapConfig> {
+        let n = self.sparse_slots();
+        (n < self.pk.slots())
+            .then(|| BootstrapConfig { log_slots: Some(n.trailing_zeros()), ..BootstrapConfig::default() })
+    }
+
     fn storage(&self) -> f64 {
         2f64.powi(-(self.cfg.weight_bits as i32))
     }
@@ -266,7 +275,16 @@ impl Core {
                 Some(a) => ops.add(&a, &part)?,
             });
         }
-        acc.ok_or(Error::InvalidArgument("a gradient without blocks"))
+        let acc = acc.ok_or(Error::InvalidArgument("a gradient without blocks"))?;
+        // Repeat with the sparse period, so that W and V stay periodic for a sparse bootstrap.
+        let n = self.sparse_slots();
+        ops.rotate_add(acc, doubling(-(n as i64), self.pk.slots() / n))
+    }
+
+    /// Slots of the weights' bootstrap: the compact form's used slots rounded up to a power of
+    /// two (the full slots when that is all of them).
+    fn sparse_slots(&self) -> usize {
+        self.layout.sparse_slots().min(self.pk.slots())
     }
 
     fn check_batch<C>(&self, x: &EncMatrix<C>, y: Option<&EncMatrix<C>>) -> Result<()> {
@@ -351,7 +369,12 @@ impl Core {
         let level = ops.level(&w_new).min(ops.level(&v_new));
         let out = if level < self.weight_need {
             let (w2, v2) = (ops.drop_level(&w_new, level)?, ops.drop_level(&v_new, level)?);
-            ops.bootstrap_pair(&w2, &v2, "weights: W + iV")?
+            let n = self.sparse_slots();
+            if n < self.pk.slots() {
+                ops.bootstrap_pair_sparse(&w2, &v2, n, "weights: W + iV")?
+            } else {
+                ops.bootstrap_pair(&w2, &v2, "weights: W + iV")?
+            }
         } else {
             (w_new, v_new)
         };
@@ -420,8 +443,8 @@ impl Core {
         }
         let log = sim.boot_log();
         let sites: Vec<_> = log.events[before..].to_vec();
-        let weight_bootstraps = sites.iter().filter(|s| s.0.starts_with("weights")).count();
-        let softmax_bootstraps = sites.iter().filter(|s| s.0.starts_with("softmax")).count();
+        let weight_bootstraps = sites.iter().filter(|s| s.site.starts_with("weights")).count();
+        let softmax_bootstraps = sites.iter().filter(|s| s.site.starts_with("softmax")).count();
         self.sse(&sim, &x, &y, &w)?;
         diag_abt(&sim, &x, &self.expand(&sim, &w)?)?;
         Ok(StepPlan {
@@ -429,6 +452,7 @@ impl Core {
             softmax_bootstraps,
             weight_bootstraps,
             sites,
+            weight_bootstrap_slots: self.sparse_slots(),
             logits_level,
             weights_level,
             counts,
@@ -454,6 +478,7 @@ pub struct TrainerState {
 pub struct ServerTrainer {
     ev: Arc<Evaluator>,
     boot: Bootstrapper,
+    sparse: Option<Bootstrapper>,
     core: Core,
     plan: StepPlan,
     w: Ciphertext,
@@ -474,6 +499,9 @@ impl ServerTrainer {
         let core = Core::new(cfg, params.max_slots())?;
         let plan = core.plan(&chain_of(params))?;
         let mut req = BootstrapConfig::default().key_request(params.log_n());
+        if let Some(sparse) = core.sparse_config() {
+            req.merge(&sparse.key_request(params.log_n()));
+        }
         req.merge(&KeyRequest { relinearization: true, rotations: plan.rotations, conjugation: true, encapsulation: None });
         Ok(req)
     }
@@ -500,8 +528,12 @@ impl ServerTrainer {
         }
         let log_slots = slots.trailing_zeros();
         let boot = Bootstrapper::with_output_factor(ev.clone(), BootstrapConfig::default(), 0.5)?;
+        let sparse = core
+            .sparse_config()
+            .map(|c| Bootstrapper::with_output_factor(ev.clone(), c, 0.5))
+            .transpose()?;
         let zero = zero_ciphertext(params.n(), 2, plan.bootstrap_level, params.scale(), log_slots);
-        Ok(ServerTrainer { ev, boot, core, plan, w: zero.clone(), v: zero, nesterov: Nesterov::new(), step: 0 })
+        Ok(ServerTrainer { ev, boot, sparse, core, plan, w: zero.clone(), v: zero, nesterov: Nesterov::new(), step: 0 })
     }
 
     /// A trainer resumed from a checkpoint.
@@ -547,7 +579,10 @@ impl ServerTrainer {
     /// One Nesterov step on the encrypted batch `x` (untiled, the bias column included) and
     /// `y` (one-hot, tiled horizontally), both fresh from the owner ([`pack_batch`]).
     pub fn step(&mut self, x: &EncMatrix<Ciphertext>, y: &EncMatrix<Ciphertext>) -> Result<StepReport> {
-        let ops = CkksBackend::new(&self.ev).with_bootstrapper(&self.boot)?;
+        let mut ops = CkksBackend::new(&self.ev).with_bootstrapper(&self.boot)?;
+        if let Some(s) = &self.sparse {
+            ops = ops.with_sparse_bootstrapper(s)?;
+        }
         let mut nesterov = self.nesterov;
         let gamma = nesterov.next_gamma();
         let mut split = TimeSplit::default();
