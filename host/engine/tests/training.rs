@@ -88,7 +88,8 @@ fn encrypted_steps_match_the_twin_the_plan_and_plaintext_inference() {
     let steps = 3;
     let cfg = config();
     let request = ServerTrainer::key_request(&params(), &cfg).unwrap();
-    let mut server = ServerTrainer::new(evaluator(&request), cfg.clone()).unwrap();
+    let ev = evaluator(&request);
+    let mut server = ServerTrainer::new(ev.clone(), cfg.clone()).unwrap();
     let train = snips("train", BATCH * steps);
     let pk = server.packing();
     let plan = server.plan().clone();
@@ -119,6 +120,11 @@ fn encrypted_steps_match_the_twin_the_plan_and_plaintext_inference() {
     eprintln!("weights: max |w| {top:.4}, max error {err:.3e} ({:.1} bits below the largest weight)", bits(err, top));
     assert!(top > 0.05, "the steps moved the weights: {top}");
     assert!(bits(err, top) >= 12.0, "weights {err:e} off (largest {top})");
+
+    // A checkpoint resumes at the same weights and step.
+    let resumed = ServerTrainer::from_state(ev.clone(), cfg.clone(), server.state()).unwrap();
+    assert_eq!(resumed.state().step, steps as u64);
+    assert_eq!(o.decrypt_real(resumed.weights()), slots);
 
     // (d) Encrypted inference: predictions equal the plaintext model's (the twin's weights).
     let test = snips("test", BATCH);

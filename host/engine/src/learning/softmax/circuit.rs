@@ -14,8 +14,11 @@
 //! 4. `y <- y^2 q` (one product).
 //!
 //! `exp` runs on `x / B` (its affine map inside the polynomial evaluator), and a mask zeroes the
-//! padded classes (their `exp` is not zero). The Newton steps use the same row sum with the
-//! factor `-1` folded into the mask, then add 2. Bootstraps: [`HeBackend::ensure`] before every
+//! padded classes (their `exp` is not zero). The first Newton step `y <- y (2 - sum y)` needs no
+//! row sum of its own: after the last round `sum y = q S`, `S` the sum of squares that round
+//! already tiled over the row, so `2 - q S` is one product of ciphertexts the round holds
+//! (the sum's ciphertext has levels to spare for the scalar `-1/alpha`). Further Newton steps
+//! use the row sum with the factor `-1` folded into the mask, then add 2. Bootstraps: [`HeBackend::ensure`] before every
 //! stage that needs levels the ciphertext no longer has; values bootstrapped are in `[-1.25,
 //! 1.25]` (logits are first divided by `B` when they must be bootstrapped).
 //!
@@ -107,6 +110,7 @@ pub fn nas_softmax<O: HeBackend>(ops: &O, nas: &NasSoftmax, logits: &O::Ct, pk: 
     };
     let y = ops.ensure(&y, 1, "softmax: padding mask")?;
     let mut y = ops.mul_values(&y, &class_mask(pk, nas.classes), ops.scale(&y))?;
+    let mut newton = nas.newton;
     for round in 0..nas.rounds {
         let poly = if round == 0 { &nas.first } else { &nas.rest };
         // The whole round on one refresh: square, sum mask, normaliser, product.
@@ -117,8 +121,17 @@ pub fn nas_softmax<O: HeBackend>(ops: &O, nas: &NasSoftmax, logits: &O::Ct, pk: 
         let u = ops.ensure(&u, unit_depth(poly), "softmax: normaliser")?;
         let q = polynomial::evaluate(ops, &u, &unit(poly), Parity::None, ops.scale(&u))?;
         y = mul_aligned(ops, &sq, &q, "softmax: normalised square")?;
+        if round + 1 == nas.rounds && newton > 0 && ops.level(&u) > ops.level(&q) && ops.level(&q) >= 1 {
+            // The first Newton step's sum is free: sum(y) = q S with S = sum(sq) = (u - beta)
+            // / alpha already tiled over the row, so y (2 - q S) costs one product after y.
+            let neg_s = ops.mul_const_to(&u, -1.0 / alpha, ops.scale(&u))?;
+            let neg_s = ops.add_const(&neg_s, beta / alpha)?;
+            let factor = ops.add_const(&mul_aligned(ops, &q, &neg_s, "softmax: Newton")?, 2.0)?;
+            y = mul_aligned(ops, &y, &factor, "softmax: Newton product")?;
+            newton -= 1;
+        }
     }
-    for _ in 0..nas.newton {
+    for _ in 0..newton {
         // Sum mask and product on one refresh.
         y = ops.ensure(&y, 2, "softmax: Newton")?;
         let s = row_sum(ops, &y, pk, -1.0, 2.0, "softmax: Newton sum")?;
