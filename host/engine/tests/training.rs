@@ -11,8 +11,8 @@ use hetune_core::{Parameters, Security};
 use hetune_engine::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
 use hetune_engine::evaluator::{Evaluator, KeyRequest};
 use hetune_engine::learning::dataset::Dataset;
-use hetune_engine::learning::softmax::circuit::nas_softmax;
-use hetune_engine::learning::softmax::{NasConfig, NasSoftmax, Softmax};
+use hetune_engine::learning::softmax::circuit::{hetal_softmax, nas_softmax};
+use hetune_engine::learning::softmax::{HetalSoftmax, NasConfig, NasSoftmax, Softmax};
 use hetune_engine::learning::trainer::{model_from_compact, pack_batch, ServerTrainer, TrainConfig};
 use hetune_engine::learning::twin::{self, Order, TwinConfig, ValidLoss};
 use hetune_engine::learning::{Chain, CkksBackend, EncMatrix, Packing, Simulator, Tiling};
@@ -198,6 +198,47 @@ fn encrypted_softmax_within_its_bound_of_the_twin() {
 }
 
 #[test]
+fn encrypted_hetal_softmax_within_its_bound_of_the_twin() {
+    let o = owner(PRESET);
+    let h = HetalSoftmax::published(CLASSES);
+    let pk = Packing::hetal(CLASSES, 256, 2048).unwrap();
+    let rows = pk.s0;
+    let z: Vec<f64> = (0..rows * CLASSES).map(|i| 100.0 * (((i * 7919) % 1000) as f64 / 500.0 - 1.0)).collect();
+    let block = pk.pack(&z, rows, CLASSES, Tiling::Horizontal).unwrap();
+    let chain = Chain::of(o.ctx.params(), &BootstrapConfig::default());
+    let sim = Simulator::new(2048, chain);
+    hetal_softmax(&sim, &h, &sim.at(5), pk).unwrap();
+    let mut request = BootstrapConfig::default().key_request(o.ctx.params().log_n());
+    request.merge(&KeyRequest { relinearization: true, rotations: sim.rotation_steps(), conjugation: true, encapsulation: None });
+    let ev = evaluator(&request);
+    let boot = Bootstrapper::with_output_factor(ev.clone(), BootstrapConfig::default(), 0.5).unwrap();
+    let ops = CkksBackend::new(&ev).with_bootstrapper(&boot).unwrap();
+    let x = o.encrypt_real(&block[0], o.log_slots(), 5, &mut o.rng(6));
+    let t = std::time::Instant::now();
+    let p = hetal_softmax(&ops, &h, &x, pk).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(ops.boot_log().events, sim.boot_log().events);
+    let got = pk.unpack(&[o.decrypt_real(&p)], rows, CLASSES, Tiling::Horizontal).unwrap();
+    let mut want = vec![0.0; CLASSES];
+    let (mut worst, mut sum) = (0.0f64, 0.0);
+    for r in 0..rows {
+        h.eval_row(&z[r * CLASSES..(r + 1) * CLASSES], &mut want);
+        for (g, w) in got[r * CLASSES..(r + 1) * CLASSES].iter().zip(&want) {
+            worst = worst.max((g - w).abs());
+            sum += (g - w).abs();
+        }
+    }
+    let mean = sum / (rows * CLASSES) as f64;
+    eprintln!(
+        "encrypted HETAL softmax: {} bootstraps, {secs:.2} s; max error {worst:.3e} ({:.1} bits), mean {mean:.3e} ({:.1} bits)",
+        ops.boot_log().count(),
+        bits(worst, 1.0),
+        bits(mean, 1.0)
+    );
+    assert!(bits(worst, 1.0) >= 10.0, "max error {worst:e}");
+}
+
+#[test]
 fn bad_input_is_refused_before_any_heavy_work() {
     let cfg = config();
     // More classes than the compact layout holds at 2^11 slots.
@@ -212,10 +253,10 @@ fn bad_input_is_refused_before_any_heavy_work() {
         Err(Error::InvalidConfig { need, .. }) => assert!(need.contains("bootstrapping"), "{need}"),
         other => panic!("expected a level error, got {other:?}"),
     }
-    // HETAL's softmax has no encrypted circuit yet.
-    let mut hetal = cfg.clone();
-    hetal.softmax = hetune_engine::learning::trainer::SoftmaxKind::Hetal;
-    assert!(matches!(ServerTrainer::key_request(&params(), &hetal), Err(Error::InvalidConfig { .. })));
+    // A learning rate that is not positive.
+    let mut bad_lr = cfg.clone();
+    bad_lr.lr = -1.0;
+    assert!(matches!(ServerTrainer::key_request(&params(), &bad_lr), Err(Error::InvalidConfig { .. })));
     // A key set without the training rotations: the error names a step the plan needs.
     let full = ServerTrainer::key_request(&params(), &cfg).unwrap();
     let boot_only = BootstrapConfig::default().key_request(params().log_n());

@@ -42,8 +42,8 @@ use super::nesterov::Nesterov;
 use super::ops::{doubling, BootEvent, CkksBackend, CountingBackend, HeBackend};
 use super::packing::{Packing, Tiling};
 use super::sim::{Chain, Simulator};
-use super::softmax::circuit::nas_softmax;
-use super::softmax::{NasConfig, NasSoftmax};
+use super::softmax::circuit::{hetal_softmax, nas_softmax};
+use super::softmax::{HetalSoftmax, NasConfig, NasSoftmax};
 use super::twin::Model;
 use crate::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
 use crate::circuits::chebyshev::Chebyshev;
@@ -58,9 +58,8 @@ pub enum SoftmaxKind {
     /// Normalize-and-square (the default, [`NasConfig::default_for_training`]).
     #[default]
     Nas,
-    /// HETAL's (max by comparisons, domain extension, Goldschmidt): its f64 twin exists
-    /// ([`super::softmax::HetalSoftmax`]); its encrypted circuit is not built yet, and
-    /// [`ServerTrainer::new`] says so.
+    /// HETAL's (max by comparisons, domain extension, `p(x/8)^8`, Goldschmidt), with its
+    /// published constants ([`HetalSoftmax::published`]): logits within 128, more bootstraps.
     Hetal,
 }
 
@@ -102,12 +101,6 @@ impl TrainConfig {
         }
         if self.weight_bits > 20 {
             return Err(Error::InvalidConfig { what: "encrypted training", need: "weight_bits at most 20" });
-        }
-        if self.softmax == SoftmaxKind::Hetal {
-            return Err(Error::InvalidConfig {
-                what: "encrypted training with HETAL's softmax",
-                need: "its encrypted circuit, which is not built yet: use the normalize-and-square softmax (nas)",
-            });
         }
         Ok(())
     }
@@ -179,13 +172,37 @@ struct Core {
     cfg: TrainConfig,
     pk: Packing,
     layout: CompactLayout,
-    nas: NasSoftmax,
+    softmax: Circuit,
     /// Levels `V` needs at the start of a step to reach `exp` without a bootstrap.
     weight_need: usize,
     /// Levels `P - Y` needs for DiagATB, the gather and the update.
     residual_need: usize,
     /// Levels the weights need for the expansion and DiagABT (inference).
     logits_need: usize,
+}
+
+/// The softmax circuit a step runs.
+#[derive(Clone, Debug)]
+enum Circuit {
+    Nas(NasSoftmax),
+    Hetal(HetalSoftmax),
+}
+
+impl Circuit {
+    fn run<O: HeBackend>(&self, ops: &O, logits: &O::Ct, pk: Packing) -> Result<O::Ct> {
+        match self {
+            Circuit::Nas(n) => nas_softmax(ops, n, logits, pk),
+            Circuit::Hetal(h) => hetal_softmax(ops, h, logits, pk),
+        }
+    }
+
+    /// Levels the logits need before the circuit's first refresh.
+    fn first_stage(&self) -> usize {
+        match self {
+            Circuit::Nas(n) => polynomial::depth(&Chebyshev { coeffs: n.exp.coeffs.clone(), a: -n.bound, b: n.bound }),
+            Circuit::Hetal(_) => 1,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +218,10 @@ impl Core {
         cfg.check()?;
         let pk = cfg.packing(slots)?;
         let layout = CompactLayout::new(pk, cfg.classes, cfg.cols)?;
-        let nas = NasSoftmax::new(cfg.classes, NasConfig::default_for_training(cfg.classes))?;
+        let softmax = match cfg.softmax {
+            SoftmaxKind::Nas => Circuit::Nas(NasSoftmax::new(cfg.classes, NasConfig::default_for_training(cfg.classes))?),
+            SoftmaxKind::Hetal => Circuit::Hetal(HetalSoftmax::published(cfg.classes)),
+        };
         // Levels of DiagABT and of DiagATB (PRotUp) from their own code on the counting backend.
         let probe = 40;
         let ops = CountingBackend::new(slots);
@@ -210,12 +230,11 @@ impl Core {
         let abt = probe - z.blocks.iter().map(|b| b.level).min().unwrap_or(0);
         let g = diag_atb_prot_up(&ops, &lv(cfg.batch, cfg.classes, Tiling::Horizontal, probe)?, &lv(cfg.batch, cfg.cols, Tiling::None, probe + 1)?)?;
         let atb = probe - g.blocks.iter().map(|b| b.level).min().unwrap_or(0);
-        let exp = Chebyshev { coeffs: nas.exp.coeffs.clone(), a: -nas.bound, b: nas.bound };
-        // Expansion mask, DiagABT, exp on the logits' range.
-        let weight_need = 1 + abt + polynomial::depth(&exp);
+        // Expansion mask, DiagABT, the softmax's first stage (exp on the logits' range).
+        let weight_need = 1 + abt + softmax.first_stage();
         // DiagATB, the gather mask, the Nesterov product.
         let residual_need = atb + 2;
-        Ok(Core { cfg: cfg.clone(), pk, layout, nas, weight_need, residual_need, logits_need: 1 + abt })
+        Ok(Core { cfg: cfg.clone(), pk, layout, softmax, weight_need, residual_need, logits_need: 1 + abt })
     }
 
     /// The sparse bootstrap's configuration, when the weights' bootstrap is sparse.
@@ -317,7 +336,7 @@ impl Core {
         mark(Phase::Expansion);
         let z = diag_abt(ops, x, &tiled)?;
         mark(Phase::Matmul);
-        let p = z.blocks.iter().map(|b| nas_softmax(ops, &self.nas, b, self.pk)).collect::<Result<Vec<_>>>()?;
+        let p = z.blocks.iter().map(|b| self.softmax.run(ops, b, self.pk)).collect::<Result<Vec<_>>>()?;
         mark(Phase::Softmax);
         Ok(p)
     }
@@ -730,8 +749,15 @@ mod tests {
 
     #[test]
     fn three_steps_on_exact_slots_equal_the_twin_with_the_same_softmax() {
+        for kind in [SoftmaxKind::Nas, SoftmaxKind::Hetal] {
+            three_steps(kind);
+        }
+    }
+
+    fn three_steps(kind: SoftmaxKind) {
         let (classes, features, batch, steps) = (7usize, 127usize, 32usize, 3usize);
-        let cfg = TrainConfig::new(classes, features + 1, batch, 1.0);
+        let mut cfg = TrainConfig::new(classes, features + 1, batch, 1.0);
+        cfg.softmax = kind;
         let p = params();
         let core = Core::new(&cfg, p.max_slots()).unwrap();
         let chain = chain_of(&p);
@@ -756,7 +782,10 @@ mod tests {
             batch,
             epochs: 1,
             order: Order::File,
-            softmax: Softmax::default_for(classes).unwrap(),
+            softmax: match kind {
+                SoftmaxKind::Nas => Softmax::default_for(classes).unwrap(),
+                SoftmaxKind::Hetal => Softmax::Hetal(HetalSoftmax::published(classes)),
+            },
             patience: None,
             valid_loss: ValidLoss::Mse,
         };
@@ -764,7 +793,7 @@ mod tests {
         let err = got.w.iter().zip(&want.w).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         let top = want.w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         assert!(top > 0.05, "the steps moved the weights: {top}");
-        assert!(err < 1e-9, "max weight error {err:e}");
+        assert!(err < 1e-9, "{kind:?}: max weight error {err:e}");
         // The simulator's plan bootstraps as this run did, step for step.
         let plan = core.plan(&chain).unwrap();
         assert_eq!(ops.boot_log().count(), steps * plan.bootstraps, "{:?}", plan.sites);
@@ -773,13 +802,14 @@ mod tests {
     #[test]
     fn plans_at_the_snips_and_mnist_shapes() {
         let p = Parameters::preset("n16-boot", Security::Require128Bits).unwrap();
-        for classes in [7usize, 10] {
-            let cfg = TrainConfig::new(classes, 769, 1024, 1.0);
+        for (classes, kind) in [(7usize, SoftmaxKind::Nas), (10, SoftmaxKind::Nas), (7, SoftmaxKind::Hetal), (10, SoftmaxKind::Hetal)] {
+            let mut cfg = TrainConfig::new(classes, 769, 1024, 1.0);
+            cfg.softmax = kind;
             let core = Core::new(&cfg, p.max_slots()).unwrap();
             let plan = core.plan(&chain_of(&p)).unwrap();
             assert_eq!(plan.weight_bootstraps, 1, "{plan:?}");
             assert!(plan.bootstraps >= plan.softmax_bootstraps + 1);
-            eprintln!("{classes} classes: {} bootstraps ({} softmax, {} weights); sites {:?}; counts {}", plan.bootstraps, plan.softmax_bootstraps, plan.weight_bootstraps, plan.sites, plan.counts);
+            eprintln!("{kind:?} {classes} classes: {} bootstraps ({} softmax, {} weights); sites {:?}; counts {}", plan.bootstraps, plan.softmax_bootstraps, plan.weight_bootstraps, plan.sites, plan.counts);
         }
     }
 }
