@@ -34,8 +34,16 @@ fn read_npy(path: &str) -> (Vec<f64>, Vec<usize>) {
         (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
     };
     let header = std::str::from_utf8(&bytes[start..start + len]).unwrap();
-    let shape: Vec<usize> = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap()
-        .split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    let shape: Vec<usize> = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
     let data = &bytes[start + len..];
     let values = if header.contains("'<f4'") {
         data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect()
@@ -70,7 +78,12 @@ fn evaluator(request: &KeyRequest) -> Arc<Evaluator> {
     Arc::new(owner(PRESET).evaluator(request))
 }
 
-fn encrypt_batch(data: &Dataset, range: std::ops::Range<usize>, pk: Packing, seed: u64) -> (EncMatrix<hetune_core::ckks::Ciphertext>, EncMatrix<hetune_core::ckks::Ciphertext>) {
+fn encrypt_batch(
+    data: &Dataset,
+    range: std::ops::Range<usize>,
+    pk: Packing,
+    seed: u64,
+) -> (EncMatrix<hetune_core::ckks::Ciphertext>, EncMatrix<hetune_core::ckks::Ciphertext>) {
     let o = owner(PRESET);
     let b = pack_batch(data, range, pk, o.ctx.params().default_level()).unwrap();
     let mut rng = o.rng(seed);
@@ -209,7 +222,12 @@ fn encrypted_hetal_softmax_within_its_bound_of_the_twin() {
     let sim = Simulator::new(2048, chain);
     hetal_softmax(&sim, &h, &sim.at(5), pk).unwrap();
     let mut request = BootstrapConfig::default().key_request(o.ctx.params().log_n());
-    request.merge(&KeyRequest { relinearization: true, rotations: sim.rotation_steps(), conjugation: true, encapsulation: None });
+    request.merge(&KeyRequest {
+        relinearization: true,
+        rotations: sim.rotation_steps(),
+        conjugation: true,
+        encapsulation: None,
+    });
     let ev = evaluator(&request);
     let boot = Bootstrapper::with_output_factor(ev.clone(), BootstrapConfig::default(), 0.5).unwrap();
     let ops = CkksBackend::new(&ev).with_bootstrapper(&boot).unwrap();

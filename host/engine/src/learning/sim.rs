@@ -158,7 +158,12 @@ impl Simulator {
         let level =
             self.chain.boot_level.ok_or(Error::InvalidArgument("bootstrapping needs a backend with a bootstrapper"))?;
         self.counter.add_conj(1);
-        self.boot_log.lock().unwrap_or_else(|e| e.into_inner()).events.push(BootEvent { site, level: a.level, count, slots });
+        self.boot_log.lock().unwrap_or_else(|e| e.into_inner()).events.push(BootEvent {
+            site,
+            level: a.level,
+            count,
+            slots,
+        });
         Ok(SimCt { level, scale: a.scale })
     }
 }
