@@ -179,7 +179,7 @@ fn encrypted_softmax_within_its_bound_of_the_twin() {
     // The rotations from the simulator's run of the same circuit.
     let chain = Chain::of(o.ctx.params(), &BootstrapConfig::default());
     let sim = Simulator::new(2048, chain);
-    nas_softmax(&sim, &nas, &sim.at(5), pk).unwrap();
+    let planned = nas_softmax(&sim, &nas, &sim.at(5), pk).unwrap();
     let steps = sim.rotation_steps();
     request.merge(&KeyRequest { relinearization: true, rotations: steps, conjugation: true, encapsulation: None });
     let ev = evaluator(&request);
@@ -189,6 +189,8 @@ fn encrypted_softmax_within_its_bound_of_the_twin() {
     let t = std::time::Instant::now();
     let p = nas_softmax(&ops, &nas, &x, pk).unwrap();
     let secs = t.elapsed().as_secs_f64();
+    // The simulator's level and scale are the ciphertext's, exactly.
+    assert_eq!((p.level, p.scale), (planned.level, planned.scale));
     let got = pk.unpack(&[o.decrypt_real(&p)], rows, CLASSES, Tiling::Horizontal).unwrap();
     let mut want = vec![0.0; CLASSES];
     let (mut worst, mut sum) = (0.0f64, 0.0);
