@@ -394,6 +394,9 @@ impl Core {
         mark: &mut dyn FnMut(Phase),
     ) -> Result<(O::Ct, O::Ct)> {
         self.check_batch(x, Some(y))?;
+        // Weights from a step are always at the level the next step needs; weights from
+        // elsewhere (a checkpoint of another plan) are refreshed first.
+        let v = &ops.ensure(v, self.weight_need, "weights: resume")?;
         let p = self.probabilities(ops, x, v, mark)?;
         let e = self.residual(ops, p, y, self.residual_need)?;
         let g = diag_atb_prot_up(ops, &e, x)?;
