@@ -15,7 +15,7 @@ use hetune_engine::learning::softmax::circuit::{hetal_softmax, nas_softmax};
 use hetune_engine::learning::softmax::{HetalSoftmax, NasConfig, NasSoftmax, Softmax};
 use hetune_engine::learning::trainer::{model_from_compact, pack_batch, ServerTrainer, TrainConfig};
 use hetune_engine::learning::twin::{self, Order, TwinConfig, ValidLoss};
-use hetune_engine::learning::{Chain, CkksBackend, EncMatrix, Packing, Simulator, Tiling};
+use hetune_engine::learning::{Chain, CkksBackend, EncMatrix, HeBackend, Packing, Simulator, Tiling};
 use hetune_engine::Error;
 use hetune_testkit::owner;
 
@@ -210,6 +210,19 @@ fn encrypted_softmax_within_its_bound_of_the_twin() {
         bits(mean, 1.0)
     );
     assert!(bits(worst, 1.0) >= 18.0, "max error {worst:e}");
+
+    // Two real ciphertexts through one full-slot complex bootstrap, split back by conjugation.
+    let a: Vec<f64> = (0..2048).map(|i| ((i * 37 % 101) as f64 - 50.0) / 60.0).collect();
+    let b: Vec<f64> = (0..2048).map(|i| ((i * 53 % 97) as f64 - 48.0) / 55.0).collect();
+    let (ca, cb) =
+        (o.encrypt_real(&a, o.log_slots(), 0, &mut o.rng(7)), o.encrypt_real(&b, o.log_slots(), 0, &mut o.rng(8)));
+    let (ra, rb) = ops.bootstrap_pair(&ca, &cb, "test").unwrap();
+    assert_eq!((ra.level, rb.level), (ops.bootstrap_level().unwrap(), ops.bootstrap_level().unwrap()));
+    for (got, want) in [(o.decrypt_real(&ra), &a), (o.decrypt_real(&rb), &b)] {
+        let err = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
+        eprintln!("bootstrap_pair: max error {err:.3e} ({:.1} bits)", bits(err, 1.0));
+        assert!(bits(err, 1.0) >= 15.0, "{err:e}");
+    }
 }
 
 #[test]
