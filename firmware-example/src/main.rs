@@ -37,13 +37,13 @@ use hetune_core::ckks::stream::{
 };
 use hetune_core::entropy::{BootCounterDrbg, EntropySource};
 use hetune_core::ring::{CompactNtt, Modulus};
-use hetune_core::rlwe::sampling::UniformExpander;
+use hetune_core::rlwe::sampling::{ternary, GaussianSampler, UniformExpander};
 use hetune_core::rlwe::SecretKey;
 use hetune_core::wire::{Limits, RecordWriter, Sink, StoredPublicKey};
 use hetune_core::ObjectKind;
 use hetune_core::{Error, Parameters, Security};
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{RngCore, SeedableRng};
 use zeroize::Zeroizing;
 
 use crate::platform::{instructions, HeapSteps};
@@ -341,6 +341,34 @@ fn profile_limbs(
     mut pk: Option<&mut StoredPublicKey<StorageReader>>,
 ) -> Result<(), Error> {
     let n = params.n();
+    {
+        // The samplers of one polynomial's secret randomness: the Gaussian error and the ternary
+        // mask (test words from a fixed seed; the figures do not depend on them).
+        let mut small = vec![0i8; n];
+        let mut rng = ChaCha20Rng::from_seed([9; 32]);
+        let gaussian = GaussianSampler::new(params.sigma())?;
+        let t = instructions();
+        gaussian.fill(&mut rng, &mut small);
+        let gaussian_fill = instructions() - t;
+        let t = instructions();
+        ternary(&mut rng, &mut small);
+        let ternary_fill = instructions() - t;
+        let t = instructions();
+        let mut words = 0u64;
+        for _ in 0..n {
+            words ^= rng.next_u64();
+        }
+        let rng_words = instructions() - t;
+        defmt::info!(
+            "profile_sampling preset={=str} n={=usize} gaussian_instructions={=u64} ternary_instructions={=u64} rng_u64_instructions={=u64} check={=u64}",
+            preset,
+            n,
+            gaussian_fill,
+            ternary_fill,
+            rng_words,
+            words & 1
+        );
+    }
     let mut buf = vec![0u64; n];
     for (limb, &q) in params.q().iter().enumerate().take(2) {
         let q = Modulus::new(q);
