@@ -340,17 +340,7 @@ pub fn stream_encrypt_pk<K: PublicKeyLimbs, R: RngCore + CryptoRng, S: Sink>(
             let q = Modulus::new(params.q()[i]);
             let ntt = CompactNtt::new(n, &q)?;
             uniform_or_key_product(&ntt, &q, v, pk, &a_seed, component, i, limb)?;
-            // (x + e - [carry]_p) / p mod q with [carry]_p the centered lift:
-            // (x + e)/p - carry/p + (1 if carry > p/2), each division one Shoup product.
-            let p_inv = q.inv(q.reduce(pv)).ok_or(Error::InvalidParameters("p divides q"))?;
-            let p_inv_shoup = q.shoup(p_inv);
-            let half_p = pv / 2;
-            for ((o, &c), &et) in limb.iter_mut().zip(carry.iter()).zip(error.iter()) {
-                let y = ntt.mul_shoup_lazy(*o + q.from_small_ct(et as i64), p_inv, p_inv_shoup);
-                let z = ntt.mul_shoup_lazy(c, p_inv, p_inv_shoup);
-                let lifted = half_p.wrapping_sub(c) >> 63;
-                *o = ntt.reduce_lazy(ntt.reduce_4q(y + 2 * q.value() - z) + lifted);
-            }
+            divide_by_p(&ntt, &q, pv, carry, error, limb)?;
             if component == 0 {
                 add_message(&ntt, &q, pt.coeffs, limb);
             }
@@ -358,6 +348,38 @@ pub fn stream_encrypt_pk<K: PublicKeyLimbs, R: RngCore + CryptoRng, S: Sink>(
         }
     }
     w.finish()
+}
+
+/// `out = (x + e - [carry]_p) / p mod q` in place (`x` the lazy limb, below `2q`), with
+/// `[carry]_p` the centered lift of the canonical `p` residue `carry`: `carry - p` when
+/// `carry > p/2`, else `carry`. Canonical output.
+///
+/// One Shoup product per coefficient: `t = x + e + (K - carry) + p [carry > p/2]`, with `K` the
+/// least multiple of q not below p so that `t` is never negative, is congruent to the numerator
+/// modulo q, and stays below `4q + 2p < 2^64` for primes below 2^61 (every preset's; larger
+/// ones take the two-product form, dividing `x + e` and `carry` separately).
+fn divide_by_p(ntt: &CompactNtt, q: &Modulus, pv: u64, carry: &[u64], error: &[i8], limb: &mut [u64]) -> Result<(), Error> {
+    let qv = q.value();
+    let p_inv = q.inv(q.reduce(pv)).ok_or(Error::InvalidParameters("p divides q"))?;
+    let p_inv_shoup = q.shoup(p_inv);
+    let half_p = pv / 2;
+    if qv < 1 << 61 && pv < 1 << 61 {
+        let k = pv.div_ceil(qv) * qv;
+        for ((o, &c), &et) in limb.iter_mut().zip(carry).zip(error) {
+            // All ones when carry > p/2 (both below 2^63, so the difference's sign decides).
+            let above = (half_p.wrapping_sub(c) >> 63).wrapping_neg();
+            let t = *o + q.from_small_ct(et as i64) + (k - c) + (pv & above);
+            *o = ntt.reduce_lazy(ntt.mul_shoup_lazy(t, p_inv, p_inv_shoup));
+        }
+    } else {
+        for ((o, &c), &et) in limb.iter_mut().zip(carry).zip(error) {
+            let y = ntt.mul_shoup_lazy(*o + q.from_small_ct(et as i64), p_inv, p_inv_shoup);
+            let z = ntt.mul_shoup_lazy(c, p_inv, p_inv_shoup);
+            let lifted = half_p.wrapping_sub(c) >> 63;
+            *o = ntt.reduce_lazy(ntt.reduce_4q(y + 2 * qv - z) + lifted);
+        }
+    }
+    Ok(())
 }
 
 /// `out = v * b` (component 0) or `v * a` (component 1) on limb `index`, lazy.
