@@ -37,13 +37,12 @@ use hetune_core::ckks::stream::{
 };
 use hetune_core::entropy::{BootCounterDrbg, EntropySource};
 use hetune_core::ring::{CompactNtt, Modulus};
-use hetune_core::rlwe::sampling::{ternary, GaussianSampler, UniformExpander};
+use hetune_core::rlwe::sampling::{ternary, ChaCha20Core, GaussianSampler, UniformExpander};
 use hetune_core::rlwe::SecretKey;
 use hetune_core::wire::{Limits, RecordWriter, Sink, StoredPublicKey};
 use hetune_core::ObjectKind;
 use hetune_core::{Error, Parameters, Security};
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::RngCore;
 use zeroize::Zeroizing;
 
 use crate::platform::{instructions, HeapSteps};
@@ -230,7 +229,8 @@ fn run_preset(
         return Err(Error::InvalidArgument("heap too small for the parameter set"));
     }
 
-    let mut rng = ChaCha20Rng::from_seed(entropy.fresh_seed()?);
+    // ChaCha20 in the 32-bit scalar form of the core (the words of rand_chacha's ChaCha20Rng).
+    let mut rng = ChaCha20Core::rng(&entropy.fresh_seed()?, 0);
     let mut out = HostFile::create(run.out)?;
     let mut work = StreamWork::new(n, mode);
     let mut message = vec![0f64; 2 << LOG_SLOTS];
@@ -345,7 +345,7 @@ fn profile_limbs(
         // The samplers of one polynomial's secret randomness: the Gaussian error and the ternary
         // mask (test words from a fixed seed; the figures do not depend on them).
         let mut small = vec![0i8; n];
-        let mut rng = ChaCha20Rng::from_seed([9; 32]);
+        let mut rng = ChaCha20Core::rng(&[9; 32], 0);
         let gaussian = GaussianSampler::new(params.sigma())?;
         let t = instructions();
         gaussian.fill(&mut rng, &mut small);
@@ -418,35 +418,6 @@ fn profile_limbs(
             pk.for_each_b(limb, |t, v| buf[t] = v)?;
         }
         let unpack = if pk.is_some() { instructions() - t } else { 0 };
-        {
-            // TEMP profiling of the pk combine loop
-            let pv = params.p()[0];
-            let carry = buf.clone();
-            let error = vec![1i8; n];
-            let limb = &mut buf;
-            let t = instructions();
-            let p_inv = q.inv(q.reduce(pv)).unwrap();
-            let p_inv_shoup = q.shoup(p_inv);
-            let half_p = pv / 2;
-            let k = pv.div_ceil(q.value()) * q.value();
-            for ((o, &c), &et) in limb.iter_mut().zip(carry.iter()).zip(error.iter()) {
-                let above = (half_p.wrapping_sub(c) >> 63).wrapping_neg();
-                let t = *o + q.from_small_ct(et as i64) + (k - c) + (pv & above);
-                *o = ntt.reduce_lazy(ntt.mul_shoup_lazy(t, p_inv, p_inv_shoup));
-            }
-            let combine = instructions() - t;
-            let t = instructions();
-            ntt.load_ternary(&error, ntt.product_scale(), limb);
-            let lt = instructions() - t;
-            let t = instructions();
-            let mut a = UniformExpander::new(&[3; 32], 0, &q);
-            for o in limb.iter_mut() {
-                *o = ntt.mul_lazy(*o, a.next_residue());
-            }
-            let tu = instructions() - t;
-            defmt::info!("TEMP combine={=u64} load_ternary={=u64} times_uniform={=u64}", combine, lt, tu);
-            drop((carry, error));
-        }
         defmt::info!(
             "profile preset={=str} limb={=usize} bits={=u32} ntt_setup_instructions={=u64} ntt_forward_instructions={=u64} ntt_inverse_instructions={=u64} expand_instructions={=u64} pointwise_instructions={=u64} pack_instructions={=u64} read_key_limb_instructions={=u64}",
             preset,

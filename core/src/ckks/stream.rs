@@ -11,11 +11,12 @@
 //!   ([`PublicKeyLimbs`]) and writes `(v b + e_0, v a + e_1)` over `Q_l` and the first special
 //!   prime `p`, divided by `p` (which shrinks `v e + e_0 + e_1 s` to a rounding term), plus `m`.
 //!   The division needs the `p` limb of each polynomial while its `Q_l` limbs are written, so the
-//!   working memory is two limbs and the mask and error, `18 N` bytes. A full ciphertext.
+//!   working memory is two limbs and the mask, `17 N` bytes (the errors are drawn 256 at a time
+//!   where they are added, and kept only folded into the `p` limb). A full ciphertext.
 //!
 //! Either way the caller also holds the message in the compact form of
 //! [`super::encoder::encode_coeffs`], `16 * 2^log_slots` bytes. At N = 2^16 and 2^11 slots that
-//! is 0.66 MiB (secret key) or 1.16 MiB (public key) in all, whatever the level.
+//! is 0.66 MiB (secret key) or 1.10 MiB (public key) in all, whatever the level.
 //!
 //! Every polynomial is written in coefficient form (the receiver moves it to evaluation form).
 //! `a` is expanded from its seed in evaluation form exactly as for in-memory seeded ciphertexts
@@ -28,7 +29,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 use rand_core::{CryptoRng, RngCore};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::ring::{CompactNtt, Modulus};
 use crate::rlwe::sampling::{fresh_seed, stream_id, ternary, GaussianSampler, UniformExpander};
@@ -96,8 +97,6 @@ pub struct StreamWork {
     carry: Vec<u64>,
     /// The error (secret-key mode) or the ternary mask `v` (public-key mode).
     small: Vec<i8>,
-    /// Public-key mode: the error of the polynomial being written.
-    error: Vec<i8>,
 }
 
 impl StreamWork {
@@ -109,21 +108,20 @@ impl StreamWork {
             limb: vec![0; n],
             carry: if pk { vec![0; n] } else { Vec::new() },
             small: vec![0; n],
-            error: if pk { vec![0; n] } else { Vec::new() },
         }
     }
 
-    /// Bytes the buffers of `mode` take at ring degree `n`: `9 n` (secret key) or `18 n`.
+    /// Bytes the buffers of `mode` take at ring degree `n`: `9 n` (secret key) or `17 n`.
     pub fn bytes_for(n: usize, mode: StreamMode) -> usize {
         match mode {
             StreamMode::SecretKey => 9 * n,
-            StreamMode::PublicKey => 18 * n,
+            StreamMode::PublicKey => 17 * n,
         }
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        (self.limb.len() + self.carry.len()) * 8 + self.small.len() + self.error.len()
+        (self.limb.len() + self.carry.len()) * 8 + self.small.len()
     }
 
     fn check(&self, n: usize, mode: StreamMode) -> Result<(), Error> {
@@ -139,7 +137,6 @@ impl Drop for StreamWork {
         self.limb.zeroize();
         self.carry.zeroize();
         self.small.zeroize();
-        self.error.zeroize();
     }
 }
 
@@ -326,21 +323,31 @@ pub fn stream_encrypt_pk<K: PublicKeyLimbs, R: RngCore + CryptoRng, S: Sink>(
     let a_seed = pk.seed();
     let gaussian = GaussianSampler::new(params.sigma())?;
     ternary(rng, &mut work.small);
-    let StreamWork { limb, carry, small: v, error, .. } = work;
+    let StreamWork { limb, carry, small: v, .. } = work;
     let mut w = begin_ciphertext(sink, params, pt.level, 2, pt.log_slots, pt.scale, 0)?;
+    let half_p = pv / 2;
+    let mut errors = Zeroizing::new([0i8; ERROR_CHUNK]);
     for component in 0..2 {
-        gaussian.fill(rng, error);
-        // The `p` limb of v * (b or a) + e, canonical: the part the division by p removes.
+        // The `p` limb of v * (b or a), then the error, drawn here a chunk at a time (it is
+        // needed nowhere else): the part the division by p removes is the canonical
+        // `r = v y + e mod p`, kept as `e - [r]_p` (its centered lift, two's complement).
         uniform_or_key_product(&p_ntt, &p, v, pk, &a_seed, component, p_index, carry)?;
-        for (c, &et) in carry.iter_mut().zip(error.iter()) {
-            let x = p_ntt.reduce_lazy(*c);
-            *c = p_ntt.reduce_lazy(x + p.from_small_ct(et as i64));
+        for block in carry.chunks_mut(ERROR_CHUNK) {
+            let e = &mut errors[..block.len()];
+            gaussian.fill(rng, e);
+            for (c, &et) in block.iter_mut().zip(e.iter()) {
+                let x = p_ntt.reduce_lazy(*c);
+                let r = p_ntt.reduce_lazy(x + p.from_small_ct(et as i64));
+                // All ones when r > p/2 (both below 2^63, so the difference's sign decides).
+                let above = (half_p.wrapping_sub(r) >> 63).wrapping_neg();
+                *c = (et as i64 as u64).wrapping_sub(r).wrapping_add(pv & above);
+            }
         }
         for i in 0..=pt.level {
             let q = Modulus::new(params.q()[i]);
             let ntt = CompactNtt::new(n, &q)?;
             uniform_or_key_product(&ntt, &q, v, pk, &a_seed, component, i, limb)?;
-            divide_by_p(&ntt, &q, pv, carry, error, limb)?;
+            divide_by_p(&ntt, &q, pv, carry, limb)?;
             if component == 0 {
                 add_message(&ntt, &q, pt.coeffs, limb);
             }
@@ -350,34 +357,22 @@ pub fn stream_encrypt_pk<K: PublicKeyLimbs, R: RngCore + CryptoRng, S: Sink>(
     w.finish()
 }
 
-/// `out = (x + e - [carry]_p) / p mod q` in place (`x` the lazy limb, below `2q`), with
-/// `[carry]_p` the centered lift of the canonical `p` residue `carry`: `carry - p` when
-/// `carry > p/2`, else `carry`. Canonical output.
-///
-/// One Shoup product per coefficient: `t = x + e + (K - carry) + p [carry > p/2]`, with `K` the
-/// least multiple of q not below p so that `t` is never negative, is congruent to the numerator
-/// modulo q, and stays below `4q + 2p < 2^64` for primes below 2^61 (every preset's; larger
-/// ones take the two-product form, dividing `x + e` and `carry` separately).
-fn divide_by_p(ntt: &CompactNtt, q: &Modulus, pv: u64, carry: &[u64], error: &[i8], limb: &mut [u64]) -> Result<(), Error> {
+/// Errors drawn at a time in public-key mode (on the stack).
+const ERROR_CHUNK: usize = 256;
+
+/// `out = (x + s) / p mod q` in place, for the lazy limb `x` (below `2q`) and `s = e - [carry]_p`
+/// (two's complement, `|s| <= p/2 + 128`): one Shoup product by `p^-1` per coefficient, of
+/// `t = x + K + s` with `K` the least multiple of q not below `p/2 + 128`, which is never
+/// negative, is congruent to `x + s` modulo q, and stays below `3q + p + 256 < 2^64`. Canonical
+/// output.
+fn divide_by_p(ntt: &CompactNtt, q: &Modulus, pv: u64, shifted: &[u64], limb: &mut [u64]) -> Result<(), Error> {
     let qv = q.value();
     let p_inv = q.inv(q.reduce(pv)).ok_or(Error::InvalidParameters("p divides q"))?;
     let p_inv_shoup = q.shoup(p_inv);
-    let half_p = pv / 2;
-    if qv < 1 << 61 && pv < 1 << 61 {
-        let k = pv.div_ceil(qv) * qv;
-        for ((o, &c), &et) in limb.iter_mut().zip(carry).zip(error) {
-            // All ones when carry > p/2 (both below 2^63, so the difference's sign decides).
-            let above = (half_p.wrapping_sub(c) >> 63).wrapping_neg();
-            let t = *o + q.from_small_ct(et as i64) + (k - c) + (pv & above);
-            *o = ntt.reduce_lazy(ntt.mul_shoup_lazy(t, p_inv, p_inv_shoup));
-        }
-    } else {
-        for ((o, &c), &et) in limb.iter_mut().zip(carry).zip(error) {
-            let y = ntt.mul_shoup_lazy(*o + q.from_small_ct(et as i64), p_inv, p_inv_shoup);
-            let z = ntt.mul_shoup_lazy(c, p_inv, p_inv_shoup);
-            let lifted = half_p.wrapping_sub(c) >> 63;
-            *o = ntt.reduce_lazy(ntt.reduce_4q(y + 2 * qv - z) + lifted);
-        }
+    let k = (pv / 2 + 128).div_ceil(qv) * qv;
+    for (o, &s) in limb.iter_mut().zip(shifted) {
+        let t = (*o + k).wrapping_add(s);
+        *o = ntt.reduce_lazy(ntt.mul_shoup_lazy(t, p_inv, p_inv_shoup));
     }
     Ok(())
 }
