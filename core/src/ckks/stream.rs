@@ -166,8 +166,7 @@ fn ternary_product(
     out: &mut [u64],
     mul: impl FnOnce(&mut [u64]) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    ntt.load_ternary(v, ntt.product_scale(), out);
-    ntt.forward_lazy(out);
+    ntt.forward_ternary_lazy(v, ntt.product_scale(), out);
     mul(out)?;
     ntt.inverse_lazy_unnormalized(out);
     Ok(())
@@ -176,9 +175,32 @@ fn ternary_product(
 /// `out *= a` slot by slot, `a` expanded from `(seed, stream)` in evaluation form.
 fn times_uniform(ntt: &CompactNtt, q: &Modulus, seed: &[u8; 32], stream: u64, out: &mut [u64]) {
     let mut a = UniformExpander::new(seed, stream, q);
-    for o in out.iter_mut() {
-        *o = ntt.mul_lazy(*o, a.next_residue());
+    let mut chunk = [0u64; PRODUCT_CHUNK];
+    for block in out.chunks_mut(PRODUCT_CHUNK) {
+        let y = &mut chunk[..block.len()];
+        a.fill(y);
+        ntt.mul_lazy_slice(block, y);
     }
+}
+
+/// Slot products are taken this many at a time, the other operand staged on the stack.
+const PRODUCT_CHUNK: usize = 64;
+
+/// `out *= b` slot by slot, `b` limb `index` of the public key (public values).
+fn times_key<K: PublicKeyLimbs>(ntt: &CompactNtt, pk: &mut K, index: usize, out: &mut [u64]) -> Result<(), Error> {
+    let mut chunk = [0u64; PRODUCT_CHUNK];
+    pk.for_each_b(index, |t, b| {
+        let k = t % PRODUCT_CHUNK;
+        chunk[k] = b;
+        if k == PRODUCT_CHUNK - 1 && t < out.len() {
+            ntt.mul_lazy_slice(&mut out[t + 1 - PRODUCT_CHUNK..=t], &chunk);
+        }
+    })?;
+    // The last, partial chunk (none when N is a multiple of the chunk).
+    let done = out.len() - out.len() % PRODUCT_CHUNK;
+    let rest = out.len() - done;
+    ntt.mul_lazy_slice(&mut out[done..], &chunk[..rest]);
+    Ok(())
 }
 
 /// Adds the compact message (coefficient k at degree `k * gap`) to the canonical limb `out`.
@@ -391,7 +413,7 @@ fn uniform_or_key_product<K: PublicKeyLimbs>(
 ) -> Result<(), Error> {
     ternary_product(ntt, v, out, |buf| {
         if component == 0 {
-            pk.for_each_b(index, |t, b| buf[t] = ntt.mul_lazy(buf[t], b))
+            times_key(ntt, pk, index, buf)
         } else {
             times_uniform(ntt, q, a_seed, stream_id(0, index), buf);
             Ok(())

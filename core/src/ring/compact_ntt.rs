@@ -138,6 +138,18 @@ impl CompactNtt {
         hi + t + (lo != 0) as u64
     }
 
+    /// `out[i] = out[i] * y[i] * 2^-64 mod q`, in `[0, 2q)`, for `out[i] * y[i] < q 2^64` (every
+    /// [`Self::mul_lazy`] of a slice; in assembly on Armv7E-M). The slices have equal lengths.
+    pub fn mul_lazy_slice(&self, out: &mut [u64], y: &[u64]) {
+        assert_eq!(out.len(), y.len(), "slot products of slices of different lengths");
+        #[cfg(hetune_armv7em)]
+        butterflies::montgomery_products(out, y, &[self.q, self.q_neg_inv]);
+        #[cfg(not(hetune_armv7em))]
+        for (o, &x) in out.iter_mut().zip(y) {
+            *o = self.mul_lazy(*o, x);
+        }
+    }
+
     /// `x mod q` for `x < 2q`.
     #[inline(always)]
     pub fn reduce_lazy(&self, x: u64) -> u64 {
@@ -188,6 +200,34 @@ impl CompactNtt {
     pub fn forward_lazy(&self, a: &mut [u64]) {
         for k in 0..self.log_n as usize {
             self.stage(a, k, true);
+        }
+    }
+
+    /// [`Self::load_ternary`] then [`Self::forward_lazy`], with the first stage folded into the
+    /// load: each of its butterflies combines two ternary coefficients `x`, `y` as
+    /// `(c x + (c w) y, c x - (c w) y)`, both operands chosen from three constants without a
+    /// branch, so no product is taken. Output congruent to theirs, below `2q` after the first
+    /// stage and `4q` at the end. Constant time in the coefficients.
+    pub fn forward_ternary_lazy(&self, coeffs: &[i8], c: u64, out: &mut [u64]) {
+        assert!(coeffs.len() == self.n && out.len() == self.n, "transform length");
+        let q = self.q;
+        let (w, w_shoup) = self.shoup_pair(self.fwd[0]);
+        let cw = self.reduce_lazy(self.mul_shoup_lazy(c, w, w_shoup));
+        let half = self.n / 2;
+        let (lo, hi) = out.split_at_mut(half);
+        let (xs, ys) = coeffs.split_at(half);
+        for (((a, b), &x), &y) in lo.iter_mut().zip(hi.iter_mut()).zip(xs).zip(ys) {
+            // All ones for 1 (`pos`) or -1 (`neg`), as in load_ternary.
+            let (x, y) = (x as i64, y as i64);
+            let (xp, xn) = (((-x) >> 63) as u64, (x >> 63) as u64);
+            let (yp, yn) = (((-y) >> 63) as u64, (y >> 63) as u64);
+            let cx = (c & xp) | ((q - c) & xn);
+            let cwy = (cw & yp) | ((q - cw) & yn);
+            *a = cx + cwy;
+            *b = cx + q - cwy;
+        }
+        for k in 1..self.log_n as usize {
+            self.stage(out, k, true);
         }
     }
 
@@ -556,6 +596,72 @@ mod butterflies {
         }
     }
 
+    /// `out[i] = mont(out[i] y[i])` as [`super::CompactNtt::mul_lazy`] computes it (the high word
+    /// of the product, plus that of `m q` for `m = low word * (-q^-1)`, plus one unless the low
+    /// word is zero), with `c = [q, -q^-1 mod 2^64]`.
+    #[cfg(hetune_armv7em)]
+    #[allow(unsafe_code)]
+    pub(super) fn montgomery_products(out: &mut [u64], y: &[u64], c: &[u64; 2]) {
+        let n = out.len();
+        assert_eq!(n, y.len());
+        if n == 0 {
+            return;
+        }
+        // SAFETY: reads `y[0..n]` and reads and writes `out[0..n]` (n the common length, checked,
+        // at least 1) through post-incremented pointers, 8 bytes at a time from aligned u64s,
+        // and reads the 16 bytes of `c`; no stack, declared clobbers only.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                // (e, f, g, h) = x y, 128 bits.
+                "ldrd {a}, {b}, [{px}]",
+                "ldrd {c}, {d}, [{py}], #8",
+                "umull {e}, {f}, {a}, {c}",
+                "mov {g}, #0",
+                "umaal {f}, {g}, {b}, {c}",
+                "mov {h}, #0",
+                "umaal {f}, {h}, {a}, {d}",
+                "umaal {g}, {h}, {b}, {d}",
+                // m = low word * (-q^-1): (c, d); high word += (low word != 0).
+                "ldrd {a}, {b}, [{k}, #8]",
+                "umull {c}, {d}, {e}, {a}",
+                "mla {d}, {e}, {b}, {d}",
+                "mla {d}, {f}, {a}, {d}",
+                "orrs {e}, {e}, {f}",
+                "it ne",
+                "movne {e}, #1",
+                "adds {g}, {g}, {e}",
+                "adc {h}, {h}, #0",
+                // + high word of m q.
+                "ldrd {a}, {b}, [{k}]",
+                "umull {e}, {f}, {c}, {a}",
+                "mov {e}, #0",
+                "umaal {f}, {e}, {d}, {a}",
+                "mov {a}, #0",
+                "umaal {f}, {a}, {c}, {b}",
+                "umaal {e}, {a}, {d}, {b}",
+                "adds {g}, {g}, {e}",
+                "adc {h}, {h}, {a}",
+                "strd {g}, {h}, [{px}], #8",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                px = inout(reg) out.as_mut_ptr() => _,
+                py = inout(reg) y.as_ptr() => _,
+                n = inout(reg) n => _,
+                k = in(reg) c.as_ptr(),
+                a = out(reg) _,
+                b = out(reg) _,
+                c = out(reg) _,
+                d = out(reg) _,
+                e = out(reg) _,
+                f = out(reg) _,
+                g = out(reg) _,
+                h = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
     /// See the portable version.
     #[cfg(hetune_armv7em)]
     #[allow(unsafe_code)]
@@ -802,6 +908,13 @@ mod tests {
         let mut buf = alloc::vec![0u64; n];
         t.load_ternary(&s, t.product_scale(), &mut buf);
         t.forward_lazy(&mut buf);
+        // The fused load and first stage: the same residues.
+        let mut fused = alloc::vec![0u64; n];
+        t.forward_ternary_lazy(&s, t.product_scale(), &mut fused);
+        for (x, y) in fused.iter().zip(&buf) {
+            assert_eq!(t.reduce_4q(*x), t.reduce_4q(*y));
+            assert!(*x < 4 * qv);
+        }
         let mut a_eval = a.clone();
         t.forward(&mut a_eval);
         for (x, &y) in buf.iter_mut().zip(&a_eval) {

@@ -75,7 +75,21 @@ impl ChaCha20Core {
         BlockRng::new(Self::new(seed, stream))
     }
 
+    /// One block: 20 rounds over the state, plus the state (the assembly rounds of
+    /// `chacha_armv7em.rs`).
+    #[cfg(hetune_armv7em)]
+    #[inline(always)]
+    fn block(&self, counter: u64, out: &mut [u32]) {
+        let mut work = [0u32; 48];
+        work[16..20].copy_from_slice(&[0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]);
+        work[20..28].copy_from_slice(&self.key);
+        work[28..32].copy_from_slice(&[counter as u32, (counter >> 32) as u32, self.stream as u32, (self.stream >> 32) as u32]);
+        chacha20_rounds(&mut work);
+        out.copy_from_slice(&work[32..48]);
+    }
+
     /// One block: 20 rounds over the state, plus the state.
+    #[cfg(not(hetune_armv7em))]
     #[inline(always)]
     fn block(&self, counter: u64, out: &mut [u32]) {
         // "expand 32-byte k"
@@ -125,6 +139,9 @@ impl ChaCha20Core {
         }
     }
 }
+
+#[cfg(hetune_armv7em)]
+include!("chacha_armv7em.rs");
 
 impl BlockRngCore for ChaCha20Core {
     type Item = u32;
