@@ -392,10 +392,7 @@ fn divide_by_p(ntt: &CompactNtt, q: &Modulus, pv: u64, shifted: &[u64], limb: &m
     let p_inv = q.inv(q.reduce(pv)).ok_or(Error::InvalidParameters("p divides q"))?;
     let p_inv_shoup = q.shoup(p_inv);
     let k = (pv / 2 + 128).div_ceil(qv) * qv;
-    for (o, &s) in limb.iter_mut().zip(shifted) {
-        let t = (*o + k).wrapping_add(s);
-        *o = ntt.reduce_lazy(ntt.mul_shoup_lazy(t, p_inv, p_inv_shoup));
-    }
+    ntt.mul_shoup_sum_slice(limb, shifted, k, p_inv, p_inv_shoup);
     Ok(())
 }
 

@@ -150,6 +150,21 @@ impl CompactNtt {
         }
     }
 
+    /// `out[i] = t w mod q` (canonical) for `t = out[i] + k + add[i] mod 2^64`, with
+    /// `w_shoup = floor(w 2^64 / q)`: one Shoup product per slot (in assembly on Armv7E-M). The
+    /// caller chooses `k` so that the sums do not wrap (or wrap on purpose, for two's complement
+    /// `add`). The slices have equal lengths.
+    pub fn mul_shoup_sum_slice(&self, out: &mut [u64], add: &[u64], k: u64, w: u64, w_shoup: u64) {
+        assert_eq!(out.len(), add.len(), "slot sums of slices of different lengths");
+        #[cfg(hetune_armv7em)]
+        butterflies::shoup_sums(out, add, &[k, w, w_shoup, self.q]);
+        #[cfg(not(hetune_armv7em))]
+        for (o, &s) in out.iter_mut().zip(add) {
+            let t = o.wrapping_add(k).wrapping_add(s);
+            *o = self.reduce_lazy(self.mul_shoup_lazy(t, w, w_shoup));
+        }
+    }
+
     /// `x mod q` for `x < 2q`.
     #[inline(always)]
     pub fn reduce_lazy(&self, x: u64) -> u64 {
@@ -415,7 +430,8 @@ mod butterflies {
     }
 
     // The stage loops. Per group (r = 0, 1, ...): the twiddle pair from r_mont (`shoup_pair`:
-    // w_shoup = r_mont (-q^-1) mod 2^64, w = high word of w_shoup q, plus one unless r_mont = 0),
+    // w_shoup = r_mont (-q^-1) mod 2^64, w = high word of w_shoup q, plus one since r_mont, the
+    // Montgomery form of a root of unity, is never 0),
     // then r_mont = r_mont * step (a lazy Shoup product, reduced below q), then the group's
     // address from `rbit` (bit reversal) and its butterflies. Registers hold no state between
     // groups: everything lives in `StageState`, so the butterflies have all twelve.
@@ -430,9 +446,6 @@ mod butterflies {
                 "mla {f}, {a}, {d}, {f}",
                 "mla {f}, {b}, {c}, {f}",
                 "strd {e}, {f}, [{k}, #8]",
-                "orrs {a}, {a}, {b}",
-                "it ne",
-                "movne {a}, #1",
                 "ldrd {c}, {d}, [{k}, #16]",
                 "umull {b}, {g}, {e}, {c}",
                 "mov {h}, #0",
@@ -440,7 +453,7 @@ mod butterflies {
                 "mov {b}, #0",
                 "umaal {g}, {b}, {e}, {d}",
                 "umaal {h}, {b}, {f}, {d}",
-                "adds {h}, {h}, {a}",
+                "adds {h}, {h}, #1",
                 "adc {b}, {b}, #0",
                 "strd {h}, {b}, [{k}]",
                 // r_mont = r_mont * step mod q.
@@ -593,6 +606,71 @@ mod butterflies {
                 "sbc {h}, {h}, {d}",
                 "strd {f}, {h}, [{py}], #8",
             ]);
+        }
+    }
+
+    /// `out[i] = (out[i] + k + add[i]) w mod q`, canonical, with `c = [k, w, w_shoup, q]`.
+    #[cfg(hetune_armv7em)]
+    #[allow(unsafe_code)]
+    pub(super) fn shoup_sums(out: &mut [u64], add: &[u64], c: &[u64; 4]) {
+        let n = out.len();
+        assert_eq!(n, add.len());
+        if n == 0 {
+            return;
+        }
+        // SAFETY: as for `montgomery_products` (`add` read, `out` read and written, `c` read).
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                // t = x + k + s mod 2^64: (a, b).
+                "ldrd {a}, {b}, [{px}]",
+                "ldrd {c}, {d}, [{k}]",
+                "adds {a}, {a}, {c}",
+                "adc {b}, {b}, {d}",
+                "ldrd {c}, {d}, [{py}], #8",
+                "adds {a}, {a}, {c}",
+                "adc {b}, {b}, {d}",
+                // q_hat = high word of t w_shoup: (g, e).
+                "ldrd {c}, {d}, [{k}, #16]",
+                "umull {e}, {f}, {a}, {c}",
+                "mov {g}, #0",
+                "umaal {f}, {g}, {b}, {c}",
+                "mov {e}, #0",
+                "umaal {f}, {e}, {a}, {d}",
+                "umaal {g}, {e}, {b}, {d}",
+                // r = t w - q_hat q mod 2^64, in [0, 2q): (f, h); then below q.
+                "ldrd {c}, {d}, [{k}, #8]",
+                "umull {f}, {h}, {a}, {c}",
+                "mla {h}, {a}, {d}, {h}",
+                "mla {h}, {b}, {c}, {h}",
+                "ldrd {a}, {b}, [{k}, #24]",
+                "mls {h}, {g}, {b}, {h}",
+                "mls {h}, {e}, {a}, {h}",
+                "umull {c}, {d}, {g}, {a}",
+                "subs {f}, {f}, {c}",
+                "sbc {h}, {h}, {d}",
+                "subs {c}, {f}, {a}",
+                "sbcs {d}, {h}, {b}",
+                "itt cs",
+                "movcs {f}, {c}",
+                "movcs {h}, {d}",
+                "strd {f}, {h}, [{px}], #8",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                px = inout(reg) out.as_mut_ptr() => _,
+                py = inout(reg) add.as_ptr() => _,
+                n = inout(reg) n => _,
+                k = in(reg) c.as_ptr(),
+                a = out(reg) _,
+                b = out(reg) _,
+                c = out(reg) _,
+                d = out(reg) _,
+                e = out(reg) _,
+                f = out(reg) _,
+                g = out(reg) _,
+                h = out(reg) _,
+                options(nostack),
+            );
         }
     }
 
