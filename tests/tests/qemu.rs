@@ -96,6 +96,13 @@ const PRESETS: [(&str, Security, Option<usize>); 2] =
 const IO_BUFFERS: usize = 2 * 4096;
 /// The working-memory target at n16-boot, both modes: 1.25 MiB.
 const HEAP_TARGET: u64 = 1_310_720;
+/// Instructions per ciphertext (encode + encrypt) at n16-boot on the Cortex-M (M4F and M7 run
+/// the same image and count the same), level 3, 2^11 slots: the public-key mode within 1.2 times
+/// the 600.5 M of the firmware before the streaming encryptor (secret-key mode, 2 MiB NTT plan),
+/// the secret-key mode no slower than the 419.6 M it took before the assembly kernels. QEMU's
+/// counts are deterministic, so these are exact regression bounds, not timing guesses.
+const CORTEX_M_N16_INSTRUCTIONS: [(StreamMode, u64); 2] =
+    [(StreamMode::PublicKey, 720_600_000), (StreamMode::SecretKey, 419_600_000)];
 /// Smallest accepted precision of a decrypted slot, in bits (-log2 of the largest absolute
 /// error over all 2048 slots, padding included). Fresh secret-key encryptions at scale 2^40 and
 /// 2^42 give 30 to 33 bits, public-key ones 2 to 4 bits less (the division by the special prime
@@ -662,6 +669,17 @@ fn boot_device(
             std::fs::read(workdir.join(format!("hetune-{}.hetn", owner.name))).expect("read the streamed records");
         presets.push(check_preset(owner, mode, boot, &stream, &lines, rows));
         streams.push(stream);
+    }
+    if machine.target == "thumbv7em-none-eabihf" {
+        let (_, bound) = CORTEX_M_N16_INSTRUCTIONS.iter().find(|(m, _)| *m == mode).unwrap();
+        let n16 = presets.iter().find(|p| p["preset"] == "n16-boot").expect("an n16-boot report");
+        let per_ct = n16["instructions_per_ciphertext"].as_u64().unwrap();
+        assert!(
+            per_ct <= *bound,
+            "{} {}: {per_ct} instructions per n16-boot ciphertext, above {bound}",
+            machine.name,
+            mode_name(mode)
+        );
     }
     let report = json!({
         "machine": machine.name,

@@ -411,8 +411,8 @@ mod butterflies {
     // memory and no stack, and clobber only the registers and flags declared.
 
     /// What the assembly stage loops read and update, 8-byte words: `[w, w_shoup, q, 2q, r_mont,
-    /// step, step_shoup, -q^-1 mod 2^64, (base, half), (r, groups), 32 - k]` (pairs are two
-    /// 32-bit words, low first). The first two are written for each group.
+    /// step, step_shoup, -q^-1 mod 2^64, (base, 8 half), (r, groups), 29 - log2 N]` (pairs are
+    /// two 32-bit words, low first). The first two are written for each group.
     #[cfg(hetune_armv7em)]
     pub(super) struct StageState {
         pub(super) words: [u64; 11],
@@ -422,11 +422,12 @@ mod butterflies {
     /// r = 0 .. 2^k, group `bitrev_k(r)` at `a[2 g half ..]`.
     #[cfg(hetune_armv7em)]
     fn address(a: &mut [u64], k: usize, state: &mut StageState) {
-        assert!(k >= 1 && k < 32 && a.len() >> k >= 2 && a.len().is_power_of_two(), "stage shape");
+        let log_n = a.len().trailing_zeros() as usize;
+        assert!(k >= 1 && k < log_n && log_n <= 29 && a.len().is_power_of_two(), "stage shape");
         let half = a.len() >> (k + 1);
-        state.words[8] = (a.as_mut_ptr() as usize as u64) | ((half as u64) << 32);
+        state.words[8] = (a.as_mut_ptr() as usize as u64) | (((8 * half) as u64) << 32);
         state.words[9] = (1u64 << k) << 32;
-        state.words[10] = 32 - k as u64;
+        state.words[10] = 29 - log_n as u64;
     }
 
     // The stage loops. Per group (r = 0, 1, ...): the twiddle pair from r_mont (`shoup_pair`:
@@ -435,6 +436,7 @@ mod butterflies {
     // then r_mont = r_mont * step (a lazy Shoup product, reduced below q), then the group's
     // address from `rbit` (bit reversal) and its butterflies. Registers hold no state between
     // groups: everything lives in `StageState`, so the butterflies have all twelve.
+    #[cfg(hetune_armv7em)]
     macro_rules! stage_asm {
         ($a:expr, $state:expr, [$($butterfly:literal,)*]) => {
             core::arch::asm!(
@@ -481,16 +483,17 @@ mod butterflies {
                 "movcs {f}, {c}",
                 "movcs {h}, {d}",
                 "strd {f}, {h}, [{k}, #32]",
-                // The group: g = bitrev_k(r), halves at base + 16 g half and 8 half further.
+                // The group: g = bitrev_k(r), halves at base + 16 g half and 8 half further;
+                // 16 g half = rbit(r) >> (29 - log2 N), since g = rbit(r) >> (32 - k) and
+                // 16 half = 2^(log2 N - k + 3).
                 "ldrd {a}, {b}, [{k}, #64]",
                 "ldrd {c}, {d}, [{k}, #72]",
                 "ldr {e}, [{k}, #80]",
                 "rbit {f}, {c}",
                 "lsr {f}, {f}, {e}",
-                "mul {f}, {f}, {b}",
-                "add {px}, {a}, {f}, lsl #4",
-                "add {py}, {px}, {b}, lsl #3",
-                "mov {n}, {b}",
+                "add {px}, {a}, {f}",
+                "add {py}, {px}, {b}",
+                "lsr {n}, {b}, #3",
                 "adds {c}, {c}, #1",
                 "str {c}, [{k}, #72]",
                 "2:",

@@ -157,11 +157,36 @@ impl BlockRngCore for ChaCha20Core {
 
 impl CryptoBlockRng for ChaCha20Core {}
 
-/// The generator of uniform residues: [`ChaCha20`] on Armv7E-M, `rand_chacha` elsewhere (the
-/// same words).
+/// The 64-bit words of [`ChaCha20`] as a generator that is only ever asked for 64-bit words
+/// gives them: each block's 16 words in pairs, low word first, block after block, without the
+/// general buffering of [`BlockRng`] (the uniform expander on Armv7E-M).
 #[cfg(hetune_armv7em)]
-fn expander_rng(seed: &[u8; 32], stream: u64) -> ChaCha20 {
-    ChaCha20Core::rng(seed, stream)
+struct ChaChaWords {
+    core: ChaCha20Core,
+    block: [u32; 16],
+    pos: usize,
+}
+
+#[cfg(hetune_armv7em)]
+impl ChaChaWords {
+    #[inline(always)]
+    fn next_u64(&mut self) -> u64 {
+        if self.pos == 16 {
+            self.core.block(self.core.counter, &mut self.block);
+            self.core.counter = self.core.counter.wrapping_add(1);
+            self.pos = 0;
+        }
+        let v = self.block[self.pos] as u64 | (self.block[self.pos + 1] as u64) << 32;
+        self.pos += 2;
+        v
+    }
+}
+
+/// The generator of uniform residues: [`ChaCha20`]'s words on Armv7E-M, `rand_chacha`
+/// elsewhere (the same words).
+#[cfg(hetune_armv7em)]
+fn expander_rng(seed: &[u8; 32], stream: u64) -> ChaChaWords {
+    ChaChaWords { core: ChaCha20Core::new(seed, stream), block: [0; 16], pos: 16 }
 }
 
 #[cfg(not(hetune_armv7em))]
@@ -176,7 +201,7 @@ fn expander_rng(seed: &[u8; 32], stream: u64) -> ChaCha20Rng {
 /// The values are public, so the rejection loop need not be constant time.
 pub struct UniformExpander {
     #[cfg(hetune_armv7em)]
-    rng: ChaCha20,
+    rng: ChaChaWords,
     #[cfg(not(hetune_armv7em))]
     rng: ChaCha20Rng,
     q: u64,
