@@ -331,10 +331,12 @@ impl Sink for NullSink {
     }
 }
 
-/// Instructions of the steps inside each limb of an encryption, on the first two primes, so the
-/// per-limb figure can be broken down: transform setup (the root of unity), lazy forward and
-/// inverse transforms, the expansion of `a` from its seed, one Montgomery product per slot, bit
-/// packing with the checksum, and (sensors) reading a limb of the stored public key.
+/// Instructions of the steps of an encryption, so the per-ciphertext figure can be broken down:
+/// once, the secret randomness of one polynomial (the Gaussian error, the ternary mask, the raw
+/// generator words) and the mask's fused load and forward transform; then on the first two
+/// primes, transform setup (the root of unity), lazy forward and inverse transforms, the
+/// expansion of `a` from its seed, one Montgomery product per slot, bit packing with the
+/// checksum, and (sensors) reading a limb of the stored public key.
 fn profile_limbs(
     preset: &str,
     params: &Parameters,
@@ -359,13 +361,23 @@ fn profile_limbs(
             words ^= rng.next_u64();
         }
         let rng_words = instructions() - t;
+        // The mask's ternary load fused with the first forward stage, then the other stages (on
+        // the first prime; the one transform a product takes of the mask).
+        let q = Modulus::new(params.q()[0]);
+        let ntt = CompactNtt::new(n, &q)?;
+        let mut buf = vec![0u64; n];
+        let t = instructions();
+        ntt.forward_ternary_lazy(&small, ntt.product_scale(), &mut buf);
+        let ternary_forward = instructions() - t;
+        drop(buf);
         defmt::info!(
-            "profile_sampling preset={=str} n={=usize} gaussian_instructions={=u64} ternary_instructions={=u64} rng_u64_instructions={=u64} check={=u64}",
+            "profile_sampling preset={=str} n={=usize} gaussian_instructions={=u64} ternary_instructions={=u64} rng_u64_instructions={=u64} ternary_forward_instructions={=u64} check={=u64}",
             preset,
             n,
             gaussian_fill,
             ternary_fill,
             rng_words,
+            ternary_forward,
             words & 1
         );
     }
@@ -396,10 +408,11 @@ fn profile_limbs(
         let t = instructions();
         UniformExpander::new(&[7; 32], 0, &q).fill(&mut buf);
         let expand = instructions() - t;
-        let c = ntt.product_scale();
+        // The slot products as the encryptor takes them: 64 at a time against a staged operand.
+        let staged = [ntt.product_scale(); 64];
         let t = instructions();
-        for v in buf.iter_mut() {
-            *v = ntt.mul_lazy(*v, c);
+        for block in buf.chunks_mut(staged.len()) {
+            ntt.mul_lazy_slice(block, &staged[..block.len()]);
         }
         let pointwise = instructions() - t;
         for v in buf.iter_mut() {

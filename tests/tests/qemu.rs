@@ -534,6 +534,13 @@ fn check_preset(
         })
         .collect();
     assert_eq!(ntt.len(), 2, "{name}: NTT profile lines");
+    let sampling = find(lines, "profile_sampling", name);
+    let sampling = json!({
+        "gaussian_error_instructions": sampling.u64("gaussian_instructions"),
+        "ternary_mask_instructions": sampling.u64("ternary_instructions"),
+        "generator_u64_words_instructions": sampling.u64("rng_u64_instructions"),
+        "mask_load_and_forward_instructions": sampling.u64("ternary_forward_instructions"),
+    });
     let mean = |v: &[u64]| v.iter().sum::<u64>() / v.len() as u64;
     let (enc, cry) = (mean(&encode_instr), mean(&encrypt_instr));
     let limbs = level as u64 + 1;
@@ -559,6 +566,7 @@ fn check_preset(
         "heap_need_bytes": need,
         "stack_peak_bytes": stack_peak,
         "limb_profile": ntt,
+        "polynomial_profile": sampling,
         "precision_bits_min": (precision * 10.0).round() / 10.0,
     })
 }
