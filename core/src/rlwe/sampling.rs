@@ -530,7 +530,7 @@ mod tests {
         }
         // At sigma = 3.2 the fold leaves out a third of the table.
         let g = GaussianSampler::new(3.2).unwrap();
-        assert!(g.mid_len < 60 && g.mid_len > 40 && g.mid_len % 4 == 0, "{} middle entries", g.mid_len);
+        assert!(g.mid_len < 60 && g.mid_len > 40 && g.mid_len.is_multiple_of(4), "{} middle entries", g.mid_len);
         let cdf = GaussianSampler::cdf(3.2).unwrap();
         assert_eq!(cdf[0], 0);
         assert_eq!(cdf[GAUSS_ENTRIES - 1], u64::MAX);
