@@ -302,14 +302,17 @@ fn run_preset(
         Encryptor::Public(pk) => Some(pk),
         Encryptor::Secret(_) => None,
     };
+    // The stack the keys and ciphertexts took, before the profile's own calls.
+    let stack_work = platform::stack_high_water();
     profile_limbs(name, &params, pk)?;
     drop(encrypt);
     heap.step();
     defmt::info!(
-        "memory preset={=str} heap_peak={=usize} stack_peak={=usize} file_bytes={=u64} heap_leaked={=usize}",
+        "memory preset={=str} heap_peak={=usize} stack_peak={=usize} stack_peak_encryption={=usize} file_bytes={=u64} heap_leaked={=usize}",
         name,
         heap.overall(),
         platform::stack_high_water(),
+        stack_work,
         file_bytes,
         heap.leaked()
     );

@@ -516,6 +516,8 @@ fn check_preset(
     }
     let stack_peak = mem.u64("stack_peak");
     assert!(stack_peak > 0 && stack_peak <= 16 * 1024, "{name}: stack peak {stack_peak} bytes");
+    let stack_encryption = mem.u64("stack_peak_encryption");
+    assert!(stack_encryption > 0 && stack_encryption <= stack_peak, "{name}: encryption stack {stack_encryption} bytes");
     let ntt: Vec<serde_json::Value> = lines
         .iter()
         .filter(|l| l.tag == "profile" && l.get("preset") == name)
@@ -565,6 +567,7 @@ fn check_preset(
         "heap_peak_bytes": heap_peak,
         "heap_need_bytes": need,
         "stack_peak_bytes": stack_peak,
+        "stack_peak_keys_and_ciphertexts_bytes": stack_encryption,
         "limb_profile": ntt,
         "polynomial_profile": sampling,
         "precision_bits_min": (precision * 10.0).round() / 10.0,
