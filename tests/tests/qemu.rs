@@ -465,7 +465,8 @@ fn check_preset(
     let (mut encode_instr, mut encrypt_instr) = (Vec::new(), Vec::new());
     for index in 0..cts {
         starts.push(stream.len() - src.len());
-        let ct = read_ciphertext(&mut src, ctx, &Limits::for_ciphertexts(ctx.params())).expect("read a device ciphertext");
+        let ct =
+            read_ciphertext(&mut src, ctx, &Limits::for_ciphertexts(ctx.params())).expect("read a device ciphertext");
         match (&ct, mode) {
             (AnyCiphertext::Seeded(s), StreamMode::SecretKey) => {
                 assert!(!s.c0_ntt, "c0 in coefficient form");
@@ -517,7 +518,10 @@ fn check_preset(
     let stack_peak = mem.u64("stack_peak");
     assert!(stack_peak > 0 && stack_peak <= 16 * 1024, "{name}: stack peak {stack_peak} bytes");
     let stack_encryption = mem.u64("stack_peak_encryption");
-    assert!(stack_encryption > 0 && stack_encryption <= stack_peak, "{name}: encryption stack {stack_encryption} bytes");
+    assert!(
+        stack_encryption > 0 && stack_encryption <= stack_peak,
+        "{name}: encryption stack {stack_encryption} bytes"
+    );
     let ntt: Vec<serde_json::Value> = lines
         .iter()
         .filter(|l| l.tag == "profile" && l.get("preset") == name)

@@ -103,12 +103,7 @@ impl StreamWork {
     /// Allocates the buffers of `mode` for ring degree `n`: [`Self::bytes_for`] bytes.
     pub fn new(n: usize, mode: StreamMode) -> Self {
         let pk = mode == StreamMode::PublicKey;
-        StreamWork {
-            mode,
-            limb: vec![0; n],
-            carry: if pk { vec![0; n] } else { Vec::new() },
-            small: vec![0; n],
-        }
+        StreamWork { mode, limb: vec![0; n], carry: if pk { vec![0; n] } else { Vec::new() }, small: vec![0; n] }
     }
 
     /// Bytes the buffers of `mode` take at ring degree `n`: `9 n` (secret key) or `17 n`.

@@ -260,7 +260,11 @@ impl CompactNtt {
     #[cfg(not(hetune_armv7em))]
     fn stage(&self, a: &mut [u64], k: usize, forward: bool) {
         assert_eq!(a.len(), self.n, "transform length");
-        let (roots, group) = if forward { (&self.fwd, butterflies::forward as GroupFn) } else { (&self.inv, butterflies::inverse as GroupFn) };
+        let (roots, group) = if forward {
+            (&self.fwd, butterflies::forward as GroupFn)
+        } else {
+            (&self.inv, butterflies::inverse as GroupFn)
+        };
         let half = a.len() >> (k + 1);
         let mut consts = [0, 0, self.q, 2 * self.q];
         self.for_each_group(k, roots, |g, w, w_shoup| {
@@ -278,7 +282,11 @@ impl CompactNtt {
     #[cfg(hetune_armv7em)]
     fn stage(&self, a: &mut [u64], k: usize, forward: bool) {
         assert_eq!(a.len(), self.n, "transform length");
-        let (roots, group) = if forward { (&self.fwd, butterflies::forward as GroupFn) } else { (&self.inv, butterflies::inverse as GroupFn) };
+        let (roots, group) = if forward {
+            (&self.fwd, butterflies::forward as GroupFn)
+        } else {
+            (&self.inv, butterflies::inverse as GroupFn)
+        };
         let half = a.len() >> (k + 1);
         if k == 0 {
             let (w, w_shoup) = self.shoup_pair(roots[0]);
@@ -529,41 +537,45 @@ mod butterflies {
         // words, 2^(k+1) half = a.len(), checked), 8-byte accesses to aligned u64s, and the
         // state block; no stack, declared clobbers only.
         unsafe {
-            stage_asm!(a, state, [
-                "ldrd {a}, {b}, [{py}]",
-                "ldrd {c}, {d}, [{k}, #8]",
-                "umull {e}, {f}, {a}, {c}",
-                "mov {g}, #0",
-                "umaal {f}, {g}, {b}, {c}",
-                "mov {e}, #0",
-                "umaal {f}, {e}, {a}, {d}",
-                "umaal {g}, {e}, {b}, {d}",
-                "ldrd {c}, {d}, [{k}]",
-                "umull {f}, {h}, {a}, {c}",
-                "mla {h}, {a}, {d}, {h}",
-                "mla {h}, {b}, {c}, {h}",
-                "ldrd {a}, {b}, [{k}, #16]",
-                "mls {h}, {g}, {b}, {h}",
-                "mls {h}, {e}, {a}, {h}",
-                "umull {c}, {d}, {g}, {a}",
-                "subs {f}, {f}, {c}",
-                "sbc {h}, {h}, {d}",
-                "ldrd {a}, {b}, [{px}]",
-                "ldrd {c}, {d}, [{k}, #24]",
-                "subs {e}, {a}, {c}",
-                "sbcs {g}, {b}, {d}",
-                "itt cs",
-                "movcs {a}, {e}",
-                "movcs {b}, {g}",
-                "adds {e}, {a}, {f}",
-                "adc {g}, {b}, {h}",
-                "strd {e}, {g}, [{px}], #8",
-                "adds {a}, {a}, {c}",
-                "adc {b}, {b}, {d}",
-                "subs {a}, {a}, {f}",
-                "sbc {b}, {b}, {h}",
-                "strd {a}, {b}, [{py}], #8",
-            ]);
+            stage_asm!(
+                a,
+                state,
+                [
+                    "ldrd {a}, {b}, [{py}]",
+                    "ldrd {c}, {d}, [{k}, #8]",
+                    "umull {e}, {f}, {a}, {c}",
+                    "mov {g}, #0",
+                    "umaal {f}, {g}, {b}, {c}",
+                    "mov {e}, #0",
+                    "umaal {f}, {e}, {a}, {d}",
+                    "umaal {g}, {e}, {b}, {d}",
+                    "ldrd {c}, {d}, [{k}]",
+                    "umull {f}, {h}, {a}, {c}",
+                    "mla {h}, {a}, {d}, {h}",
+                    "mla {h}, {b}, {c}, {h}",
+                    "ldrd {a}, {b}, [{k}, #16]",
+                    "mls {h}, {g}, {b}, {h}",
+                    "mls {h}, {e}, {a}, {h}",
+                    "umull {c}, {d}, {g}, {a}",
+                    "subs {f}, {f}, {c}",
+                    "sbc {h}, {h}, {d}",
+                    "ldrd {a}, {b}, [{px}]",
+                    "ldrd {c}, {d}, [{k}, #24]",
+                    "subs {e}, {a}, {c}",
+                    "sbcs {g}, {b}, {d}",
+                    "itt cs",
+                    "movcs {a}, {e}",
+                    "movcs {b}, {g}",
+                    "adds {e}, {a}, {f}",
+                    "adc {g}, {b}, {h}",
+                    "strd {e}, {g}, [{px}], #8",
+                    "adds {a}, {a}, {c}",
+                    "adc {b}, {b}, {d}",
+                    "subs {a}, {a}, {f}",
+                    "sbc {b}, {b}, {h}",
+                    "strd {a}, {b}, [{py}], #8",
+                ]
+            );
         }
     }
 
@@ -574,41 +586,45 @@ mod butterflies {
         address(a, k, state);
         // SAFETY: as for `forward_stage`.
         unsafe {
-            stage_asm!(a, state, [
-                "ldrd {a}, {b}, [{px}]",
-                "ldrd {c}, {d}, [{py}]",
-                "ldrd {e}, {f}, [{k}, #24]",
-                "adds {g}, {a}, {c}",
-                "adc {h}, {b}, {d}",
-                "adds {a}, {a}, {e}",
-                "adc {b}, {b}, {f}",
-                "subs {a}, {a}, {c}",
-                "sbc {b}, {b}, {d}",
-                "subs {c}, {g}, {e}",
-                "sbcs {d}, {h}, {f}",
-                "itt cs",
-                "movcs {g}, {c}",
-                "movcs {h}, {d}",
-                "strd {g}, {h}, [{px}], #8",
-                "ldrd {c}, {d}, [{k}, #8]",
-                "umull {e}, {f}, {a}, {c}",
-                "mov {g}, #0",
-                "umaal {f}, {g}, {b}, {c}",
-                "mov {e}, #0",
-                "umaal {f}, {e}, {a}, {d}",
-                "umaal {g}, {e}, {b}, {d}",
-                "ldrd {c}, {d}, [{k}]",
-                "umull {f}, {h}, {a}, {c}",
-                "mla {h}, {a}, {d}, {h}",
-                "mla {h}, {b}, {c}, {h}",
-                "ldrd {a}, {b}, [{k}, #16]",
-                "mls {h}, {g}, {b}, {h}",
-                "mls {h}, {e}, {a}, {h}",
-                "umull {c}, {d}, {g}, {a}",
-                "subs {f}, {f}, {c}",
-                "sbc {h}, {h}, {d}",
-                "strd {f}, {h}, [{py}], #8",
-            ]);
+            stage_asm!(
+                a,
+                state,
+                [
+                    "ldrd {a}, {b}, [{px}]",
+                    "ldrd {c}, {d}, [{py}]",
+                    "ldrd {e}, {f}, [{k}, #24]",
+                    "adds {g}, {a}, {c}",
+                    "adc {h}, {b}, {d}",
+                    "adds {a}, {a}, {e}",
+                    "adc {b}, {b}, {f}",
+                    "subs {a}, {a}, {c}",
+                    "sbc {b}, {b}, {d}",
+                    "subs {c}, {g}, {e}",
+                    "sbcs {d}, {h}, {f}",
+                    "itt cs",
+                    "movcs {g}, {c}",
+                    "movcs {h}, {d}",
+                    "strd {g}, {h}, [{px}], #8",
+                    "ldrd {c}, {d}, [{k}, #8]",
+                    "umull {e}, {f}, {a}, {c}",
+                    "mov {g}, #0",
+                    "umaal {f}, {g}, {b}, {c}",
+                    "mov {e}, #0",
+                    "umaal {f}, {e}, {a}, {d}",
+                    "umaal {g}, {e}, {b}, {d}",
+                    "ldrd {c}, {d}, [{k}]",
+                    "umull {f}, {h}, {a}, {c}",
+                    "mla {h}, {a}, {d}, {h}",
+                    "mla {h}, {b}, {c}, {h}",
+                    "ldrd {a}, {b}, [{k}, #16]",
+                    "mls {h}, {g}, {b}, {h}",
+                    "mls {h}, {e}, {a}, {h}",
+                    "umull {c}, {d}, {g}, {a}",
+                    "subs {f}, {f}, {c}",
+                    "sbc {h}, {h}, {d}",
+                    "strd {f}, {h}, [{py}], #8",
+                ]
+            );
         }
     }
 

@@ -6,9 +6,9 @@
 #[cfg(not(hetune_armv7em))]
 use rand_chacha::ChaCha20Rng;
 use rand_core::block::{BlockRng, BlockRngCore, CryptoBlockRng};
-use rand_core::{CryptoRng, RngCore};
 #[cfg(not(hetune_armv7em))]
 use rand_core::SeedableRng;
+use rand_core::{CryptoRng, RngCore};
 
 use crate::ring::Modulus;
 use crate::Error;
@@ -83,7 +83,12 @@ impl ChaCha20Core {
         let mut work = [0u32; 48];
         work[16..20].copy_from_slice(&[0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]);
         work[20..28].copy_from_slice(&self.key);
-        work[28..32].copy_from_slice(&[counter as u32, (counter >> 32) as u32, self.stream as u32, (self.stream >> 32) as u32]);
+        work[28..32].copy_from_slice(&[
+            counter as u32,
+            (counter >> 32) as u32,
+            self.stream as u32,
+            (self.stream >> 32) as u32,
+        ]);
         chacha20_rounds(&mut work);
         out.copy_from_slice(&work[32..48]);
     }
@@ -494,7 +499,6 @@ mod tests {
             assert!(v.iter().all(|&x| (-1..=1).contains(&x)));
         }
     }
-
 
     /// The full-table scan the sampler replaces (every entry, 128-bit comparisons).
     fn full_scan(cdf: &[u64; GAUSS_ENTRIES], u: u64) -> i8 {
