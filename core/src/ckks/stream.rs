@@ -380,10 +380,13 @@ const ERROR_CHUNK: usize = 256;
 /// `out = (x + s) / p mod q` in place, for the lazy limb `x` (below `2q`) and `s = e - [carry]_p`
 /// (two's complement, `|s| <= p/2 + 128`): one Shoup product by `p^-1` per coefficient, of
 /// `t = x + K + s` with `K` the least multiple of q not below `p/2 + 128`, which is never
-/// negative, is congruent to `x + s` modulo q, and stays below `3q + p + 256 < 2^64`. Canonical
-/// output.
+/// negative, is congruent to `x + s` modulo q, and stays below `3q + p + 256` (checked to be
+/// below 2^64: any two primes below 2^61.9). Canonical output.
 fn divide_by_p(ntt: &CompactNtt, q: &Modulus, pv: u64, shifted: &[u64], limb: &mut [u64]) -> Result<(), Error> {
     let qv = q.value();
+    if 3 * qv as u128 + pv as u128 + 256 > u64::MAX as u128 {
+        return Err(Error::InvalidParameters("primes too large for the division by the special prime"));
+    }
     let p_inv = q.inv(q.reduce(pv)).ok_or(Error::InvalidParameters("p divides q"))?;
     let p_inv_shoup = q.shoup(p_inv);
     let k = (pv / 2 + 128).div_ceil(qv) * qv;
