@@ -298,10 +298,11 @@ impl CompactNtt {
         let mut state = butterflies::StageState {
             words: [0, 0, self.q, 2 * self.q, roots[k], step, step_shoup, self.q_neg_inv, 0, 0, 0],
         };
-        if forward {
-            butterflies::forward_stage(a, k, &mut state);
-        } else {
-            butterflies::inverse_stage(a, k, &mut state);
+        match (forward, half) {
+            (true, 1) => butterflies::forward_last_stage(a, k, &mut state),
+            (false, 1) => butterflies::inverse_last_stage(a, k, &mut state),
+            (true, _) => butterflies::forward_stage(a, k, &mut state),
+            (false, _) => butterflies::inverse_stage(a, k, &mut state),
         }
     }
 
@@ -526,6 +527,181 @@ mod butterflies {
                 options(nostack),
             )
         };
+    }
+
+    // The last stage (one butterfly per group, N/2 groups): the butterfly multiplies by the
+    // running twiddle in Montgomery form directly, a Montgomery product (as `mul_lazy`: the
+    // product of a value below 4q and r_mont below q is below q 2^64, so the result is below
+    // 2q, as Shoup's), which spares the derivation of the Shoup pair in every group.
+    #[cfg(hetune_armv7em)]
+    macro_rules! last_stage_asm {
+        ($state:expr, [$($butterfly:literal,)*]) => {
+            core::arch::asm!(
+                "3:",
+                // The group: g = bitrev_k(r), its pair at base + 16 g.
+                "ldrd {a}, {b}, [{k}, #64]",
+                "ldrd {c}, {d}, [{k}, #72]",
+                "ldr {e}, [{k}, #80]",
+                "rbit {f}, {c}",
+                "lsr {f}, {f}, {e}",
+                "add {px}, {a}, {f}",
+                "adds {c}, {c}, #1",
+                "str {c}, [{k}, #72]",
+                $($butterfly,)*
+                // r_mont = r_mont * step mod q.
+                "ldrd {a}, {b}, [{k}, #32]",
+                "ldrd {c}, {d}, [{k}, #48]",
+                "umull {e}, {f}, {a}, {c}",
+                "mov {g}, #0",
+                "umaal {f}, {g}, {b}, {c}",
+                "mov {e}, #0",
+                "umaal {f}, {e}, {a}, {d}",
+                "umaal {g}, {e}, {b}, {d}",
+                "ldrd {c}, {d}, [{k}, #40]",
+                "umull {f}, {h}, {a}, {c}",
+                "mla {h}, {a}, {d}, {h}",
+                "mla {h}, {b}, {c}, {h}",
+                "ldrd {a}, {b}, [{k}, #16]",
+                "mls {h}, {g}, {b}, {h}",
+                "mls {h}, {e}, {a}, {h}",
+                "umull {c}, {d}, {g}, {a}",
+                "subs {f}, {f}, {c}",
+                "sbc {h}, {h}, {d}",
+                "subs {c}, {f}, {a}",
+                "sbcs {d}, {h}, {b}",
+                "itt cs",
+                "movcs {f}, {c}",
+                "movcs {h}, {d}",
+                "strd {f}, {h}, [{k}, #32]",
+                "ldrd {c}, {d}, [{k}, #72]",
+                "cmp {c}, {d}",
+                "bne 3b",
+                k = in(reg) $state.words.as_mut_ptr(),
+                px = out(reg) _,
+                a = out(reg) _,
+                b = out(reg) _,
+                c = out(reg) _,
+                d = out(reg) _,
+                e = out(reg) _,
+                f = out(reg) _,
+                g = out(reg) _,
+                h = out(reg) _,
+                options(nostack),
+            )
+        };
+    }
+
+    /// The last stage of the forward transform (k = log2 N - 1 >= 1) over all of `a`.
+    #[cfg(hetune_armv7em)]
+    #[allow(unsafe_code)]
+    pub(super) fn forward_last_stage(a: &mut [u64], k: usize, state: &mut StageState) {
+        address(a, k, state);
+        assert_eq!(a.len() >> k, 2, "the last stage");
+        // SAFETY: as for `forward_stage` (each group is the pair a[2g], a[2g + 1]).
+        unsafe {
+            last_stage_asm!(state, [
+                // v = mont(y r_mont): (g, h).
+                "ldrd {a}, {b}, [{px}, #8]",
+                "ldrd {c}, {d}, [{k}, #32]",
+                "umull {e}, {f}, {a}, {c}",
+                "mov {g}, #0",
+                "umaal {f}, {g}, {b}, {c}",
+                "mov {h}, #0",
+                "umaal {f}, {h}, {a}, {d}",
+                "umaal {g}, {h}, {b}, {d}",
+                "ldrd {a}, {b}, [{k}, #56]",
+                "umull {c}, {d}, {e}, {a}",
+                "mla {d}, {e}, {b}, {d}",
+                "mla {d}, {f}, {a}, {d}",
+                "orrs {e}, {e}, {f}",
+                "it ne",
+                "movne {e}, #1",
+                "adds {g}, {g}, {e}",
+                "adc {h}, {h}, #0",
+                "ldrd {a}, {b}, [{k}, #16]",
+                "umull {e}, {f}, {c}, {a}",
+                "mov {e}, #0",
+                "umaal {f}, {e}, {d}, {a}",
+                "mov {a}, #0",
+                "umaal {f}, {a}, {c}, {b}",
+                "umaal {e}, {a}, {d}, {b}",
+                "adds {g}, {g}, {e}",
+                "adc {h}, {h}, {a}",
+                // u = x mod 2q; x = u + v, y = u + 2q - v.
+                "ldrd {a}, {b}, [{px}]",
+                "ldrd {c}, {d}, [{k}, #24]",
+                "subs {e}, {a}, {c}",
+                "sbcs {f}, {b}, {d}",
+                "itt cs",
+                "movcs {a}, {e}",
+                "movcs {b}, {f}",
+                "adds {e}, {a}, {g}",
+                "adc {f}, {b}, {h}",
+                "strd {e}, {f}, [{px}]",
+                "adds {a}, {a}, {c}",
+                "adc {b}, {b}, {d}",
+                "subs {a}, {a}, {g}",
+                "sbc {b}, {b}, {h}",
+                "strd {a}, {b}, [{px}, #8]",
+            ]);
+        }
+    }
+
+    /// The last stage of the inverse transform by its index (k = log2 N - 1 >= 1, the first it
+    /// runs) over all of `a`.
+    #[cfg(hetune_armv7em)]
+    #[allow(unsafe_code)]
+    pub(super) fn inverse_last_stage(a: &mut [u64], k: usize, state: &mut StageState) {
+        address(a, k, state);
+        assert_eq!(a.len() >> k, 2, "the last stage");
+        // SAFETY: as for `forward_last_stage`.
+        unsafe {
+            last_stage_asm!(state, [
+                // x = (u + v) mod 2q; t = u + 2q - v: (a, b).
+                "ldrd {a}, {b}, [{px}]",
+                "ldrd {c}, {d}, [{px}, #8]",
+                "ldrd {e}, {f}, [{k}, #24]",
+                "adds {g}, {a}, {c}",
+                "adc {h}, {b}, {d}",
+                "adds {a}, {a}, {e}",
+                "adc {b}, {b}, {f}",
+                "subs {a}, {a}, {c}",
+                "sbc {b}, {b}, {d}",
+                "subs {c}, {g}, {e}",
+                "sbcs {d}, {h}, {f}",
+                "itt cs",
+                "movcs {g}, {c}",
+                "movcs {h}, {d}",
+                "strd {g}, {h}, [{px}]",
+                // y = mont(t r_mont): (g, h).
+                "ldrd {c}, {d}, [{k}, #32]",
+                "umull {e}, {f}, {a}, {c}",
+                "mov {g}, #0",
+                "umaal {f}, {g}, {b}, {c}",
+                "mov {h}, #0",
+                "umaal {f}, {h}, {a}, {d}",
+                "umaal {g}, {h}, {b}, {d}",
+                "ldrd {a}, {b}, [{k}, #56]",
+                "umull {c}, {d}, {e}, {a}",
+                "mla {d}, {e}, {b}, {d}",
+                "mla {d}, {f}, {a}, {d}",
+                "orrs {e}, {e}, {f}",
+                "it ne",
+                "movne {e}, #1",
+                "adds {g}, {g}, {e}",
+                "adc {h}, {h}, #0",
+                "ldrd {a}, {b}, [{k}, #16]",
+                "umull {e}, {f}, {c}, {a}",
+                "mov {e}, #0",
+                "umaal {f}, {e}, {d}, {a}",
+                "mov {a}, #0",
+                "umaal {f}, {a}, {c}, {b}",
+                "umaal {e}, {a}, {d}, {b}",
+                "adds {g}, {g}, {e}",
+                "adc {h}, {h}, {a}",
+                "strd {g}, {h}, [{px}, #8]",
+            ]);
+        }
     }
 
     /// Stage `k >= 1` of the forward transform over all of `a`.
