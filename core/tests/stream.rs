@@ -91,7 +91,7 @@ fn public_key_stream_decrypts_from_memory_and_from_a_stored_record_alike() {
     let f = fixture();
     let params = f.ctx.params().clone();
     let mut work = StreamWork::new(params.n(), StreamMode::PublicKey);
-    assert_eq!(work.bytes(), 18 * params.n());
+    assert_eq!(work.bytes(), 17 * params.n());
     let mut stored_bytes = Vec::new();
     write_public_key(&mut stored_bytes, &params, &f.pk).unwrap();
     for level in [0, params.max_level()] {

@@ -37,13 +37,12 @@ use hetune_core::ckks::stream::{
 };
 use hetune_core::entropy::{BootCounterDrbg, EntropySource};
 use hetune_core::ring::{CompactNtt, Modulus};
-use hetune_core::rlwe::sampling::UniformExpander;
+use hetune_core::rlwe::sampling::{ternary, ChaCha20Core, GaussianSampler, UniformExpander};
 use hetune_core::rlwe::SecretKey;
 use hetune_core::wire::{Limits, RecordWriter, Sink, StoredPublicKey};
 use hetune_core::ObjectKind;
 use hetune_core::{Error, Parameters, Security};
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::RngCore;
 use zeroize::Zeroizing;
 
 use crate::platform::{instructions, HeapSteps};
@@ -230,7 +229,8 @@ fn run_preset(
         return Err(Error::InvalidArgument("heap too small for the parameter set"));
     }
 
-    let mut rng = ChaCha20Rng::from_seed(entropy.fresh_seed()?);
+    // ChaCha20 in the 32-bit scalar form of the core (the words of rand_chacha's ChaCha20Rng).
+    let mut rng = ChaCha20Core::rng(&entropy.fresh_seed()?, 0);
     let mut out = HostFile::create(run.out)?;
     let mut work = StreamWork::new(n, mode);
     let mut message = vec![0f64; 2 << LOG_SLOTS];
@@ -302,14 +302,17 @@ fn run_preset(
         Encryptor::Public(pk) => Some(pk),
         Encryptor::Secret(_) => None,
     };
+    // The stack the keys and ciphertexts took, before the profile's own calls.
+    let stack_work = platform::stack_high_water();
     profile_limbs(name, &params, pk)?;
     drop(encrypt);
     heap.step();
     defmt::info!(
-        "memory preset={=str} heap_peak={=usize} stack_peak={=usize} file_bytes={=u64} heap_leaked={=usize}",
+        "memory preset={=str} heap_peak={=usize} stack_peak={=usize} stack_peak_encryption={=usize} file_bytes={=u64} heap_leaked={=usize}",
         name,
         heap.overall(),
         platform::stack_high_water(),
+        stack_work,
         file_bytes,
         heap.leaked()
     );
@@ -331,16 +334,56 @@ impl Sink for NullSink {
     }
 }
 
-/// Instructions of the steps inside each limb of an encryption, on the first two primes, so the
-/// per-limb figure can be broken down: transform setup (the root of unity), lazy forward and
-/// inverse transforms, the expansion of `a` from its seed, one Montgomery product per slot, bit
-/// packing with the checksum, and (sensors) reading a limb of the stored public key.
+/// Instructions of the steps of an encryption, so the per-ciphertext figure can be broken down:
+/// once, the secret randomness of one polynomial (the Gaussian error, the ternary mask, the raw
+/// generator words) and the mask's fused load and forward transform; then on the first two
+/// primes, transform setup (the root of unity), lazy forward and inverse transforms, the
+/// expansion of `a` from its seed, one Montgomery product per slot, bit packing with the
+/// checksum, and (sensors) reading a limb of the stored public key.
 fn profile_limbs(
     preset: &str,
     params: &Parameters,
     mut pk: Option<&mut StoredPublicKey<StorageReader>>,
 ) -> Result<(), Error> {
     let n = params.n();
+    {
+        // The samplers of one polynomial's secret randomness: the Gaussian error and the ternary
+        // mask (test words from a fixed seed; the figures do not depend on them).
+        let mut small = vec![0i8; n];
+        let mut rng = ChaCha20Core::rng(&[9; 32], 0);
+        let gaussian = GaussianSampler::new(params.sigma())?;
+        let t = instructions();
+        gaussian.fill(&mut rng, &mut small);
+        let gaussian_fill = instructions() - t;
+        let t = instructions();
+        ternary(&mut rng, &mut small);
+        let ternary_fill = instructions() - t;
+        let t = instructions();
+        let mut words = 0u64;
+        for _ in 0..n {
+            words ^= rng.next_u64();
+        }
+        let rng_words = instructions() - t;
+        // The mask's ternary load fused with the first forward stage, then the other stages (on
+        // the first prime; the one transform a product takes of the mask).
+        let q = Modulus::new(params.q()[0]);
+        let ntt = CompactNtt::new(n, &q)?;
+        let mut buf = vec![0u64; n];
+        let t = instructions();
+        ntt.forward_ternary_lazy(&small, ntt.product_scale(), &mut buf);
+        let ternary_forward = instructions() - t;
+        drop(buf);
+        defmt::info!(
+            "profile_sampling preset={=str} n={=usize} gaussian_instructions={=u64} ternary_instructions={=u64} rng_u64_instructions={=u64} ternary_forward_instructions={=u64} check={=u64}",
+            preset,
+            n,
+            gaussian_fill,
+            ternary_fill,
+            rng_words,
+            ternary_forward,
+            words & 1
+        );
+    }
     let mut buf = vec![0u64; n];
     for (limb, &q) in params.q().iter().enumerate().take(2) {
         let q = Modulus::new(q);
@@ -368,10 +411,11 @@ fn profile_limbs(
         let t = instructions();
         UniformExpander::new(&[7; 32], 0, &q).fill(&mut buf);
         let expand = instructions() - t;
-        let c = ntt.product_scale();
+        // The slot products as the encryptor takes them: 64 at a time against a staged operand.
+        let staged = [ntt.product_scale(); 64];
         let t = instructions();
-        for v in buf.iter_mut() {
-            *v = ntt.mul_lazy(*v, c);
+        for block in buf.chunks_mut(staged.len()) {
+            ntt.mul_lazy_slice(block, &staged[..block.len()]);
         }
         let pointwise = instructions() - t;
         for v in buf.iter_mut() {

@@ -96,6 +96,13 @@ const PRESETS: [(&str, Security, Option<usize>); 2] =
 const IO_BUFFERS: usize = 2 * 4096;
 /// The working-memory target at n16-boot, both modes: 1.25 MiB.
 const HEAP_TARGET: u64 = 1_310_720;
+/// Instructions per ciphertext (encode + encrypt) at n16-boot on the Cortex-M (M4F and M7 run
+/// the same image and count the same), level 3, 2^11 slots: the public-key mode within 1.2 times
+/// the 600.5 M of the firmware before the streaming encryptor (secret-key mode, 2 MiB NTT plan),
+/// the secret-key mode no slower than the 419.6 M it took before the assembly kernels. QEMU's
+/// counts are deterministic, so these are exact regression bounds, not timing guesses.
+const CORTEX_M_N16_INSTRUCTIONS: [(StreamMode, u64); 2] =
+    [(StreamMode::PublicKey, 720_600_000), (StreamMode::SecretKey, 419_600_000)];
 /// Smallest accepted precision of a decrypted slot, in bits (-log2 of the largest absolute
 /// error over all 2048 slots, padding included). Fresh secret-key encryptions at scale 2^40 and
 /// 2^42 give 30 to 33 bits, public-key ones 2 to 4 bits less (the division by the special prime
@@ -458,7 +465,8 @@ fn check_preset(
     let (mut encode_instr, mut encrypt_instr) = (Vec::new(), Vec::new());
     for index in 0..cts {
         starts.push(stream.len() - src.len());
-        let ct = read_ciphertext(&mut src, ctx, &Limits::for_ciphertexts(ctx.params())).expect("read a device ciphertext");
+        let ct =
+            read_ciphertext(&mut src, ctx, &Limits::for_ciphertexts(ctx.params())).expect("read a device ciphertext");
         match (&ct, mode) {
             (AnyCiphertext::Seeded(s), StreamMode::SecretKey) => {
                 assert!(!s.c0_ntt, "c0 in coefficient form");
@@ -509,6 +517,11 @@ fn check_preset(
     }
     let stack_peak = mem.u64("stack_peak");
     assert!(stack_peak > 0 && stack_peak <= 16 * 1024, "{name}: stack peak {stack_peak} bytes");
+    let stack_encryption = mem.u64("stack_peak_encryption");
+    assert!(
+        stack_encryption > 0 && stack_encryption <= stack_peak,
+        "{name}: encryption stack {stack_encryption} bytes"
+    );
     let ntt: Vec<serde_json::Value> = lines
         .iter()
         .filter(|l| l.tag == "profile" && l.get("preset") == name)
@@ -527,6 +540,13 @@ fn check_preset(
         })
         .collect();
     assert_eq!(ntt.len(), 2, "{name}: NTT profile lines");
+    let sampling = find(lines, "profile_sampling", name);
+    let sampling = json!({
+        "gaussian_error_instructions": sampling.u64("gaussian_instructions"),
+        "ternary_mask_instructions": sampling.u64("ternary_instructions"),
+        "generator_u64_words_instructions": sampling.u64("rng_u64_instructions"),
+        "mask_load_and_forward_instructions": sampling.u64("ternary_forward_instructions"),
+    });
     let mean = |v: &[u64]| v.iter().sum::<u64>() / v.len() as u64;
     let (enc, cry) = (mean(&encode_instr), mean(&encrypt_instr));
     let limbs = level as u64 + 1;
@@ -551,7 +571,9 @@ fn check_preset(
         "heap_peak_bytes": heap_peak,
         "heap_need_bytes": need,
         "stack_peak_bytes": stack_peak,
+        "stack_peak_keys_and_ciphertexts_bytes": stack_encryption,
         "limb_profile": ntt,
+        "polynomial_profile": sampling,
         "precision_bits_min": (precision * 10.0).round() / 10.0,
     })
 }
@@ -662,6 +684,17 @@ fn boot_device(
             std::fs::read(workdir.join(format!("hetune-{}.hetn", owner.name))).expect("read the streamed records");
         presets.push(check_preset(owner, mode, boot, &stream, &lines, rows));
         streams.push(stream);
+    }
+    if machine.target == "thumbv7em-none-eabihf" {
+        let (_, bound) = CORTEX_M_N16_INSTRUCTIONS.iter().find(|(m, _)| *m == mode).unwrap();
+        let n16 = presets.iter().find(|p| p["preset"] == "n16-boot").expect("an n16-boot report");
+        let per_ct = n16["instructions_per_ciphertext"].as_u64().unwrap();
+        assert!(
+            per_ct <= *bound,
+            "{} {}: {per_ct} instructions per n16-boot ciphertext, above {bound}",
+            machine.name,
+            mode_name(mode)
+        );
     }
     let report = json!({
         "machine": machine.name,

@@ -11,11 +11,12 @@
 //!   ([`PublicKeyLimbs`]) and writes `(v b + e_0, v a + e_1)` over `Q_l` and the first special
 //!   prime `p`, divided by `p` (which shrinks `v e + e_0 + e_1 s` to a rounding term), plus `m`.
 //!   The division needs the `p` limb of each polynomial while its `Q_l` limbs are written, so the
-//!   working memory is two limbs and the mask and error, `18 N` bytes. A full ciphertext.
+//!   working memory is two limbs and the mask, `17 N` bytes (the errors are drawn 256 at a time
+//!   where they are added, and kept only folded into the `p` limb). A full ciphertext.
 //!
 //! Either way the caller also holds the message in the compact form of
 //! [`super::encoder::encode_coeffs`], `16 * 2^log_slots` bytes. At N = 2^16 and 2^11 slots that
-//! is 0.66 MiB (secret key) or 1.16 MiB (public key) in all, whatever the level.
+//! is 0.66 MiB (secret key) or 1.10 MiB (public key) in all, whatever the level.
 //!
 //! Every polynomial is written in coefficient form (the receiver moves it to evaluation form).
 //! `a` is expanded from its seed in evaluation form exactly as for in-memory seeded ciphertexts
@@ -28,7 +29,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 use rand_core::{CryptoRng, RngCore};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::ring::{CompactNtt, Modulus};
 use crate::rlwe::sampling::{fresh_seed, stream_id, ternary, GaussianSampler, UniformExpander};
@@ -96,34 +97,26 @@ pub struct StreamWork {
     carry: Vec<u64>,
     /// The error (secret-key mode) or the ternary mask `v` (public-key mode).
     small: Vec<i8>,
-    /// Public-key mode: the error of the polynomial being written.
-    error: Vec<i8>,
 }
 
 impl StreamWork {
     /// Allocates the buffers of `mode` for ring degree `n`: [`Self::bytes_for`] bytes.
     pub fn new(n: usize, mode: StreamMode) -> Self {
         let pk = mode == StreamMode::PublicKey;
-        StreamWork {
-            mode,
-            limb: vec![0; n],
-            carry: if pk { vec![0; n] } else { Vec::new() },
-            small: vec![0; n],
-            error: if pk { vec![0; n] } else { Vec::new() },
-        }
+        StreamWork { mode, limb: vec![0; n], carry: if pk { vec![0; n] } else { Vec::new() }, small: vec![0; n] }
     }
 
-    /// Bytes the buffers of `mode` take at ring degree `n`: `9 n` (secret key) or `18 n`.
+    /// Bytes the buffers of `mode` take at ring degree `n`: `9 n` (secret key) or `17 n`.
     pub fn bytes_for(n: usize, mode: StreamMode) -> usize {
         match mode {
             StreamMode::SecretKey => 9 * n,
-            StreamMode::PublicKey => 18 * n,
+            StreamMode::PublicKey => 17 * n,
         }
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        (self.limb.len() + self.carry.len()) * 8 + self.small.len() + self.error.len()
+        (self.limb.len() + self.carry.len()) * 8 + self.small.len()
     }
 
     fn check(&self, n: usize, mode: StreamMode) -> Result<(), Error> {
@@ -139,7 +132,6 @@ impl Drop for StreamWork {
         self.limb.zeroize();
         self.carry.zeroize();
         self.small.zeroize();
-        self.error.zeroize();
     }
 }
 
@@ -169,8 +161,7 @@ fn ternary_product(
     out: &mut [u64],
     mul: impl FnOnce(&mut [u64]) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    ntt.load_ternary(v, ntt.product_scale(), out);
-    ntt.forward_lazy(out);
+    ntt.forward_ternary_lazy(v, ntt.product_scale(), out);
     mul(out)?;
     ntt.inverse_lazy_unnormalized(out);
     Ok(())
@@ -179,9 +170,32 @@ fn ternary_product(
 /// `out *= a` slot by slot, `a` expanded from `(seed, stream)` in evaluation form.
 fn times_uniform(ntt: &CompactNtt, q: &Modulus, seed: &[u8; 32], stream: u64, out: &mut [u64]) {
     let mut a = UniformExpander::new(seed, stream, q);
-    for o in out.iter_mut() {
-        *o = ntt.mul_lazy(*o, a.next_residue());
+    let mut chunk = [0u64; PRODUCT_CHUNK];
+    for block in out.chunks_mut(PRODUCT_CHUNK) {
+        let y = &mut chunk[..block.len()];
+        a.fill(y);
+        ntt.mul_lazy_slice(block, y);
     }
+}
+
+/// Slot products are taken this many at a time, the other operand staged on the stack.
+const PRODUCT_CHUNK: usize = 64;
+
+/// `out *= b` slot by slot, `b` limb `index` of the public key (public values).
+fn times_key<K: PublicKeyLimbs>(ntt: &CompactNtt, pk: &mut K, index: usize, out: &mut [u64]) -> Result<(), Error> {
+    let mut chunk = [0u64; PRODUCT_CHUNK];
+    pk.for_each_b(index, |t, b| {
+        let k = t % PRODUCT_CHUNK;
+        chunk[k] = b;
+        if k == PRODUCT_CHUNK - 1 && t < out.len() {
+            ntt.mul_lazy_slice(&mut out[t + 1 - PRODUCT_CHUNK..=t], &chunk);
+        }
+    })?;
+    // The last, partial chunk (none when N is a multiple of the chunk).
+    let done = out.len() - out.len() % PRODUCT_CHUNK;
+    let rest = out.len() - done;
+    ntt.mul_lazy_slice(&mut out[done..], &chunk[..rest]);
+    Ok(())
 }
 
 /// Adds the compact message (coefficient k at degree `k * gap`) to the canonical limb `out`.
@@ -326,31 +340,31 @@ pub fn stream_encrypt_pk<K: PublicKeyLimbs, R: RngCore + CryptoRng, S: Sink>(
     let a_seed = pk.seed();
     let gaussian = GaussianSampler::new(params.sigma())?;
     ternary(rng, &mut work.small);
-    let StreamWork { limb, carry, small: v, error, .. } = work;
+    let StreamWork { limb, carry, small: v, .. } = work;
     let mut w = begin_ciphertext(sink, params, pt.level, 2, pt.log_slots, pt.scale, 0)?;
+    let half_p = pv / 2;
+    let mut errors = Zeroizing::new([0i8; ERROR_CHUNK]);
     for component in 0..2 {
-        gaussian.fill(rng, error);
-        // The `p` limb of v * (b or a) + e, canonical: the part the division by p removes.
+        // The `p` limb of v * (b or a), then the error, drawn here a chunk at a time (it is
+        // needed nowhere else): the part the division by p removes is the canonical
+        // `r = v y + e mod p`, kept as `e - [r]_p` (its centered lift, two's complement).
         uniform_or_key_product(&p_ntt, &p, v, pk, &a_seed, component, p_index, carry)?;
-        for (c, &et) in carry.iter_mut().zip(error.iter()) {
-            let x = p_ntt.reduce_lazy(*c);
-            *c = p_ntt.reduce_lazy(x + p.from_small_ct(et as i64));
+        for block in carry.chunks_mut(ERROR_CHUNK) {
+            let e = &mut errors[..block.len()];
+            gaussian.fill(rng, e);
+            for (c, &et) in block.iter_mut().zip(e.iter()) {
+                let x = p_ntt.reduce_lazy(*c);
+                let r = p_ntt.reduce_lazy(x + p.from_small_ct(et as i64));
+                // All ones when r > p/2 (both below 2^63, so the difference's sign decides).
+                let above = (half_p.wrapping_sub(r) >> 63).wrapping_neg();
+                *c = (et as i64 as u64).wrapping_sub(r).wrapping_add(pv & above);
+            }
         }
         for i in 0..=pt.level {
             let q = Modulus::new(params.q()[i]);
             let ntt = CompactNtt::new(n, &q)?;
             uniform_or_key_product(&ntt, &q, v, pk, &a_seed, component, i, limb)?;
-            // (x + e - [carry]_p) / p mod q with [carry]_p the centered lift:
-            // (x + e)/p - carry/p + (1 if carry > p/2), each division one Shoup product.
-            let p_inv = q.inv(q.reduce(pv)).ok_or(Error::InvalidParameters("p divides q"))?;
-            let p_inv_shoup = q.shoup(p_inv);
-            let half_p = pv / 2;
-            for ((o, &c), &et) in limb.iter_mut().zip(carry.iter()).zip(error.iter()) {
-                let y = ntt.mul_shoup_lazy(*o + q.from_small_ct(et as i64), p_inv, p_inv_shoup);
-                let z = ntt.mul_shoup_lazy(c, p_inv, p_inv_shoup);
-                let lifted = half_p.wrapping_sub(c) >> 63;
-                *o = ntt.reduce_lazy(ntt.reduce_4q(y + 2 * q.value() - z) + lifted);
-            }
+            divide_by_p(&ntt, &q, pv, carry, limb)?;
             if component == 0 {
                 add_message(&ntt, &q, pt.coeffs, limb);
             }
@@ -358,6 +372,26 @@ pub fn stream_encrypt_pk<K: PublicKeyLimbs, R: RngCore + CryptoRng, S: Sink>(
         }
     }
     w.finish()
+}
+
+/// Errors drawn at a time in public-key mode (on the stack).
+const ERROR_CHUNK: usize = 256;
+
+/// `out = (x + s) / p mod q` in place, for the lazy limb `x` (below `2q`) and `s = e - [carry]_p`
+/// (two's complement, `|s| <= p/2 + 128`): one Shoup product by `p^-1` per coefficient, of
+/// `t = x + K + s` with `K` the least multiple of q not below `p/2 + 128`, which is never
+/// negative, is congruent to `x + s` modulo q, and stays below `3q + p + 256` (checked to be
+/// below 2^64: any two primes below 2^61.9). Canonical output.
+fn divide_by_p(ntt: &CompactNtt, q: &Modulus, pv: u64, shifted: &[u64], limb: &mut [u64]) -> Result<(), Error> {
+    let qv = q.value();
+    if 3 * qv as u128 + pv as u128 + 256 > u64::MAX as u128 {
+        return Err(Error::InvalidParameters("primes too large for the division by the special prime"));
+    }
+    let p_inv = q.inv(q.reduce(pv)).ok_or(Error::InvalidParameters("p divides q"))?;
+    let p_inv_shoup = q.shoup(p_inv);
+    let k = (pv / 2 + 128).div_ceil(qv) * qv;
+    ntt.mul_shoup_sum_slice(limb, shifted, k, p_inv, p_inv_shoup);
+    Ok(())
 }
 
 /// `out = v * b` (component 0) or `v * a` (component 1) on limb `index`, lazy.
@@ -374,7 +408,7 @@ fn uniform_or_key_product<K: PublicKeyLimbs>(
 ) -> Result<(), Error> {
     ternary_product(ntt, v, out, |buf| {
         if component == 0 {
-            pk.for_each_b(index, |t, b| buf[t] = ntt.mul_lazy(buf[t], b))
+            times_key(ntt, pk, index, buf)
         } else {
             times_uniform(ntt, q, a_seed, stream_id(0, index), buf);
             Ok(())
