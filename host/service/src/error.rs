@@ -112,6 +112,33 @@ pub enum Error {
     /// An argument is out of range for the operation.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// A training schedule whose logits leave the softmax approximation's input range (found by
+    /// the plaintext twin before anything is encrypted).
+    #[error(
+        "the schedule drives the logits to {max_logit:.1} in epoch {epoch}, beyond the softmax approximation's range of \
+         {bound}: lower --lr (now {lr}) or standardise the features (--standardize on)"
+    )]
+    LogitsOutOfRange {
+        /// First epoch out of range.
+        epoch: usize,
+        /// Largest |logit| of that epoch.
+        max_logit: f64,
+        /// The approximation's bound.
+        bound: f64,
+        /// The learning rate.
+        lr: f64,
+    },
+    /// The encrypted trainer this build needs is not there.
+    #[error("encrypted training is unavailable: {0}")]
+    TrainerUnavailable(&'static str),
+    /// A figure that cannot be drawn or written.
+    #[error("{}: cannot draw the figure: {message}", path.display())]
+    Plot {
+        /// The image file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// What is wrong with a `.npy` file.

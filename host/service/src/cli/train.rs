@@ -1,0 +1,206 @@
+//! `hetune train`: progress bars, the printed summary or one JSON object, the figure.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::{Error, Result};
+use crate::train::server::TrainerFactory;
+use crate::train::settings::TrainOptions;
+use crate::train::{self, plot, Event};
+
+/// The arguments of `hetune train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Directory of {train,valid,test}_{x,y}.npy (valid optional: 12.5% of train is held out).
+    #[arg(long)]
+    data: PathBuf,
+    /// Parameter preset (bootstrappable).
+    #[arg(long, default_value = "n16-boot")]
+    preset: String,
+    /// Epochs at most (default: HETAL's for the data set).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Rows per batch (default: HETAL's, at most one block row of the packing).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Learning rate (default: HETAL's; 0.1 on standardised features).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Softmax approximation: nas (normalize-and-square) or hetal.
+    #[arg(long, default_value = "nas")]
+    softmax: String,
+    /// Stop the encrypted run after this many steps.
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Draw loss and accuracy per epoch into this PNG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Early-stopping patience, epochs.
+    #[arg(long, default_value_t = 3)]
+    patience: usize,
+    /// Shuffle with this seed (default: file order, as HETAL's reference schedule).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Standardise features with the train mean and std: auto (when rows are not unit-norm), on, off.
+    #[arg(long, default_value = "auto")]
+    standardize: String,
+    /// Test rows classified by encrypted inference (default: one batch; 0: none).
+    #[arg(long)]
+    infer_rows: Option<usize>,
+    /// Working directory for keys, the encrypted data set and weight snapshots (kept); default a
+    /// private temporary directory, removed at the end.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Run only the plaintext twins (checks the schedule; no keys, nothing encrypted).
+    #[arg(long)]
+    twin_only: bool,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// Accept a preset below 128-bit security. For tests only, never for real data.
+    #[arg(long)]
+    insecure_testing_only: bool,
+}
+
+impl TrainArgs {
+    fn options(&self) -> Result<TrainOptions> {
+        Ok(TrainOptions {
+            data: self.data.clone(),
+            preset: self.preset.clone(),
+            epochs: self.epochs,
+            batch: self.batch,
+            lr: self.lr,
+            softmax: self.softmax.parse()?,
+            max_steps: self.max_steps,
+            threads: self.threads,
+            plot: self.plot.clone(),
+            patience: self.patience,
+            seed: self.seed,
+            standardize: self.standardize.parse()?,
+            infer_rows: self.infer_rows,
+            work_dir: self.work_dir.clone(),
+            insecure_testing_only: self.insecure_testing_only,
+        })
+    }
+}
+
+/// Progress bars drawn from the run's events (on stderr; hidden when it is not a terminal).
+struct Bars {
+    bar: Mutex<Option<(&'static str, ProgressBar)>>,
+    bootstraps: Mutex<usize>,
+}
+
+impl Bars {
+    fn bar(&self, phase: &'static str, len: usize, template: &str) -> ProgressBar {
+        let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((p, b)) = slot.as_ref() {
+            if *p == phase {
+                return b.clone();
+            }
+            b.finish_and_clear();
+        }
+        let b = ProgressBar::new(len as u64);
+        b.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+        *slot = Some((phase, b.clone()));
+        b
+    }
+
+    fn event(&self, e: Event<'_>) {
+        match e {
+            Event::Twins => {
+                self.bar("twins", 0, "{spinner} plaintext twins (exact softmax, approximation)").tick();
+            }
+            Event::Keygen { done, total } => {
+                let b = self.bar("keygen", total, "keygen [{bar:30}] {pos}/{len} keys, {elapsed} ");
+                b.set_length(total as u64);
+                b.set_position(done as u64);
+            }
+            Event::Encrypt { split, done, total } => {
+                let phase = if split == "train" { "encrypt train" } else { "encrypt other" };
+                let b = self.bar(phase, total, "encrypt {msg} [{bar:30}] {pos}/{len} batches");
+                b.set_message(split.to_string());
+                b.set_position(done as u64);
+            }
+            Event::Start { steps, .. } => {
+                self.bar("train", steps, "train [{bar:30}] step {pos}/{len}, {msg}, ETA {eta}");
+            }
+            Event::Step { step, epoch, times } => {
+                let b = self.bar("train", 0, "");
+                let mut boots = self.bootstraps.lock().unwrap_or_else(|e| e.into_inner());
+                *boots += times.bootstraps;
+                b.set_message(format!("epoch {epoch}, {} bootstraps, {:.1} s/step", *boots, times.total_s));
+                b.set_position(step as u64);
+            }
+            Event::Epoch { epoch, valid_mse, decision } => {
+                let b = self.bar("train", 0, "");
+                b.println(format!("epoch {epoch}: validation MSE {valid_mse:.5} (decrypted by the owner): {decision:?}"));
+            }
+            Event::Done => {
+                if let Some((_, b)) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    b.finish_and_clear();
+                }
+            }
+        }
+    }
+}
+
+/// The engine's encrypted trainers.
+pub struct EngineTrainers;
+
+impl TrainerFactory for EngineTrainers {
+    fn key_request(
+        &self,
+        _params: &hetune_core::Parameters,
+        _spec: &crate::train::server::StepSpec,
+    ) -> Result<hetune_engine::evaluator::KeyRequest> {
+        Err(Error::TrainerUnavailable(
+            "the engine's encrypted training step (hetune_engine::learning::trainer) is not in this build; \
+             --twin-only runs the plaintext twins",
+        ))
+    }
+
+    fn build(
+        &self,
+        _ev: std::sync::Arc<hetune_engine::evaluator::Evaluator>,
+        _spec: &crate::train::server::StepSpec,
+    ) -> Result<Box<dyn crate::train::server::StepEngine>> {
+        Err(Error::TrainerUnavailable("the engine's encrypted training step is not in this build"))
+    }
+}
+
+pub(super) fn run(a: &TrainArgs) -> Result<()> {
+    let opts = a.options()?;
+    let bars = Bars { bar: Mutex::new(None), bootstraps: Mutex::new(0) };
+    let events = |e: Event<'_>| bars.event(e);
+    let go = || train::run(&opts, a.twin_only, &EngineTrainers, &events);
+    let report = match opts.threads {
+        Some(t) => rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .map_err(|_| Error::BadArgument {
+                name: "--threads",
+                value: t.to_string(),
+                expected: "a thread count the system can start".into(),
+            })?
+            .install(go)?,
+        None => go()?,
+    };
+    if let Some(path) = &opts.plot {
+        plot::draw(&report, path)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.summary());
+        if let Some(path) = &opts.plot {
+            println!("figure: {}", path.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The server of `hetune train`: it holds the evaluation keys (read from `public.bundle` as
+//! needed) and the encrypted trainer, reads the owner's encrypted batches from disk one at a
+//! time (memory stays bounded by one batch), runs the steps, and answers in wire bytes: the
+//! encrypted validation loss and weights once per epoch, encrypted logits for inference.
+//!
+//! The encrypted step itself (softmax circuit, compact weights, Nesterov on ciphertexts,
+//! bootstrap placement) is the engine's (`hetune_engine::learning`); the server drives it through
+//! [`StepEngine`], which is exactly what it needs of it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hetune_core::ckks::Ciphertext;
+use hetune_core::Parameters;
+use hetune_core::Security;
+use hetune_engine::evaluator::{Evaluator, KeyRequest};
+use hetune_engine::learning::compact::CompactLayout;
+use hetune_engine::learning::EncMatrix;
+use serde::Serialize;
+
+use super::owner::{BatchFiles, EncryptedSplit};
+use super::settings::SoftmaxChoice;
+use super::wire;
+use crate::error::Result;
+use crate::io::keys::BundleStore;
+use crate::io::matrix::read_encrypted;
+
+/// The shape and schedule of the encrypted step, as the server configures its trainer.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct StepSpec {
+    /// Classes.
+    pub classes: usize,
+    /// Columns of a batch, with the bias.
+    pub cols: usize,
+    /// Rows per batch.
+    pub batch: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Softmax approximation.
+    pub softmax: SoftmaxChoice,
+}
+
+/// Where the seconds of one step went, and its bootstraps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct StepTimes {
+    /// Bootstraps run.
+    pub bootstraps: usize,
+    /// Matrix products (DiagABT, DiagATB).
+    pub matmul_s: f64,
+    /// Softmax (without its bootstraps).
+    pub softmax_s: f64,
+    /// Bootstraps.
+    pub bootstrap_s: f64,
+    /// Expanding the compact weights to the tiled layout.
+    pub weight_expansion_s: f64,
+    /// The whole step, including what the parts above leave out (Nesterov, reading the batch).
+    pub total_s: f64,
+}
+
+/// What the server needs of the engine's encrypted trainer.
+pub trait StepEngine {
+    /// Bootstraps the plan places in one step.
+    fn planned_bootstraps(&self) -> usize;
+    /// One Nesterov step on an encrypted batch.
+    fn step(&mut self, x: &EncMatrix<Ciphertext>, y: &EncMatrix<Ciphertext>) -> Result<StepTimes>;
+    /// The encrypted sum over the batch's rows of `sum_j (p_j - y_j)^2`, in slot 0.
+    fn validation_loss(&self, x: &EncMatrix<Ciphertext>, y: &EncMatrix<Ciphertext>) -> Result<Ciphertext>;
+    /// Encrypted logits `X W^T` of a batch.
+    fn logits(&self, x: &EncMatrix<Ciphertext>) -> Result<EncMatrix<Ciphertext>>;
+    /// The compact encrypted weights.
+    fn weights(&self) -> &Ciphertext;
+    /// Where each weight lives in them.
+    fn layout(&self) -> CompactLayout;
+}
+
+/// How the server gets its trainer: the key request it sends the owner, and the trainer over an
+/// evaluator with the owner's keys.
+pub trait TrainerFactory {
+    /// The keys a trainer of `spec` needs at `params` (an error names what the parameters lack:
+    /// levels for the plan, bootstrapping limbs, slots for the packing).
+    fn key_request(&self, params: &Parameters, spec: &StepSpec) -> Result<KeyRequest>;
+    /// The trainer.
+    fn build(&self, ev: Arc<Evaluator>, spec: &StepSpec) -> Result<Box<dyn StepEngine>>;
+}
+
+/// The server: evaluation keys and the trainer; never a secret key.
+pub struct Server {
+    ev: Arc<Evaluator>,
+    trainer: Box<dyn StepEngine>,
+}
+
+impl Server {
+    /// Opens `dir/public.bundle` (keys indexed, loaded on first use) and builds the trainer.
+    pub fn open(dir: &Path, factory: &dyn TrainerFactory, spec: &StepSpec, security: Security) -> Result<Self> {
+        let store = BundleStore::open(dir, security)?;
+        let ctx = store.context().clone();
+        let ev = Arc::new(Evaluator::with_store(ctx, Arc::new(store))?);
+        let trainer = factory.build(ev.clone(), spec)?;
+        Ok(Server { ev, trainer })
+    }
+
+    /// Bootstraps the plan places in one step.
+    pub fn planned_bootstraps(&self) -> usize {
+        self.trainer.planned_bootstraps()
+    }
+
+    fn read(&self, b: &BatchFiles) -> Result<(EncMatrix<Ciphertext>, EncMatrix<Ciphertext>)> {
+        let ctx = self.ev.context();
+        Ok((read_encrypted(&b.x, ctx)?, read_encrypted(&b.y, ctx)?))
+    }
+
+    /// One step on the batch in `b`, read from disk.
+    pub fn step(&mut self, b: &BatchFiles) -> Result<StepTimes> {
+        let start = Instant::now();
+        let (x, y) = self.read(b)?;
+        let mut t = self.trainer.step(&x, &y)?;
+        t.total_s = start.elapsed().as_secs_f64();
+        Ok(t)
+    }
+
+    /// The encrypted validation loss summed over every batch of `valid`, in wire bytes.
+    pub fn validation_loss(&self, valid: &EncryptedSplit) -> Result<Vec<u8>> {
+        let mut sum: Option<Ciphertext> = None;
+        for b in &valid.batches {
+            let (x, y) = self.read(b)?;
+            let l = self.trainer.validation_loss(&x, &y)?;
+            sum = Some(match sum {
+                None => l,
+                Some(s) => self.ev.add(&s, &l)?,
+            });
+        }
+        let sum = sum.ok_or(crate::Error::InvalidArgument("an empty validation set"))?;
+        wire::ciphertext_bytes(self.ev.context(), &sum)
+    }
+
+    /// The current encrypted weights, in wire bytes.
+    pub fn weights(&self) -> Result<Vec<u8>> {
+        wire::ciphertext_bytes(self.ev.context(), self.trainer.weights())
+    }
+
+    /// The compact layout of the weights (public: it follows from the shape).
+    pub fn layout(&self) -> CompactLayout {
+        self.trainer.layout()
+    }
+
+    /// Encrypted inference: the logits of the encrypted features in `x` (wire bytes), in wire
+    /// bytes.
+    pub fn infer(&self, x: &[u8]) -> Result<Vec<u8>> {
+        let ctx = self.ev.context();
+        let x = wire::read_matrix(ctx, x)?;
+        wire::matrix_bytes(ctx, &self.trainer.logits(&x)?)
+    }
+}
