@@ -7,7 +7,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::{Error, Result};
-use crate::train::server::TrainerFactory;
+use crate::train::engine::EngineTrainers;
 use crate::train::settings::TrainOptions;
 use crate::train::{self, plot, Event};
 
@@ -147,30 +147,6 @@ impl Bars {
                 }
             }
         }
-    }
-}
-
-/// The engine's encrypted trainers.
-pub struct EngineTrainers;
-
-impl TrainerFactory for EngineTrainers {
-    fn key_request(
-        &self,
-        _params: &hetune_core::Parameters,
-        _spec: &crate::train::server::StepSpec,
-    ) -> Result<hetune_engine::evaluator::KeyRequest> {
-        Err(Error::TrainerUnavailable(
-            "the engine's encrypted training step (hetune_engine::learning::trainer) is not in this build; \
-             --twin-only runs the plaintext twins",
-        ))
-    }
-
-    fn build(
-        &self,
-        _ev: std::sync::Arc<hetune_engine::evaluator::Evaluator>,
-        _spec: &crate::train::server::StepSpec,
-    ) -> Result<Box<dyn crate::train::server::StepEngine>> {
-        Err(Error::TrainerUnavailable("the engine's encrypted training step is not in this build"))
     }
 }
 

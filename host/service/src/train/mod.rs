@@ -14,6 +14,7 @@
 //! files), the encrypted validation loss and weights each epoch, the one-bit answer, encrypted
 //! features and logits for inference.
 
+pub mod engine;
 pub mod owner;
 pub mod plot;
 pub mod report;
@@ -239,11 +240,11 @@ pub fn run(
 ) -> Result<TrainReport> {
     let start = Instant::now();
     let p = prepare(opts)?;
-    // The server's key request: the trainer's own check of the preset (levels, slots).
-    let request = if twin_only { None } else { Some(factory.key_request(&p.params, &p.spec)?) };
     let softmax = approx_softmax(opts.softmax, p.spec.classes)?;
     events(Event::Twins);
     let (exact, approx) = run_twins(&p, &softmax)?;
+    // The server's key request: the trainer's own check of the preset (levels, slots).
+    let request = if twin_only { None } else { Some(factory.key_request(&p.params, &p.spec)?) };
     let mut report = TrainReport::new(opts, &p, TwinSummary::of(&exact), TwinSummary::of(&approx));
     report.epochs = EpochEntry::from_twins(&exact, &approx);
     if let Some(request) = request {

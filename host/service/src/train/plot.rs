@@ -135,14 +135,13 @@ fn range(curves: &[Curve], floor: f64, pad: f64) -> std::ops::Range<f64> {
     (lo - pad * span).max(floor)..hi + pad * span
 }
 
-/// Draws the report's per-epoch loss (left) and accuracy (right) into the PNG `path`: the
-/// encrypted run solid, the twin with the approximation faded.
-pub fn draw(report: &TrainReport, path: &Path) -> Result<()> {
+/// Draws the report's per-epoch loss (left) and accuracy (right) on `root`: the encrypted run
+/// solid, the twin with the approximation faded. `path` names the figure in errors.
+fn draw_on<DB: DrawingBackend>(report: &TrainReport, root: &DrawingArea<DB, plotters::coord::Shift>, path: &Path) -> Result<()> {
     fonts();
     let epochs = report.epochs.len().max(1);
     let loss = loss_curves(&report.epochs);
     let acc = accuracy_curves(&report.epochs);
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
     let (left, right) = root.split_horizontally(SIZE.0 / 2);
     let name = Path::new(&report.data).file_name().map_or(report.data.clone(), |n| n.to_string_lossy().into_owned());
@@ -154,6 +153,21 @@ pub fn draw(report: &TrainReport, path: &Path) -> Result<()> {
     let legend = SeriesLabelPosition::LowerRight;
     panel(&right, "accuracy per epoch (%)", "accuracy (%)", &acc, epochs, acc_range, legend)
         .map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))?;
-    Ok(())
+    root.present().map_err(|e| plot_error(path, e))
+}
+
+/// Draws the figure into the PNG `path` ([`SIZE`] pixels).
+pub fn draw(report: &TrainReport, path: &Path) -> Result<()> {
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    draw_on(report, &root, path)
+}
+
+/// The figure as RGB bytes (`SIZE.0 * SIZE.1 * 3`, row-major), drawn in memory.
+pub fn render_rgb(report: &TrainReport) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; SIZE.0 as usize * SIZE.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
+        draw_on(report, &root, Path::new("(in memory)"))?;
+    }
+    Ok(buf)
 }
