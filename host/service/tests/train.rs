@@ -49,19 +49,23 @@ fn read_labels(path: &Path) -> Vec<i64> {
     hetune::io::dataset::read_labels(path).unwrap()
 }
 
-/// A copy of the SNIPS subset in `dir`, every split cut to its first `cols` features and
-/// `rows` rows at most.
-fn snips_copy(dir: &Path, cols: usize, rows: usize) {
-    for split in ["train", "valid", "test"] {
+/// A copy of the SNIPS subset in `dir`, each split cut to its first `cols` features and to the
+/// rows given.
+fn snips_rows(dir: &Path, cols: usize, rows: &[(&str, usize)]) {
+    for &(split, want) in rows {
         let src = subset("snips_mpnet");
         let m = read_matrix(&src.join(format!("{split}_x.npy"))).unwrap();
-        let n = m.rows.min(rows);
+        let n = m.rows.min(want);
         let data: Vec<f64> = (0..n).flat_map(|i| m.data[i * m.cols..i * m.cols + cols].to_vec()).collect();
         let cut = Matrix { rows: n, cols, data, dtype: m.dtype, is_vector: false };
         write_matrix(&dir.join(format!("{split}_x.npy")), &cut).unwrap();
         let y = read_labels(&src.join(format!("{split}_y.npy")));
         write_labels(&dir.join(format!("{split}_y.npy")), &y[..n]);
     }
+}
+
+fn snips_copy(dir: &Path, cols: usize, rows: usize) {
+    snips_rows(dir, cols, &[("train", rows), ("valid", rows), ("test", rows)]);
 }
 
 /// The twins alone on the SNIPS subset: the schedule of `tests/twin.rs` (batch 128, lr 1, 10

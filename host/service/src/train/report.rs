@@ -23,6 +23,9 @@ pub struct TwinSummary {
     pub model_epoch: usize,
     /// Largest `|logit|` a training step fed the softmax.
     pub max_abs_step_logit: f64,
+    /// The returned model's weights (`classes x (features + 1)`, bias last), not serialised.
+    #[serde(skip)]
+    pub weights: Vec<f64>,
 }
 
 impl TwinSummary {
@@ -36,6 +39,7 @@ impl TwinSummary {
             stopped_early: r.stopped_early,
             model_epoch: r.model_epoch,
             max_abs_step_logit: r.log.iter().map(|l| l.max_abs_step_logit).fold(0.0, f64::max),
+            weights: r.model.w.clone(),
         }
     }
 }
@@ -184,6 +188,10 @@ pub struct TrainReport {
     pub stopped_early: bool,
     /// The epoch of the returned model.
     pub model_epoch: usize,
+    /// Whether the encrypted run took the approximate twin's steps (false when `--max-steps` cut
+    /// it or early stopping ended them at different epochs): only then do the two compare step for
+    /// step.
+    pub same_schedule_as_twin: Option<bool>,
     /// Median seconds per encrypted step.
     pub seconds_per_step: Option<f64>,
     /// Bootstraps per encrypted step.
@@ -229,6 +237,7 @@ impl TrainReport {
             epochs_run: 0,
             stopped_early: false,
             model_epoch: 0,
+            same_schedule_as_twin: None,
             seconds_per_step: None,
             bootstraps_per_step: None,
             time_split: None,
@@ -249,6 +258,7 @@ impl TrainReport {
         self.epochs_run = run.epochs_run;
         self.stopped_early = run.stopped_early;
         self.model_epoch = run.model_epoch;
+        self.same_schedule_as_twin = Some(run.steps == self.approx_twin.steps);
         self.seconds_per_step = Some(run.seconds_per_step);
         self.bootstraps_per_step = Some(run.bootstraps_per_step);
         self.time_split = Some(run.time_split);
