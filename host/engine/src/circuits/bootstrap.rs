@@ -155,12 +155,24 @@ pub struct Bootstrapper {
     stc: Vec<LinearTransform>,
     sine: Chebyshev,
     log_slots: u32,
+    output_factor: f64,
 }
 
 impl Bootstrapper {
     /// Prepares the circuit for the evaluator's parameters and `cfg.log_slots`. The evaluator must
     /// hold the keys of [`BootstrapConfig::key_request`].
     pub fn new(ev: Arc<Evaluator>, cfg: BootstrapConfig) -> Result<Self, Error> {
+        Self::with_output_factor(ev, cfg, 1.0)
+    }
+
+    /// [`Bootstrapper::new`] whose output holds `factor` times the input's slots, the factor
+    /// folded into SlotToCoeff's matrices (no level spent). With `1/2`, the real part of the
+    /// output is `z + conj(z)` and the imaginary part `i (conj(z) - z)`: two real ciphertexts
+    /// packed as `a + i b` come out of one bootstrap at their own values.
+    pub fn with_output_factor(ev: Arc<Evaluator>, cfg: BootstrapConfig, factor: f64) -> Result<Self, Error> {
+        if !(factor.is_finite() && factor > 0.0 && factor <= 1.0) {
+            return Err(Error::InvalidArgument("a bootstrap's output factor must be in (0, 1]"));
+        }
         cfg.check()?;
         if !ev.has_encapsulation_keys() {
             return Err(Error::MissingEncapsulationKeys);
@@ -176,11 +188,11 @@ impl Bootstrapper {
         let q0 = ctx.q()[0].value() as f64;
         let boost = Self::boost_bits(q0, params.scale(), &cfg, log_slots);
         let (cts, stc) =
-            cfg.transforms(log_slots, params.log_n(), q0 / (2.0 * PI * params.scale() * 2f64.powi(boost as i32)));
+            cfg.transforms(log_slots, params.log_n(), factor * q0 / (2.0 * PI * params.scale() * 2f64.powi(boost as i32)));
         let k1 = cfg.k as f64 + 1.0;
         let r = cfg.double_angle as i32;
         let sine = Chebyshev::interpolate(|y| (2.0 * PI * (k1 * y - 0.25) / 2f64.powi(r)).cos(), -1.0, 1.0, cfg.degree);
-        Ok(Bootstrapper { ev, cfg, cts, stc, sine, log_slots })
+        Ok(Bootstrapper { ev, cfg, cts, stc, sine, log_slots, output_factor: factor })
     }
 
     fn boost_bits(q0: f64, scale: f64, cfg: &BootstrapConfig, log_slots: u32) -> u32 {
@@ -191,6 +203,11 @@ impl Bootstrapper {
         };
         let room = (q0 / scale).log2().floor() as i64 - ratio;
         room.clamp(0, 62) as u32
+    }
+
+    /// The factor applied to the output's slots (1 for [`Bootstrapper::new`]).
+    pub fn output_factor(&self) -> f64 {
+        self.output_factor
     }
 
     /// The configuration.

@@ -2,6 +2,7 @@
 //! transformations by diagonals, and bootstrapping.
 
 pub mod bootstrap;
+pub mod arith;
 pub mod chebyshev;
 pub mod dft;
 pub mod linear;

@@ -10,6 +10,8 @@ use hetune_core::ckks::{Ciphertext, Complex, Encoder, Plaintext};
 
 use super::counters::Counter;
 use super::packing::Packing;
+use crate::circuits::arith::Arith;
+use crate::circuits::bootstrap::Bootstrapper;
 use crate::evaluator::Evaluator;
 use crate::{Error, Result};
 
@@ -108,26 +110,17 @@ impl Mask {
     }
 }
 
-/// A homomorphic-encryption backend: the operations the matrix algorithms use, on ciphertexts
-/// or stand-ins of type [`HeBackend::Ct`]. Every multiplication is followed by its rescale, so a
-/// mask or a product uses exactly one level.
-pub trait HeBackend: Sync {
-    /// A ciphertext (or a stand-in).
-    type Ct: Clone + Send + Sync;
+/// A homomorphic-encryption backend: the operations the matrix algorithms and the training
+/// circuits use, on ciphertexts or stand-ins of type [`Arith::Ct`]. The level and scale
+/// arithmetic comes from [`Arith`] (what the polynomial evaluator needs); masks rescale right
+/// after the product, so a mask uses exactly one level.
+pub trait HeBackend: Arith + Sync {
     /// Slots per ciphertext.
     fn slots(&self) -> usize;
     /// The operation counters.
     fn counter(&self) -> &Counter;
-    /// Level of a ciphertext.
-    fn level(&self, ct: &Self::Ct) -> usize;
-    /// `a + b` (at the lower level).
-    fn add(&self, a: &Self::Ct, b: &Self::Ct) -> Result<Self::Ct>;
-    /// `a - b`.
-    fn sub(&self, a: &Self::Ct, b: &Self::Ct) -> Result<Self::Ct>;
     /// `i * a`, exact and free (a monomial).
     fn mul_by_i(&self, a: &Self::Ct) -> Result<Self::Ct>;
-    /// `a` at a lower level (free).
-    fn drop_level(&self, a: &Self::Ct, level: usize) -> Result<Self::Ct>;
     /// Rotations of `a` by every step, sharing one decomposition; a step of 0 returns `a` and is
     /// not counted.
     fn rotate_hoisted(&self, a: &Self::Ct, steps: &[i64]) -> Result<Vec<Self::Ct>>;
@@ -137,6 +130,54 @@ pub trait HeBackend: Sync {
     fn mul_mask(&self, a: &Self::Ct, mask: &Mask) -> Result<Self::Ct>;
     /// `sum_k x_k * y_k`, relinearised once and rescaled (one level).
     fn mul_sum(&self, pairs: &[(&Self::Ct, &Self::Ct)]) -> Result<Self::Ct>;
+    /// `values * a` slot by slot for arbitrary real `values` (one per slot), encoded so that
+    /// after the rescale (one level) the result has exactly `target_scale`.
+    fn mul_values(&self, a: &Self::Ct, values: &[f64], target_scale: f64) -> Result<Self::Ct>;
+    /// Level of a bootstrapped ciphertext, `None` without a bootstrapper.
+    fn bootstrap_level(&self) -> Option<usize>;
+    /// Refreshes a real-valued `a` to [`HeBackend::bootstrap_level`] (its scale kept; the
+    /// imaginary noise removed); `site` names the place in the circuit, for the planner.
+    fn bootstrap(&self, a: &Self::Ct, site: &'static str) -> Result<Self::Ct>;
+    /// Refreshes two real-valued ciphertexts (same level and scale) by one bootstrap of
+    /// `a + i b`, split back with a conjugation.
+    fn bootstrap_pair(&self, a: &Self::Ct, b: &Self::Ct, site: &'static str) -> Result<(Self::Ct, Self::Ct)>;
+
+    /// `a * b`, relinearised and rescaled (one level; scale `a.scale * b.scale / q_l`).
+    fn mul(&self, a: &Self::Ct, b: &Self::Ct) -> Result<Self::Ct> {
+        let p = self.mul_relin(a, b)?;
+        self.rescale(p)
+    }
+
+    /// `a * a`.
+    fn square(&self, a: &Self::Ct) -> Result<Self::Ct> {
+        self.mul(a, a)
+    }
+
+    /// `c * a` for a real constant, rescaled (one level), landing exactly on `target_scale`.
+    fn mul_const_to(&self, a: &Self::Ct, c: f64, target_scale: f64) -> Result<Self::Ct> {
+        let q = self.rescale_scale(self.level(a));
+        let x = self.mul_const(a, c, target_scale * q / self.scale(a))?;
+        let x = self.rescale(x)?;
+        self.snap_scale(x, target_scale)
+    }
+
+    /// `a` brought to `target_scale` (one level).
+    fn set_scale(&self, a: &Self::Ct, target_scale: f64) -> Result<Self::Ct> {
+        self.mul_const_to(a, 1.0, target_scale)
+    }
+
+    /// `a` bootstrapped when it has fewer than `need` levels left (the planner's rule: refresh
+    /// only where a ciphertext would run out of levels).
+    fn ensure(&self, a: &Self::Ct, need: usize, site: &'static str) -> Result<Self::Ct> {
+        if self.level(a) >= need {
+            return Ok(a.clone());
+        }
+        let out = self.bootstrap(a, site)?;
+        if self.level(&out) < need {
+            return Err(Error::LevelExhausted { op: site, level: self.level(&out) });
+        }
+        Ok(out)
+    }
 
     /// One rotation.
     fn rotate(&self, a: &Self::Ct, step: i64) -> Result<Self::Ct> {
@@ -171,13 +212,33 @@ fn nonzero_steps(steps: &[i64], slots: usize) -> u64 {
     steps.iter().filter(|&&s| s.rem_euclid(slots as i64) != 0).count() as u64
 }
 
-/// The CKKS backend: an evaluator, an encoder for masks (cached by mask and level) and the
-/// counters.
+/// The CKKS backend: an evaluator, an encoder for masks (cached by mask and level), the
+/// counters, and optionally a bootstrapper (built with an output factor of 1/2, see
+/// [`Bootstrapper::with_output_factor`]: the real part is then `z + conj(z)` with no level
+/// spent). Time spent bootstrapping is accumulated for the step's time split.
 pub struct CkksBackend<'a> {
     ev: &'a Evaluator,
     encoder: Encoder<'a>,
     counter: Counter,
     masks: Mutex<HashMap<(Mask, usize), Arc<Plaintext>>>,
+    boot: Option<&'a Bootstrapper>,
+    boot_log: Mutex<BootLog>,
+}
+
+/// Bootstraps made by a backend: where, from which level, and (on ciphertexts) how long.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct BootLog {
+    /// Every bootstrap, in order: `(site, level of the input, ciphertexts refreshed)`.
+    pub events: Vec<(&'static str, usize, usize)>,
+    /// Seconds spent bootstrapping (0 on stand-ins).
+    pub seconds: f64,
+}
+
+impl BootLog {
+    /// Bootstraps made.
+    pub fn count(&self) -> usize {
+        self.events.len()
+    }
 }
 
 impl<'a> CkksBackend<'a> {
@@ -188,12 +249,29 @@ impl<'a> CkksBackend<'a> {
             encoder: Encoder::new(ev.context()),
             counter: Counter::new(),
             masks: Mutex::new(HashMap::new()),
+            boot: None,
+            boot_log: Mutex::new(BootLog::default()),
         }
+    }
+
+    /// The backend with a bootstrapper; it must have been built over the same evaluator with
+    /// output factor 1/2 ([`Bootstrapper::with_output_factor`]).
+    pub fn with_bootstrapper(mut self, boot: &'a Bootstrapper) -> Result<Self> {
+        if boot.output_factor() != 0.5 {
+            return Err(Error::InvalidArgument("the backend's bootstrapper must have output factor 1/2"));
+        }
+        self.boot = Some(boot);
+        Ok(self)
     }
 
     /// The evaluator.
     pub fn evaluator(&self) -> &Evaluator {
         self.ev
+    }
+
+    /// The bootstraps made so far.
+    pub fn boot_log(&self) -> BootLog {
+        self.boot_log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn mask_plaintext(&self, mask: &Mask, level: usize, log_slots: u32) -> Result<Arc<Plaintext>> {
@@ -207,19 +285,30 @@ impl<'a> CkksBackend<'a> {
         self.masks.lock().unwrap_or_else(|e| e.into_inner()).insert(key, pt.clone());
         Ok(pt)
     }
+
+    /// `z / 2` refreshed, timed and logged.
+    fn boot_half(&self, z: &Ciphertext, site: &'static str, count: usize) -> Result<Ciphertext> {
+        let boot = self.boot.ok_or(Error::InvalidArgument("bootstrapping needs a backend with a bootstrapper"))?;
+        let t = std::time::Instant::now();
+        let out = boot.bootstrap(z)?;
+        let mut log = self.boot_log.lock().unwrap_or_else(|e| e.into_inner());
+        log.events.push((site, z.level, count));
+        log.seconds += t.elapsed().as_secs_f64();
+        Ok(out)
+    }
 }
 
-impl HeBackend for CkksBackend<'_> {
+impl Arith for CkksBackend<'_> {
     type Ct = Ciphertext;
 
-    fn slots(&self) -> usize {
-        self.ev.context().params().max_slots()
-    }
-    fn counter(&self) -> &Counter {
-        &self.counter
-    }
     fn level(&self, ct: &Ciphertext) -> usize {
         ct.level
+    }
+    fn scale(&self, ct: &Ciphertext) -> f64 {
+        ct.scale
+    }
+    fn rescale_scale(&self, level: usize) -> f64 {
+        self.ev.rescale_scale(level)
     }
     fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
         self.ev.add(a, b)
@@ -227,11 +316,42 @@ impl HeBackend for CkksBackend<'_> {
     fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
         self.ev.sub(a, b)
     }
-    fn mul_by_i(&self, a: &Ciphertext) -> Result<Ciphertext> {
-        self.ev.mul_by_i(a)
-    }
     fn drop_level(&self, a: &Ciphertext, level: usize) -> Result<Ciphertext> {
         self.ev.drop_level(a, level)
+    }
+    fn mul_relin(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
+        self.counter.add_mult(1);
+        self.ev.mul_relin(a, b)
+    }
+    fn rescale(&self, a: Ciphertext) -> Result<Ciphertext> {
+        Arith::rescale(self.ev, a)
+    }
+    fn mul_integer(&self, a: &Ciphertext, k: i64) -> Result<Ciphertext> {
+        self.ev.mul_integer(a, k)
+    }
+    fn add_const(&self, a: &Ciphertext, c: f64) -> Result<Ciphertext> {
+        self.ev.add_const_real(a, c)
+    }
+    fn mul_const(&self, a: &Ciphertext, c: f64, scale: f64) -> Result<Ciphertext> {
+        self.ev.mul_const_real(a, c, scale)
+    }
+    fn snap_scale(&self, a: Ciphertext, scale: f64) -> Result<Ciphertext> {
+        Arith::snap_scale(self.ev, a, scale)
+    }
+    fn zero_like(&self, like: &Ciphertext, level: usize, scale: f64) -> Result<Ciphertext> {
+        Arith::zero_like(self.ev, like, level, scale)
+    }
+}
+
+impl HeBackend for CkksBackend<'_> {
+    fn slots(&self) -> usize {
+        self.ev.context().params().max_slots()
+    }
+    fn counter(&self) -> &Counter {
+        &self.counter
+    }
+    fn mul_by_i(&self, a: &Ciphertext) -> Result<Ciphertext> {
+        self.ev.mul_by_i(a)
     }
     fn rotate_hoisted(&self, a: &Ciphertext, steps: &[i64]) -> Result<Vec<Ciphertext>> {
         self.counter.add_rot(nonzero_steps(steps, 1 << a.log_slots));
@@ -263,6 +383,36 @@ impl HeBackend for CkksBackend<'_> {
         self.ev.rescale_assign(&mut out)?;
         Ok(out)
     }
+    fn mul_values(&self, a: &Ciphertext, values: &[f64], target_scale: f64) -> Result<Ciphertext> {
+        if values.len() != 1 << a.log_slots {
+            return Err(Error::InvalidArgument("mask values and ciphertext have different slot counts"));
+        }
+        if a.level == 0 {
+            return Err(Error::LevelExhausted { op: "mul_values", level: 0 });
+        }
+        self.counter.add_cmult(1);
+        let pt_scale = target_scale * self.ev.rescale_scale(a.level) / a.scale;
+        let pt = self.encoder.encode_real(values, a.log_slots, a.level, pt_scale)?;
+        let out = self.ev.mul_plain(a, &pt)?;
+        let out = Arith::rescale(self.ev, out)?;
+        Arith::snap_scale(self.ev, out, target_scale)
+    }
+    fn bootstrap_level(&self) -> Option<usize> {
+        self.boot.map(Bootstrapper::output_level)
+    }
+    fn bootstrap(&self, a: &Ciphertext, site: &'static str) -> Result<Ciphertext> {
+        let half = self.boot_half(a, site, 1)?;
+        let conj = self.conjugate(&half)?;
+        self.ev.add(&half, &conj)
+    }
+    fn bootstrap_pair(&self, a: &Ciphertext, b: &Ciphertext, site: &'static str) -> Result<(Ciphertext, Ciphertext)> {
+        let z = self.ev.add(a, &self.ev.mul_by_i(b)?)?;
+        let half = self.boot_half(&z, site, 2)?;
+        let conj = self.conjugate(&half)?;
+        let re = self.ev.add(&half, &conj)?;
+        let im = self.ev.mul_by_i(&self.ev.sub(&conj, &half)?)?;
+        Ok((re, im))
+    }
 }
 
 /// A stand-in ciphertext of the counting backend: its level only.
@@ -272,6 +422,10 @@ pub struct LevelOnly {
     pub level: usize,
 }
 
+/// The scale the counting backend reports for every stand-in (it tracks levels only; the
+/// level-and-scale simulator is [`super::sim::Simulator`]).
+const NOMINAL_SCALE: f64 = (1u64 << 42) as f64;
+
 /// The counting backend: runs an algorithm on [`LevelOnly`] stand-ins, counting operations,
 /// tracking levels and recording the rotation steps used (for key generation).
 #[derive(Debug)]
@@ -279,17 +433,36 @@ pub struct CountingBackend {
     slots: usize,
     counter: Counter,
     steps: Mutex<BTreeSet<i64>>,
+    boot_level: Option<usize>,
+    boot_log: Mutex<BootLog>,
 }
 
 impl CountingBackend {
     /// A counting backend for `slots` slots.
     pub fn new(slots: usize) -> Self {
-        CountingBackend { slots, counter: Counter::new(), steps: Mutex::new(BTreeSet::new()) }
+        CountingBackend {
+            slots,
+            counter: Counter::new(),
+            steps: Mutex::new(BTreeSet::new()),
+            boot_level: None,
+            boot_log: Mutex::new(BootLog::default()),
+        }
+    }
+
+    /// The backend with bootstrapping to `level`.
+    pub fn with_bootstrap_level(mut self, level: usize) -> Self {
+        self.boot_level = Some(level);
+        self
     }
 
     /// Every rotation step used so far, as a left rotation in `1..slots`, ascending.
     pub fn rotation_steps(&self) -> Vec<i64> {
         self.steps.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect()
+    }
+
+    /// The bootstraps made so far.
+    pub fn boot_log(&self) -> BootLog {
+        self.boot_log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn lower(op: &'static str, x: &LevelOnly) -> Result<LevelOnly> {
@@ -298,34 +471,72 @@ impl CountingBackend {
         }
         Ok(LevelOnly { level: x.level - 1 })
     }
+
+    fn boot(&self, a: &LevelOnly, site: &'static str, count: usize) -> Result<LevelOnly> {
+        let level = self.boot_level.ok_or(Error::InvalidArgument("bootstrapping needs a backend with a bootstrapper"))?;
+        self.counter.add_conj(1);
+        self.boot_log.lock().unwrap_or_else(|e| e.into_inner()).events.push((site, a.level, count));
+        Ok(LevelOnly { level })
+    }
 }
 
-impl HeBackend for CountingBackend {
+impl Arith for CountingBackend {
     type Ct = LevelOnly;
 
-    fn slots(&self) -> usize {
-        self.slots
-    }
-    fn counter(&self) -> &Counter {
-        &self.counter
-    }
     fn level(&self, ct: &LevelOnly) -> usize {
         ct.level
+    }
+    fn scale(&self, _: &LevelOnly) -> f64 {
+        NOMINAL_SCALE
+    }
+    fn rescale_scale(&self, _: usize) -> f64 {
+        NOMINAL_SCALE
     }
     fn add(&self, a: &LevelOnly, b: &LevelOnly) -> Result<LevelOnly> {
         Ok(LevelOnly { level: a.level.min(b.level) })
     }
     fn sub(&self, a: &LevelOnly, b: &LevelOnly) -> Result<LevelOnly> {
-        self.add(a, b)
-    }
-    fn mul_by_i(&self, a: &LevelOnly) -> Result<LevelOnly> {
-        Ok(*a)
+        Arith::add(self, a, b)
     }
     fn drop_level(&self, a: &LevelOnly, level: usize) -> Result<LevelOnly> {
         if level > a.level {
             return Err(Error::InvalidArgument("cannot raise a ciphertext's level (that needs bootstrapping)"));
         }
         Ok(LevelOnly { level })
+    }
+    fn mul_relin(&self, a: &LevelOnly, b: &LevelOnly) -> Result<LevelOnly> {
+        self.counter.add_mult(1);
+        Arith::add(self, a, b)
+    }
+    fn rescale(&self, a: LevelOnly) -> Result<LevelOnly> {
+        Self::lower("rescale", &a)
+    }
+    fn mul_integer(&self, a: &LevelOnly, _: i64) -> Result<LevelOnly> {
+        Ok(*a)
+    }
+    fn add_const(&self, a: &LevelOnly, _: f64) -> Result<LevelOnly> {
+        Ok(*a)
+    }
+    fn mul_const(&self, a: &LevelOnly, _: f64, _: f64) -> Result<LevelOnly> {
+        Ok(*a)
+    }
+    fn snap_scale(&self, a: LevelOnly, _: f64) -> Result<LevelOnly> {
+        Ok(a)
+    }
+    fn zero_like(&self, _: &LevelOnly, level: usize, _: f64) -> Result<LevelOnly> {
+        Ok(LevelOnly { level })
+    }
+}
+
+impl HeBackend for CountingBackend {
+    fn slots(&self) -> usize {
+        self.slots
+    }
+    fn counter(&self) -> &Counter {
+        &self.counter
+    }
+    fn mul_by_i(&self, a: &LevelOnly) -> Result<LevelOnly> {
+        Ok(*a)
     }
     fn rotate_hoisted(&self, a: &LevelOnly, steps: &[i64]) -> Result<Vec<LevelOnly>> {
         self.counter.add_rot(nonzero_steps(steps, self.slots));
@@ -357,5 +568,23 @@ impl HeBackend for CountingBackend {
             .ok_or(Error::InvalidArgument("mul_sum of no products"))?;
         self.counter.add_mult(pairs.len() as u64);
         Self::lower("mul_sum", &LevelOnly { level })
+    }
+    fn mul_values(&self, a: &LevelOnly, values: &[f64], _: f64) -> Result<LevelOnly> {
+        if values.len() != self.slots {
+            return Err(Error::InvalidArgument("mask values and ciphertext have different slot counts"));
+        }
+        self.counter.add_cmult(1);
+        Self::lower("mul_values", a)
+    }
+    fn bootstrap_level(&self) -> Option<usize> {
+        self.boot_level
+    }
+    fn bootstrap(&self, a: &LevelOnly, site: &'static str) -> Result<LevelOnly> {
+        self.boot(a, site, 1)
+    }
+    fn bootstrap_pair(&self, a: &LevelOnly, b: &LevelOnly, site: &'static str) -> Result<(LevelOnly, LevelOnly)> {
+        let z = Arith::add(self, a, b)?;
+        let out = self.boot(&z, site, 2)?;
+        Ok((out, out))
     }
 }

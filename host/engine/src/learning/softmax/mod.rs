@@ -26,6 +26,7 @@
 //!
 //! [`polynomial::depth`]: crate::circuits::polynomial::depth
 
+pub mod circuit;
 pub mod hetal;
 pub mod nas;
 

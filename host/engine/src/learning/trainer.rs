@@ -1,0 +1,746 @@
+//! Strictly encrypted training of the softmax-regression head (HETAL's protocol): the server
+//! holds the weights `W` and their Nesterov companion `V` as compact ciphertexts, and one step on
+//! an encrypted batch `(X, Y)` computes, with no decryption and no help from the owner,
+//!
+//! 1. expansion: `V` (compact, [`CompactLayout`]) to the vertically tiled blocks DiagABT takes,
+//!    by the plans of [`CompactLayout::expand_steps`] (rotations, one mask that also undoes the
+//!    weights' storage factor, rotate-and-adds);
+//! 2. logits `X V^T` by DiagABT;
+//! 3. `P` by the normalize-and-square softmax circuit ([`nas_softmax`]);
+//! 4. `E = P - Y` (Y brought to `P`'s level and scale with one of its spare levels), the
+//!    gradient `E^T X` by DiagATB with PRotUp, gathered back to the compact form by one mask
+//!    per block that also multiplies by `-lr / B` and the storage factor;
+//! 5. Nesterov on the compact pair: `W' = V - lr G`, `V' = W' + gamma (W - W')` (`gamma` a
+//!    plaintext scalar of [`Nesterov`]'s sequence), then `W'` and `V'` refreshed together by
+//!    one complex bootstrap of `W' + i V'` when `V'` has fewer levels than the next step's
+//!    expansion, DiagABT and `exp` need.
+//!
+//! The compact weights are stored divided by `2^weight_bits` so that bootstrapping sees values
+//! within `[-1, 1]` as long as `|W| < 2^weight_bits`; the factor is folded into the expansion
+//! and gather masks (no level). The softmax's input range (`|logit| <= 32` for the default
+//! normalize-and-square) is the owner's responsibility: its plaintext twin on the same schedule
+//! checks it before anything is encrypted ([`crate::learning::twin::TwinRun::out_of_range_epoch`]).
+//!
+//! Every part is written once against [`HeBackend`]: the server runs it on ciphertexts, the
+//! planner on the level-and-scale [`Simulator`] (bootstraps fall where a ciphertext would run
+//! out of levels, [`HeBackend::ensure`]; the simulator's log is the plan), and the tests on
+//! exact slots.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hetune_core::ckks::Ciphertext;
+use hetune_core::Parameters;
+
+use super::compact::{CompactLayout, SlotStep};
+use super::counters::OpCounts;
+use super::dataset::Dataset;
+use super::diag_abt::diag_abt;
+use super::diag_atb::diag_atb_prot_up;
+use super::matrix::{EncMatrix, MatrixLayout};
+use super::nesterov::Nesterov;
+use super::ops::{doubling, CkksBackend, CountingBackend, HeBackend};
+use super::packing::{Packing, Tiling};
+use super::sim::{Chain, Simulator};
+use super::softmax::circuit::nas_softmax;
+use super::softmax::{NasConfig, NasSoftmax};
+use super::twin::Model;
+use crate::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
+use crate::circuits::chebyshev::Chebyshev;
+use crate::circuits::polynomial;
+use crate::evaluator::{zero_ciphertext, Evaluator, KeyRequest};
+use crate::{Error, Result};
+
+/// Which softmax approximation the encrypted step evaluates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SoftmaxKind {
+    /// Normalize-and-square (the default, [`NasConfig::default_for_training`]).
+    #[default]
+    Nas,
+    /// HETAL's (max by comparisons, domain extension, Goldschmidt): its f64 twin exists
+    /// ([`super::softmax::HetalSoftmax`]); its encrypted circuit is not built yet, and
+    /// [`ServerTrainer::new`] says so.
+    Hetal,
+}
+
+/// What an encrypted training run is: shapes, schedule, softmax.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    /// Classes `c`.
+    pub classes: usize,
+    /// Columns of `X` with the bias column (`d + 1`).
+    pub cols: usize,
+    /// Rows per batch (the packing's `s0` is this rounded up to a power of two).
+    pub batch: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// The softmax approximation.
+    pub softmax: SoftmaxKind,
+    /// The compact weights are stored divided by `2^weight_bits`: bootstrapping needs
+    /// `|W| < 2^weight_bits`.
+    pub weight_bits: u32,
+}
+
+impl TrainConfig {
+    /// A configuration with the default softmax and `weight_bits = 4` (`|W| < 16`).
+    pub fn new(classes: usize, cols: usize, batch: usize, lr: f64) -> Self {
+        TrainConfig { classes, cols, batch, lr, softmax: SoftmaxKind::Nas, weight_bits: 4 }
+    }
+
+    /// HETAL's packing of this configuration on `slots` slots.
+    pub fn packing(&self, slots: usize) -> Result<Packing> {
+        Packing::hetal(self.classes, self.batch, slots)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.classes < 2 || self.cols < 2 || self.batch == 0 || !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::InvalidConfig {
+                what: "encrypted training",
+                need: "2 or more classes, 2 or more columns (features and the bias), a batch and a positive lr",
+            });
+        }
+        if self.weight_bits > 20 {
+            return Err(Error::InvalidConfig { what: "encrypted training", need: "weight_bits at most 20" });
+        }
+        if self.softmax == SoftmaxKind::Hetal {
+            return Err(Error::InvalidConfig {
+                what: "encrypted training with HETAL's softmax",
+                need: "its encrypted circuit, which is not built yet: use the normalize-and-square softmax (nas)",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Where a step's time goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct TimeSplit {
+    /// DiagABT and DiagATB (with `P - Y`).
+    pub matmul: f64,
+    /// The softmax circuit.
+    pub softmax: f64,
+    /// Bootstrapping (taken out of the other parts).
+    pub bootstrap: f64,
+    /// Expanding the compact weights to the tiled layout.
+    pub expansion: f64,
+    /// Gathering the gradient and the Nesterov update.
+    pub update: f64,
+}
+
+impl TimeSplit {
+    /// All parts.
+    pub fn total(&self) -> f64 {
+        self.matmul + self.softmax + self.bootstrap + self.expansion + self.update
+    }
+}
+
+/// What one encrypted step did.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct StepReport {
+    /// The global step number (0-based) this report is for.
+    pub step: u64,
+    /// Bootstraps made.
+    pub bootstraps: usize,
+    /// Seconds per part.
+    pub seconds: TimeSplit,
+}
+
+/// The plan of a step, from the level-and-scale simulator running the step's circuits.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct StepPlan {
+    /// Bootstraps per step (steady state: the second step of a run).
+    pub bootstraps: usize,
+    /// Of which in the softmax.
+    pub softmax_bootstraps: usize,
+    /// Of which on the weights (one complex bootstrap refreshes `W` and `V`).
+    pub weight_bootstraps: usize,
+    /// Every bootstrap of the step: `(site, input level, ciphertexts refreshed)`.
+    pub sites: Vec<(&'static str, usize, usize)>,
+    /// Level of the logits after DiagABT.
+    pub logits_level: usize,
+    /// Level of the weights at the start of a step (after their refresh).
+    pub weights_level: usize,
+    /// Operation counts of one step.
+    pub counts: OpCounts,
+    /// Every rotation step the server uses (training, validation loss, inference).
+    pub rotations: Vec<i64>,
+    /// Slots of a ciphertext.
+    pub slots: usize,
+    /// Level after a bootstrap.
+    pub bootstrap_level: usize,
+}
+
+/// The parts of a step, generic over the backend.
+#[derive(Clone, Debug)]
+struct Core {
+    cfg: TrainConfig,
+    pk: Packing,
+    layout: CompactLayout,
+    nas: NasSoftmax,
+    /// Levels `V` needs at the start of a step to reach `exp` without a bootstrap.
+    weight_need: usize,
+    /// Levels `P - Y` needs for DiagATB, the gather and the update.
+    residual_need: usize,
+    /// Levels the weights need for the expansion and DiagABT (inference).
+    logits_need: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Expansion,
+    Matmul,
+    Softmax,
+    Update,
+}
+
+impl Core {
+    fn new(cfg: &TrainConfig, slots: usize) -> Result<Self> {
+        cfg.check()?;
+        let pk = cfg.packing(slots)?;
+        let layout = CompactLayout::new(pk, cfg.classes, cfg.cols)?;
+        let nas = NasSoftmax::new(cfg.classes, NasConfig::default_for_training(cfg.classes))?;
+        // Levels of DiagABT and of DiagATB (PRotUp) from their own code on the counting backend.
+        let probe = 40;
+        let ops = CountingBackend::new(slots);
+        let lv = |r, c, t, l| EncMatrix::level_only(r, c, pk, t, l);
+        let z = diag_abt(&ops, &lv(cfg.batch, cfg.cols, Tiling::None, probe + 1)?, &lv(cfg.classes, cfg.cols, Tiling::Vertical, probe)?)?;
+        let abt = probe - z.blocks.iter().map(|b| b.level).min().unwrap_or(0);
+        let g = diag_atb_prot_up(&ops, &lv(cfg.batch, cfg.classes, Tiling::Horizontal, probe)?, &lv(cfg.batch, cfg.cols, Tiling::None, probe + 1)?)?;
+        let atb = probe - g.blocks.iter().map(|b| b.level).min().unwrap_or(0);
+        let exp = Chebyshev { coeffs: nas.exp.coeffs.clone(), a: -nas.bound, b: nas.bound };
+        // Expansion mask, DiagABT, exp on the logits' range.
+        let weight_need = 1 + abt + polynomial::depth(&exp);
+        // DiagATB, the gather mask, the Nesterov product.
+        let residual_need = atb + 2;
+        Ok(Core { cfg: cfg.clone(), pk, layout, nas, weight_need, residual_need, logits_need: 1 + abt })
+    }
+
+    fn storage(&self) -> f64 {
+        2f64.powi(-(self.cfg.weight_bits as i32))
+    }
+
+    /// Applies a slot plan of [`CompactLayout`], its masks carrying `factor`.
+    fn apply<O: HeBackend>(&self, ops: &O, x: O::Ct, plan: &[SlotStep], factor: f64, target: f64) -> Result<O::Ct> {
+        let n = self.pk.slots();
+        let mut x = x;
+        for s in plan {
+            x = match *s {
+                SlotStep::Rotate(k) => ops.rotate(&x, k)?,
+                SlotStep::Keep(a, b) => {
+                    let m: Vec<f64> = (0..n).map(|i| if (a..b).contains(&i) { factor } else { 0.0 }).collect();
+                    let x = ops.ensure(&x, 1, "weights: mask")?;
+                    ops.mul_values(&x, &m, target)?
+                }
+                SlotStep::RotateAdd(k) => {
+                    let r = ops.rotate(&x, k)?;
+                    ops.add(&x, &r)?
+                }
+            };
+        }
+        Ok(x)
+    }
+
+    /// The compact weights `w` (stored scaled) as the vertically tiled `W` DiagABT takes.
+    fn expand<O: HeBackend>(&self, ops: &O, w: &O::Ct) -> Result<EncMatrix<O::Ct>> {
+        let blocks = self.layout.blocks();
+        let p = self.layout.period() as i64;
+        let steps: Vec<i64> = (0..blocks as i64).map(|j| j * p).collect();
+        let rotated = ops.rotate_hoisted(w, &steps)?;
+        let target = ops.scale(w);
+        let tiled = rotated
+            .into_iter()
+            .enumerate()
+            .map(|(j, r)| self.apply(ops, r, &self.layout.expand_steps(j)[1..], 1.0 / self.storage(), target))
+            .collect::<Result<Vec<_>>>()?;
+        EncMatrix::new(self.cfg.classes, self.cfg.cols, self.pk, Tiling::Vertical, tiled)
+    }
+
+    /// The tiled gradient `g` gathered into compact form, times `factor`, at `target` scale.
+    fn gather<O: HeBackend>(&self, ops: &O, g: &EncMatrix<O::Ct>, factor: f64, target: f64) -> Result<O::Ct> {
+        let mut acc: Option<O::Ct> = None;
+        for (j, b) in g.blocks.iter().enumerate() {
+            let part = self.apply(ops, b.clone(), &self.layout.gather_steps(j), factor, target)?;
+            acc = Some(match acc {
+                None => part,
+                Some(a) => ops.add(&a, &part)?,
+            });
+        }
+        acc.ok_or(Error::InvalidArgument("a gradient without blocks"))
+    }
+
+    fn check_batch<C>(&self, x: &EncMatrix<C>, y: Option<&EncMatrix<C>>) -> Result<()> {
+        if x.packing != self.pk || x.tiling != Tiling::None || x.cols != self.cfg.cols {
+            return Err(Error::LayoutMismatch {
+                op: "encrypted training",
+                expected: "X untiled with the configuration's columns, in the configuration's packing",
+            });
+        }
+        if let Some(y) = y {
+            if y.packing != self.pk || y.tiling != Tiling::Horizontal || y.cols != self.cfg.classes {
+                return Err(Error::LayoutMismatch {
+                    op: "encrypted training",
+                    expected: "Y one-hot, tiled horizontally, one column per class, in X's packing",
+                });
+            }
+            if y.rows != x.rows {
+                return Err(Error::ShapeMismatch {
+                    op: "encrypted training (X and Y)",
+                    left: (x.rows, x.cols),
+                    right: (y.rows, y.cols),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn probabilities<O: HeBackend>(&self, ops: &O, x: &EncMatrix<O::Ct>, w: &O::Ct, mark: &mut dyn FnMut(Phase)) -> Result<Vec<O::Ct>> {
+        let tiled = self.expand(ops, w)?;
+        mark(Phase::Expansion);
+        let z = diag_abt(ops, x, &tiled)?;
+        mark(Phase::Matmul);
+        let p = z.blocks.iter().map(|b| nas_softmax(ops, &self.nas, b, self.pk)).collect::<Result<Vec<_>>>()?;
+        mark(Phase::Softmax);
+        Ok(p)
+    }
+
+    /// `P - Y` block by block; `Y` (fresh, spare levels) is brought to `P`'s level and scale.
+    fn residual<O: HeBackend>(&self, ops: &O, p: Vec<O::Ct>, y: &EncMatrix<O::Ct>, need: usize) -> Result<EncMatrix<O::Ct>> {
+        let blocks = p
+            .into_iter()
+            .zip(&y.blocks)
+            .map(|(pb, yb)| {
+                let (lp, ly) = (ops.level(&pb), ops.level(yb));
+                let e = if lp < ly {
+                    let y2 = ops.set_scale(&ops.drop_level(yb, lp + 1)?, ops.scale(&pb))?;
+                    ops.sub(&pb, &y2)?
+                } else {
+                    let pb = ops.ensure(&pb, 1, "residual: scale")?;
+                    let p2 = ops.set_scale(&pb, ops.scale(yb))?;
+                    ops.sub(&p2, yb)?
+                };
+                ops.ensure(&e, need, "residual: before DiagATB")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        EncMatrix::new(y.rows, y.cols, self.pk, Tiling::Horizontal, blocks)
+    }
+
+    /// One step: the new `(w, v)`.
+    fn step<O: HeBackend>(
+        &self,
+        ops: &O,
+        x: &EncMatrix<O::Ct>,
+        y: &EncMatrix<O::Ct>,
+        w: &O::Ct,
+        v: &O::Ct,
+        gamma: f64,
+        mark: &mut dyn FnMut(Phase),
+    ) -> Result<(O::Ct, O::Ct)> {
+        self.check_batch(x, Some(y))?;
+        let p = self.probabilities(ops, x, v, mark)?;
+        let e = self.residual(ops, p, y, self.residual_need)?;
+        let g = diag_atb_prot_up(ops, &e, x)?;
+        mark(Phase::Matmul);
+        let factor = -self.cfg.lr / x.rows as f64 * self.storage();
+        let step = self.gather(ops, &g, factor, ops.scale(v))?;
+        let w_new = ops.add(v, &step)?;
+        let diff = ops.sub(w, &w_new)?;
+        let diff = ops.ensure(&diff, 1, "update: gamma")?;
+        let pushed = ops.mul_const_to(&diff, gamma, ops.scale(&w_new))?;
+        let v_new = ops.add(&w_new, &pushed)?;
+        let level = ops.level(&w_new).min(ops.level(&v_new));
+        let out = if level < self.weight_need {
+            let (w2, v2) = (ops.drop_level(&w_new, level)?, ops.drop_level(&v_new, level)?);
+            ops.bootstrap_pair(&w2, &v2, "weights: W + iV")?
+        } else {
+            (w_new, v_new)
+        };
+        mark(Phase::Update);
+        Ok(out)
+    }
+
+    /// Sum over the real rows of `sum_j (P - Y)_j^2`, in every slot.
+    fn sse<O: HeBackend>(&self, ops: &O, x: &EncMatrix<O::Ct>, y: &EncMatrix<O::Ct>, w: &O::Ct) -> Result<O::Ct> {
+        self.check_batch(x, Some(y))?;
+        let p = self.probabilities(ops, x, w, &mut |_| {})?;
+        let e = self.residual(ops, p, y, 2)?;
+        let (s0, s1, pad_c) = (self.pk.s0, self.pk.s1, self.pk.pad_c);
+        let mut acc: Option<O::Ct> = None;
+        for (i, b) in e.blocks.iter().enumerate() {
+            let sq = ops.square(b)?;
+            let real = x.rows.saturating_sub(i * s0).min(s0);
+            let m: Vec<f64> = (0..self.pk.slots()).map(|k| if k / s1 < real && k % s1 < pad_c { 1.0 } else { 0.0 }).collect();
+            let kept = ops.mul_values(&sq, &m, ops.scale(&sq))?;
+            acc = Some(match acc {
+                None => kept,
+                Some(a) => ops.add(&a, &kept)?,
+            });
+        }
+        let acc = acc.ok_or(Error::InvalidArgument("a batch without blocks"))?;
+        ops.rotate_add(acc, doubling(1, self.pk.slots()))
+    }
+
+    /// The plan: two steps, a validation loss and an inference on the simulator.
+    fn plan(&self, chain: &Chain) -> Result<StepPlan> {
+        let slots = self.pk.slots();
+        let boot_level = chain.boot_level.ok_or(Error::InvalidConfig {
+            what: "encrypted training",
+            need: "a parameter set with bootstrapping (e.g. n16-boot)",
+        })?;
+        if boot_level < self.weight_need.max(self.residual_need) {
+            return Err(Error::InvalidConfig {
+                what: "encrypted training",
+                need: "more levels after a bootstrap than the weights' expansion, DiagABT and exp need",
+            });
+        }
+        let sim = Simulator::new(slots, chain.clone());
+        let fresh = |r, c, t| -> Result<EncMatrix<_>> {
+            let (br, bc) = self.pk.grid(r, c, t)?;
+            EncMatrix::new(r, c, self.pk, t, vec![sim.fresh(); br * bc])
+        };
+        let x = fresh(self.cfg.batch, self.cfg.cols, Tiling::None)?;
+        let y = fresh(self.cfg.batch, self.cfg.classes, Tiling::Horizontal)?;
+        let (mut w, mut v) = (sim.at(boot_level), sim.at(boot_level));
+        let mut logits_level = 0;
+        let mut weights_level = 0;
+        let mut counts = OpCounts::default();
+        let mut before = 0;
+        for k in 0..2 {
+            before = sim.boot_log().count();
+            let z = diag_abt(&sim, &x, &self.expand(&sim, &v)?)?;
+            logits_level = z.blocks.iter().map(|b| b.level).min().unwrap_or(0);
+            // The same step again through `step` (the expansion and product above are only
+            // probed for the logits' level; `step` redoes them).
+            let counted = sim.counter().snapshot();
+            let (w2, v2) = self.step(&sim, &x, &y, &w, &v, if k == 0 { 0.0 } else { -0.3 }, &mut |_| {})?;
+            let c1 = sim.counter().snapshot();
+            counts = c1 - counted;
+            weights_level = w2.level.min(v2.level);
+            (w, v) = (w2, v2);
+        }
+        let log = sim.boot_log();
+        let sites: Vec<_> = log.events[before..].to_vec();
+        let weight_bootstraps = sites.iter().filter(|s| s.0.starts_with("weights")).count();
+        let softmax_bootstraps = sites.iter().filter(|s| s.0.starts_with("softmax")).count();
+        self.sse(&sim, &x, &y, &w)?;
+        diag_abt(&sim, &x, &self.expand(&sim, &w)?)?;
+        Ok(StepPlan {
+            bootstraps: sites.len(),
+            softmax_bootstraps,
+            weight_bootstraps,
+            sites,
+            logits_level,
+            weights_level,
+            counts,
+            rotations: sim.rotation_steps(),
+            slots,
+            bootstrap_level: boot_level,
+        })
+    }
+}
+
+/// The compact model and optimiser state, for checkpoints.
+#[derive(Clone, Debug)]
+pub struct TrainerState {
+    /// `W` compact (stored divided by `2^weight_bits`).
+    pub w: Ciphertext,
+    /// Nesterov's `V`, likewise.
+    pub v: Ciphertext,
+    /// Global steps taken.
+    pub step: u64,
+}
+
+/// The server's side of encrypted training.
+pub struct ServerTrainer {
+    ev: Arc<Evaluator>,
+    boot: Bootstrapper,
+    core: Core,
+    plan: StepPlan,
+    w: Ciphertext,
+    v: Ciphertext,
+    nesterov: Nesterov,
+    step: u64,
+}
+
+fn chain_of(params: &Parameters) -> Chain {
+    Chain::of(params, &BootstrapConfig::default())
+}
+
+impl ServerTrainer {
+    /// Every key the server needs for `cfg` at `params`: the rotations of the expansion,
+    /// DiagABT, the softmax's row sums, DiagATB, the gather and the validation loss's sum (from
+    /// the simulator's run of them), and bootstrapping's keys.
+    pub fn key_request(params: &Parameters, cfg: &TrainConfig) -> Result<KeyRequest> {
+        let core = Core::new(cfg, params.max_slots())?;
+        let plan = core.plan(&chain_of(params))?;
+        let mut req = BootstrapConfig::default().key_request(params.log_n());
+        req.merge(&KeyRequest { relinearization: true, rotations: plan.rotations, conjugation: true, encapsulation: None });
+        Ok(req)
+    }
+
+    /// A trainer with zero weights. Checks before any heavy work: the configuration and the
+    /// classes against the packing, the levels of the parameter set against the plan, and every
+    /// key the plan needs (an error names a missing rotation).
+    pub fn new(ev: Arc<Evaluator>, cfg: TrainConfig) -> Result<Self> {
+        let params = ev.context().params().clone();
+        let core = Core::new(&cfg, params.max_slots())?;
+        let plan = core.plan(&chain_of(&params))?;
+        if !ev.has_relinearization_key() {
+            return Err(Error::MissingRelinearizationKey);
+        }
+        if !ev.has_conjugation_key() {
+            return Err(Error::MissingConjugationKey);
+        }
+        let log_slots = params.max_slots().trailing_zeros();
+        for &step in &plan.rotations {
+            ev.rotation_cost(step, log_slots)?;
+        }
+        let boot = Bootstrapper::with_output_factor(ev.clone(), BootstrapConfig::default(), 0.5)?;
+        let zero = zero_ciphertext(params.n(), 2, plan.bootstrap_level, params.scale(), log_slots);
+        Ok(ServerTrainer { ev, boot, core, plan, w: zero.clone(), v: zero, nesterov: Nesterov::new(), step: 0 })
+    }
+
+    /// A trainer resumed from a checkpoint.
+    pub fn from_state(ev: Arc<Evaluator>, cfg: TrainConfig, state: TrainerState) -> Result<Self> {
+        let mut t = Self::new(ev, cfg)?;
+        let slots = t.core.pk.slots();
+        for ct in [&state.w, &state.v] {
+            t.ev.check(ct)?;
+            if 1usize << ct.log_slots != slots {
+                return Err(Error::InvalidArgument("checkpoint weights with another slot count"));
+            }
+        }
+        t.w = state.w;
+        t.v = state.v;
+        t.step = state.step;
+        t.nesterov = Nesterov::new();
+        for _ in 0..state.step {
+            t.nesterov.next_gamma();
+        }
+        Ok(t)
+    }
+
+    /// The model and optimiser state.
+    pub fn state(&self) -> TrainerState {
+        TrainerState { w: self.w.clone(), v: self.v.clone(), step: self.step }
+    }
+
+    /// The plan (from the simulator).
+    pub fn plan(&self) -> &StepPlan {
+        &self.plan
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.core.cfg
+    }
+
+    /// The packing batches must come in.
+    pub fn packing(&self) -> Packing {
+        self.core.pk
+    }
+
+    /// One Nesterov step on the encrypted batch `x` (untiled, the bias column included) and
+    /// `y` (one-hot, tiled horizontally), both fresh from the owner ([`pack_batch`]).
+    pub fn step(&mut self, x: &EncMatrix<Ciphertext>, y: &EncMatrix<Ciphertext>) -> Result<StepReport> {
+        let ops = CkksBackend::new(&self.ev).with_bootstrapper(&self.boot)?;
+        let mut nesterov = self.nesterov;
+        let gamma = nesterov.next_gamma();
+        let mut split = TimeSplit::default();
+        let mut last = Instant::now();
+        let mut last_boot = 0.0;
+        let (w, v) = {
+            let mut mark = |phase: Phase| {
+                let now = Instant::now();
+                let boot = ops.boot_log().seconds;
+                let spent = (now - last).as_secs_f64() - (boot - last_boot);
+                split.bootstrap += boot - last_boot;
+                match phase {
+                    Phase::Expansion => split.expansion += spent,
+                    Phase::Matmul => split.matmul += spent,
+                    Phase::Softmax => split.softmax += spent,
+                    Phase::Update => split.update += spent,
+                }
+                (last, last_boot) = (now, boot);
+            };
+            self.core.step(&ops, x, y, &self.w, &self.v, gamma, &mut mark)?
+        };
+        self.w = w;
+        self.v = v;
+        self.nesterov = nesterov;
+        let report = StepReport { step: self.step, bootstraps: ops.boot_log().count(), seconds: split };
+        self.step += 1;
+        Ok(report)
+    }
+
+    /// The encrypted sum over the rows of `x` of `sum_j (P - Y)_j^2` (squared error of the
+    /// training softmax's probabilities against the one-hot labels) in every slot; the owner
+    /// divides by the row count. Rows past `x.rows` (the public row count) are padding: the
+    /// owner encrypts them as zeros and the server masks them out, so they add nothing.
+    pub fn validation_loss(&self, x: &EncMatrix<Ciphertext>, y: &EncMatrix<Ciphertext>) -> Result<Ciphertext> {
+        let ops = CkksBackend::new(&self.ev).with_bootstrapper(&self.boot)?;
+        self.core.sse(&ops, x, y, &self.w)
+    }
+
+    /// Encrypted logits `X W^T` (rows of `x`, one column per class, tiled horizontally): the
+    /// owner decrypts them with [`EncMatrix::decrypt`] and takes the argmax per row.
+    pub fn logits(&self, x: &EncMatrix<Ciphertext>) -> Result<EncMatrix<Ciphertext>> {
+        self.core.check_batch(x, None)?;
+        let ops = CkksBackend::new(&self.ev).with_bootstrapper(&self.boot)?;
+        let w = ops.ensure(&self.w, self.core.logits_need, "inference: weights")?;
+        diag_abt(&ops, x, &self.core.expand(&ops, &w)?)
+    }
+
+    /// The encrypted compact `W` (divided by `2^weight_bits`), returned to the owner.
+    pub fn weights(&self) -> &Ciphertext {
+        &self.w
+    }
+
+    /// Where each weight sits in [`ServerTrainer::weights`].
+    pub fn layout(&self) -> &CompactLayout {
+        &self.core.layout
+    }
+}
+
+/// The owner's side: the decrypted compact vector (real parts of the slots of
+/// [`ServerTrainer::weights`]) as a plaintext model (`cfg.cols - 1` features and the bias).
+pub fn model_from_compact(cfg: &TrainConfig, layout: &CompactLayout, slots: &[f64]) -> Result<Model> {
+    if slots.len() != layout.packing.slots() || layout.rows != cfg.classes || layout.cols != cfg.cols {
+        return Err(Error::CountMismatch {
+            what: "compact weight slots",
+            found: slots.len(),
+            expected: layout.packing.slots(),
+            shape: (cfg.classes, cfg.cols),
+        });
+    }
+    let up = 2f64.powi(cfg.weight_bits as i32);
+    let w = layout.unpack(slots).into_iter().map(|v| v * up).collect();
+    Ok(Model { classes: cfg.classes, cols: cfg.cols - 1, w })
+}
+
+/// One batch as the owner encrypts it: `X` with the bias column of ones appended (untiled) and
+/// the one-hot `Y` (tiled horizontally), with their layouts for [`EncMatrix::encrypt`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnerBatch {
+    /// Row-major `rows x (features + 1)`.
+    pub x: Vec<f64>,
+    /// Its layout.
+    pub x_layout: MatrixLayout,
+    /// Row-major `rows x classes`, one-hot.
+    pub y: Vec<f64>,
+    /// Its layout.
+    pub y_layout: MatrixLayout,
+}
+
+/// Packs rows `range` of `data` (already standardised by the owner when wanted:
+/// [`super::dataset::Standardizer`]) for encryption at `level` in `packing`
+/// ([`TrainConfig::packing`]).
+pub fn pack_batch(data: &Dataset, range: std::ops::Range<usize>, packing: Packing, level: usize) -> Result<OwnerBatch> {
+    if range.start >= range.end || range.end > data.rows || range.len() > packing.s0 {
+        return Err(Error::InvalidConfig {
+            what: "a training batch",
+            need: "a non-empty range of the data set's rows, at most the packing's s0 rows",
+        });
+    }
+    if data.classes > packing.pad_c {
+        return Err(crate::error::PackingError::TooManyClasses { classes: data.classes, slots: packing.slots() }.into());
+    }
+    let (d, c, rows) = (data.cols, data.classes, range.len());
+    let mut x = Vec::with_capacity(rows * (d + 1));
+    let mut y = vec![0.0; rows * c];
+    for (k, i) in range.enumerate() {
+        x.extend_from_slice(data.row(i));
+        x.push(1.0);
+        y[k * c + data.y[i]] = 1.0;
+    }
+    Ok(OwnerBatch {
+        x,
+        x_layout: MatrixLayout { rows, cols: d + 1, packing, tiling: Tiling::None, level },
+        y,
+        y_layout: MatrixLayout { rows, cols: c, packing, tiling: Tiling::Horizontal, level },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learning::slots::SlotBackend;
+    use crate::learning::softmax::Softmax;
+    use crate::learning::twin::{self, Order, TwinConfig, ValidLoss};
+    use hetune_core::Security;
+
+    fn params() -> Parameters {
+        Parameters::preset("test-n12-boot", Security::InsecureForTestingOnly).unwrap()
+    }
+
+    /// Deterministic rows with a class signal, unit-norm-ish like sentence embeddings.
+    fn data(rows: usize, features: usize, classes: usize) -> Dataset {
+        let mut x = Vec::with_capacity(rows * features);
+        let mut labels = Vec::with_capacity(rows);
+        for r in 0..rows {
+            let label = (r * 5 + r / 3) % classes;
+            labels.push(label as i64);
+            for f in 0..features {
+                let noise = (((r * 7919 + f * 104_729) % 1009) as f64 / 1009.0 - 0.5) * 0.2;
+                let signal = if f % classes == label { 0.25 } else { 0.0 };
+                x.push(signal + noise);
+            }
+        }
+        Dataset::new("synthetic", x, rows, features, &labels, classes).unwrap()
+    }
+
+    #[test]
+    fn three_steps_on_exact_slots_equal_the_twin_with_the_same_softmax() {
+        let (classes, features, batch, steps) = (7usize, 127usize, 32usize, 3usize);
+        let cfg = TrainConfig::new(classes, features + 1, batch, 1.0);
+        let p = params();
+        let core = Core::new(&cfg, p.max_slots()).unwrap();
+        let chain = chain_of(&p);
+        let ops = SlotBackend::with_chain(p.max_slots(), chain.clone());
+        let d = data(batch * steps, features, classes);
+        let boot = chain.boot_level.unwrap();
+        let zeros = vec![0.0; p.max_slots()];
+        let (mut w, mut v) = (ops.at(&zeros, boot), ops.at(&zeros, boot));
+        let mut nag = Nesterov::new();
+        for k in 0..steps {
+            let b = pack_batch(&d, k * batch..(k + 1) * batch, core.pk, chain.fresh).unwrap();
+            let enc = |m: &[f64], l: &MatrixLayout| {
+                let blocks = l.packing.pack(m, l.rows, l.cols, l.tiling).unwrap().iter().map(|v| ops.fresh(v)).collect();
+                EncMatrix::new(l.rows, l.cols, l.packing, l.tiling, blocks).unwrap()
+            };
+            let (x, y) = (enc(&b.x, &b.x_layout), enc(&b.y, &b.y_layout));
+            (w, v) = core.step(&ops, &x, &y, &w, &v, nag.next_gamma(), &mut |_| {}).unwrap();
+        }
+        let got = model_from_compact(&cfg, &core.layout, &w.re()).unwrap();
+        let tcfg = TwinConfig {
+            lr: 1.0,
+            batch,
+            epochs: 1,
+            order: Order::File,
+            softmax: Softmax::default_for(classes).unwrap(),
+            patience: None,
+            valid_loss: ValidLoss::Mse,
+        };
+        let want = twin::train(&d, None, None, &tcfg).unwrap().model;
+        let err = got.w.iter().zip(&want.w).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let top = want.w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(top > 0.05, "the steps moved the weights: {top}");
+        assert!(err < 1e-9, "max weight error {err:e}");
+        // The simulator's plan bootstraps as this run did, step for step.
+        let plan = core.plan(&chain).unwrap();
+        assert_eq!(ops.boot_log().count(), steps * plan.bootstraps, "{:?}", plan.sites);
+    }
+
+    #[test]
+    fn plans_at_the_snips_and_mnist_shapes() {
+        let p = Parameters::preset("n16-boot", Security::Require128Bits).unwrap();
+        for classes in [7usize, 10] {
+            let cfg = TrainConfig::new(classes, 769, 1024, 1.0);
+            let core = Core::new(&cfg, p.max_slots()).unwrap();
+            let plan = core.plan(&chain_of(&p)).unwrap();
+            assert_eq!(plan.weight_bootstraps, 1, "{plan:?}");
+            assert!(plan.bootstraps >= plan.softmax_bootstraps + 1);
+            eprintln!("{classes} classes: {} bootstraps ({} softmax, {} weights); sites {:?}; counts {}", plan.bootstraps, plan.softmax_bootstraps, plan.weight_bootstraps, plan.sites, plan.counts);
+        }
+    }
+}
