@@ -214,3 +214,51 @@ fn bad_input_is_a_clear_error_before_any_heavy_work() {
     refused(&dir, &["--standardize", "maybe"], "bad --standardize");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Encrypted training end to end at test-n12-boot on a slice of the SNIPS subset that fits
+/// 2^11 slots (the first 63 features and the bias: 64 columns, 7 classes, batch 64; 128 train,
+/// 64 valid, 128 test rows), 3 epochs of 2 steps: owner and server exchange only wire bytes.
+/// Stated tolerances: the decrypted weights within 1e-3 (relative to the largest weight) of the
+/// plaintext twin with the approximation's f64 twin, the decrypted validation loss of every
+/// epoch within 1e-3 of the twin's, test accuracy within 2 of 128 rows of the twin's, and
+/// encrypted inference predicting every row as the decrypted weights do in the clear.
+#[test]
+fn encrypted_training_matches_the_approximate_twin() {
+    let dir = tmp("e2e");
+    snips_rows(&dir, 63, &[("train", 128), ("valid", 64), ("test", 128)]);
+    let mut opts = TrainOptions::new(&dir);
+    opts.preset = "test-n12-boot".into();
+    opts.insecure_testing_only = true;
+    (opts.epochs, opts.batch) = (Some(3), Some(64));
+    let start = std::time::Instant::now();
+    let report = hetune::train::run(&opts, false, &EngineTrainers, &|_| {}).unwrap();
+    eprintln!("{}", report.summary());
+    eprintln!("end to end in {:.1} s", start.elapsed().as_secs_f64());
+    let enc = report.encrypted.as_ref().unwrap();
+    assert_eq!((enc.steps, enc.epochs_run, enc.stopped_early), (6, 3, false));
+    assert!(report.standardised);
+    assert_eq!(enc.bootstraps_per_step, enc.planned_bootstraps_per_step as f64);
+
+    let twin = &report.approx_twin.weights;
+    let scale = twin.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let err = enc.weights.iter().zip(twin).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(scale > 0.0 && err <= 1e-3 * scale, "weights off by {err:e} (largest weight {scale})");
+    for e in &report.epochs {
+        let (c, t) = (e.encrypted.as_ref().unwrap(), e.approx_twin.unwrap());
+        let twin_mse = t.valid.unwrap().mse;
+        assert!((c.encrypted_valid_mse - twin_mse).abs() < 1e-3, "epoch {}: {} vs {twin_mse}", e.epoch, c.encrypted_valid_mse);
+    }
+    let gap = (report.encrypted_test_acc.unwrap() - report.approx_test_acc).abs();
+    assert!(gap <= 2.0 / 128.0 + 1e-12, "encrypted {:?} vs twin {}", report.encrypted_test_acc, report.approx_test_acc);
+    let inf = enc.inference.unwrap();
+    assert_eq!((inf.rows, inf.agreement), (64, 1.0));
+    assert!(inf.max_abs_logit_error < 1e-2, "{}", inf.max_abs_logit_error);
+
+    let v = serde_json::to_value(&report).unwrap();
+    for key in ["plaintext_test_acc", "approx_test_acc", "encrypted_test_acc", "steps", "epochs_run", "stopped_early",
+        "seconds_per_step", "bootstraps_per_step", "time_split", "peak_rss_bytes", "total_s", "epochs"] {
+        assert!(!v[key].is_null(), "{key} missing");
+    }
+    assert!(v["seconds_per_step"].as_f64().unwrap() > 0.0 && v["peak_rss_bytes"].as_u64().unwrap() > 1 << 20);
+    std::fs::remove_dir_all(dir).unwrap();
+}

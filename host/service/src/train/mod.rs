@@ -364,12 +364,14 @@ fn encrypted_in(
     let train_s = t.elapsed().as_secs_f64();
 
     // The decrypted models: the kept one, and each epoch's for the curves.
-    let layout = server.layout();
+    if server.layout() != engine::layout(&p.spec, p.params.max_slots())? {
+        return Err(Error::InvalidArgument("the server's compact weight layout is not the one the shape gives"));
+    }
     let epochs_run = owner.epochs_judged();
     let mut curve = Vec::with_capacity(epochs_run);
     let mut models: Vec<Model> = Vec::with_capacity(epochs_run);
     for e in 1..=epochs_run {
-        let m = owner.decrypt_snapshot(e, &layout)?;
+        let m = owner.decrypt_snapshot(e, &p.spec)?;
         let ev = |d: &Dataset| twin::evaluate(&m, d, softmax);
         curve.push(EncryptedEpoch {
             epoch: e,

@@ -13,16 +13,17 @@ use hetune_core::ckks::Ciphertext;
 use hetune_core::rlwe::Context;
 use hetune_core::{Parameters, Security};
 use hetune_engine::evaluator::KeyRequest;
-use hetune_engine::learning::compact::CompactLayout;
 use hetune_engine::learning::dataset::Dataset;
 use hetune_engine::learning::early_stopping::{Decision, EarlyStopping};
 use hetune_engine::learning::twin::Model;
-use hetune_engine::learning::{EncMatrix, MatrixLayout, Packing, Tiling};
+use hetune_engine::learning::trainer::pack_batch;
+use hetune_engine::learning::{EncMatrix, Packing};
 use hetune_engine::owner::decrypt_decode;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use super::wire;
+use super::server::StepSpec;
+use super::{engine, wire};
 use crate::error::{Error, Result};
 use crate::io::keys::{generate_key_dir, load_owner, OwnerKeys, PUBLIC_FILE};
 use crate::io::matrix::write_encrypted;
@@ -68,26 +69,6 @@ pub struct DataOwner {
     stopping: EarlyStopping,
     snapshots: Vec<PathBuf>,
     dir: PathBuf,
-}
-
-/// Rows `range` of `data` with a bias column of ones appended, row-major.
-fn with_bias(data: &Dataset, range: std::ops::Range<usize>) -> Vec<f64> {
-    let mut x = Vec::with_capacity(range.len() * (data.cols + 1));
-    for i in range {
-        x.extend_from_slice(data.row(i));
-        x.push(1.0);
-    }
-    x
-}
-
-/// The one-hot labels of rows `range`, row-major `rows x classes`.
-fn one_hot(data: &Dataset, range: std::ops::Range<usize>) -> Vec<f64> {
-    let c = data.classes;
-    let mut y = vec![0.0; range.len() * c];
-    for (r, i) in range.enumerate() {
-        y[r * c + data.y[i]] = 1.0;
-    }
-    y
 }
 
 impl DataOwner {
@@ -152,12 +133,11 @@ impl DataOwner {
             let range = k * batch..((k + 1) * batch).min(data.rows);
             let rows = range.len();
             let (xp, yp) = (dir.join(format!("{name}_{k}_x.hct")), dir.join(format!("{name}_{k}_y.hct")));
-            let xl = MatrixLayout { rows, cols: data.cols + 1, packing, tiling: Tiling::None, level };
-            let ex = EncMatrix::encrypt(&self.keys.ctx, &self.keys.sk, &with_bias(data, range.clone()), &xl, &mut self.rng)?;
+            let b = pack_batch(data, range, packing, level)?;
+            let ex = EncMatrix::encrypt(&self.keys.ctx, &self.keys.sk, &b.x, &b.x_layout, &mut self.rng)?;
             bytes += write_encrypted(&xp, &self.keys.ctx, &ex)?;
             drop(ex);
-            let yl = MatrixLayout { rows, cols: data.classes, packing, tiling: Tiling::Horizontal, level };
-            let ey = EncMatrix::encrypt(&self.keys.ctx, &self.keys.sk, &one_hot(data, range), &yl, &mut self.rng)?;
+            let ey = EncMatrix::encrypt(&self.keys.ctx, &self.keys.sk, &b.y, &b.y_layout, &mut self.rng)?;
             bytes += write_encrypted(&yp, &self.keys.ctx, &ey)?;
             batches.push(BatchFiles { x: xp, y: yp, rows });
             progress(k + 1, count);
@@ -174,8 +154,8 @@ impl DataOwner {
         packing: Packing,
         level: usize,
     ) -> Result<Vec<u8>> {
-        let l = MatrixLayout { rows: range.len(), cols: data.cols + 1, packing, tiling: Tiling::None, level };
-        let m = EncMatrix::encrypt(&self.keys.ctx, &self.keys.sk, &with_bias(data, range), &l, &mut self.rng)?;
+        let b = pack_batch(data, range, packing, level)?;
+        let m = EncMatrix::encrypt(&self.keys.ctx, &self.keys.sk, &b.x, &b.x_layout, &mut self.rng)?;
         wire::matrix_bytes(&self.keys.ctx, &m)
     }
 
@@ -219,29 +199,23 @@ impl DataOwner {
         self.snapshots.len()
     }
 
-    /// Decrypts compact weights (wire bytes) laid out by `layout` (`classes x (d + 1)`, bias
-    /// last) into a model.
-    pub fn decrypt_weights(&self, weights: &[u8], layout: &CompactLayout) -> Result<Model> {
+    /// Decrypts compact weights (wire bytes) of a step shaped `spec` into a model; the owner
+    /// computes their layout itself (it follows from the shape).
+    pub fn decrypt_weights(&self, weights: &[u8], spec: &StepSpec) -> Result<Model> {
         let ct = wire::read_ciphertext(&self.keys.ctx, weights)?;
         let slots = decrypt_decode(&self.keys.ctx, &self.keys.sk, &ct)?;
-        if slots.len() < layout.used() || layout.cols < 2 {
-            return Err(Error::ShapeMismatch {
-                what: "compact weights",
-                found: (1, slots.len()),
-                expected: (1, layout.used()),
-            });
-        }
-        Ok(Model { classes: layout.rows, cols: layout.cols - 1, w: layout.unpack(&slots) })
+        let layout = engine::layout(spec, self.keys.ctx.params().max_slots())?;
+        engine::model_from_slots(spec, &layout, &slots)
     }
 
     /// Decrypts the stored weights of `epoch` (from 1).
-    pub fn decrypt_snapshot(&self, epoch: usize, layout: &CompactLayout) -> Result<Model> {
+    pub fn decrypt_snapshot(&self, epoch: usize, spec: &StepSpec) -> Result<Model> {
         let path = epoch
             .checked_sub(1)
             .and_then(|i| self.snapshots.get(i))
             .ok_or(Error::InvalidArgument("no weights stored for that epoch"))?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        self.decrypt_weights(&bytes, layout)
+        self.decrypt_weights(&bytes, spec)
     }
 
     /// Decrypts encrypted logits (wire bytes of a `rows x classes` matrix) and returns them
