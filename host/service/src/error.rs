@@ -128,6 +128,12 @@ pub enum Error {
         /// The learning rate.
         lr: f64,
     },
+    /// A working directory whose run differs from the one asked to resume.
+    #[error("{}: the run recorded there has other data, preset, shape or schedule; resume it with the same arguments", dir.display())]
+    ResumeMismatch {
+        /// The working directory.
+        dir: PathBuf,
+    },
     /// The encrypted trainer this build needs is not there.
     #[error("encrypted training is unavailable: {0}")]
     TrainerUnavailable(&'static str),

@@ -217,35 +217,52 @@ fn bad_input_is_a_clear_error_before_any_heavy_work() {
 
 /// Encrypted training end to end at test-n12-boot on a slice of the SNIPS subset that fits
 /// 2^11 slots (the first 63 features and the bias: 64 columns, 7 classes, batch 64; 128 train,
-/// 64 valid, 128 test rows), 3 epochs of 2 steps: owner and server exchange only wire bytes.
-/// Stated tolerances: the decrypted weights within 1e-3 (relative to the largest weight) of the
-/// plaintext twin with the approximation's f64 twin, the decrypted validation loss of every
-/// epoch within 1e-3 of the twin's, test accuracy within 2 of 128 rows of the twin's, and
-/// encrypted inference predicting every row as the decrypted weights do in the clear.
+/// 64 valid, 128 test rows): one epoch of two steps, owner and server exchanging only wire bytes,
+/// run as a first command cut after one step by `--max-steps` and a second that resumes from the
+/// server's checkpoint (Nesterov's state, the step count and the position in the epoch).
+///
+/// Stated tolerances against the plaintext twin with the approximation's f64 twin (same schedule,
+/// order and initialisation): decrypted weights within 1e-3 of the largest weight, the decrypted
+/// validation loss within 1e-3, test accuracy within 2 of 128 rows; encrypted inference predicts
+/// every row as the decrypted weights do in the clear.
 #[test]
-fn encrypted_training_matches_the_approximate_twin() {
+fn encrypted_training_resumes_and_matches_the_approximate_twin() {
     let dir = tmp("e2e");
     snips_rows(&dir, 63, &[("train", 128), ("valid", 64), ("test", 128)]);
     let mut opts = TrainOptions::new(&dir);
     opts.preset = "test-n12-boot".into();
     opts.insecure_testing_only = true;
-    (opts.epochs, opts.batch) = (Some(3), Some(64));
+    (opts.epochs, opts.batch, opts.work_dir) = (Some(1), Some(64), Some(dir.join("work")));
     let start = std::time::Instant::now();
-    let report = hetune::train::run(&opts, false, &EngineTrainers, &|_| {}).unwrap();
+
+    let first = TrainOptions { max_steps: Some(1), infer_rows: Some(0), ..opts.clone() };
+    let cut = hetune::train::run(&first, false, &EngineTrainers, &|_| {}).unwrap();
+    let enc = cut.encrypted.as_ref().unwrap();
+    assert_eq!((enc.steps, enc.epochs_run, enc.cut_by_max_steps, cut.same_schedule_as_twin), (1, 0, true, Some(false)));
+    assert!(dir.join("work/server/checkpoint.bin").is_file());
+    // Resuming with another schedule is refused.
+    let other = TrainOptions { resume: true, lr: Some(0.5), ..opts.clone() };
+    let e = hetune::train::run(&other, false, &EngineTrainers, &|_| {}).err().unwrap().to_string();
+    assert!(e.contains("resume it with the same arguments"), "{e}");
+
+    let report = hetune::train::run(&TrainOptions { resume: true, ..opts.clone() }, false, &EngineTrainers, &|_| {}).unwrap();
     eprintln!("{}", report.summary());
     eprintln!("end to end in {:.1} s", start.elapsed().as_secs_f64());
     let enc = report.encrypted.as_ref().unwrap();
-    assert_eq!((enc.steps, enc.epochs_run, enc.stopped_early), (6, 3, false));
+    assert_eq!((enc.steps, enc.epochs_run, enc.stopped_early, enc.cut_by_max_steps), (2, 1, false, false));
+    assert_eq!(report.same_schedule_as_twin, Some(true));
     assert!(report.standardised);
     assert_eq!(enc.bootstraps_per_step, enc.planned_bootstraps_per_step as f64);
 
     let twin = &report.approx_twin.weights;
     let scale = twin.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let err = enc.weights.iter().zip(twin).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    eprintln!("weights: largest error {err:.2e}, largest weight {scale:.3}");
     assert!(scale > 0.0 && err <= 1e-3 * scale, "weights off by {err:e} (largest weight {scale})");
     for e in &report.epochs {
         let (c, t) = (e.encrypted.as_ref().unwrap(), e.approx_twin.unwrap());
         let twin_mse = t.valid.unwrap().mse;
+        eprintln!("epoch {}: validation MSE encrypted {} twin {twin_mse}", e.epoch, c.encrypted_valid_mse);
         assert!((c.encrypted_valid_mse - twin_mse).abs() < 1e-3, "epoch {}: {} vs {twin_mse}", e.epoch, c.encrypted_valid_mse);
     }
     let gap = (report.encrypted_test_acc.unwrap() - report.approx_test_acc).abs();

@@ -57,6 +57,9 @@ pub struct TrainArgs {
     /// private temporary directory, removed at the end.
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Continue the run in --work-dir from its last checkpoint (written after every step).
+    #[arg(long)]
+    resume: bool,
     /// Run only the plaintext twins (checks the schedule; no keys, nothing encrypted).
     #[arg(long)]
     twin_only: bool,
@@ -85,6 +88,7 @@ impl TrainArgs {
             standardize: self.standardize.parse()?,
             infer_rows: self.infer_rows,
             work_dir: self.work_dir.clone(),
+            resume: self.resume,
             insecure_testing_only: self.insecure_testing_only,
         })
     }

@@ -7,11 +7,11 @@ use hetune_core::ckks::Ciphertext;
 use hetune_core::Parameters;
 use hetune_engine::evaluator::{Evaluator, KeyRequest};
 use hetune_engine::learning::compact::CompactLayout;
-use hetune_engine::learning::trainer::{model_from_compact, ServerTrainer, SoftmaxKind, TrainConfig};
+use hetune_engine::learning::trainer::{model_from_compact, ServerTrainer, SoftmaxKind, TrainConfig, TrainerState};
 use hetune_engine::learning::twin::Model;
 use hetune_engine::learning::EncMatrix;
 
-use super::server::{StepEngine, StepSpec, StepTimes, TrainerFactory};
+use super::server::{Checkpoint, StepEngine, StepSpec, StepTimes, TrainerFactory};
 use super::settings::SoftmaxChoice;
 use crate::error::Result;
 
@@ -50,6 +50,11 @@ impl TrainerFactory for EngineTrainers {
     fn build(&self, ev: Arc<Evaluator>, spec: &StepSpec) -> Result<Box<dyn StepEngine>> {
         Ok(Box::new(Engine(ServerTrainer::new(ev, config(spec))?)))
     }
+
+    fn resume(&self, ev: Arc<Evaluator>, spec: &StepSpec, c: Checkpoint) -> Result<Box<dyn StepEngine>> {
+        let state = TrainerState { w: c.w, v: c.v, step: c.step };
+        Ok(Box::new(Engine(ServerTrainer::from_state(ev, config(spec), state)?)))
+    }
 }
 
 impl StepEngine for Engine {
@@ -83,5 +88,10 @@ impl StepEngine for Engine {
 
     fn layout(&self) -> CompactLayout {
         *self.0.layout()
+    }
+
+    fn state(&self) -> (Ciphertext, Ciphertext, u64) {
+        let s = self.0.state();
+        (s.w, s.v, s.step)
     }
 }

@@ -274,6 +274,9 @@ fn encrypted(
 ) -> Result<EncryptedRun> {
     let security =
         if opts.insecure_testing_only { Security::InsecureForTestingOnly } else { Security::Require128Bits };
+    if opts.resume && opts.work_dir.is_none() {
+        return Err(Error::MissingArgument { name: "--work-dir", with: "--resume" });
+    }
     let (dir, temporary) = work_dir(opts)?;
     let result = encrypted_in(&dir, opts, p, softmax, request, factory, events, security);
     if temporary {
@@ -281,6 +284,51 @@ fn encrypted(
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
+}
+
+/// What a working directory's run is: checked on `--resume` so that a run continues only with
+/// the data, shape and schedule it started with.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct RunRecord {
+    data: String,
+    preset: String,
+    spec: serde_json::Value,
+    schedule: serde_json::Value,
+    order: serde_json::Value,
+    standardised: bool,
+    rows: (usize, usize),
+}
+
+const RUN_FILE: &str = "run.json";
+
+impl RunRecord {
+    fn of(opts: &TrainOptions, p: &Prepared) -> Result<Self> {
+        let data = std::fs::canonicalize(&opts.data).map_err(|e| Error::io(&opts.data, e))?;
+        Ok(RunRecord {
+            data: data.display().to_string(),
+            preset: opts.preset.clone(),
+            spec: serde_json::to_value(p.spec)?,
+            schedule: serde_json::to_value(p.schedule)?,
+            order: serde_json::to_value(p.order)?,
+            standardised: p.standardised,
+            rows: (p.splits.train.rows, p.splits.valid.rows),
+        })
+    }
+}
+
+/// The encrypted batches of a split of `rows` rows in `dir`, as [`DataOwner::encrypt_split`]
+/// names them; each file must exist.
+fn split_files(dir: &Path, name: &str, rows: usize, batch: usize) -> Result<owner::EncryptedSplit> {
+    let mut batches = Vec::new();
+    let mut bytes = 0;
+    for k in 0..rows.div_ceil(batch) {
+        let (x, y) = (dir.join(format!("{name}_{k}_x.hct")), dir.join(format!("{name}_{k}_y.hct")));
+        for f in [&x, &y] {
+            bytes += std::fs::metadata(f).map_err(|e| Error::io(f, e))?.len();
+        }
+        batches.push(owner::BatchFiles { x, y, rows: ((k + 1) * batch).min(rows) - k * batch });
+    }
+    Ok(owner::EncryptedSplit { batches, rows, bytes })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -295,19 +343,6 @@ fn encrypted_in(
     security: Security,
 ) -> Result<EncryptedRun> {
     let (owner_dir, server_dir, data_dir) = (dir.join("owner"), dir.join("server"), dir.join("data"));
-    std::fs::create_dir_all(&server_dir).map_err(|e| Error::io(&server_dir, e))?;
-
-    // Keys: the server asks (JSON), the owner generates; the bundle goes to the server's directory.
-    let t = Instant::now();
-    let request_json = serde_json::to_vec(request)?;
-    let keygen = |done, total| events(Event::Keygen { done, total });
-    let mut owner =
-        DataOwner::generate(&p.params, &request_json, &owner_dir, &server_dir.join(PUBLIC_FILE), security, &keygen)?;
-    owner.set_patience(p.schedule.patience);
-    let keygen_s = t.elapsed().as_secs_f64();
-
-    // The owner's data: rows in its order (permuted once when shuffling), encrypted batch by batch.
-    let t = Instant::now();
     let s = &p.splits;
     let train: Dataset = match p.order {
         Order::File => s.train.clone(),
@@ -315,58 +350,109 @@ fn encrypted_in(
     };
     let level = p.params.default_level();
     let (b, pk) = (p.schedule.batch, p.packing);
-    let enc = |owner: &mut DataOwner, d: &Dataset, name: &str| {
-        owner.encrypt_split(d, name, b, pk, level, &data_dir, &|done, total| {
-            events(Event::Encrypt { split: name, done, total })
-        })
+    let record = RunRecord::of(opts, p)?;
+    let run_file = dir.join(RUN_FILE);
+    let (mut keygen_s, mut encrypt_s) = (0.0, 0.0);
+
+    let (mut owner, train_enc, valid_enc) = if opts.resume {
+        let bytes = std::fs::read(&run_file).map_err(|e| Error::io(&run_file, e))?;
+        let earlier: RunRecord = serde_json::from_slice(&bytes)?;
+        if earlier != record {
+            return Err(Error::ResumeMismatch { dir: dir.to_path_buf() });
+        }
+        let owner = DataOwner::reopen(&owner_dir, security, p.schedule.patience)?;
+        (owner, split_files(&data_dir, "train", train.rows, b)?, split_files(&data_dir, "valid", s.valid.rows, b)?)
+    } else {
+        std::fs::create_dir_all(&server_dir).map_err(|e| Error::io(&server_dir, e))?;
+        std::fs::write(&run_file, serde_json::to_vec_pretty(&record)?).map_err(|e| Error::io(&run_file, e))?;
+        // Keys: the server asks (JSON), the owner generates; the bundle goes to the server's directory.
+        let t = Instant::now();
+        let request_json = serde_json::to_vec(request)?;
+        let keygen = |done, total| events(Event::Keygen { done, total });
+        let bundle = server_dir.join(PUBLIC_FILE);
+        let mut owner = DataOwner::generate(&p.params, &request_json, &owner_dir, &bundle, security, &keygen)?;
+        owner.set_patience(p.schedule.patience);
+        keygen_s = t.elapsed().as_secs_f64();
+        // The owner's data: rows in its order (permuted once when shuffling), batch by batch.
+        let t = Instant::now();
+        let mut enc = |d: &Dataset, name: &str| {
+            owner.encrypt_split(d, name, b, pk, level, &data_dir, &|done, total| {
+                events(Event::Encrypt { split: name, done, total })
+            })
+        };
+        let (tr, va) = (enc(&train, "train")?, enc(&s.valid, "valid")?);
+        encrypt_s = t.elapsed().as_secs_f64();
+        (owner, tr, va)
     };
-    let train_enc = enc(&mut owner, &train, "train")?;
-    let valid_enc = enc(&mut owner, &s.valid, "valid")?;
-    let encrypt_s = t.elapsed().as_secs_f64();
     let dataset_bytes = train_enc.bytes + valid_enc.bytes;
 
-    let mut server = Server::open(&server_dir, factory, &p.spec, security)?;
+    let (mut server, at) = Server::open(&server_dir, factory, &p.spec, security, opts.resume)?;
+    if server.layout() != engine::layout(&p.spec, p.params.max_slots())? {
+        return Err(Error::InvalidArgument("the server's compact weight layout is not the one the shape gives"));
+    }
     let per_epoch = train.rows.div_ceil(b);
     let planned = server.planned_bootstraps();
-    let total_steps = opts.max_steps.map_or(per_epoch * p.schedule.epochs, |m| m.min(per_epoch * p.schedule.epochs));
+    let all_steps = per_epoch * p.schedule.epochs;
+    let total_steps = opts.max_steps.map_or(all_steps, |m| m.min(all_steps));
+    // Where to continue: the checkpoint's step and epoch; an epoch whose steps all ran but that
+    // the owner had not judged yet is judged first.
+    let (mut step, first_epoch, mut skip) = match at {
+        None => (0, 1, 0),
+        Some((step, epoch, done)) => {
+            let (epoch, done) = (epoch as usize, done as usize);
+            if epoch == 0 || step as usize != (epoch - 1) * per_epoch + done || done > per_epoch {
+                return Err(Error::InvalidArgument("a checkpoint that does not fit this run's schedule"));
+            }
+            let judged = owner.epochs_judged();
+            if judged >= epoch { (step as usize, epoch + 1, 0) } else { (step as usize, epoch, done) }
+        }
+    };
+    if owner.epochs_judged() + 1 < first_epoch.min(p.schedule.epochs + 1) {
+        return Err(Error::InvalidArgument("the owner's record of epochs is behind the server's checkpoint"));
+    }
     events(Event::Start { steps: total_steps, planned_bootstraps: planned });
 
     let t = Instant::now();
-    let (mut times, mut step, mut stopped_early, mut epoch_seconds, mut mses) =
-        (Vec::new(), 0usize, false, Vec::new(), Vec::new());
-    'epochs: for epoch in 1..=p.schedule.epochs {
+    let (mut times, mut stopped_early, mut cut) = (Vec::new(), owner.has_stopped(), false);
+    let mut epoch_seconds = vec![0.0; owner.epochs_judged()];
+    let last_epoch = if stopped_early { 0 } else { p.schedule.epochs };
+    for epoch in first_epoch..=last_epoch {
         let te = Instant::now();
-        let mut cut = false;
-        for range in epoch_batches(train.rows, b, p.order, epoch) {
+        let batches = epoch_batches(train.rows, b, p.order, epoch);
+        let start = std::mem::take(&mut skip);
+        for (i, range) in batches.iter().enumerate().skip(start) {
             if step == total_steps {
                 cut = true;
                 break;
             }
             let st = server.step(&train_enc.batches[range.start / b])?;
             step += 1;
+            server.checkpoint(&server_dir, epoch, i + 1)?;
             events(Event::Step { step, epoch, times: &st });
             times.push(st);
+        }
+        if cut {
+            break;
         }
         let loss = server.validation_loss(&valid_enc)?;
         let weights = server.weights()?;
         let v = owner.judge_epoch(epoch, &loss, &weights, valid_enc.rows)?;
+        owner.save_epochs()?;
         events(Event::Epoch { epoch, valid_mse: v.valid_mse, decision: v.decision });
         epoch_seconds.push(te.elapsed().as_secs_f64());
-        mses.push(v.valid_mse);
         if v.decision == Decision::Stop {
             stopped_early = true;
-            break 'epochs;
+            break;
         }
-        if cut || step == total_steps {
-            break 'epochs;
+        if step == total_steps && epoch < p.schedule.epochs {
+            cut = true;
+            break;
         }
     }
     let train_s = t.elapsed().as_secs_f64();
 
-    // The decrypted models: the kept one, and each epoch's for the curves.
-    if server.layout() != engine::layout(&p.spec, p.params.max_slots())? {
-        return Err(Error::InvalidArgument("the server's compact weight layout is not the one the shape gives"));
-    }
+    // The decrypted models: each judged epoch's for the curves, the kept one (the best epoch's;
+    // the current weights when --max-steps cut the run).
     let epochs_run = owner.epochs_judged();
     let mut curve = Vec::with_capacity(epochs_run);
     let mut models: Vec<Model> = Vec::with_capacity(epochs_run);
@@ -376,25 +462,21 @@ fn encrypted_in(
         curve.push(EncryptedEpoch {
             epoch: e,
             seconds: epoch_seconds[e - 1],
-            encrypted_valid_mse: mses[e - 1],
+            encrypted_valid_mse: owner.losses()[e - 1],
             train: ev(&train),
             valid: ev(&s.valid),
             test: ev(&s.test),
         });
         models.push(m);
     }
-    let kept = owner.kept_epoch();
-    let model = &models[kept - 1];
+    let current = owner.decrypt_weights(&server.weights()?, &p.spec)?;
+    let (model_epoch, model) = if cut || epochs_run == 0 { (epochs_run, &current) } else { (owner.kept_epoch(), &models[owner.kept_epoch() - 1]) };
 
-    // Encrypted inference with the server's current weights (the last epoch's), against the
-    // plaintext predictions of the same weights decrypted.
+    // Encrypted inference with the server's current weights, against the plaintext predictions
+    // of the same weights decrypted.
     let infer_rows = opts.infer_rows.unwrap_or(b).min(s.test.rows);
-    let inference = if infer_rows > 0 {
-        let last = &models[epochs_run - 1];
-        Some(infer(&mut owner, &server, last, &s.test, infer_rows, pk, level)?)
-    } else {
-        None
-    };
+    let inference =
+        if infer_rows > 0 { Some(infer(&mut owner, &server, &current, &s.test, infer_rows, pk, level)?) } else { None };
 
     let sum = |f: fn(&StepTimes) -> f64| median(times.iter().map(f).collect());
     Ok(EncryptedRun {
@@ -402,7 +484,8 @@ fn encrypted_in(
         steps: step,
         epochs_run,
         stopped_early,
-        model_epoch: kept,
+        cut_by_max_steps: cut,
+        model_epoch,
         seconds_per_step: sum(|t| t.total_s),
         bootstraps_per_step: if times.is_empty() {
             0.0

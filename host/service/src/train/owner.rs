@@ -68,8 +68,12 @@ pub struct DataOwner {
     rng: ChaCha20Rng,
     stopping: EarlyStopping,
     snapshots: Vec<PathBuf>,
+    losses: Vec<f64>,
     dir: PathBuf,
 }
+
+/// The owner's record of judged epochs, in its directory (for `--resume`).
+pub const EPOCHS_FILE: &str = "epochs.json";
 
 impl DataOwner {
     /// Generates a secret key for `params` and the evaluation keys of the server's `request`
@@ -100,8 +104,43 @@ impl DataOwner {
             rng: ChaCha20Rng::from_os_rng(),
             stopping: EarlyStopping::new(3),
             snapshots: Vec::new(),
+            losses: Vec::new(),
             dir: dir.to_path_buf(),
         }
+    }
+
+    /// The owner of an earlier run in `dir` (its keys in `dir/keys`), with the epochs it judged
+    /// (`dir/epochs.json` and each epoch's stored weights) replayed into early stopping.
+    pub fn reopen(dir: &Path, security: Security, patience: usize) -> Result<Self> {
+        let mut o = Self::with_keys(load_owner(&dir.join("keys"), security)?, dir);
+        o.set_patience(patience);
+        let path = dir.join(EPOCHS_FILE);
+        let losses: Vec<f64> = match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        for (i, &mse) in losses.iter().enumerate() {
+            let snap = dir.join(format!("weights_epoch{}.hct", i + 1));
+            if !snap.is_file() {
+                return Err(Error::NotFound(snap));
+            }
+            o.snapshots.push(snap);
+            o.losses.push(mse);
+            o.stopping.observe(mse);
+        }
+        Ok(o)
+    }
+
+    /// Records the judged epochs in `dir/epochs.json` (after each epoch, for `--resume`).
+    pub fn save_epochs(&self) -> Result<()> {
+        let path = self.dir.join(EPOCHS_FILE);
+        std::fs::write(&path, serde_json::to_vec(&self.losses)?).map_err(|e| Error::io(&path, e))
+    }
+
+    /// The validation losses judged so far, one per epoch.
+    pub fn losses(&self) -> &[f64] {
+        &self.losses
     }
 
     /// Sets the early-stopping patience (before the first epoch).
@@ -181,6 +220,7 @@ impl DataOwner {
         let path = self.dir.join(format!("weights_epoch{epoch}.hct"));
         std::fs::write(&path, weights).map_err(|e| Error::io(&path, e))?;
         self.snapshots.push(path);
+        self.losses.push(valid_mse);
         let decision = self.stopping.observe(valid_mse);
         Ok(Verdict { valid_mse, decision, best_epoch: self.stopping.best_epoch() })
     }
@@ -192,6 +232,11 @@ impl DataOwner {
             0 => self.snapshots.len(),
             e => e,
         }
+    }
+
+    /// Whether the epochs judged so far already end the run (patience used up).
+    pub fn has_stopped(&self) -> bool {
+        !self.snapshots.is_empty() && self.snapshots.len() - self.stopping.best_epoch() >= self.stopping.patience
     }
 
     /// Epochs judged.

@@ -90,6 +90,9 @@ pub struct EncryptedRun {
     pub epochs_run: usize,
     /// Whether the owner stopped the run.
     pub stopped_early: bool,
+    /// Whether `--max-steps` ended the run before its epochs (the model is then the last
+    /// weights).
+    pub cut_by_max_steps: bool,
     /// The epoch whose weights the owner kept.
     pub model_epoch: usize,
     /// Median seconds of a step.
@@ -324,11 +327,13 @@ impl TrainReport {
         ));
         if let Some(e) = &self.encrypted {
             line(format!(
-                "encrypted:                       test {} (epoch {} of {}{}), {} steps",
+                "encrypted:                       test {} ({}), {} steps",
                 pct(e.test_acc),
-                e.model_epoch,
-                e.epochs_run,
-                if e.stopped_early { ", stopped early" } else { "" },
+                if e.cut_by_max_steps {
+                    format!("the last weights: --max-steps ended the run after {} full epochs", e.epochs_run)
+                } else {
+                    format!("epoch {} of {}{}", e.model_epoch, e.epochs_run, if e.stopped_early { ", stopped early" } else { "" })
+                },
                 e.steps
             ));
             let t = &e.time_split;

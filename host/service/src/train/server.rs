@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hetune_core::ckks::Ciphertext;
+use hetune_core::rlwe::Context;
+use hetune_core::wire::Limits;
 use hetune_core::Parameters;
 use hetune_core::Security;
 use hetune_engine::evaluator::{Evaluator, KeyRequest};
@@ -22,7 +24,7 @@ use serde::Serialize;
 use super::owner::{BatchFiles, EncryptedSplit};
 use super::settings::SoftmaxChoice;
 use super::wire;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::keys::BundleStore;
 use crate::io::matrix::read_encrypted;
 
@@ -72,6 +74,8 @@ pub trait StepEngine {
     fn weights(&self) -> &Ciphertext;
     /// Where each weight lives in them.
     fn layout(&self) -> CompactLayout;
+    /// The compact `W`, its Nesterov companion `V` and the global steps taken, for checkpoints.
+    fn state(&self) -> (Ciphertext, Ciphertext, u64);
 }
 
 /// How the server gets its trainer: the key request it sends the owner, and the trainer over an
@@ -80,9 +84,69 @@ pub trait TrainerFactory {
     /// The keys a trainer of `spec` needs at `params` (an error names what the parameters lack:
     /// levels for the plan, bootstrapping limbs, slots for the packing).
     fn key_request(&self, params: &Parameters, spec: &StepSpec) -> Result<KeyRequest>;
-    /// The trainer.
+    /// The trainer, from zero weights.
     fn build(&self, ev: Arc<Evaluator>, spec: &StepSpec) -> Result<Box<dyn StepEngine>>;
+    /// The trainer, resumed from a checkpoint's `W`, `V` and step count.
+    fn resume(&self, ev: Arc<Evaluator>, spec: &StepSpec, state: Checkpoint) -> Result<Box<dyn StepEngine>>;
 }
+
+/// Where training stands after a step: the encrypted optimiser state and the position in the
+/// schedule.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    /// Compact `W`.
+    pub w: Ciphertext,
+    /// Compact `V` (Nesterov's look-ahead).
+    pub v: Ciphertext,
+    /// Global steps taken.
+    pub step: u64,
+    /// The epoch of the last step (from 1).
+    pub epoch: u64,
+    /// Steps of that epoch done.
+    pub done_in_epoch: u64,
+}
+
+const CHECKPOINT_MAGIC: &[u8; 14] = b"hetune-ckpt-1\n";
+
+impl Checkpoint {
+    /// Writes the checkpoint atomically (a temporary file renamed over `path`).
+    pub fn write(&self, ctx: &Context, path: &Path) -> Result<()> {
+        let mut out = CHECKPOINT_MAGIC.to_vec();
+        for v in [self.step, self.epoch, self.done_in_epoch] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&wire::ciphertext_bytes(ctx, &self.w)?);
+        out.extend_from_slice(&wire::ciphertext_bytes(ctx, &self.v)?);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &out).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    }
+
+    /// Reads a checkpoint written by [`Checkpoint::write`]; anything else is an error.
+    pub fn read(ctx: &Context, path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bad = |what| Error::corrupt(path, hetune_core::Error::Malformed(what));
+        let rest = bytes.strip_prefix(CHECKPOINT_MAGIC.as_slice()).ok_or_else(|| bad("not a hetune checkpoint"))?;
+        if rest.len() < 24 {
+            return Err(bad("truncated checkpoint"));
+        }
+        let word = |i: usize| u64::from_le_bytes(rest[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
+        let (step, epoch, done_in_epoch) = (word(0), word(1), word(2));
+        let mut src: &[u8] = &rest[24..];
+        let limits = Limits::for_ciphertexts(ctx.params());
+        let mut next = || -> Result<Ciphertext> {
+            Ok(hetune_core::wire::read_ciphertext(&mut src, ctx, &limits).map_err(|e| Error::corrupt(path, e))?.into_full(ctx))
+        };
+        let (w, v) = (next()?, next()?);
+        if !src.is_empty() {
+            return Err(bad("trailing bytes after a checkpoint"));
+        }
+        Ok(Checkpoint { w, v, step, epoch, done_in_epoch })
+    }
+}
+
+/// The server's checkpoint file, in its directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 
 /// The server: evaluation keys and the trainer; never a secret key.
 pub struct Server {
@@ -91,13 +155,34 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens `dir/public.bundle` (keys indexed, loaded on first use) and builds the trainer.
-    pub fn open(dir: &Path, factory: &dyn TrainerFactory, spec: &StepSpec, security: Security) -> Result<Self> {
+    /// Opens `dir/public.bundle` (keys indexed, loaded on first use) and builds the trainer,
+    /// from zero weights or from `dir`'s checkpoint when `resume`. Returns the checkpoint's
+    /// position too.
+    pub fn open(
+        dir: &Path,
+        factory: &dyn TrainerFactory,
+        spec: &StepSpec,
+        security: Security,
+        resume: bool,
+    ) -> Result<(Self, Option<(u64, u64, u64)>)> {
         let store = BundleStore::open(dir, security)?;
         let ctx = store.context().clone();
-        let ev = Arc::new(Evaluator::with_store(ctx, Arc::new(store))?);
+        let ev = Arc::new(Evaluator::with_store(ctx.clone(), Arc::new(store))?);
+        if resume {
+            let c = Checkpoint::read(&ctx, &dir.join(CHECKPOINT_FILE))?;
+            let at = (c.step, c.epoch, c.done_in_epoch);
+            let trainer = factory.resume(ev.clone(), spec, c)?;
+            return Ok((Server { ev, trainer }, Some(at)));
+        }
         let trainer = factory.build(ev.clone(), spec)?;
-        Ok(Server { ev, trainer })
+        Ok((Server { ev, trainer }, None))
+    }
+
+    /// Writes `dir/checkpoint.bin` after a step of `epoch` (the `done_in_epoch`-th of it).
+    pub fn checkpoint(&self, dir: &Path, epoch: usize, done_in_epoch: usize) -> Result<()> {
+        let (w, v, step) = self.trainer.state();
+        let c = Checkpoint { w, v, step, epoch: epoch as u64, done_in_epoch: done_in_epoch as u64 };
+        c.write(self.ev.context(), &dir.join(CHECKPOINT_FILE))
     }
 
     /// Bootstraps the plan places in one step.
@@ -130,7 +215,7 @@ impl Server {
                 Some(s) => self.ev.add(&s, &l)?,
             });
         }
-        let sum = sum.ok_or(crate::Error::InvalidArgument("an empty validation set"))?;
+        let sum = sum.ok_or(Error::InvalidArgument("an empty validation set"))?;
         wire::ciphertext_bytes(self.ev.context(), &sum)
     }
 

@@ -90,6 +90,9 @@ pub struct TrainOptions {
     /// Working directory (keys, encrypted data set, snapshots); default a private temporary
     /// directory removed at the end.
     pub work_dir: Option<PathBuf>,
+    /// Continue the run in `work_dir` from its last checkpoint (keys, encrypted data and the
+    /// owner's judged epochs reused).
+    pub resume: bool,
     /// Accept a preset below 128-bit security.
     pub insecure_testing_only: bool,
 }
@@ -112,6 +115,7 @@ impl TrainOptions {
             standardize: Standardize::Auto,
             infer_rows: None,
             work_dir: None,
+            resume: false,
             insecure_testing_only: false,
         }
     }
