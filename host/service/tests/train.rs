@@ -210,6 +210,8 @@ fn bad_input_is_a_clear_error_before_any_heavy_work() {
     // Arguments out of range.
     refused(&dir, &["--lr=-1"], "bad --lr");
     refused(&dir, &["--epochs", "0"], "bad --epochs");
+    // A batch larger than one block row of the packing (2^11 slots / 8 classes padded).
+    refused(&dir, &["--batch", "512"], "at most 256 rows");
     refused(&dir, &["--softmax", "exact"], "bad --softmax");
     refused(&dir, &["--standardize", "maybe"], "bad --standardize");
     std::fs::remove_dir_all(dir).unwrap();

@@ -159,6 +159,13 @@ pub fn prepare(opts: &TrainOptions) -> Result<Prepared> {
     let max_batch = (slots / pad_c).max(1);
     let schedule = schedule(opts, classes, unit_norm, standardised, max_batch, splits.train.rows)?;
     let packing = Packing::hetal(classes, schedule.batch, slots)?;
+    if schedule.batch > packing.s0 {
+        return Err(Error::BadArgument {
+            name: "--batch",
+            value: schedule.batch.to_string(),
+            expected: format!("at most {} rows (one block row of {classes} classes at {})", packing.s0, opts.preset),
+        });
+    }
     let spec = StepSpec {
         classes,
         cols: splits.train.cols + 1,
