@@ -34,6 +34,6 @@ pub use diag_abt::diag_abt;
 pub use diag_atb::{diag_atb, diag_atb_prot_up};
 pub use matrix::{EncMatrix, MatrixLayout};
 pub use crate::circuits::arith::Arith;
-pub use ops::{BootLog, CkksBackend, CountingBackend, HeBackend, LevelOnly, Mask, MaskKind};
+pub use ops::{BootEvent, BootLog, CkksBackend, CountingBackend, HeBackend, LevelOnly, Mask, MaskKind};
 pub use sim::{Chain, SimCt, Simulator};
 pub use packing::{Packing, Tiling};

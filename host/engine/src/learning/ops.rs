@@ -141,6 +141,16 @@ pub trait HeBackend: Arith + Sync {
     /// Refreshes two real-valued ciphertexts (same level and scale) by one bootstrap of
     /// `a + i b`, split back with a conjugation.
     fn bootstrap_pair(&self, a: &Self::Ct, b: &Self::Ct, site: &'static str) -> Result<(Self::Ct, Self::Ct)>;
+    /// [`HeBackend::bootstrap_pair`] for `a` and `b` whose slots repeat with period `slots` (a
+    /// power of two below the slot count): one bootstrap of the sparse packing of `slots`
+    /// slots; the results repeat with the same period.
+    fn bootstrap_pair_sparse(
+        &self,
+        a: &Self::Ct,
+        b: &Self::Ct,
+        slots: usize,
+        site: &'static str,
+    ) -> Result<(Self::Ct, Self::Ct)>;
 
     /// `a * b`, relinearised and rescaled (one level; scale `a.scale * b.scale / q_l`).
     fn mul(&self, a: &Self::Ct, b: &Self::Ct) -> Result<Self::Ct> {
@@ -222,14 +232,29 @@ pub struct CkksBackend<'a> {
     counter: Counter,
     masks: Mutex<HashMap<(Mask, usize), Arc<Plaintext>>>,
     boot: Option<&'a Bootstrapper>,
+    sparse: Option<&'a Bootstrapper>,
     boot_log: Mutex<BootLog>,
+}
+
+/// One bootstrap: where in the circuit, from which level, how many real ciphertexts it
+/// refreshed (2 for `a + i b`), on how many slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BootEvent {
+    /// The circuit's name for the place.
+    pub site: &'static str,
+    /// Level of the input.
+    pub level: usize,
+    /// Real ciphertexts refreshed.
+    pub count: usize,
+    /// Slots of the bootstrapped packing.
+    pub slots: usize,
 }
 
 /// Bootstraps made by a backend: where, from which level, and (on ciphertexts) how long.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct BootLog {
-    /// Every bootstrap, in order: `(site, level of the input, ciphertexts refreshed)`.
-    pub events: Vec<(&'static str, usize, usize)>,
+    /// Every bootstrap, in order.
+    pub events: Vec<BootEvent>,
     /// Seconds spent bootstrapping (0 on stand-ins).
     pub seconds: f64,
 }
@@ -250,8 +275,19 @@ impl<'a> CkksBackend<'a> {
             counter: Counter::new(),
             masks: Mutex::new(HashMap::new()),
             boot: None,
+            sparse: None,
             boot_log: Mutex::new(BootLog::default()),
         }
+    }
+
+    /// The backend with a sparse-slot bootstrapper too (output factor 1/2), for
+    /// [`HeBackend::bootstrap_pair_sparse`].
+    pub fn with_sparse_bootstrapper(mut self, boot: &'a Bootstrapper) -> Result<Self> {
+        if boot.output_factor() != 0.5 {
+            return Err(Error::InvalidArgument("the backend's bootstrapper must have output factor 1/2"));
+        }
+        self.sparse = Some(boot);
+        Ok(self)
     }
 
     /// The backend with a bootstrapper; it must have been built over the same evaluator with
@@ -292,7 +328,7 @@ impl<'a> CkksBackend<'a> {
         let t = std::time::Instant::now();
         let out = boot.bootstrap(z)?;
         let mut log = self.boot_log.lock().unwrap_or_else(|e| e.into_inner());
-        log.events.push((site, z.level, count));
+        log.events.push(BootEvent { site, level: z.level, count, slots: 1 << z.log_slots });
         log.seconds += t.elapsed().as_secs_f64();
         Ok(out)
     }
@@ -413,6 +449,33 @@ impl HeBackend for CkksBackend<'_> {
         let im = self.ev.mul_by_i(&self.ev.sub(&conj, &half)?)?;
         Ok((re, im))
     }
+    fn bootstrap_pair_sparse(
+        &self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+        slots: usize,
+        site: &'static str,
+    ) -> Result<(Ciphertext, Ciphertext)> {
+        let boot = self.sparse.ok_or(Error::InvalidArgument("sparse bootstrapping needs a sparse bootstrapper"))?;
+        let full = a.log_slots;
+        if 1usize << boot.config().slots(self.ev.context().params().log_n()) != slots || slots >= 1 << full {
+            return Err(Error::InvalidArgument("the sparse bootstrapper packs another slot count"));
+        }
+        let mut z = self.ev.add(a, &self.ev.mul_by_i(b)?)?;
+        self.ev.reinterpret_slots(&mut z, slots.trailing_zeros())?;
+        let t = std::time::Instant::now();
+        let mut half = boot.bootstrap(&z)?;
+        {
+            let mut log = self.boot_log.lock().unwrap_or_else(|e| e.into_inner());
+            log.events.push(BootEvent { site, level: z.level, count: 2, slots });
+            log.seconds += t.elapsed().as_secs_f64();
+        }
+        self.ev.reinterpret_slots(&mut half, full)?;
+        let conj = self.conjugate(&half)?;
+        let re = self.ev.add(&half, &conj)?;
+        let im = self.ev.mul_by_i(&self.ev.sub(&conj, &half)?)?;
+        Ok((re, im))
+    }
 }
 
 /// A stand-in ciphertext of the counting backend: its level only.
@@ -472,10 +535,10 @@ impl CountingBackend {
         Ok(LevelOnly { level: x.level - 1 })
     }
 
-    fn boot(&self, a: &LevelOnly, site: &'static str, count: usize) -> Result<LevelOnly> {
+    fn boot(&self, a: &LevelOnly, site: &'static str, count: usize, slots: usize) -> Result<LevelOnly> {
         let level = self.boot_level.ok_or(Error::InvalidArgument("bootstrapping needs a backend with a bootstrapper"))?;
         self.counter.add_conj(1);
-        self.boot_log.lock().unwrap_or_else(|e| e.into_inner()).events.push((site, a.level, count));
+        self.boot_log.lock().unwrap_or_else(|e| e.into_inner()).events.push(BootEvent { site, level: a.level, count, slots });
         Ok(LevelOnly { level })
     }
 }
@@ -580,11 +643,22 @@ impl HeBackend for CountingBackend {
         self.boot_level
     }
     fn bootstrap(&self, a: &LevelOnly, site: &'static str) -> Result<LevelOnly> {
-        self.boot(a, site, 1)
+        self.boot(a, site, 1, self.slots)
     }
     fn bootstrap_pair(&self, a: &LevelOnly, b: &LevelOnly, site: &'static str) -> Result<(LevelOnly, LevelOnly)> {
         let z = Arith::add(self, a, b)?;
-        let out = self.boot(&z, site, 2)?;
+        let out = self.boot(&z, site, 2, self.slots)?;
+        Ok((out, out))
+    }
+    fn bootstrap_pair_sparse(
+        &self,
+        a: &LevelOnly,
+        b: &LevelOnly,
+        slots: usize,
+        site: &'static str,
+    ) -> Result<(LevelOnly, LevelOnly)> {
+        let z = Arith::add(self, a, b)?;
+        let out = self.boot(&z, site, 2, slots)?;
         Ok((out, out))
     }
 }

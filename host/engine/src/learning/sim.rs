@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use hetune_core::Parameters;
 
 use super::counters::Counter;
-use super::ops::{BootLog, HeBackend, Mask};
+use super::ops::{BootEvent, BootLog, HeBackend, Mask};
 use crate::circuits::arith::Arith;
 use crate::circuits::bootstrap::BootstrapConfig;
 use crate::evaluator::rescale::match_scales;
@@ -151,11 +151,14 @@ impl Simulator {
         Ok(())
     }
 
-    fn boot(&self, a: &SimCt, site: &'static str, count: usize) -> Result<SimCt> {
+    fn boot(&self, a: &SimCt, site: &'static str, count: usize, slots: usize) -> Result<SimCt> {
+        if !(slots.is_power_of_two() && slots <= self.slots) {
+            return Err(Error::InvalidArgument("a sparse bootstrap's slots must be a power of two within the slots"));
+        }
         let level =
             self.chain.boot_level.ok_or(Error::InvalidArgument("bootstrapping needs a backend with a bootstrapper"))?;
         self.counter.add_conj(1);
-        self.boot_log.lock().unwrap_or_else(|e| e.into_inner()).events.push((site, a.level, count));
+        self.boot_log.lock().unwrap_or_else(|e| e.into_inner()).events.push(BootEvent { site, level: a.level, count, slots });
         Ok(SimCt { level, scale: a.scale })
     }
 }
@@ -287,11 +290,16 @@ impl HeBackend for Simulator {
         self.chain.boot_level
     }
     fn bootstrap(&self, a: &SimCt, site: &'static str) -> Result<SimCt> {
-        self.boot(a, site, 1)
+        self.boot(a, site, 1, self.slots)
     }
     fn bootstrap_pair(&self, a: &SimCt, b: &SimCt, site: &'static str) -> Result<(SimCt, SimCt)> {
         let z = self.combine(a, b)?;
-        let out = self.boot(&z, site, 2)?;
+        let out = self.boot(&z, site, 2, self.slots)?;
+        Ok((out, out))
+    }
+    fn bootstrap_pair_sparse(&self, a: &SimCt, b: &SimCt, slots: usize, site: &'static str) -> Result<(SimCt, SimCt)> {
+        let z = self.combine(a, b)?;
+        let out = self.boot(&z, site, 2, slots)?;
         Ok((out, out))
     }
 }

@@ -212,6 +212,19 @@ impl HeBackend for SlotBackend {
         let (ma, mb) = self.sim.bootstrap_pair(&a.meta(), &b.meta(), site)?;
         Ok((self.map(a, ma, |x| Complex::new(x.re, 0.0))?, self.map(b, mb, |x| Complex::new(x.re, 0.0))?))
     }
+    fn bootstrap_pair_sparse(&self, a: &SlotCt, b: &SlotCt, slots: usize, site: &'static str) -> Result<(SlotCt, SlotCt)> {
+        self.check(a)?;
+        self.check(b)?;
+        // A sparse bootstrap keeps the first `slots` slots and repeats them: exactly the input
+        // only if it repeats with that period.
+        for x in [a, b] {
+            if (slots..x.slots.len()).any(|i| (x.slots[i].re - x.slots[i % slots].re).abs() > 1e-9) {
+                return Err(Error::InvalidArgument("a sparse bootstrap of slots that do not repeat with its period"));
+            }
+        }
+        let (ma, mb) = self.sim.bootstrap_pair_sparse(&a.meta(), &b.meta(), slots, site)?;
+        Ok((self.map(a, ma, |x| Complex::new(x.re, 0.0))?, self.map(b, mb, |x| Complex::new(x.re, 0.0))?))
+    }
 }
 
 #[cfg(test)]

@@ -39,11 +39,11 @@ use super::diag_abt::diag_abt;
 use super::diag_atb::diag_atb_prot_up;
 use super::matrix::{EncMatrix, MatrixLayout};
 use super::nesterov::Nesterov;
-use super::ops::{doubling, CkksBackend, CountingBackend, HeBackend};
+use super::ops::{doubling, BootEvent, CkksBackend, CountingBackend, HeBackend};
 use super::packing::{Packing, Tiling};
 use super::sim::{Chain, Simulator};
-use super::softmax::circuit::nas_softmax;
-use super::softmax::{NasConfig, NasSoftmax};
+use super::softmax::circuit::{hetal_softmax, nas_softmax};
+use super::softmax::{HetalSoftmax, NasConfig, NasSoftmax};
 use super::twin::Model;
 use crate::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
 use crate::circuits::chebyshev::Chebyshev;
@@ -58,9 +58,8 @@ pub enum SoftmaxKind {
     /// Normalize-and-square (the default, [`NasConfig::default_for_training`]).
     #[default]
     Nas,
-    /// HETAL's (max by comparisons, domain extension, Goldschmidt): its f64 twin exists
-    /// ([`super::softmax::HetalSoftmax`]); its encrypted circuit is not built yet, and
-    /// [`ServerTrainer::new`] says so.
+    /// HETAL's (max by comparisons, domain extension, `p(x/8)^8`, Goldschmidt), with its
+    /// published constants ([`HetalSoftmax::published`]): logits within 128, more bootstraps.
     Hetal,
 }
 
@@ -102,12 +101,6 @@ impl TrainConfig {
         }
         if self.weight_bits > 20 {
             return Err(Error::InvalidConfig { what: "encrypted training", need: "weight_bits at most 20" });
-        }
-        if self.softmax == SoftmaxKind::Hetal {
-            return Err(Error::InvalidConfig {
-                what: "encrypted training with HETAL's softmax",
-                need: "its encrypted circuit, which is not built yet: use the normalize-and-square softmax (nas)",
-            });
         }
         Ok(())
     }
@@ -155,8 +148,10 @@ pub struct StepPlan {
     pub softmax_bootstraps: usize,
     /// Of which on the weights (one complex bootstrap refreshes `W` and `V`).
     pub weight_bootstraps: usize,
-    /// Every bootstrap of the step: `(site, input level, ciphertexts refreshed)`.
-    pub sites: Vec<(&'static str, usize, usize)>,
+    /// Every bootstrap of the step.
+    pub sites: Vec<BootEvent>,
+    /// Slots of the weights' bootstrap (a sparse packing when the compact form fits one).
+    pub weight_bootstrap_slots: usize,
     /// Level of the logits after DiagABT.
     pub logits_level: usize,
     /// Level of the weights at the start of a step (after their refresh).
@@ -177,13 +172,37 @@ struct Core {
     cfg: TrainConfig,
     pk: Packing,
     layout: CompactLayout,
-    nas: NasSoftmax,
+    softmax: Circuit,
     /// Levels `V` needs at the start of a step to reach `exp` without a bootstrap.
     weight_need: usize,
     /// Levels `P - Y` needs for DiagATB, the gather and the update.
     residual_need: usize,
     /// Levels the weights need for the expansion and DiagABT (inference).
     logits_need: usize,
+}
+
+/// The softmax circuit a step runs.
+#[derive(Clone, Debug)]
+enum Circuit {
+    Nas(NasSoftmax),
+    Hetal(HetalSoftmax),
+}
+
+impl Circuit {
+    fn run<O: HeBackend>(&self, ops: &O, logits: &O::Ct, pk: Packing) -> Result<O::Ct> {
+        match self {
+            Circuit::Nas(n) => nas_softmax(ops, n, logits, pk),
+            Circuit::Hetal(h) => hetal_softmax(ops, h, logits, pk),
+        }
+    }
+
+    /// Levels the logits need before the circuit's first refresh.
+    fn first_stage(&self) -> usize {
+        match self {
+            Circuit::Nas(n) => polynomial::depth(&Chebyshev { coeffs: n.exp.coeffs.clone(), a: -n.bound, b: n.bound }),
+            Circuit::Hetal(_) => 1,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,7 +218,10 @@ impl Core {
         cfg.check()?;
         let pk = cfg.packing(slots)?;
         let layout = CompactLayout::new(pk, cfg.classes, cfg.cols)?;
-        let nas = NasSoftmax::new(cfg.classes, NasConfig::default_for_training(cfg.classes))?;
+        let softmax = match cfg.softmax {
+            SoftmaxKind::Nas => Circuit::Nas(NasSoftmax::new(cfg.classes, NasConfig::default_for_training(cfg.classes))?),
+            SoftmaxKind::Hetal => Circuit::Hetal(HetalSoftmax::published(cfg.classes)),
+        };
         // Levels of DiagABT and of DiagATB (PRotUp) from their own code on the counting backend.
         let probe = 40;
         let ops = CountingBackend::new(slots);
@@ -208,12 +230,18 @@ impl Core {
         let abt = probe - z.blocks.iter().map(|b| b.level).min().unwrap_or(0);
         let g = diag_atb_prot_up(&ops, &lv(cfg.batch, cfg.classes, Tiling::Horizontal, probe)?, &lv(cfg.batch, cfg.cols, Tiling::None, probe + 1)?)?;
         let atb = probe - g.blocks.iter().map(|b| b.level).min().unwrap_or(0);
-        let exp = Chebyshev { coeffs: nas.exp.coeffs.clone(), a: -nas.bound, b: nas.bound };
-        // Expansion mask, DiagABT, exp on the logits' range.
-        let weight_need = 1 + abt + polynomial::depth(&exp);
+        // Expansion mask, DiagABT, the softmax's first stage (exp on the logits' range).
+        let weight_need = 1 + abt + softmax.first_stage();
         // DiagATB, the gather mask, the Nesterov product.
         let residual_need = atb + 2;
-        Ok(Core { cfg: cfg.clone(), pk, layout, nas, weight_need, residual_need, logits_need: 1 + abt })
+        Ok(Core { cfg: cfg.clone(), pk, layout, softmax, weight_need, residual_need, logits_need: 1 + abt })
+    }
+
+    /// The sparse bootstrap's configuration, when the weights' bootstrap is sparse.
+    fn sparse_config(&self) -> Option<BootstrapConfig> {
+        let n = self.sparse_slots();
+        (n < self.pk.slots())
+            .then(|| BootstrapConfig { log_slots: Some(n.trailing_zeros()), ..BootstrapConfig::default() })
     }
 
     fn storage(&self) -> f64 {
@@ -266,7 +294,16 @@ impl Core {
                 Some(a) => ops.add(&a, &part)?,
             });
         }
-        acc.ok_or(Error::InvalidArgument("a gradient without blocks"))
+        let acc = acc.ok_or(Error::InvalidArgument("a gradient without blocks"))?;
+        // Repeat with the sparse period, so that W and V stay periodic for a sparse bootstrap.
+        let n = self.sparse_slots();
+        ops.rotate_add(acc, doubling(-(n as i64), self.pk.slots() / n))
+    }
+
+    /// Slots of the weights' bootstrap: the compact form's used slots rounded up to a power of
+    /// two (the full slots when that is all of them).
+    fn sparse_slots(&self) -> usize {
+        self.layout.sparse_slots().min(self.pk.slots())
     }
 
     fn check_batch<C>(&self, x: &EncMatrix<C>, y: Option<&EncMatrix<C>>) -> Result<()> {
@@ -299,7 +336,7 @@ impl Core {
         mark(Phase::Expansion);
         let z = diag_abt(ops, x, &tiled)?;
         mark(Phase::Matmul);
-        let p = z.blocks.iter().map(|b| nas_softmax(ops, &self.nas, b, self.pk)).collect::<Result<Vec<_>>>()?;
+        let p = z.blocks.iter().map(|b| self.softmax.run(ops, b, self.pk)).collect::<Result<Vec<_>>>()?;
         mark(Phase::Softmax);
         Ok(p)
     }
@@ -351,7 +388,12 @@ impl Core {
         let level = ops.level(&w_new).min(ops.level(&v_new));
         let out = if level < self.weight_need {
             let (w2, v2) = (ops.drop_level(&w_new, level)?, ops.drop_level(&v_new, level)?);
-            ops.bootstrap_pair(&w2, &v2, "weights: W + iV")?
+            let n = self.sparse_slots();
+            if n < self.pk.slots() {
+                ops.bootstrap_pair_sparse(&w2, &v2, n, "weights: W + iV")?
+            } else {
+                ops.bootstrap_pair(&w2, &v2, "weights: W + iV")?
+            }
         } else {
             (w_new, v_new)
         };
@@ -420,8 +462,8 @@ impl Core {
         }
         let log = sim.boot_log();
         let sites: Vec<_> = log.events[before..].to_vec();
-        let weight_bootstraps = sites.iter().filter(|s| s.0.starts_with("weights")).count();
-        let softmax_bootstraps = sites.iter().filter(|s| s.0.starts_with("softmax")).count();
+        let weight_bootstraps = sites.iter().filter(|s| s.site.starts_with("weights")).count();
+        let softmax_bootstraps = sites.iter().filter(|s| s.site.starts_with("softmax")).count();
         self.sse(&sim, &x, &y, &w)?;
         diag_abt(&sim, &x, &self.expand(&sim, &w)?)?;
         Ok(StepPlan {
@@ -429,6 +471,7 @@ impl Core {
             softmax_bootstraps,
             weight_bootstraps,
             sites,
+            weight_bootstrap_slots: self.sparse_slots(),
             logits_level,
             weights_level,
             counts,
@@ -454,6 +497,7 @@ pub struct TrainerState {
 pub struct ServerTrainer {
     ev: Arc<Evaluator>,
     boot: Bootstrapper,
+    sparse: Option<Bootstrapper>,
     core: Core,
     plan: StepPlan,
     w: Ciphertext,
@@ -474,6 +518,9 @@ impl ServerTrainer {
         let core = Core::new(cfg, params.max_slots())?;
         let plan = core.plan(&chain_of(params))?;
         let mut req = BootstrapConfig::default().key_request(params.log_n());
+        if let Some(sparse) = core.sparse_config() {
+            req.merge(&sparse.key_request(params.log_n()));
+        }
         req.merge(&KeyRequest { relinearization: true, rotations: plan.rotations, conjugation: true, encapsulation: None });
         Ok(req)
     }
@@ -491,13 +538,21 @@ impl ServerTrainer {
         if !ev.has_conjugation_key() {
             return Err(Error::MissingConjugationKey);
         }
-        let log_slots = params.max_slots().trailing_zeros();
-        for &step in &plan.rotations {
-            ev.rotation_cost(step, log_slots)?;
+        // Every rotation by its own key (a composition of others would cost extra key
+        // switches on every use).
+        let slots = params.max_slots();
+        let held = ev.rotation_key_steps();
+        if let Some(&step) = plan.rotations.iter().find(|&&s| !held.contains(&(s.rem_euclid(slots as i64) as usize))) {
+            return Err(Error::MissingRotationKey { step, slots });
         }
+        let log_slots = slots.trailing_zeros();
         let boot = Bootstrapper::with_output_factor(ev.clone(), BootstrapConfig::default(), 0.5)?;
+        let sparse = core
+            .sparse_config()
+            .map(|c| Bootstrapper::with_output_factor(ev.clone(), c, 0.5))
+            .transpose()?;
         let zero = zero_ciphertext(params.n(), 2, plan.bootstrap_level, params.scale(), log_slots);
-        Ok(ServerTrainer { ev, boot, core, plan, w: zero.clone(), v: zero, nesterov: Nesterov::new(), step: 0 })
+        Ok(ServerTrainer { ev, boot, sparse, core, plan, w: zero.clone(), v: zero, nesterov: Nesterov::new(), step: 0 })
     }
 
     /// A trainer resumed from a checkpoint.
@@ -543,7 +598,10 @@ impl ServerTrainer {
     /// One Nesterov step on the encrypted batch `x` (untiled, the bias column included) and
     /// `y` (one-hot, tiled horizontally), both fresh from the owner ([`pack_batch`]).
     pub fn step(&mut self, x: &EncMatrix<Ciphertext>, y: &EncMatrix<Ciphertext>) -> Result<StepReport> {
-        let ops = CkksBackend::new(&self.ev).with_bootstrapper(&self.boot)?;
+        let mut ops = CkksBackend::new(&self.ev).with_bootstrapper(&self.boot)?;
+        if let Some(s) = &self.sparse {
+            ops = ops.with_sparse_bootstrapper(s)?;
+        }
         let mut nesterov = self.nesterov;
         let gamma = nesterov.next_gamma();
         let mut split = TimeSplit::default();
@@ -691,8 +749,15 @@ mod tests {
 
     #[test]
     fn three_steps_on_exact_slots_equal_the_twin_with_the_same_softmax() {
+        for kind in [SoftmaxKind::Nas, SoftmaxKind::Hetal] {
+            three_steps(kind);
+        }
+    }
+
+    fn three_steps(kind: SoftmaxKind) {
         let (classes, features, batch, steps) = (7usize, 127usize, 32usize, 3usize);
-        let cfg = TrainConfig::new(classes, features + 1, batch, 1.0);
+        let mut cfg = TrainConfig::new(classes, features + 1, batch, 1.0);
+        cfg.softmax = kind;
         let p = params();
         let core = Core::new(&cfg, p.max_slots()).unwrap();
         let chain = chain_of(&p);
@@ -717,7 +782,10 @@ mod tests {
             batch,
             epochs: 1,
             order: Order::File,
-            softmax: Softmax::default_for(classes).unwrap(),
+            softmax: match kind {
+                SoftmaxKind::Nas => Softmax::default_for(classes).unwrap(),
+                SoftmaxKind::Hetal => Softmax::Hetal(HetalSoftmax::published(classes)),
+            },
             patience: None,
             valid_loss: ValidLoss::Mse,
         };
@@ -725,7 +793,7 @@ mod tests {
         let err = got.w.iter().zip(&want.w).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         let top = want.w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         assert!(top > 0.05, "the steps moved the weights: {top}");
-        assert!(err < 1e-9, "max weight error {err:e}");
+        assert!(err < 1e-9, "{kind:?}: max weight error {err:e}");
         // The simulator's plan bootstraps as this run did, step for step.
         let plan = core.plan(&chain).unwrap();
         assert_eq!(ops.boot_log().count(), steps * plan.bootstraps, "{:?}", plan.sites);
@@ -734,13 +802,14 @@ mod tests {
     #[test]
     fn plans_at_the_snips_and_mnist_shapes() {
         let p = Parameters::preset("n16-boot", Security::Require128Bits).unwrap();
-        for classes in [7usize, 10] {
-            let cfg = TrainConfig::new(classes, 769, 1024, 1.0);
+        for (classes, kind) in [(7usize, SoftmaxKind::Nas), (10, SoftmaxKind::Nas), (7, SoftmaxKind::Hetal), (10, SoftmaxKind::Hetal)] {
+            let mut cfg = TrainConfig::new(classes, 769, 1024, 1.0);
+            cfg.softmax = kind;
             let core = Core::new(&cfg, p.max_slots()).unwrap();
             let plan = core.plan(&chain_of(&p)).unwrap();
             assert_eq!(plan.weight_bootstraps, 1, "{plan:?}");
             assert!(plan.bootstraps >= plan.softmax_bootstraps + 1);
-            eprintln!("{classes} classes: {} bootstraps ({} softmax, {} weights); sites {:?}; counts {}", plan.bootstraps, plan.softmax_bootstraps, plan.weight_bootstraps, plan.sites, plan.counts);
+            eprintln!("{kind:?} {classes} classes: {} bootstraps ({} softmax, {} weights); sites {:?}; counts {}", plan.bootstraps, plan.softmax_bootstraps, plan.weight_bootstraps, plan.sites, plan.counts);
         }
     }
 }

@@ -14,13 +14,17 @@
 //! 4. `y <- y^2 q` (one product).
 //!
 //! `exp` runs on `x / B` (its affine map inside the polynomial evaluator), and a mask zeroes the
-//! padded classes (their `exp` is not zero). The Newton steps use the same row sum with the
-//! factor `-1` folded into the mask, then add 2. Bootstraps: [`HeBackend::ensure`] before every
+//! padded classes (their `exp` is not zero). The first Newton step `y <- y (2 - sum y)` needs no
+//! row sum of its own: after the last round `sum y = q S`, `S` the sum of squares that round
+//! already tiled over the row, so `2 - q S` is one product of ciphertexts the round holds
+//! (the sum's ciphertext has levels to spare for the scalar `-1/alpha`). Further Newton steps
+//! use the row sum with the factor `-1` folded into the mask, then add 2. Bootstraps: [`HeBackend::ensure`] before every
 //! stage that needs levels the ciphertext no longer has; values bootstrapped are in `[-1.25,
 //! 1.25]` (logits are first divided by `B` when they must be bootstrapped).
 //!
 //! [`polynomial::evaluate`]: crate::circuits::polynomial::evaluate
 
+use super::hetal::{self, HetalSoftmax};
 use super::nas::{NasSoftmax, Normalizer};
 use crate::circuits::chebyshev::Chebyshev;
 use crate::circuits::polynomial::{self, Parity};
@@ -28,10 +32,21 @@ use crate::learning::ops::{doubling, HeBackend};
 use crate::learning::packing::Packing;
 use crate::{Error, Result};
 
-/// A row-sum mask: `value` on the first period of every row's columns (`t < pad_c`), zero
-/// elsewhere.
+/// The columns of every row that hold a whole period's sum after the rotate-and-adds, as a
+/// power of two: the first period when a row holds two periods or more (`t + pad_c <= s1` for
+/// every `t < pad_c`), else column 0 alone.
+pub fn sum_columns(pk: Packing) -> usize {
+    if pk.s1 >= 2 * pk.pad_c {
+        pk.pad_c
+    } else {
+        1
+    }
+}
+
+/// A row-sum mask: `value` on the first [`sum_columns`] columns of every row, zero elsewhere.
 pub fn first_period(pk: Packing, value: f64) -> Vec<f64> {
-    (0..pk.slots()).map(|i| if i % pk.s1 < pk.pad_c { value } else { 0.0 }).collect()
+    let keep = sum_columns(pk);
+    (0..pk.slots()).map(|i| if i % pk.s1 < keep { value } else { 0.0 }).collect()
 }
 
 /// One on the used classes of every period (`t mod pad_c < classes`), zero on the padding.
@@ -44,7 +59,8 @@ pub fn row_sum<O: HeBackend>(ops: &O, x: &O::Ct, pk: Packing, alpha: f64, beta: 
     let sums = ops.rotate_add(x.clone(), doubling(1, pk.pad_c))?;
     let sums = ops.ensure(&sums, 1, site)?;
     let kept = ops.mul_values(&sums, &first_period(pk, alpha), ops.scale(&sums))?;
-    let tiled = ops.rotate_add(kept, doubling(-(pk.pad_c as i64), pk.s1 / pk.pad_c))?;
+    let keep = sum_columns(pk);
+    let tiled = ops.rotate_add(kept, doubling(-(keep as i64), pk.s1 / keep))?;
     if beta == 0.0 {
         Ok(tiled)
     } else {
@@ -95,17 +111,30 @@ pub fn nas_softmax<O: HeBackend>(ops: &O, nas: &NasSoftmax, logits: &O::Ct, pk: 
     };
     let y = ops.ensure(&y, 1, "softmax: padding mask")?;
     let mut y = ops.mul_values(&y, &class_mask(pk, nas.classes), ops.scale(&y))?;
+    let mut newton = nas.newton;
     for round in 0..nas.rounds {
         let poly = if round == 0 { &nas.first } else { &nas.rest };
-        let y1 = ops.ensure(&y, 1, "softmax: round square")?;
+        // The whole round on one refresh: square, sum mask, normaliser, product.
+        let y1 = ops.ensure(&y, 3 + unit_depth(poly), "softmax: round")?;
         let sq = ops.square(&y1)?;
         let (alpha, beta) = (2.0 / (poly.b - poly.a), -(poly.a + poly.b) / (poly.b - poly.a));
         let u = row_sum(ops, &sq, pk, alpha, beta, "softmax: round sum")?;
         let u = ops.ensure(&u, unit_depth(poly), "softmax: normaliser")?;
         let q = polynomial::evaluate(ops, &u, &unit(poly), Parity::None, ops.scale(&u))?;
         y = mul_aligned(ops, &sq, &q, "softmax: normalised square")?;
+        if round + 1 == nas.rounds && newton > 0 && ops.level(&u) > ops.level(&q) && ops.level(&q) >= 1 {
+            // The first Newton step's sum is free: sum(y) = q S with S = sum(sq) = (u - beta)
+            // / alpha already tiled over the row, so y (2 - q S) costs one product after y.
+            let neg_s = ops.mul_const_to(&u, -1.0 / alpha, ops.scale(&u))?;
+            let neg_s = ops.add_const(&neg_s, beta / alpha)?;
+            let factor = ops.add_const(&mul_aligned(ops, &q, &neg_s, "softmax: Newton")?, 2.0)?;
+            y = mul_aligned(ops, &y, &factor, "softmax: Newton product")?;
+            newton -= 1;
+        }
     }
-    for _ in 0..nas.newton {
+    for _ in 0..newton {
+        // Sum mask and product on one refresh.
+        y = ops.ensure(&y, 2, "softmax: Newton")?;
         let s = row_sum(ops, &y, pk, -1.0, 2.0, "softmax: Newton sum")?;
         y = mul_aligned(ops, &y, &s, "softmax: Newton product")?;
     }
@@ -133,7 +162,9 @@ mod tests {
     fn circuit_on_exact_slots_equals_the_twin_row_by_row() {
         for classes in [3usize, 7, 10] {
             let nas = NasSoftmax::new(classes, NasConfig::default_for_training(classes)).unwrap();
-            let pk = Packing::hetal(classes, 64, 2048).unwrap();
+            // s1 = 32 (four periods a row) and, for 7 classes, s1 = pad_c (one period a row).
+            let batch = if classes == 7 { 256 } else { 64 };
+            let pk = Packing::hetal(classes, batch, 2048).unwrap();
             let rows = pk.s0;
             let mut rng = ChaCha8Rng::seed_from_u64(classes as u64);
             let mut z = vec![0.0; rows * classes];
@@ -169,4 +200,143 @@ mod tests {
             assert!(sim.boot_log().count() >= nas.rounds as usize, "{:?}", sim.boot_log());
         }
     }
+
+    #[test]
+    fn hetal_circuit_on_exact_slots_equals_its_twin_row_by_row() {
+        for (classes, batch) in [(7usize, 64usize), (10, 64), (3, 512)] {
+            let h = crate::learning::softmax::HetalSoftmax::published(classes);
+            let pk = Packing::hetal(classes, batch, 2048).unwrap();
+            let rows = pk.s0;
+            let mut rng = ChaCha8Rng::seed_from_u64(classes as u64 + 100);
+            let mut z = vec![0.0; rows * classes];
+            for r in 0..rows {
+                sample_row(&mut rng, classes, 100.0, Sampling::Uniform, &mut z[r * classes..(r + 1) * classes]);
+            }
+            let blocks = pk.pack(&z, rows, classes, crate::learning::Tiling::Horizontal).unwrap();
+            let ops = SlotBackend::with_chain(2048, chain());
+            let p = hetal_softmax(&ops, &h, &ops.at(&blocks[0], 5), pk).unwrap();
+            let got = pk.unpack(&[p.re()], rows, classes, crate::learning::Tiling::Horizontal).unwrap();
+            let mut want = vec![0.0; classes];
+            let mut worst = 0.0f64;
+            for r in 0..rows {
+                h.eval_row(&z[r * classes..(r + 1) * classes], &mut want);
+                for (g, w) in got[r * classes..(r + 1) * classes].iter().zip(&want) {
+                    worst = worst.max((g - w).abs());
+                }
+            }
+            let sim = Simulator::new(2048, chain());
+            hetal_softmax(&sim, &h, &sim.at(5), pk).unwrap();
+            eprintln!("HETAL {classes} classes: {worst:e}, {} bootstraps", sim.boot_log().count());
+            assert!(worst < 1e-9, "{classes} classes: {worst:e}");
+            assert_eq!(sim.boot_log().events, ops.boot_log().events);
+        }
+    }
+}
+
+/// `max(a, b) = b + (a - b) s`, `s = (comp(a - b) + 1) / 2`, landing on `b`'s scale.
+fn hetal_max<O: HeBackend>(ops: &O, a: &O::Ct, b: &O::Ct, comp: &[(Chebyshev, Parity)]) -> Result<O::Ct> {
+    let diff = ops.sub(a, b)?;
+    let mut c = diff.clone();
+    let last = comp.len() - 1;
+    for (k, (p, parity)) in comp.iter().enumerate() {
+        c = ops.ensure(&c, polynomial::depth(p), "softmax (HETAL): comparison")?;
+        if k < last {
+            c = polynomial::evaluate(ops, &c, p, *parity, ops.scale(&c))?;
+        } else {
+            // s lands where diff * s, rescaled, has exactly b's scale.
+            let out_level = ops.level(&c) - polynomial::depth(p);
+            let diff = ops.ensure(&diff, 1, "softmax (HETAL): max product")?;
+            let l = out_level.min(ops.level(&diff));
+            if l == 0 {
+                return Err(Error::LevelExhausted { op: "softmax (HETAL): max product", level: 0 });
+            }
+            let target = ops.scale(b) * ops.rescale_scale(l) / ops.scale(&diff);
+            let c_at = ops.drop_level(&c, l + polynomial::depth(p))?;
+            let s = polynomial::evaluate(ops, &c_at, p, *parity, target)?;
+            let prod = ops.mul(&ops.drop_level(&diff, l)?, &s)?;
+            let prod = ops.snap_scale(prod, ops.scale(b))?;
+            return ops.add(&prod, b);
+        }
+    }
+    Err(Error::InvalidArgument("a comparison of no polynomials"))
+}
+
+/// HETAL's softmax (its f64 twin: [`HetalSoftmax::eval_row`]) on one horizontally tiled logits
+/// block: normalise by `2 Rmax` with the padded classes set to `pad_value` (one mask), the row
+/// maximum by `log2 pad_c` rounds of comparisons with the rotations by `1, 2, ..` (column 0 sees
+/// exactly the twin's entry-0 tree), column 0 kept and spread over the row, domain extension as
+/// `n` odd cubics on the normalised variable (`v <- L v - (4/27) L^3 v^3`, the twin's steps with
+/// `d = r L^(i+1) v`), `exp` as `p(v r / 2^k)` then `k` squarings, the padded classes zeroed,
+/// Goldschmidt's inverse started from two masks of one row sum (`(2 - a)/R` and `1 - a`, `a` the
+/// sum over `R`), and the product.
+pub fn hetal_softmax<O: HeBackend>(ops: &O, h: &HetalSoftmax, logits: &O::Ct, pk: Packing) -> Result<O::Ct> {
+    if h.classes > pk.pad_c || h.pad_c != pk.pad_c || ops.slots() != pk.slots() || h.extension.precise {
+        return Err(Error::InvalidConfig {
+            what: "the encrypted HETAL softmax",
+            need: "the packing's class period and the basic (not precise) domain extension",
+        });
+    }
+    let norm = 2.0 * h.rmax;
+    // z = x / norm on the used classes, pad_value / norm on the padded ones.
+    let x = ops.ensure(logits, 1, "softmax (HETAL): normalise")?;
+    let shifted = ops.add_const(&x, -h.pad_value)?;
+    let used: Vec<f64> = class_mask(pk, h.classes).iter().map(|m| m / norm).collect();
+    let z = ops.mul_values(&shifted, &used, ops.scale(&shifted))?;
+    let z = ops.add_const(&z, h.pad_value / norm)?;
+    // Comparison polynomials: g, .., g, then (f + 1) / 2 (f applied comp_f times, the last one
+    // carrying the affine map to s).
+    let odd = |c: &[f64]| (Chebyshev::from_power(c, -1.0, 1.0), Parity::Odd);
+    let mut comp: Vec<(Chebyshev, Parity)> = (0..h.comp_g).map(|_| odd(&hetal::COMP_G)).collect();
+    comp.extend((1..h.comp_f).map(|_| odd(&hetal::COMP_F)));
+    let mut half_f: Vec<f64> = hetal::COMP_F.iter().map(|v| v / 2.0).collect();
+    half_f[0] += 0.5;
+    comp.push((Chebyshev::from_power(&half_f, -1.0, 1.0), Parity::None));
+    let mut m = z.clone();
+    let mut step = 1usize;
+    while step < pk.pad_c {
+        let mm = ops.ensure(&m, 1, "softmax (HETAL): max round")?;
+        let r = ops.rotate(&mm, step as i64)?;
+        m = hetal_max(ops, &mm, &r, &comp)?;
+        step *= 2;
+    }
+    let m = ops.ensure(&m, 1, "softmax (HETAL): keep the maximum")?;
+    let col0: Vec<f64> = (0..pk.slots()).map(|i| if i % pk.s1 == 0 { 1.0 } else { 0.0 }).collect();
+    let m = ops.mul_values(&m, &col0, ops.scale(&m))?;
+    let m = ops.rotate_add(m, doubling(-1, pk.s1))?;
+    let mut v = ops.sub(&z, &m)?;
+    // Domain extension: v = d / (r L^n) in [-1, 0]; each step v <- L v - (4/27) L^3 v^3.
+    let ext = h.extension;
+    let kappa = norm / (ext.r * ext.l.powi(ext.n as i32));
+    for i in 0..ext.n {
+        let k = if i == 0 { kappa } else { 1.0 };
+        let cubic = [0.0, ext.l * k, 0.0, -4.0 / 27.0 * ext.l.powi(3) * k.powi(3)];
+        let p = Chebyshev::from_power(&cubic, -1.0, 1.0);
+        v = ops.ensure(&v, polynomial::depth(&p), "softmax (HETAL): domain extension")?;
+        v = polynomial::evaluate(ops, &v, &p, Parity::Odd, ops.scale(&v))?;
+    }
+    // exp(d) ~ p(d / 2^k)^(2^k) with d = r v.
+    let shrink = ext.r / f64::from(1u32 << h.exp_squarings);
+    let exp_c: Vec<f64> = hetal::EXP_P.iter().enumerate().map(|(j, c)| c * shrink.powi(j as i32)).collect();
+    let p = Chebyshev::from_power(&exp_c, -1.0, 1.0);
+    let v = ops.ensure(&v, polynomial::depth(&p), "softmax (HETAL): exp")?;
+    let mut e = polynomial::evaluate(ops, &v, &p, Parity::None, ops.scale(&v))?;
+    for _ in 0..h.exp_squarings {
+        e = ops.ensure(&e, 1, "softmax (HETAL): exp squaring")?;
+        e = ops.square(&e)?;
+    }
+    if h.mask_padded {
+        e = ops.ensure(&e, 1, "softmax (HETAL): padding mask")?;
+        e = ops.mul_values(&e, &class_mask(pk, h.classes), ops.scale(&e))?;
+    }
+    // Goldschmidt: a = sum / R, y = (2 - a) / R (the final 1 / R folded in), t = 1 - a.
+    let big_r = h.inverse_scale;
+    let mut y = row_sum(ops, &e, pk, -1.0 / (big_r * big_r), 2.0 / big_r, "softmax (HETAL): row sum")?;
+    let mut t = row_sum(ops, &e, pk, -1.0 / big_r, 1.0, "softmax (HETAL): row sum")?;
+    for _ in 0..h.inverse_iterations {
+        t = ops.ensure(&t, 1, "softmax (HETAL): Goldschmidt")?;
+        t = ops.square(&t)?;
+        let one_t = ops.add_const(&t, 1.0)?;
+        y = mul_aligned(ops, &y, &one_t, "softmax (HETAL): Goldschmidt")?;
+    }
+    mul_aligned(ops, &e, &y, "softmax (HETAL): exp times inverse")
 }
