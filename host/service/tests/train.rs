@@ -98,7 +98,10 @@ fn twin_only_reports_the_reference_accuracy_and_draws_the_figure() {
     assert!(v["encrypted_test_acc"].is_null());
     assert_eq!((v["steps"].as_u64(), v["epochs_run"].as_u64()), (Some(50), Some(10)));
     assert_eq!(v["stopped_early"], serde_json::Value::Bool(false));
-    assert_eq!((v["classes"].as_u64(), v["features"].as_u64(), v["standardised"].as_bool()), (Some(7), Some(768), Some(false)));
+    assert_eq!(
+        (v["classes"].as_u64(), v["features"].as_u64(), v["standardised"].as_bool()),
+        (Some(7), Some(768), Some(false))
+    );
     assert_eq!(v["schedule"]["defaults"]["set"], "SNIPS");
     for key in ["seconds_per_step", "bootstraps_per_step", "time_split", "peak_rss_bytes", "total_s"] {
         assert!(v.get(key).is_some(), "{key} missing");
@@ -113,10 +116,12 @@ fn twin_only_reports_the_reference_accuracy_and_draws_the_figure() {
     // drawn with the embedded font whatever fonts the machine has.
     let img = std::fs::read(&png).unwrap();
     assert_eq!(&img[..8], b"\x89PNG\r\n\x1a\n");
-    let (w, h) = (u32::from_be_bytes(img[16..20].try_into().unwrap()), u32::from_be_bytes(img[20..24].try_into().unwrap()));
+    let (w, h) =
+        (u32::from_be_bytes(img[16..20].try_into().unwrap()), u32::from_be_bytes(img[20..24].try_into().unwrap()));
     assert_eq!((w, h), hetune::train::plot::SIZE);
     let mut opts = TrainOptions::new(subset("snips_mpnet"));
-    (opts.preset, opts.insecure_testing_only, opts.epochs, opts.batch) = ("test-n12-boot".into(), true, Some(3), Some(128));
+    (opts.preset, opts.insecure_testing_only, opts.epochs, opts.batch) =
+        ("test-n12-boot".into(), true, Some(3), Some(128));
     let report = hetune::train::run(&opts, true, &EngineTrainers, &|_| {}).unwrap();
     let dark = caption_dark_pixels(&hetune::train::plot::render_rgb(&report).unwrap());
     assert!(dark > 50, "only {dark} dark pixels in the caption strip");
@@ -126,7 +131,10 @@ fn twin_only_reports_the_reference_accuracy_and_draws_the_figure() {
 /// Dark pixels in the top 30 rows of the left half (the caption) of the figure drawn in memory.
 fn caption_dark_pixels(rgb: &[u8]) -> usize {
     let w = hetune::train::plot::SIZE.0 as usize;
-    (0..30).flat_map(|y| (0..w / 2).map(move |x| (y * w + x) * 3)).filter(|&i| rgb[i] < 100 && rgb[i + 1] < 100 && rgb[i + 2] < 100).count()
+    (0..30)
+        .flat_map(|y| (0..w / 2).map(move |x| (y * w + x) * 3))
+        .filter(|&i| rgb[i] < 100 && rgb[i + 1] < 100 && rgb[i + 2] < 100)
+        .count()
 }
 
 /// MNIST-DINOv2 standardised at lr 2 (HETAL's MNIST rate, for unit-norm ViT features) drives the
@@ -188,8 +196,11 @@ fn bad_input_is_a_clear_error_before_any_heavy_work() {
     // Feature widths that differ between splits.
     let m = read_matrix(&dir.join("test_x.npy")).unwrap();
     let narrow: Vec<f64> = (0..m.rows).flat_map(|i| m.data[i * m.cols..i * m.cols + 31].to_vec()).collect();
-    write_matrix(&dir.join("test_x.npy"), &Matrix { rows: m.rows, cols: 31, data: narrow, dtype: m.dtype, is_vector: false })
-        .unwrap();
+    write_matrix(
+        &dir.join("test_x.npy"),
+        &Matrix { rows: m.rows, cols: 31, data: narrow, dtype: m.dtype, is_vector: false },
+    )
+    .unwrap();
     refused(&dir, &[], "test rows have 31 features but train rows have 32");
     snips_copy(&dir, 32, 64);
 
@@ -247,7 +258,8 @@ fn encrypted_training_resumes_and_matches_the_approximate_twin() {
     let e = hetune::train::run(&other, false, &EngineTrainers, &|_| {}).err().unwrap().to_string();
     assert!(e.contains("resume it with the same arguments"), "{e}");
 
-    let report = hetune::train::run(&TrainOptions { resume: true, ..opts.clone() }, false, &EngineTrainers, &|_| {}).unwrap();
+    let report =
+        hetune::train::run(&TrainOptions { resume: true, ..opts.clone() }, false, &EngineTrainers, &|_| {}).unwrap();
     eprintln!("{}", report.summary());
     eprintln!("end to end in {:.1} s", start.elapsed().as_secs_f64());
     let enc = report.encrypted.as_ref().unwrap();
@@ -265,7 +277,12 @@ fn encrypted_training_resumes_and_matches_the_approximate_twin() {
         let (c, t) = (e.encrypted.as_ref().unwrap(), e.approx_twin.unwrap());
         let twin_mse = t.valid.unwrap().mse;
         eprintln!("epoch {}: validation MSE encrypted {} twin {twin_mse}", e.epoch, c.encrypted_valid_mse);
-        assert!((c.encrypted_valid_mse - twin_mse).abs() < 1e-3, "epoch {}: {} vs {twin_mse}", e.epoch, c.encrypted_valid_mse);
+        assert!(
+            (c.encrypted_valid_mse - twin_mse).abs() < 1e-3,
+            "epoch {}: {} vs {twin_mse}",
+            e.epoch,
+            c.encrypted_valid_mse
+        );
     }
     let gap = (report.encrypted_test_acc.unwrap() - report.approx_test_acc).abs();
     assert!(gap <= 2.0 / 128.0 + 1e-12, "encrypted {:?} vs twin {}", report.encrypted_test_acc, report.approx_test_acc);
@@ -274,8 +291,20 @@ fn encrypted_training_resumes_and_matches_the_approximate_twin() {
     assert!(inf.max_abs_logit_error < 1e-2, "{}", inf.max_abs_logit_error);
 
     let v = serde_json::to_value(&report).unwrap();
-    for key in ["plaintext_test_acc", "approx_test_acc", "encrypted_test_acc", "steps", "epochs_run", "stopped_early",
-        "seconds_per_step", "bootstraps_per_step", "time_split", "peak_rss_bytes", "total_s", "epochs"] {
+    for key in [
+        "plaintext_test_acc",
+        "approx_test_acc",
+        "encrypted_test_acc",
+        "steps",
+        "epochs_run",
+        "stopped_early",
+        "seconds_per_step",
+        "bootstraps_per_step",
+        "time_split",
+        "peak_rss_bytes",
+        "total_s",
+        "epochs",
+    ] {
         assert!(!v[key].is_null(), "{key} missing");
     }
     assert!(v["seconds_per_step"].as_f64().unwrap() > 0.0 && v["peak_rss_bytes"].as_u64().unwrap() > 1 << 20);

@@ -143,7 +143,9 @@ impl Bars {
             }
             Event::Epoch { epoch, valid_mse, decision } => {
                 let b = self.bar("train", 0, "");
-                b.println(format!("epoch {epoch}: validation MSE {valid_mse:.5} (decrypted by the owner): {decision:?}"));
+                b.println(format!(
+                    "epoch {epoch}: validation MSE {valid_mse:.5} (decrypted by the owner): {decision:?}"
+                ));
             }
             Event::Done => {
                 if let Some((_, b)) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {

@@ -206,9 +206,9 @@ pub fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).map(|kb| kb * 1024)
-            })
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).map(|kb| kb * 1024))
         })
         .unwrap_or(0)
 }
@@ -279,8 +279,7 @@ fn encrypted(
     factory: &dyn TrainerFactory,
     events: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<EncryptedRun> {
-    let security =
-        if opts.insecure_testing_only { Security::InsecureForTestingOnly } else { Security::Require128Bits };
+    let security = if opts.insecure_testing_only { Security::InsecureForTestingOnly } else { Security::Require128Bits };
     if opts.resume && opts.work_dir.is_none() {
         return Err(Error::MissingArgument { name: "--work-dir", with: "--resume" });
     }
@@ -411,7 +410,11 @@ fn encrypted_in(
                 return Err(Error::InvalidArgument("a checkpoint that does not fit this run's schedule"));
             }
             let judged = owner.epochs_judged();
-            if judged >= epoch { (step as usize, epoch + 1, 0) } else { (step as usize, epoch, done) }
+            if judged >= epoch {
+                (step as usize, epoch + 1, 0)
+            } else {
+                (step as usize, epoch, done)
+            }
         }
     };
     if owner.epochs_judged() + 1 < first_epoch.min(p.schedule.epochs + 1) {
@@ -477,7 +480,11 @@ fn encrypted_in(
         models.push(m);
     }
     let current = owner.decrypt_weights(&server.weights()?, &p.spec)?;
-    let (model_epoch, model) = if cut || epochs_run == 0 { (epochs_run, &current) } else { (owner.kept_epoch(), &models[owner.kept_epoch() - 1]) };
+    let (model_epoch, model) = if cut || epochs_run == 0 {
+        (epochs_run, &current)
+    } else {
+        (owner.kept_epoch(), &models[owner.kept_epoch() - 1])
+    };
 
     // Encrypted inference with the server's current weights, against the plaintext predictions
     // of the same weights decrypted.

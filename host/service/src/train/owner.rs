@@ -15,8 +15,8 @@ use hetune_core::{Parameters, Security};
 use hetune_engine::evaluator::KeyRequest;
 use hetune_engine::learning::dataset::Dataset;
 use hetune_engine::learning::early_stopping::{Decision, EarlyStopping};
-use hetune_engine::learning::twin::Model;
 use hetune_engine::learning::trainer::pack_batch;
+use hetune_engine::learning::twin::Model;
 use hetune_engine::learning::{EncMatrix, Packing};
 use hetune_engine::owner::decrypt_decode;
 use rand_chacha::ChaCha20Rng;
@@ -268,7 +268,11 @@ impl DataOwner {
     pub fn decrypt_logits(&self, logits: &[u8], rows: usize, classes: usize) -> Result<Vec<f64>> {
         let m = wire::read_matrix(&self.keys.ctx, logits)?;
         if (m.rows, m.cols) != (rows, classes) {
-            return Err(Error::ShapeMismatch { what: "encrypted logits", found: (m.rows, m.cols), expected: (rows, classes) });
+            return Err(Error::ShapeMismatch {
+                what: "encrypted logits",
+                found: (m.rows, m.cols),
+                expected: (rows, classes),
+            });
         }
         Ok(m.decrypt(&self.keys.ctx, &self.keys.sk)?)
     }

@@ -47,13 +47,19 @@ fn loss_curves(e: &[EpochEntry]) -> Vec<Curve> {
     let orange = RGBColor(255, 127, 14);
     let green = RGBColor(44, 160, 44);
     vec![
-        curve(e, "encrypted: train cross-entropy", blue, false, |x| x.encrypted.as_ref().map(|c| c.train.cross_entropy)),
-        curve(e, "encrypted: valid cross-entropy", orange, false, |x| x.encrypted.as_ref().map(|c| c.valid.cross_entropy)),
+        curve(e, "encrypted: train cross-entropy", blue, false, |x| {
+            x.encrypted.as_ref().map(|c| c.train.cross_entropy)
+        }),
+        curve(e, "encrypted: valid cross-entropy", orange, false, |x| {
+            x.encrypted.as_ref().map(|c| c.valid.cross_entropy)
+        }),
         curve(e, "encrypted: valid MSE (decrypted by the owner)", green, false, |x| {
             x.encrypted.as_ref().map(|c| c.encrypted_valid_mse)
         }),
         curve(e, "twin: train cross-entropy", blue, true, |x| x.approx_twin.map(|l| l.train.cross_entropy)),
-        curve(e, "twin: valid cross-entropy", orange, true, |x| x.approx_twin.and_then(|l| l.valid).map(|v| v.cross_entropy)),
+        curve(e, "twin: valid cross-entropy", orange, true, |x| {
+            x.approx_twin.and_then(|l| l.valid).map(|v| v.cross_entropy)
+        }),
         curve(e, "twin: valid MSE", green, true, |x| x.approx_twin.and_then(|l| l.valid).map(|v| v.mse)),
     ]
 }
@@ -103,13 +109,10 @@ fn panel<DB: DrawingBackend>(
         let style = if c.twin { c.color.mix(0.45).stroke_width(2) } else { c.color.stroke_width(3) };
         let color = c.color;
         let twin = c.twin;
-        chart
-            .draw_series(LineSeries::new(c.points.iter().copied(), style))?
-            .label(c.name)
-            .legend(move |(x, y)| {
-                let s = if twin { color.mix(0.45).stroke_width(2) } else { color.stroke_width(3) };
-                PathElement::new(vec![(x, y), (x + 22, y)], s)
-            });
+        chart.draw_series(LineSeries::new(c.points.iter().copied(), style))?.label(c.name).legend(move |(x, y)| {
+            let s = if twin { color.mix(0.45).stroke_width(2) } else { color.stroke_width(3) };
+            PathElement::new(vec![(x, y), (x + 22, y)], s)
+        });
         let filled = if c.twin { c.color.mix(0.45).filled() } else { c.color.filled() };
         chart.draw_series(c.points.iter().map(|&p| Circle::new(p, if c.twin { 3 } else { 4 }, filled)))?;
     }
@@ -137,7 +140,11 @@ fn range(curves: &[Curve], floor: f64, pad: f64) -> std::ops::Range<f64> {
 
 /// Draws the report's per-epoch loss (left) and accuracy (right) on `root`: the encrypted run
 /// solid, the twin with the approximation faded. `path` names the figure in errors.
-fn draw_on<DB: DrawingBackend>(report: &TrainReport, root: &DrawingArea<DB, plotters::coord::Shift>, path: &Path) -> Result<()> {
+fn draw_on<DB: DrawingBackend>(
+    report: &TrainReport,
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    path: &Path,
+) -> Result<()> {
     fonts();
     let epochs = report.epochs.len().max(1);
     let loss = loss_curves(&report.epochs);

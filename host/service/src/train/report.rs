@@ -332,7 +332,12 @@ impl TrainReport {
                 if e.cut_by_max_steps {
                     format!("the last weights: --max-steps ended the run after {} full epochs", e.epochs_run)
                 } else {
-                    format!("epoch {} of {}{}", e.model_epoch, e.epochs_run, if e.stopped_early { ", stopped early" } else { "" })
+                    format!(
+                        "epoch {} of {}{}",
+                        e.model_epoch,
+                        e.epochs_run,
+                        if e.stopped_early { ", stopped early" } else { "" }
+                    )
                 },
                 e.steps
             ));

@@ -135,7 +135,9 @@ impl Checkpoint {
         let mut src: &[u8] = &rest[24..];
         let limits = Limits::for_ciphertexts(ctx.params());
         let mut next = || -> Result<Ciphertext> {
-            Ok(hetune_core::wire::read_ciphertext(&mut src, ctx, &limits).map_err(|e| Error::corrupt(path, e))?.into_full(ctx))
+            Ok(hetune_core::wire::read_ciphertext(&mut src, ctx, &limits)
+                .map_err(|e| Error::corrupt(path, e))?
+                .into_full(ctx))
         };
         let (w, v) = (next()?, next()?);
         if !src.is_empty() {
