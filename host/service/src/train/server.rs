@@ -239,3 +239,38 @@ impl Server {
         wire::matrix_bytes(ctx, &self.trainer.logits(&x)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hetune_core::ckks::{encrypt_sk, Encoder};
+    use hetune_core::rlwe::SecretKey;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn checkpoints_round_trip_and_damaged_ones_are_errors() {
+        let params = Parameters::preset("test-n12", Security::InsecureForTestingOnly).unwrap();
+        let ctx = Context::new(params).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let sk = SecretKey::generate(ctx.params(), &mut rng);
+        let ct = |v: f64, rng: &mut ChaCha20Rng| {
+            let pt = Encoder::new(&ctx).encode_real(&[v; 8], 11, 4, ctx.params().scale()).unwrap();
+            encrypt_sk(&ctx, &sk, &pt, rng).unwrap().expand(&ctx)
+        };
+        let c = Checkpoint { w: ct(1.5, &mut rng), v: ct(-2.0, &mut rng), step: 7, epoch: 3, done_in_epoch: 2 };
+        let dir = std::env::temp_dir().join(format!("hetune-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(CHECKPOINT_FILE);
+        c.write(&ctx, &path).unwrap();
+        let back = Checkpoint::read(&ctx, &path).unwrap();
+        assert_eq!((back.step, back.epoch, back.done_in_epoch), (7, 3, 2));
+        assert_eq!((&back.w, &back.v), (&c.w, &c.v));
+        let bytes = std::fs::read(&path).unwrap();
+        for bad in [&bytes[..bytes.len() - 1], &bytes[..30], &bytes[1..], &[bytes.as_slice(), &[0u8]].concat()[..]] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(Checkpoint::read(&ctx, &path).is_err());
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
