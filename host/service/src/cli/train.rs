@@ -1,5 +1,6 @@
 //! `hetune train`: progress bars, the printed summary or one JSON object, the figure.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -176,13 +177,14 @@ pub(super) fn run(a: &TrainArgs) -> Result<()> {
     if let Some(path) = &opts.plot {
         plot::draw(&report, path)?;
     }
-    if a.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print!("{}", report.summary());
-        if let Some(path) = &opts.plot {
-            println!("figure: {}", path.display());
-        }
+    let mut text = if a.json { serde_json::to_string(&report)? + "\n" } else { report.summary() };
+    if let (false, Some(path)) = (a.json, &opts.plot) {
+        text.push_str(&format!("figure: {}\n", path.display()));
+    }
+    // A closed pipe (`| head`) ends the output quietly; other write errors are errors.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.map_err(|e| Error::io("standard output", e))?,
     }
     Ok(())
 }
