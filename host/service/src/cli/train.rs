@@ -95,13 +95,55 @@ impl TrainArgs {
     }
 }
 
-/// Progress bars drawn from the run's events (on stderr; hidden when it is not a terminal).
+/// Progress bars drawn from the run's events on stderr; when stderr is not a terminal (a long
+/// run logged to a file), one plain line per step, epoch and phase instead.
 struct Bars {
     bar: Mutex<Option<(&'static str, ProgressBar)>>,
     bootstraps: Mutex<usize>,
+    lines: bool,
+    /// Start of training, its total steps, and the first step counted (after a resume).
+    clock: Mutex<Option<(std::time::Instant, usize, Option<usize>)>>,
 }
 
 impl Bars {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        Bars {
+            bar: Mutex::new(None),
+            bootstraps: Mutex::new(0),
+            lines: !std::io::stderr().is_terminal(),
+            clock: Mutex::new(None),
+        }
+    }
+
+    fn line(&self, e: Event<'_>) {
+        match e {
+            Event::Twins => eprintln!("plaintext twins (exact softmax, approximation)"),
+            Event::Keygen { done, total } if done == total => eprintln!("keygen: {total} keys"),
+            Event::Encrypt { split, done, total } if done == total => eprintln!("encrypted {split}: {total} batches"),
+            Event::Start { steps, planned_bootstraps } => {
+                eprintln!("training: up to {steps} steps, {planned_bootstraps} bootstraps per step planned");
+                *self.clock.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), steps, None));
+            }
+            Event::Step { step, epoch, times } => {
+                let mut clock = self.clock.lock().unwrap_or_else(|e| e.into_inner());
+                let eta = clock.as_mut().map_or(String::new(), |(t0, total, first)| {
+                    let first = *first.get_or_insert(step);
+                    let per = t0.elapsed().as_secs_f64() / (step + 1 - first) as f64;
+                    format!(", ETA {:.0} s", per * total.saturating_sub(step) as f64)
+                });
+                eprintln!(
+                    "step {step} (epoch {epoch}): {:.1} s, {} bootstraps ({:.1} s), matrix products {:.1} s, softmax {:.1} s, expansion {:.1} s{eta}",
+                    times.total_s, times.bootstraps, times.bootstrap_s, times.matmul_s, times.softmax_s, times.weight_expansion_s
+                );
+            }
+            Event::Epoch { epoch, valid_mse, decision } => {
+                eprintln!("epoch {epoch}: validation MSE {valid_mse:.5} (decrypted by the owner): {decision:?}")
+            }
+            _ => {}
+        }
+    }
+
     fn bar(&self, phase: &'static str, len: usize, template: &str) -> ProgressBar {
         let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((p, b)) = slot.as_ref() {
@@ -117,6 +159,9 @@ impl Bars {
     }
 
     fn event(&self, e: Event<'_>) {
+        if self.lines {
+            return self.line(e);
+        }
         match e {
             Event::Twins => {
                 self.bar("twins", 0, "{spinner} plaintext twins (exact softmax, approximation)").tick();
@@ -159,7 +204,7 @@ impl Bars {
 
 pub(super) fn run(a: &TrainArgs) -> Result<()> {
     let opts = a.options()?;
-    let bars = Bars { bar: Mutex::new(None), bootstraps: Mutex::new(0) };
+    let bars = Bars::new();
     let events = |e: Event<'_>| bars.event(e);
     let go = || train::run(&opts, a.twin_only, &EngineTrainers, &events);
     let report = match opts.threads {
