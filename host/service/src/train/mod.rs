@@ -382,7 +382,8 @@ fn encrypted_in(
         // The owner's data: rows in its order (permuted once when shuffling), batch by batch.
         let t = Instant::now();
         let mut enc = |d: &Dataset, name: &str| {
-            owner.encrypt_split(d, name, b, pk, level, &data_dir, &|done, total| {
+            let shape = owner::BatchShape { batch: b, packing: pk, level };
+            owner.encrypt_split(d, name, shape, &data_dir, &|done, total| {
                 events(Event::Encrypt { split: name, done, total })
             })
         };
@@ -404,7 +405,7 @@ fn encrypted_in(
     // the owner had not judged yet is judged first.
     let (mut step, first_epoch, mut skip) = match at {
         None => (0, 1, 0),
-        Some((step, epoch, done)) => {
+        Some(server::Position { step, epoch, done_in_epoch: done }) => {
             let (epoch, done) = (epoch as usize, done as usize);
             if epoch == 0 || step as usize != (epoch - 1) * per_epoch + done || done > per_epoch {
                 return Err(Error::InvalidArgument("a checkpoint that does not fit this run's schedule"));

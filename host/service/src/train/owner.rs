@@ -50,6 +50,17 @@ pub struct EncryptedSplit {
     pub bytes: u64,
 }
 
+/// How a split is cut and encrypted: rows per batch, block packing, level of the ciphertexts.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchShape {
+    /// Rows per batch.
+    pub batch: usize,
+    /// Block packing.
+    pub packing: Packing,
+    /// Level.
+    pub level: usize,
+}
+
 /// The owner's verdict on one epoch.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Verdict {
@@ -159,12 +170,11 @@ impl DataOwner {
         &mut self,
         data: &Dataset,
         name: &str,
-        batch: usize,
-        packing: Packing,
-        level: usize,
+        shape: BatchShape,
         dir: &Path,
         progress: &dyn Fn(usize, usize),
     ) -> Result<EncryptedSplit> {
+        let BatchShape { batch, packing, level } = shape;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let count = data.rows.div_ceil(batch);
         let (mut batches, mut bytes) = (Vec::with_capacity(count), 0);

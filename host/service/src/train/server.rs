@@ -106,6 +106,17 @@ pub struct Checkpoint {
     pub done_in_epoch: u64,
 }
 
+/// Where a checkpoint stands in the schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// Global steps taken.
+    pub step: u64,
+    /// The epoch of the last step (from 1).
+    pub epoch: u64,
+    /// Steps of that epoch done.
+    pub done_in_epoch: u64,
+}
+
 const CHECKPOINT_MAGIC: &[u8; 14] = b"hetune-ckpt-1\n";
 
 impl Checkpoint {
@@ -166,13 +177,13 @@ impl Server {
         spec: &StepSpec,
         security: Security,
         resume: bool,
-    ) -> Result<(Self, Option<(u64, u64, u64)>)> {
+    ) -> Result<(Self, Option<Position>)> {
         let store = BundleStore::open(dir, security)?;
         let ctx = store.context().clone();
         let ev = Arc::new(Evaluator::with_store(ctx.clone(), Arc::new(store))?);
         if resume {
             let c = Checkpoint::read(&ctx, &dir.join(CHECKPOINT_FILE))?;
-            let at = (c.step, c.epoch, c.done_in_epoch);
+            let at = Position { step: c.step, epoch: c.epoch, done_in_epoch: c.done_in_epoch };
             let trainer = factory.resume(ev.clone(), spec, c)?;
             return Ok((Server { ev, trainer }, Some(at)));
         }
