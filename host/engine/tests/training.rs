@@ -15,7 +15,7 @@ use hetune_engine::learning::softmax::circuit::{hetal_softmax, nas_softmax};
 use hetune_engine::learning::softmax::{HetalSoftmax, NasConfig, NasSoftmax, Softmax};
 use hetune_engine::learning::trainer::{model_from_compact, pack_batch, ServerTrainer, TrainConfig};
 use hetune_engine::learning::twin::{self, Order, TwinConfig, ValidLoss};
-use hetune_engine::learning::{Chain, CkksBackend, EncMatrix, Packing, Simulator, Tiling};
+use hetune_engine::learning::{Chain, CkksBackend, EncMatrix, HeBackend, Packing, Simulator, Tiling};
 use hetune_engine::Error;
 use hetune_testkit::owner;
 
@@ -34,8 +34,16 @@ fn read_npy(path: &str) -> (Vec<f64>, Vec<usize>) {
         (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
     };
     let header = std::str::from_utf8(&bytes[start..start + len]).unwrap();
-    let shape: Vec<usize> = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap()
-        .split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    let shape: Vec<usize> = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
     let data = &bytes[start + len..];
     let values = if header.contains("'<f4'") {
         data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect()
@@ -70,7 +78,12 @@ fn evaluator(request: &KeyRequest) -> Arc<Evaluator> {
     Arc::new(owner(PRESET).evaluator(request))
 }
 
-fn encrypt_batch(data: &Dataset, range: std::ops::Range<usize>, pk: Packing, seed: u64) -> (EncMatrix<hetune_core::ckks::Ciphertext>, EncMatrix<hetune_core::ckks::Ciphertext>) {
+fn encrypt_batch(
+    data: &Dataset,
+    range: std::ops::Range<usize>,
+    pk: Packing,
+    seed: u64,
+) -> (EncMatrix<hetune_core::ckks::Ciphertext>, EncMatrix<hetune_core::ckks::Ciphertext>) {
     let o = owner(PRESET);
     let b = pack_batch(data, range, pk, o.ctx.params().default_level()).unwrap();
     let mut rng = o.rng(seed);
@@ -166,7 +179,7 @@ fn encrypted_softmax_within_its_bound_of_the_twin() {
     // The rotations from the simulator's run of the same circuit.
     let chain = Chain::of(o.ctx.params(), &BootstrapConfig::default());
     let sim = Simulator::new(2048, chain);
-    nas_softmax(&sim, &nas, &sim.at(5), pk).unwrap();
+    let planned = nas_softmax(&sim, &nas, &sim.at(5), pk).unwrap();
     let steps = sim.rotation_steps();
     request.merge(&KeyRequest { relinearization: true, rotations: steps, conjugation: true, encapsulation: None });
     let ev = evaluator(&request);
@@ -176,6 +189,8 @@ fn encrypted_softmax_within_its_bound_of_the_twin() {
     let t = std::time::Instant::now();
     let p = nas_softmax(&ops, &nas, &x, pk).unwrap();
     let secs = t.elapsed().as_secs_f64();
+    // The simulator's level and scale are the ciphertext's, exactly.
+    assert_eq!((p.level, p.scale), (planned.level, planned.scale));
     let got = pk.unpack(&[o.decrypt_real(&p)], rows, CLASSES, Tiling::Horizontal).unwrap();
     let mut want = vec![0.0; CLASSES];
     let (mut worst, mut sum) = (0.0f64, 0.0);
@@ -195,6 +210,19 @@ fn encrypted_softmax_within_its_bound_of_the_twin() {
         bits(mean, 1.0)
     );
     assert!(bits(worst, 1.0) >= 18.0, "max error {worst:e}");
+
+    // Two real ciphertexts through one full-slot complex bootstrap, split back by conjugation.
+    let a: Vec<f64> = (0..2048).map(|i| ((i * 37 % 101) as f64 - 50.0) / 60.0).collect();
+    let b: Vec<f64> = (0..2048).map(|i| ((i * 53 % 97) as f64 - 48.0) / 55.0).collect();
+    let (ca, cb) =
+        (o.encrypt_real(&a, o.log_slots(), 0, &mut o.rng(7)), o.encrypt_real(&b, o.log_slots(), 0, &mut o.rng(8)));
+    let (ra, rb) = ops.bootstrap_pair(&ca, &cb, "test").unwrap();
+    assert_eq!((ra.level, rb.level), (ops.bootstrap_level().unwrap(), ops.bootstrap_level().unwrap()));
+    for (got, want) in [(o.decrypt_real(&ra), &a), (o.decrypt_real(&rb), &b)] {
+        let err = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
+        eprintln!("bootstrap_pair: max error {err:.3e} ({:.1} bits)", bits(err, 1.0));
+        assert!(bits(err, 1.0) >= 15.0, "{err:e}");
+    }
 }
 
 #[test]
@@ -209,7 +237,12 @@ fn encrypted_hetal_softmax_within_its_bound_of_the_twin() {
     let sim = Simulator::new(2048, chain);
     hetal_softmax(&sim, &h, &sim.at(5), pk).unwrap();
     let mut request = BootstrapConfig::default().key_request(o.ctx.params().log_n());
-    request.merge(&KeyRequest { relinearization: true, rotations: sim.rotation_steps(), conjugation: true, encapsulation: None });
+    request.merge(&KeyRequest {
+        relinearization: true,
+        rotations: sim.rotation_steps(),
+        conjugation: true,
+        encapsulation: None,
+    });
     let ev = evaluator(&request);
     let boot = Bootstrapper::with_output_factor(ev.clone(), BootstrapConfig::default(), 0.5).unwrap();
     let ops = CkksBackend::new(&ev).with_bootstrapper(&boot).unwrap();

@@ -187,8 +187,11 @@ impl Bootstrapper {
         let log_slots = cfg.slots(params.log_n());
         let q0 = ctx.q()[0].value() as f64;
         let boost = Self::boost_bits(q0, params.scale(), &cfg, log_slots);
-        let (cts, stc) =
-            cfg.transforms(log_slots, params.log_n(), factor * q0 / (2.0 * PI * params.scale() * 2f64.powi(boost as i32)));
+        let (cts, stc) = cfg.transforms(
+            log_slots,
+            params.log_n(),
+            factor * q0 / (2.0 * PI * params.scale() * 2f64.powi(boost as i32)),
+        );
         let k1 = cfg.k as f64 + 1.0;
         let r = cfg.double_angle as i32;
         let sine = Chebyshev::interpolate(|y| (2.0 * PI * (k1 * y - 0.25) / 2f64.powi(r)).cos(), -1.0, 1.0, cfg.degree);

@@ -536,9 +536,15 @@ impl CountingBackend {
     }
 
     fn boot(&self, a: &LevelOnly, site: &'static str, count: usize, slots: usize) -> Result<LevelOnly> {
-        let level = self.boot_level.ok_or(Error::InvalidArgument("bootstrapping needs a backend with a bootstrapper"))?;
+        let level =
+            self.boot_level.ok_or(Error::InvalidArgument("bootstrapping needs a backend with a bootstrapper"))?;
         self.counter.add_conj(1);
-        self.boot_log.lock().unwrap_or_else(|e| e.into_inner()).events.push(BootEvent { site, level: a.level, count, slots });
+        self.boot_log.lock().unwrap_or_else(|e| e.into_inner()).events.push(BootEvent {
+            site,
+            level: a.level,
+            count,
+            slots,
+        });
         Ok(LevelOnly { level })
     }
 }

@@ -158,7 +158,12 @@ impl Simulator {
         let level =
             self.chain.boot_level.ok_or(Error::InvalidArgument("bootstrapping needs a backend with a bootstrapper"))?;
         self.counter.add_conj(1);
-        self.boot_log.lock().unwrap_or_else(|e| e.into_inner()).events.push(BootEvent { site, level: a.level, count, slots });
+        self.boot_log.lock().unwrap_or_else(|e| e.into_inner()).events.push(BootEvent {
+            site,
+            level: a.level,
+            count,
+            slots,
+        });
         Ok(SimCt { level, scale: a.scale })
     }
 }
@@ -301,5 +306,42 @@ impl HeBackend for Simulator {
         let z = self.combine(a, b)?;
         let out = self.boot(&z, site, 2, slots)?;
         Ok((out, out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hetune_core::Security;
+
+    fn sim() -> Simulator {
+        let p = Parameters::preset("test-n12-boot", Security::InsecureForTestingOnly).unwrap();
+        Simulator::new(p.max_slots(), Chain::of(&p, &BootstrapConfig::default()))
+    }
+
+    #[test]
+    fn the_simulator_refuses_what_the_evaluator_refuses() {
+        let s = sim();
+        let a = s.fresh();
+        // Scales that are neither equal nor an integer multiple do not add.
+        let b = SimCt { level: a.level, scale: a.scale * 1.5 };
+        assert!(matches!(s.add(&a, &b), Err(Error::ScaleMismatch { .. })));
+        // Twice the scale adds (the evaluator multiplies the other operand by 2).
+        let b2 = SimCt { level: a.level, scale: a.scale * 2.0 };
+        assert_eq!(s.add(&a, &b2).unwrap().scale, a.scale * 2.0);
+        // A product at level 0 does not fit the 60-bit modulus with a 2^84 scale.
+        let low = SimCt { level: 0, scale: a.scale };
+        assert!(matches!(s.mul_relin(&low, &low), Err(Error::ScaleOverflow { .. })));
+        assert!(matches!(s.rescale(low), Err(Error::LevelExhausted { .. })));
+        // A product rescales by the level's own prime, not by 2^42.
+        let p = s.rescale(s.mul_relin(&a, &a).unwrap()).unwrap();
+        assert_eq!(p.level, a.level - 1);
+        assert_eq!(p.scale, a.scale * a.scale / s.chain().q[a.level]);
+        // Bootstrapping lands at the chain's level after a bootstrap and records where.
+        let r = s.bootstrap(&low, "here").unwrap();
+        assert_eq!(Some(r.level), s.chain().boot_level);
+        assert_eq!(s.boot_log().events[0].site, "here");
+        let none = Simulator::new(16, Chain::nominal(4));
+        assert!(none.bootstrap(&none.fresh(), "x").is_err());
     }
 }

@@ -149,7 +149,10 @@ impl Arith for SlotBackend {
         Ok(SlotCt::with(m, a.slots))
     }
     fn zero_like(&self, like: &SlotCt, level: usize, scale: f64) -> Result<SlotCt> {
-        Ok(SlotCt::with(self.sim.zero_like(&like.meta(), level, scale)?, vec![Complex::new(0.0, 0.0); like.slots.len()]))
+        Ok(SlotCt::with(
+            self.sim.zero_like(&like.meta(), level, scale)?,
+            vec![Complex::new(0.0, 0.0); like.slots.len()],
+        ))
     }
 }
 
@@ -212,7 +215,13 @@ impl HeBackend for SlotBackend {
         let (ma, mb) = self.sim.bootstrap_pair(&a.meta(), &b.meta(), site)?;
         Ok((self.map(a, ma, |x| Complex::new(x.re, 0.0))?, self.map(b, mb, |x| Complex::new(x.re, 0.0))?))
     }
-    fn bootstrap_pair_sparse(&self, a: &SlotCt, b: &SlotCt, slots: usize, site: &'static str) -> Result<(SlotCt, SlotCt)> {
+    fn bootstrap_pair_sparse(
+        &self,
+        a: &SlotCt,
+        b: &SlotCt,
+        slots: usize,
+        site: &'static str,
+    ) -> Result<(SlotCt, SlotCt)> {
         self.check(a)?;
         self.check(b)?;
         // A sparse bootstrap keeps the first `slots` slots and repeats them: exactly the input

@@ -55,7 +55,14 @@ pub fn class_mask(pk: Packing, classes: usize) -> Vec<f64> {
 }
 
 /// `alpha * (row sum over one period) + beta` in every column of every row.
-pub fn row_sum<O: HeBackend>(ops: &O, x: &O::Ct, pk: Packing, alpha: f64, beta: f64, site: &'static str) -> Result<O::Ct> {
+pub fn row_sum<O: HeBackend>(
+    ops: &O,
+    x: &O::Ct,
+    pk: Packing,
+    alpha: f64,
+    beta: f64,
+    site: &'static str,
+) -> Result<O::Ct> {
     let sums = ops.rotate_add(x.clone(), doubling(1, pk.pad_c))?;
     let sums = ops.ensure(&sums, 1, site)?;
     let kept = ops.mul_values(&sums, &first_period(pk, alpha), ops.scale(&sums))?;
@@ -95,7 +102,10 @@ pub fn nas_softmax<O: HeBackend>(ops: &O, nas: &NasSoftmax, logits: &O::Ct, pk: 
         });
     }
     if nas.classes > pk.pad_c || ops.slots() != pk.slots() {
-        return Err(Error::InvalidConfig { what: "the encrypted softmax", need: "classes within the packing's period" });
+        return Err(Error::InvalidConfig {
+            what: "the encrypted softmax",
+            need: "classes within the packing's period",
+        });
     }
     let b = nas.bound;
     // exp((x - B) / 2^k) / sqrt(c) on x / B.
@@ -139,98 +149,6 @@ pub fn nas_softmax<O: HeBackend>(ops: &O, nas: &NasSoftmax, logits: &O::Ct, pk: 
         y = mul_aligned(ops, &y, &s, "softmax: Newton product")?;
     }
     Ok(y)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::circuits::bootstrap::BootstrapConfig;
-    use crate::learning::sim::{Chain, Simulator};
-    use crate::learning::slots::SlotBackend;
-    use crate::learning::softmax::{sample_row, NasConfig, Sampling};
-    use crate::learning::Packing;
-    use hetune_core::{Parameters, Security};
-    use rand_chacha::ChaCha8Rng;
-    use rand_core::SeedableRng;
-
-    fn chain() -> Chain {
-        let p = Parameters::preset("test-n12-boot", Security::InsecureForTestingOnly).unwrap();
-        Chain::of(&p, &BootstrapConfig::default())
-    }
-
-    #[test]
-    fn circuit_on_exact_slots_equals_the_twin_row_by_row() {
-        for classes in [3usize, 7, 10] {
-            let nas = NasSoftmax::new(classes, NasConfig::default_for_training(classes)).unwrap();
-            // s1 = 32 (four periods a row) and, for 7 classes, s1 = pad_c (one period a row).
-            let batch = if classes == 7 { 256 } else { 64 };
-            let pk = Packing::hetal(classes, batch, 2048).unwrap();
-            let rows = pk.s0;
-            let mut rng = ChaCha8Rng::seed_from_u64(classes as u64);
-            let mut z = vec![0.0; rows * classes];
-            for r in 0..rows {
-                sample_row(&mut rng, classes, 30.0, Sampling::Uniform, &mut z[r * classes..(r + 1) * classes]);
-            }
-            let blocks = pk.pack(&z, rows, classes, crate::learning::Tiling::Horizontal).unwrap();
-            let ops = SlotBackend::with_chain(2048, chain());
-            // Logits as DiagABT leaves them at this chain: fresh minus a few levels.
-            let x = ops.at(&blocks[0], 5);
-            let p = nas_softmax(&ops, &nas, &x, pk).unwrap();
-            let got = pk.unpack(&[p.re()], rows, classes, crate::learning::Tiling::Horizontal).unwrap();
-            let mut want = vec![0.0; classes];
-            let mut worst = 0.0f64;
-            for r in 0..rows {
-                nas.eval_row(&z[r * classes..(r + 1) * classes], &mut want);
-                for (g, w) in got[r * classes..(r + 1) * classes].iter().zip(&want) {
-                    worst = worst.max((g - w).abs());
-                }
-            }
-            assert!(worst < 1e-9, "{classes} classes: {worst:e}");
-            // The padded classes are zero in every period.
-            let re = p.re();
-            for i in 0..2048 {
-                if (i % pk.s1) % pk.pad_c >= classes {
-                    assert!(re[i].abs() < 1e-12, "slot {i}: {}", re[i]);
-                }
-            }
-            // The simulator bootstraps at the same places.
-            let sim = Simulator::new(2048, chain());
-            nas_softmax(&sim, &nas, &sim.at(5), pk).unwrap();
-            assert_eq!(sim.boot_log().events, ops.boot_log().events);
-            assert!(sim.boot_log().count() >= nas.rounds as usize, "{:?}", sim.boot_log());
-        }
-    }
-
-    #[test]
-    fn hetal_circuit_on_exact_slots_equals_its_twin_row_by_row() {
-        for (classes, batch) in [(7usize, 64usize), (10, 64), (3, 512)] {
-            let h = crate::learning::softmax::HetalSoftmax::published(classes);
-            let pk = Packing::hetal(classes, batch, 2048).unwrap();
-            let rows = pk.s0;
-            let mut rng = ChaCha8Rng::seed_from_u64(classes as u64 + 100);
-            let mut z = vec![0.0; rows * classes];
-            for r in 0..rows {
-                sample_row(&mut rng, classes, 100.0, Sampling::Uniform, &mut z[r * classes..(r + 1) * classes]);
-            }
-            let blocks = pk.pack(&z, rows, classes, crate::learning::Tiling::Horizontal).unwrap();
-            let ops = SlotBackend::with_chain(2048, chain());
-            let p = hetal_softmax(&ops, &h, &ops.at(&blocks[0], 5), pk).unwrap();
-            let got = pk.unpack(&[p.re()], rows, classes, crate::learning::Tiling::Horizontal).unwrap();
-            let mut want = vec![0.0; classes];
-            let mut worst = 0.0f64;
-            for r in 0..rows {
-                h.eval_row(&z[r * classes..(r + 1) * classes], &mut want);
-                for (g, w) in got[r * classes..(r + 1) * classes].iter().zip(&want) {
-                    worst = worst.max((g - w).abs());
-                }
-            }
-            let sim = Simulator::new(2048, chain());
-            hetal_softmax(&sim, &h, &sim.at(5), pk).unwrap();
-            eprintln!("HETAL {classes} classes: {worst:e}, {} bootstraps", sim.boot_log().count());
-            assert!(worst < 1e-9, "{classes} classes: {worst:e}");
-            assert_eq!(sim.boot_log().events, ops.boot_log().events);
-        }
-    }
 }
 
 /// `max(a, b) = b + (a - b) s`, `s = (comp(a - b) + 1) / 2`, landing on `b`'s scale.
@@ -339,4 +257,96 @@ pub fn hetal_softmax<O: HeBackend>(ops: &O, h: &HetalSoftmax, logits: &O::Ct, pk
         y = mul_aligned(ops, &y, &one_t, "softmax (HETAL): Goldschmidt")?;
     }
     mul_aligned(ops, &e, &y, "softmax (HETAL): exp times inverse")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::circuits::bootstrap::BootstrapConfig;
+    use crate::learning::sim::{Chain, Simulator};
+    use crate::learning::slots::SlotBackend;
+    use crate::learning::softmax::{sample_row, NasConfig, Sampling};
+    use crate::learning::Packing;
+    use hetune_core::{Parameters, Security};
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+
+    fn chain() -> Chain {
+        let p = Parameters::preset("test-n12-boot", Security::InsecureForTestingOnly).unwrap();
+        Chain::of(&p, &BootstrapConfig::default())
+    }
+
+    #[test]
+    fn circuit_on_exact_slots_equals_the_twin_row_by_row() {
+        for classes in [3usize, 7, 10] {
+            let nas = NasSoftmax::new(classes, NasConfig::default_for_training(classes)).unwrap();
+            // s1 = 32 (four periods a row) and, for 7 classes, s1 = pad_c (one period a row).
+            let batch = if classes == 7 { 256 } else { 64 };
+            let pk = Packing::hetal(classes, batch, 2048).unwrap();
+            let rows = pk.s0;
+            let mut rng = ChaCha8Rng::seed_from_u64(classes as u64);
+            let mut z = vec![0.0; rows * classes];
+            for r in 0..rows {
+                sample_row(&mut rng, classes, 30.0, Sampling::Uniform, &mut z[r * classes..(r + 1) * classes]);
+            }
+            let blocks = pk.pack(&z, rows, classes, crate::learning::Tiling::Horizontal).unwrap();
+            let ops = SlotBackend::with_chain(2048, chain());
+            // Logits as DiagABT leaves them at this chain: fresh minus a few levels.
+            let x = ops.at(&blocks[0], 5);
+            let p = nas_softmax(&ops, &nas, &x, pk).unwrap();
+            let got = pk.unpack(&[p.re()], rows, classes, crate::learning::Tiling::Horizontal).unwrap();
+            let mut want = vec![0.0; classes];
+            let mut worst = 0.0f64;
+            for r in 0..rows {
+                nas.eval_row(&z[r * classes..(r + 1) * classes], &mut want);
+                for (g, w) in got[r * classes..(r + 1) * classes].iter().zip(&want) {
+                    worst = worst.max((g - w).abs());
+                }
+            }
+            assert!(worst < 1e-9, "{classes} classes: {worst:e}");
+            // The padded classes are zero in every period.
+            let re = p.re();
+            for (i, v) in re.iter().enumerate() {
+                if (i % pk.s1) % pk.pad_c >= classes {
+                    assert!(v.abs() < 1e-12, "slot {i}: {v}");
+                }
+            }
+            // The simulator bootstraps at the same places.
+            let sim = Simulator::new(2048, chain());
+            nas_softmax(&sim, &nas, &sim.at(5), pk).unwrap();
+            assert_eq!(sim.boot_log().events, ops.boot_log().events);
+            assert!(sim.boot_log().count() >= nas.rounds as usize, "{:?}", sim.boot_log());
+        }
+    }
+
+    #[test]
+    fn hetal_circuit_on_exact_slots_equals_its_twin_row_by_row() {
+        for (classes, batch) in [(7usize, 64usize), (10, 64), (3, 512)] {
+            let h = crate::learning::softmax::HetalSoftmax::published(classes);
+            let pk = Packing::hetal(classes, batch, 2048).unwrap();
+            let rows = pk.s0;
+            let mut rng = ChaCha8Rng::seed_from_u64(classes as u64 + 100);
+            let mut z = vec![0.0; rows * classes];
+            for r in 0..rows {
+                sample_row(&mut rng, classes, 100.0, Sampling::Uniform, &mut z[r * classes..(r + 1) * classes]);
+            }
+            let blocks = pk.pack(&z, rows, classes, crate::learning::Tiling::Horizontal).unwrap();
+            let ops = SlotBackend::with_chain(2048, chain());
+            let p = hetal_softmax(&ops, &h, &ops.at(&blocks[0], 5), pk).unwrap();
+            let got = pk.unpack(&[p.re()], rows, classes, crate::learning::Tiling::Horizontal).unwrap();
+            let mut want = vec![0.0; classes];
+            let mut worst = 0.0f64;
+            for r in 0..rows {
+                h.eval_row(&z[r * classes..(r + 1) * classes], &mut want);
+                for (g, w) in got[r * classes..(r + 1) * classes].iter().zip(&want) {
+                    worst = worst.max((g - w).abs());
+                }
+            }
+            let sim = Simulator::new(2048, chain());
+            hetal_softmax(&sim, &h, &sim.at(5), pk).unwrap();
+            eprintln!("HETAL {classes} classes: {worst:e}, {} bootstraps", sim.boot_log().count());
+            assert!(worst < 1e-9, "{classes} classes: {worst:e}");
+            assert_eq!(sim.boot_log().events, ops.boot_log().events);
+        }
+    }
 }
