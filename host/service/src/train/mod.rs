@@ -370,6 +370,13 @@ fn encrypted_in(
         (owner, split_files(&data_dir, "train", train.rows, b)?, split_files(&data_dir, "valid", s.valid.rows, b)?)
     } else {
         std::fs::create_dir_all(&server_dir).map_err(|e| Error::io(&server_dir, e))?;
+        // A fresh run in a used directory: an earlier run's progress must not be resumed into it.
+        for old in [server_dir.join(server::CHECKPOINT_FILE), owner_dir.join(owner::EPOCHS_FILE)] {
+            match std::fs::remove_file(&old) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&old, e)),
+                _ => {}
+            }
+        }
         std::fs::write(&run_file, serde_json::to_vec_pretty(&record)?).map_err(|e| Error::io(&run_file, e))?;
         // Keys: the server asks (JSON), the owner generates; the bundle goes to the server's directory.
         let t = Instant::now();
