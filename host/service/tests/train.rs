@@ -310,3 +310,28 @@ fn encrypted_training_resumes_and_matches_the_approximate_twin() {
     assert!(v["seconds_per_step"].as_f64().unwrap() > 0.0 && v["peak_rss_bytes"].as_u64().unwrap() > 1 << 20);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A server whose key bundle lacks the step's rotations is refused when it opens, before any
+/// step, and the error names a missing rotation.
+#[test]
+fn a_bundle_without_the_rotations_the_step_needs_is_refused_by_name() {
+    use hetune::train::owner::DataOwner;
+    use hetune::train::server::{Server, StepSpec, TrainerFactory};
+    use hetune::train::settings::SoftmaxChoice;
+
+    let dir = tmp("rotations");
+    let params = hetune::train::training_preset("test-n12-boot", true).unwrap();
+    let spec = StepSpec { classes: 7, cols: 64, batch: 64, lr: 0.1, softmax: SoftmaxChoice::Nas };
+    let mut request = EngineTrainers.key_request(&params, &spec).unwrap();
+    assert!(!request.rotations.is_empty());
+    request.rotations.clear();
+    let security = hetune::ckks_core::Security::InsecureForTestingOnly;
+    let server_dir = dir.join("server");
+    std::fs::create_dir_all(&server_dir).unwrap();
+    let json = serde_json::to_vec(&request).unwrap();
+    DataOwner::generate(&params, &json, &dir.join("owner"), &server_dir.join("public.bundle"), security, &|_, _| {})
+        .unwrap();
+    let e = Server::open(&server_dir, &EngineTrainers, &spec, security, false).err().unwrap().to_string();
+    assert!(e.contains("no rotation key for step"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
