@@ -231,7 +231,8 @@ fn bad_input_is_a_clear_error_before_any_heavy_work() {
 /// Encrypted training end to end at test-n12-boot on a slice of the SNIPS subset that fits
 /// 2^11 slots (the first 63 features and the bias: 64 columns, 7 classes, batch 64; 128 train,
 /// 64 valid, 128 test rows): one epoch of two steps, owner and server exchanging only wire bytes,
-/// run as a first command cut after one step by `--max-steps` and a second that resumes from the
+/// run as a first `hetune train` command cut after one step by `--max-steps` and a second run
+/// (through the library, for the weights) that resumes from the
 /// server's checkpoint (Nesterov's state, the step count and the position in the epoch).
 ///
 /// Stated tolerances against the plaintext twin with the approximation's f64 twin (same schedule,
@@ -248,10 +249,34 @@ fn encrypted_training_resumes_and_matches_the_approximate_twin() {
     (opts.epochs, opts.batch, opts.work_dir) = (Some(1), Some(64), Some(dir.join("work")));
     let start = std::time::Instant::now();
 
-    let first = TrainOptions { max_steps: Some(1), infer_rows: Some(0), ..opts.clone() };
-    let cut = hetune::train::run(&first, false, &EngineTrainers, &|_| {}).unwrap();
-    let enc = cut.encrypted.as_ref().unwrap();
-    assert_eq!((enc.steps, enc.epochs_run, enc.cut_by_max_steps, cut.same_schedule_as_twin), (1, 0, true, Some(false)));
+    // The first half through the binary: one step, then --max-steps ends the run.
+    let out = ok(&[
+        "train",
+        "--data",
+        s(&dir),
+        "--preset",
+        "test-n12-boot",
+        "--insecure-testing-only",
+        "--epochs",
+        "1",
+        "--batch",
+        "64",
+        "--max-steps",
+        "1",
+        "--infer-rows",
+        "0",
+        "--work-dir",
+        s(&dir.join("work")),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["steps"].as_u64(), v["epochs_run"].as_u64()), (Some(1), Some(0)), "{v}");
+    assert_eq!(v["encrypted"]["cut_by_max_steps"], serde_json::Value::Bool(true));
+    assert_eq!(v["same_schedule_as_twin"], serde_json::Value::Bool(false));
+    assert!(v["encrypted_test_acc"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)));
+    assert!(v["seconds_per_step"].as_f64().unwrap() > 0.0 && v["bootstraps_per_step"].as_f64().unwrap() > 0.0);
+    assert!(v["time_split"]["bootstrap_s"].as_f64().unwrap() > 0.0);
+    assert!(v["peak_rss_bytes"].as_u64().unwrap() > 1 << 20 && v["total_s"].as_f64().unwrap() > 0.0);
     assert!(dir.join("work/server/checkpoint.bin").is_file());
     // Resuming with another schedule is refused.
     let other = TrainOptions { resume: true, lr: Some(0.5), ..opts.clone() };
