@@ -128,6 +128,20 @@ pub enum Error {
         /// The learning rate.
         lr: f64,
     },
+    /// A schedule whose weights (in the plaintext twin) grow beyond what the encrypted weights'
+    /// bootstrapping holds.
+    #[error(
+        "the schedule's weights reach {max_weight:.2} in the plaintext twin, beyond the {bound} the encrypted \
+         weights' bootstrapping holds: lower --lr (now {lr}) or standardise the features (--standardize on)"
+    )]
+    WeightsOutOfRange {
+        /// Largest |weight| of the twin's model.
+        max_weight: f64,
+        /// The bound.
+        bound: f64,
+        /// The learning rate.
+        lr: f64,
+    },
     /// A working directory whose run differs from the one asked to resume.
     #[error("{}: the run recorded there has other data, preset, shape or schedule; resume it with the same arguments", dir.display())]
     ResumeMismatch {

@@ -221,6 +221,13 @@ fn bad_input_is_a_clear_error_before_any_heavy_work() {
     // Arguments out of range.
     refused(&dir, &["--lr=-1"], "bad --lr");
     refused(&dir, &["--epochs", "0"], "bad --epochs");
+    // Weights the twin grows beyond the encrypted weights' bootstrap range (raw features at
+    // lr 40: weights reach 13.5 while the logits stay within 18).
+    refused(
+        &dir,
+        &["--lr", "40", "--standardize", "off", "--epochs", "3"],
+        "the encrypted weights' bootstrapping holds",
+    );
     // A batch larger than one block row of the packing (2^11 slots / 8 classes padded).
     refused(&dir, &["--batch", "512"], "at most 256 rows");
     refused(&dir, &["--softmax", "exact"], "bad --softmax");

@@ -250,6 +250,13 @@ pub fn run(
     let softmax = approx_softmax(opts.softmax, p.spec.classes)?;
     events(Event::Twins);
     let (exact, approx) = run_twins(&p, &softmax)?;
+    // The encrypted weights are bootstrapped scaled down by 2^weight_bits; W and Nesterov's V
+    // (up to about twice |W| as gamma nears -1) must stay inside: checked on the twin's model.
+    let bound = f64::from(1u32 << engine::config(&p.spec).weight_bits.min(30)) / 2.0;
+    let max_weight = TwinSummary::of(&approx).max_abs_weight;
+    if !twin_only && max_weight >= bound {
+        return Err(Error::WeightsOutOfRange { max_weight, bound, lr: p.schedule.lr });
+    }
     // The server's key request: the trainer's own check of the preset (levels, slots).
     let request = if twin_only { None } else { Some(factory.key_request(&p.params, &p.spec)?) };
     let mut report = TrainReport::new(opts, &p, TwinSummary::of(&exact), TwinSummary::of(&approx));

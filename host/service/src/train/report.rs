@@ -23,6 +23,8 @@ pub struct TwinSummary {
     pub model_epoch: usize,
     /// Largest `|logit|` a training step fed the softmax.
     pub max_abs_step_logit: f64,
+    /// Largest `|weight|` of the returned model.
+    pub max_abs_weight: f64,
     /// The returned model's weights (`classes x (features + 1)`, bias last), not serialised.
     #[serde(skip)]
     pub weights: Vec<f64>,
@@ -39,6 +41,7 @@ impl TwinSummary {
             stopped_early: r.stopped_early,
             model_epoch: r.model_epoch,
             max_abs_step_logit: r.log.iter().map(|l| l.max_abs_step_logit).fold(0.0, f64::max),
+            max_abs_weight: r.model.w.iter().fold(0.0, |m, v| m.max(v.abs())),
             weights: r.model.w.clone(),
         }
     }
