@@ -154,9 +154,12 @@ fn draw_on<DB: DrawingBackend>(
     let name = Path::new(&report.data).file_name().map_or(report.data.clone(), |n| n.to_string_lossy().into_owned());
     let title = format!("{name} ({}): loss per epoch", report.preset);
     let legend = SeriesLabelPosition::UpperRight;
-    panel(&left, &title, "loss", &loss, epochs, range(&loss, 0.0, 0.1), legend).map_err(|e| plot_error(path, e))?;
+    // Headroom above the curves for the legend box.
+    let loss_range = range(&loss, 0.0, 0.1);
+    let loss_range = loss_range.start..loss_range.end + 0.45 * (loss_range.end - loss_range.start);
+    panel(&left, &title, "loss", &loss, epochs, loss_range, legend).map_err(|e| plot_error(path, e))?;
     let acc_range = range(&acc, 0.0, 0.15);
-    let acc_range = acc_range.start..acc_range.end.min(101.0);
+    let acc_range = (acc_range.start - 0.45 * (acc_range.end - acc_range.start)).max(0.0)..acc_range.end.min(101.0);
     let legend = SeriesLabelPosition::LowerRight;
     panel(&right, "accuracy per epoch (%)", "accuracy (%)", &acc, epochs, acc_range, legend)
         .map_err(|e| plot_error(path, e))?;
