@@ -112,6 +112,53 @@ pub enum Error {
     /// An argument is out of range for the operation.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// A training schedule whose logits leave the softmax approximation's input range (found by
+    /// the plaintext twin before anything is encrypted).
+    #[error(
+        "the schedule drives the logits to {max_logit:.1} in epoch {epoch}, beyond the softmax approximation's range of \
+         {bound}: lower --lr (now {lr}) or standardise the features (--standardize on)"
+    )]
+    LogitsOutOfRange {
+        /// First epoch out of range.
+        epoch: usize,
+        /// Largest |logit| of that epoch.
+        max_logit: f64,
+        /// The approximation's bound.
+        bound: f64,
+        /// The learning rate.
+        lr: f64,
+    },
+    /// A schedule whose weights (in the plaintext twin) grow beyond what the encrypted weights'
+    /// bootstrapping holds.
+    #[error(
+        "the schedule's weights reach {max_weight:.2} in the plaintext twin, beyond the {bound} the encrypted \
+         weights' bootstrapping holds: lower --lr (now {lr}) or standardise the features (--standardize on)"
+    )]
+    WeightsOutOfRange {
+        /// Largest |weight| of the twin's model.
+        max_weight: f64,
+        /// The bound.
+        bound: f64,
+        /// The learning rate.
+        lr: f64,
+    },
+    /// A working directory whose run differs from the one asked to resume.
+    #[error("{}: the run recorded there has other data, preset, shape or schedule; resume it with the same arguments", dir.display())]
+    ResumeMismatch {
+        /// The working directory.
+        dir: PathBuf,
+    },
+    /// The encrypted trainer this build needs is not there.
+    #[error("encrypted training is unavailable: {0}")]
+    TrainerUnavailable(&'static str),
+    /// A figure that cannot be drawn or written.
+    #[error("{}: cannot draw the figure: {message}", path.display())]
+    Plot {
+        /// The image file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// What is wrong with a `.npy` file.

@@ -12,5 +12,6 @@ pub mod bench;
 pub mod cli;
 pub mod error;
 pub mod io;
+pub mod train;
 
 pub use error::{Error, Result};

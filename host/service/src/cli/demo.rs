@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use hetune_core::Security;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::SeedableRng;
 
 use super::params::build_preset;
 use super::tensor::precision;
@@ -18,21 +18,6 @@ use crate::io::tensor::{decrypt_matrix, encrypt_matrix, EncryptOptions, Encrypti
 /// The built-in sample: 1000 x 16 SNIPS features from all-mpnet-base-v2 (see host/service/data/README.md).
 pub const SAMPLE: &[u8] = include_bytes!("../../data/snips_mpnet_train_1000x16.npy");
 
-/// A fresh directory under the system's temporary directory with an unpredictable name, created
-/// exclusively (an existing path, link or not, makes it fail) and private to the user (0700).
-fn private_temp_dir(rng: &mut ChaCha20Rng) -> Result<PathBuf> {
-    let name: String = (0..16).map(|_| format!("{:02x}", rng.next_u32() as u8)).collect();
-    let dir = std::env::temp_dir().join(format!("hetune-demo-{name}"));
-    let mut b = std::fs::DirBuilder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(&dir).map_err(|e| Error::io(&dir, e))?;
-    Ok(dir)
-}
-
 pub(super) fn run(preset: &str, dir: Option<PathBuf>, insecure: bool) -> Result<()> {
     let params = build_preset(preset, insecure)?;
     let mut rng = ChaCha20Rng::from_os_rng();
@@ -41,7 +26,7 @@ pub(super) fn run(preset: &str, dir: Option<PathBuf>, insecure: bool) -> Result<
             std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
             d
         }
-        None => private_temp_dir(&mut rng)?,
+        None => super::private_temp_dir("hetune-demo")?,
     };
     let sample = dir.join("sample.npy");
     std::fs::write(&sample, SAMPLE).map_err(|e| Error::io(&sample, e))?;

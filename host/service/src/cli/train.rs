@@ -1,0 +1,235 @@
+//! `hetune train`: progress bars, the printed summary or one JSON object, the figure.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::{Error, Result};
+use crate::train::engine::EngineTrainers;
+use crate::train::settings::TrainOptions;
+use crate::train::{self, plot, Event};
+
+/// The arguments of `hetune train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Directory of {train,valid,test}_{x,y}.npy (valid optional: 12.5% of train is held out).
+    #[arg(long)]
+    data: PathBuf,
+    /// Parameter preset (bootstrappable).
+    #[arg(long, default_value = "n16-boot")]
+    preset: String,
+    /// Epochs at most (default: HETAL's for the data set).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Rows per batch (default: HETAL's, at most one block row of the packing).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Learning rate (default: HETAL's; 0.1 on standardised features).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Softmax approximation: nas (normalize-and-square) or hetal.
+    #[arg(long, default_value = "nas")]
+    softmax: String,
+    /// Stop the encrypted run after this many steps.
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Draw loss and accuracy per epoch into this PNG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Early-stopping patience, epochs.
+    #[arg(long, default_value_t = 3)]
+    patience: usize,
+    /// Shuffle with this seed (default: file order, as HETAL's reference schedule).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Standardise features with the train mean and std: auto (when rows are not unit-norm), on, off.
+    #[arg(long, default_value = "auto")]
+    standardize: String,
+    /// Test rows classified by encrypted inference (default: one batch; 0: none).
+    #[arg(long)]
+    infer_rows: Option<usize>,
+    /// Working directory for keys, the encrypted data set and weight snapshots (kept); default a
+    /// private temporary directory, removed at the end.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Continue the run in --work-dir from its last checkpoint (written after every step).
+    #[arg(long)]
+    resume: bool,
+    /// Run only the plaintext twins (checks the schedule; no keys, nothing encrypted).
+    #[arg(long)]
+    twin_only: bool,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// Accept a preset below 128-bit security. For tests only, never for real data.
+    #[arg(long)]
+    insecure_testing_only: bool,
+}
+
+impl TrainArgs {
+    fn options(&self) -> Result<TrainOptions> {
+        Ok(TrainOptions {
+            data: self.data.clone(),
+            preset: self.preset.clone(),
+            epochs: self.epochs,
+            batch: self.batch,
+            lr: self.lr,
+            softmax: self.softmax.parse()?,
+            max_steps: self.max_steps,
+            threads: self.threads,
+            plot: self.plot.clone(),
+            patience: self.patience,
+            seed: self.seed,
+            standardize: self.standardize.parse()?,
+            infer_rows: self.infer_rows,
+            work_dir: self.work_dir.clone(),
+            resume: self.resume,
+            insecure_testing_only: self.insecure_testing_only,
+        })
+    }
+}
+
+/// Progress bars drawn from the run's events on stderr; when stderr is not a terminal (a long
+/// run logged to a file), one plain line per step, epoch and phase instead.
+struct Bars {
+    bar: Mutex<Option<(&'static str, ProgressBar)>>,
+    bootstraps: Mutex<usize>,
+    lines: bool,
+    /// Start of training, its total steps, and the first step counted (after a resume).
+    clock: Mutex<Option<(std::time::Instant, usize, Option<usize>)>>,
+}
+
+impl Bars {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        Bars {
+            bar: Mutex::new(None),
+            bootstraps: Mutex::new(0),
+            lines: !std::io::stderr().is_terminal(),
+            clock: Mutex::new(None),
+        }
+    }
+
+    fn line(&self, e: Event<'_>) {
+        match e {
+            Event::Twins => eprintln!("plaintext twins (exact softmax, approximation)"),
+            Event::Keygen { done, total } if done == total => eprintln!("keygen: {total} keys"),
+            Event::Encrypt { split, done, total } if done == total => eprintln!("encrypted {split}: {total} batches"),
+            Event::Start { steps, planned_bootstraps } => {
+                eprintln!("training: up to {steps} steps, {planned_bootstraps} bootstraps per step planned");
+                *self.clock.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), steps, None));
+            }
+            Event::Step { step, epoch, times } => {
+                let mut clock = self.clock.lock().unwrap_or_else(|e| e.into_inner());
+                let eta = clock.as_mut().map_or(String::new(), |(t0, total, first)| {
+                    let first = *first.get_or_insert(step);
+                    let per = t0.elapsed().as_secs_f64() / (step + 1 - first) as f64;
+                    format!(", ETA {:.0} s", per * total.saturating_sub(step) as f64)
+                });
+                eprintln!(
+                    "step {step} (epoch {epoch}): {:.1} s, {} bootstraps ({:.1} s), matrix products {:.1} s, softmax {:.1} s, expansion {:.1} s{eta}",
+                    times.total_s, times.bootstraps, times.bootstrap_s, times.matmul_s, times.softmax_s, times.weight_expansion_s
+                );
+            }
+            Event::Epoch { epoch, valid_mse, decision } => {
+                eprintln!("epoch {epoch}: validation MSE {valid_mse:.5} (decrypted by the owner): {decision:?}")
+            }
+            _ => {}
+        }
+    }
+
+    fn bar(&self, phase: &'static str, len: usize, template: &str) -> ProgressBar {
+        let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((p, b)) = slot.as_ref() {
+            if *p == phase {
+                return b.clone();
+            }
+            b.finish_and_clear();
+        }
+        let b = ProgressBar::new(len as u64);
+        b.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+        *slot = Some((phase, b.clone()));
+        b
+    }
+
+    fn event(&self, e: Event<'_>) {
+        if self.lines {
+            return self.line(e);
+        }
+        match e {
+            Event::Twins => {
+                self.bar("twins", 0, "{spinner} plaintext twins (exact softmax, approximation)").tick();
+            }
+            Event::Keygen { done, total } => {
+                let b = self.bar("keygen", total, "keygen [{bar:30}] {pos}/{len} keys, {elapsed} ");
+                b.set_length(total as u64);
+                b.set_position(done as u64);
+            }
+            Event::Encrypt { split, done, total } => {
+                let phase = if split == "train" { "encrypt train" } else { "encrypt other" };
+                let b = self.bar(phase, total, "encrypt {msg} [{bar:30}] {pos}/{len} batches");
+                b.set_message(split.to_string());
+                b.set_position(done as u64);
+            }
+            Event::Start { steps, .. } => {
+                self.bar("train", steps, "train [{bar:30}] step {pos}/{len}, {msg}, ETA {eta}");
+            }
+            Event::Step { step, epoch, times } => {
+                let b = self.bar("train", 0, "");
+                let mut boots = self.bootstraps.lock().unwrap_or_else(|e| e.into_inner());
+                *boots += times.bootstraps;
+                b.set_message(format!("epoch {epoch}, {} bootstraps, {:.1} s/step", *boots, times.total_s));
+                b.set_position(step as u64);
+            }
+            Event::Epoch { epoch, valid_mse, decision } => {
+                let b = self.bar("train", 0, "");
+                b.println(format!(
+                    "epoch {epoch}: validation MSE {valid_mse:.5} (decrypted by the owner): {decision:?}"
+                ));
+            }
+            Event::Done => {
+                if let Some((_, b)) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    b.finish_and_clear();
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn run(a: &TrainArgs) -> Result<()> {
+    let opts = a.options()?;
+    let bars = Bars::new();
+    let events = |e: Event<'_>| bars.event(e);
+    let go = || train::run(&opts, a.twin_only, &EngineTrainers, &events);
+    let report = match opts.threads {
+        Some(t) => rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .map_err(|_| Error::BadArgument {
+                name: "--threads",
+                value: t.to_string(),
+                expected: "a thread count the system can start".into(),
+            })?
+            .install(go)?,
+        None => go()?,
+    };
+    if let Some(path) = &opts.plot {
+        plot::draw(&report, path)?;
+    }
+    let mut text = if a.json { serde_json::to_string(&report)? + "\n" } else { report.summary() };
+    if let (false, Some(path)) = (a.json, &opts.plot) {
+        text.push_str(&format!("figure: {}\n", path.display()));
+    }
+    // A closed pipe (`| head`) ends the output quietly; other write errors are errors.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.map_err(|e| Error::io("standard output", e))?,
+    }
+    Ok(())
+}

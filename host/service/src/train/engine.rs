@@ -1,0 +1,97 @@
+//! The engine's encrypted trainer ([`ServerTrainer`]) behind the server's [`TrainerFactory`],
+//! and the owner's decoding of the compact weights it returns.
+
+use std::sync::Arc;
+
+use hetune_core::ckks::Ciphertext;
+use hetune_core::Parameters;
+use hetune_engine::evaluator::{Evaluator, KeyRequest};
+use hetune_engine::learning::compact::CompactLayout;
+use hetune_engine::learning::trainer::{model_from_compact, ServerTrainer, SoftmaxKind, TrainConfig, TrainerState};
+use hetune_engine::learning::twin::Model;
+use hetune_engine::learning::EncMatrix;
+
+use super::server::{Checkpoint, StepEngine, StepSpec, StepTimes, TrainerFactory};
+use super::settings::SoftmaxChoice;
+use crate::error::Result;
+
+/// The engine's configuration of a step.
+pub fn config(spec: &StepSpec) -> TrainConfig {
+    let softmax = match spec.softmax {
+        SoftmaxChoice::Nas => SoftmaxKind::Nas,
+        SoftmaxChoice::Hetal => SoftmaxKind::Hetal,
+    };
+    TrainConfig { softmax, ..TrainConfig::new(spec.classes, spec.cols, spec.batch, spec.lr) }
+}
+
+/// Where each weight sits in the compact weights of `spec` on `slots` slots (public: it follows
+/// from the shape, so the owner computes it itself).
+pub fn layout(spec: &StepSpec, slots: usize) -> Result<CompactLayout> {
+    let cfg = config(spec);
+    Ok(CompactLayout::new(cfg.packing(slots)?, cfg.classes, cfg.cols)?)
+}
+
+/// The owner's side: the decrypted slots of the compact weights as a model (the engine stores
+/// them scaled down for bootstrapping; this undoes it).
+pub fn model_from_slots(spec: &StepSpec, layout: &CompactLayout, slots: &[f64]) -> Result<Model> {
+    Ok(model_from_compact(&config(spec), layout, slots)?)
+}
+
+/// The engine's encrypted trainers.
+pub struct EngineTrainers;
+
+struct Engine(ServerTrainer);
+
+impl TrainerFactory for EngineTrainers {
+    fn key_request(&self, params: &Parameters, spec: &StepSpec) -> Result<KeyRequest> {
+        Ok(ServerTrainer::key_request(params, &config(spec))?)
+    }
+
+    fn build(&self, ev: Arc<Evaluator>, spec: &StepSpec) -> Result<Box<dyn StepEngine>> {
+        Ok(Box::new(Engine(ServerTrainer::new(ev, config(spec))?)))
+    }
+
+    fn resume(&self, ev: Arc<Evaluator>, spec: &StepSpec, c: Checkpoint) -> Result<Box<dyn StepEngine>> {
+        let state = TrainerState { w: c.w, v: c.v, step: c.step };
+        Ok(Box::new(Engine(ServerTrainer::from_state(ev, config(spec), state)?)))
+    }
+}
+
+impl StepEngine for Engine {
+    fn planned_bootstraps(&self) -> usize {
+        self.0.plan().bootstraps
+    }
+
+    fn step(&mut self, x: &EncMatrix<Ciphertext>, y: &EncMatrix<Ciphertext>) -> Result<StepTimes> {
+        let r = self.0.step(x, y)?;
+        Ok(StepTimes {
+            bootstraps: r.bootstraps,
+            matmul_s: r.seconds.matmul,
+            softmax_s: r.seconds.softmax,
+            bootstrap_s: r.seconds.bootstrap,
+            weight_expansion_s: r.seconds.expansion,
+            total_s: r.seconds.total(),
+        })
+    }
+
+    fn validation_loss(&self, x: &EncMatrix<Ciphertext>, y: &EncMatrix<Ciphertext>) -> Result<Ciphertext> {
+        Ok(self.0.validation_loss(x, y)?)
+    }
+
+    fn logits(&self, x: &EncMatrix<Ciphertext>) -> Result<EncMatrix<Ciphertext>> {
+        Ok(self.0.logits(x)?)
+    }
+
+    fn weights(&self) -> &Ciphertext {
+        self.0.weights()
+    }
+
+    fn layout(&self) -> CompactLayout {
+        *self.0.layout()
+    }
+
+    fn state(&self) -> (Ciphertext, Ciphertext, u64) {
+        let s = self.0.state();
+        (s.w, s.v, s.step)
+    }
+}
