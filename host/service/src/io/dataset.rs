@@ -112,6 +112,7 @@ mod tests {
     use super::*;
     use crate::io::npy::{write_matrix, Dtype, Matrix};
     use npyz::WriterBuilder;
+    use std::fs::File;
 
     fn write_labels(path: &Path, y: &[i64]) {
         let mut w = npyz::WriteOptions::<i64>::new()
