@@ -191,6 +191,12 @@ pub enum NpyProblem {
     /// A shape whose element count overflows.
     #[error("shape overflows")]
     ShapeOverflow,
+    /// A header longer than any plain array's.
+    #[error("header of {bytes} bytes (a plain array's header is far shorter)")]
+    HeaderTooLong {
+        /// The declared header length.
+        bytes: u64,
+    },
     /// A header longer than the file.
     #[error("header larger than the file")]
     HeaderLargerThanFile,

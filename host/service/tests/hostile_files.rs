@@ -49,6 +49,28 @@ fn npy_headers_longer_than_the_file_are_refused_before_reading_them() {
 }
 
 #[test]
+fn npy_headers_with_nested_literals_are_refused_before_parsing() {
+    // The fuzz finding (a timeout: the header parser ran for 28 minutes on 251 bytes), and a
+    // structured dtype, which the readers never take.
+    let nested = format!("{{'descr': '<i8',  {}es    (   ", "[".repeat(96));
+    let structured = "{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (2,), }".to_string();
+    for (name, header) in [("nested", nested), ("structured", structured)] {
+        let path = tmp(name);
+        let mut bytes = npy(1, header.len() as u32, &header);
+        bytes.extend_from_slice(&[0; 16]);
+        std::fs::write(&path, bytes).unwrap();
+        for err in [read_labels(&path).unwrap_err(), read_matrix(&path).unwrap_err()] {
+            assert!(matches!(&err, Error::Npy { problem: NpyProblem::StructuredDtype, .. }), "{name}: {err}");
+        }
+    }
+    let long = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }}{}", " ".repeat(5000));
+    let path = tmp("long");
+    std::fs::write(&path, npy(1, long.len() as u32, &long)).unwrap();
+    let err = read_matrix(&path).unwrap_err();
+    assert!(matches!(&err, Error::Npy { problem: NpyProblem::HeaderTooLong { .. }, .. }), "{err}");
+}
+
+#[test]
 fn npy_shapes_larger_than_the_file_are_refused() {
     let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000), }";
     let mut h = header.to_string();
