@@ -25,7 +25,7 @@ use rand_core::SeedableRng;
 use super::server::StepSpec;
 use super::{engine, wire};
 use crate::error::{Error, Result};
-use crate::io::keys::{generate_key_dir, load_owner, OwnerKeys, PUBLIC_FILE};
+use crate::io::keys::{generate_key_dir, key_paths, load_owner, OwnerKeys};
 use crate::io::matrix::write_encrypted;
 
 /// One encrypted batch on disk: features (with the bias column) and one-hot labels.
@@ -102,8 +102,13 @@ impl DataOwner {
         let key_dir = dir.join("keys");
         let mut rng = ChaCha20Rng::from_os_rng();
         generate_key_dir(&key_dir, params, &request, &mut rng, progress)?;
-        let public = key_dir.join(PUBLIC_FILE);
+        // keygen writes the secret to `keys/owner/` and the bundle to `keys/server/`: the bundle
+        // moves to the server's directory, and the emptied `keys/server/` goes.
+        let public = key_paths(&key_dir).1;
         std::fs::rename(&public, server_bundle).map_err(|e| Error::io(&public, e))?;
+        if let Some(emptied) = public.parent() {
+            std::fs::remove_dir(emptied).map_err(|e| Error::io(emptied, e))?;
+        }
         let keys = load_owner(&key_dir, security)?;
         Ok(Self::with_keys(keys, dir))
     }
