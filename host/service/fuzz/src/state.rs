@@ -23,7 +23,7 @@ use hetune::io::tensor::decrypt_matrix;
 use hetune::io::tensor::{encrypt_matrix, EncryptOptions, EncryptionKey};
 use hetune_core::rlwe::{Context, SecretKey};
 use hetune_core::wire::Limits;
-use hetune_core::{Parameters, ParametersLiteral, SecretDistribution, Security};
+use hetune_core::Security;
 use hetune_engine::evaluator::KeyStore;
 use hetune_engine::learning::{EncMatrix, MatrixLayout, Packing, Tiling};
 use rand_chacha::ChaCha20Rng;
@@ -36,21 +36,12 @@ pub const KINDS: &[&str] =
 /// Most records an input may declare.
 pub const MAX_PARTS: usize = 64;
 
-/// A small insecure set (N = 2^10, three levels, two digits): fast to decode.
-pub fn small_params() -> Parameters {
-    let lit = ParametersLiteral {
-        name: "fuzz-n10",
-        log_n: 10,
-        log_q: &[60, 40, 40, 40],
-        log_p: 61,
-        dnum: 2,
-        log_scale: 40,
-        boot_limbs: 0,
-        secret: SecretDistribution::Ternary,
-        sigma: 3.2,
-    };
-    Parameters::new(&lit, Security::InsecureForTestingOnly).expect("a valid literal")
-}
+#[path = "../../../../core/tests/common/records.rs"]
+#[allow(dead_code)]
+mod records;
+
+/// The core's small insecure set (N = 2^10, three levels, two digits): fast to decode.
+pub use records::small_params;
 
 /// The readers' fixed state, built once per process.
 pub struct State {
