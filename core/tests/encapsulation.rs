@@ -35,7 +35,8 @@ fn the_key_lives_on_q0_and_one_special_prime() {
     key.a_limb(&ctx, 1, &mut a);
     let mut s = vec![0u64; ctx.n()];
     sparse.ntt_limb(t, &mut s);
-    let mut e: Vec<u64> = key.b.limb(1).iter().zip(a.iter().zip(&s)).map(|(&b, (&a, &s))| p.add(b, p.mul(a, s))).collect();
+    let mut e: Vec<u64> =
+        key.b.limb(1).iter().zip(a.iter().zip(&s)).map(|(&b, (&a, &s))| p.add(b, p.mul(a, s))).collect();
     t.inverse(&mut e);
     let max = e.iter().map(|&v| p.center(v).unsigned_abs()).max().unwrap();
     assert!(max <= 41, "error coefficient {max}");
@@ -64,7 +65,8 @@ fn a_key_to_the_sparse_secret_over_the_whole_modulus_is_refused() {
     let params = ctx.params();
     // The old, insecure shape: a full hybrid key (dnum digits over Q ∪ P) under the sparse secret.
     let dense = sk.to_ntt(&ctx, ctx.qp().len());
-    let full = SwitchingKey::generate(&ctx, &sparse, &dense, SwitchingKind::Encapsulation { to_sparse: true }, &mut rng);
+    let full =
+        SwitchingKey::generate(&ctx, &sparse, &dense, SwitchingKind::Encapsulation { to_sparse: true }, &mut rng);
     assert!(write_switching_key(&mut Vec::new(), params, &full).is_err());
 
     // A record with that shape, framed by hand: every reader refuses it from the header alone.
@@ -78,7 +80,8 @@ fn a_key_to_the_sparse_secret_over_the_whole_modulus_is_refused() {
         ext[9] = q_len as u8;
         ext[10] = p_len as u8;
         let mut bytes = Vec::new();
-        let mut w = RecordWriter::begin(&mut bytes, ObjectKind::EncapsulationKey, &params.fingerprint(), 32, &ext).unwrap();
+        let mut w =
+            RecordWriter::begin(&mut bytes, ObjectKind::EncapsulationKey, &params.fingerprint(), 32, &ext).unwrap();
         w.bytes(&[7u8; 32]).unwrap();
         w.finish().unwrap();
         let insecure = |e: Error| matches!(e, Error::Malformed(m) if m.contains("insecure"));

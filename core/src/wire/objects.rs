@@ -405,7 +405,11 @@ const INSECURE_ENCAPSULATION: Error =
 
 /// Writes the encapsulation key to the sparse secret (kind 10, element 1): seed, then its limbs
 /// modulo `q_0` and `p_0`.
-pub fn write_encapsulation_key<S: Sink>(sink: &mut S, params: &Parameters, key: &EncapsulationKey) -> Result<(), Error> {
+pub fn write_encapsulation_key<S: Sink>(
+    sink: &mut S,
+    params: &Parameters,
+    key: &EncapsulationKey,
+) -> Result<(), Error> {
     if key.b.limbs() != 2 || key.b.n() != params.n() || params.p().is_empty() {
         return Err(Error::InvalidArgument("encapsulation key shape"));
     }

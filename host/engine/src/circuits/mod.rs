@@ -1,8 +1,8 @@
 //! Layer 5, circuits: Chebyshev interpolation and homomorphic polynomial evaluation, linear
 //! transformations by diagonals, and bootstrapping.
 
-pub mod bootstrap;
 pub mod arith;
+pub mod bootstrap;
 pub mod chebyshev;
 pub mod dft;
 pub mod linear;

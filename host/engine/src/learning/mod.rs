@@ -28,12 +28,12 @@ pub mod softmax;
 pub mod trainer;
 pub mod twin;
 
+pub use crate::circuits::arith::Arith;
 pub use baselines::{col_major_abt, privgd_abt, privgd_atb, row_major_atb, ColumnPacked, EntryPacked};
 pub use counters::{Counter, OpCounts};
 pub use diag_abt::diag_abt;
 pub use diag_atb::{diag_atb, diag_atb_prot_up};
 pub use matrix::{EncMatrix, MatrixLayout};
-pub use crate::circuits::arith::Arith;
 pub use ops::{BootEvent, BootLog, CkksBackend, CountingBackend, HeBackend, LevelOnly, Mask, MaskKind};
-pub use sim::{Chain, SimCt, Simulator};
 pub use packing::{Packing, Tiling};
+pub use sim::{Chain, SimCt, Simulator};
