@@ -218,7 +218,7 @@ pub fn doubling(unit: i64, count: usize) -> impl Iterator<Item = i64> {
     (0..count.trailing_zeros()).map(move |k| unit << k)
 }
 
-fn nonzero_steps(steps: &[i64], slots: usize) -> u64 {
+pub(crate) fn nonzero_steps(steps: &[i64], slots: usize) -> u64 {
     steps.iter().filter(|&&s| s.rem_euclid(slots as i64) != 0).count() as u64
 }
 

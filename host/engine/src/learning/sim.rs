@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use hetune_core::Parameters;
 
 use super::counters::Counter;
-use super::ops::{BootEvent, BootLog, HeBackend, Mask};
+use super::ops::{nonzero_steps, BootEvent, BootLog, HeBackend, Mask};
 use crate::circuits::arith::Arith;
 use crate::circuits::bootstrap::BootstrapConfig;
 use crate::evaluator::rescale::match_scales;
@@ -245,7 +245,7 @@ impl HeBackend for Simulator {
     }
     fn rotate_hoisted(&self, a: &SimCt, steps: &[i64]) -> Result<Vec<SimCt>> {
         let n = self.slots as i64;
-        self.counter.add_rot(steps.iter().filter(|&&s| s.rem_euclid(n) != 0).count() as u64);
+        self.counter.add_rot(nonzero_steps(steps, self.slots));
         let mut rec = self.steps.lock().unwrap_or_else(|e| e.into_inner());
         rec.extend(steps.iter().map(|s| s.rem_euclid(n)).filter(|&s| s != 0));
         Ok(vec![*a; steps.len()])

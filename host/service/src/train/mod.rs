@@ -36,6 +36,7 @@ use self::owner::DataOwner;
 use self::report::{EncryptedEpoch, EncryptedRun, EpochEntry, InferenceReport, TrainReport, TwinSummary};
 use self::server::{Server, StepSpec, StepTimes, TrainerFactory};
 use self::settings::{schedule, Schedule, SoftmaxChoice, Standardize, TrainOptions};
+pub use crate::bench::bootstrap::peak_rss_bytes;
 use crate::cli::params::build_preset;
 use crate::error::{Error, Result};
 use crate::io::dataset::{read_splits, Splits};
@@ -199,18 +200,6 @@ fn run_twins(p: &Prepared, softmax: &Softmax) -> Result<(TwinRun, TwinRun)> {
         return Err(Error::LogitsOutOfRange { epoch, max_logit, bound: softmax.input_bound(), lr: p.schedule.lr });
     }
     Ok((exact, approx))
-}
-
-/// Peak resident memory of this process (`VmHWM`), in bytes; 0 where `/proc` does not tell.
-pub fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).map(|kb| kb * 1024))
-        })
-        .unwrap_or(0)
 }
 
 /// A fresh private working directory (0700) under the system's temporary directory.
