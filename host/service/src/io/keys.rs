@@ -220,9 +220,9 @@ pub fn load_owner(dir: &Path, security: Security) -> Result<OwnerKeys> {
     if !path.exists() && misplaced.exists() {
         return Err(Error::KeyFile { path: misplaced, problem: KeyFileProblem::Misplaced });
     }
-    if public_path(dir).parent().is_some_and(|server| server.join(SECRET_FILE).exists()) {
-        let path = public_path(dir).with_file_name(SECRET_FILE);
-        return Err(Error::KeyFile { path, problem: KeyFileProblem::Misplaced });
+    let beside_bundle = public_path(dir).with_file_name(SECRET_FILE);
+    if beside_bundle.exists() {
+        return Err(Error::KeyFile { path: beside_bundle, problem: KeyFileProblem::Misplaced });
     }
     let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
     let meta = f.metadata().map_err(|e| Error::io(&path, e))?;
