@@ -3,8 +3,8 @@
 //! against the counts of real encrypted runs), and products at `test-n12` against f64.
 
 use hetune_engine::learning::{
-    col_major_abt, diag_abt, diag_atb, diag_atb_prot_up, row_major_atb, CountingBackend, EncMatrix, HeBackend,
-    LevelOnly, OpCounts, Packing, Tiling,
+    col_major_abt, diag_abt, diag_atb, diag_atb_prot_up, diag_atb_prot_up_with, diag_atb_with, row_major_atb,
+    CountingBackend, EncMatrix, HeBackend, LevelOnly, OpCounts, Packing, RowSums, Tiling,
 };
 
 /// HETAL's benchmark shapes at N = 2^16 (32768 slots) with the corrected counts
@@ -54,6 +54,39 @@ fn counts_equal_hetal_corrected_table_for_every_shape() {
         // Levels: DiagABT 3, DiagATB 4 from equal levels, PRotUp 3 from A (one below B).
         assert_eq!((top - l_abt, top - l_atb, top - 1 - l_up), (3, 4, 3), "levels at ({a}, {b}, {c})");
     }
+}
+
+#[test]
+fn merged_row_sums_save_rotations_and_keep_everything_else() {
+    let slots = 1 << 15;
+    for &((a, b, c), want) in TABLE {
+        let pk = Packing::hetal(c, a, slots).unwrap();
+        let lv = |r, cl, t, l| Lvl::level_only(r, cl, pk, t, l).unwrap();
+        let top = 12;
+        let (atb, l_atb) = count(slots, |o| {
+            diag_atb_with(o, &lv(a, c, Tiling::Horizontal, top), &lv(a, b, Tiling::None, top), RowSums::Merged).unwrap()
+        });
+        let (up, l_up) = count(slots, |o| {
+            let (ta, tb) = (lv(a, c, Tiling::Horizontal, top - 1), lv(a, b, Tiling::None, top));
+            diag_atb_prot_up_with(o, &ta, &tb, RowSums::Merged).unwrap()
+        });
+        // Every output block saves (c/2 - 1) log2(s0 / pad_c) rotations; nothing else changes.
+        let b1 = b.div_ceil(pk.s1) as u64;
+        let saved = b1 * (pk.half() as u64 - 1) * (pk.s0 / pk.pad_c).trailing_zeros() as u64;
+        let (h_atb, h_up) = (want[2], want[3]);
+        assert_eq!(atb.triple(), (h_atb.0, h_atb.1, h_atb.2 - saved), "shape ({a}, {b}, {c})");
+        assert_eq!(up.triple(), (h_up.0, h_up.1, h_up.2 - saved), "shape ({a}, {b}, {c})");
+        assert_eq!((atb.conj, up.conj), (b1, b1));
+        assert_eq!((top - l_atb, top - 1 - l_up), (4, 3), "levels at ({a}, {b}, {c})");
+    }
+    // The SNIPS training shape: 1,008 -> 483 and 1,080 -> 555 rotations.
+    let pk = Packing::hetal(8, 1024, slots).unwrap();
+    let lv = |r, cl, t, l| Lvl::level_only(r, cl, pk, t, l).unwrap();
+    let (atb, _) = count(slots, |o| {
+        diag_atb_with(o, &lv(1024, 8, Tiling::Horizontal, 12), &lv(1024, 769, Tiling::None, 12), RowSums::Merged)
+            .unwrap()
+    });
+    assert_eq!(atb.triple().2, 483);
 }
 
 mod encrypted {
@@ -111,6 +144,7 @@ mod encrypted {
             diag_abt(&ops, &l(a, b, Tiling::None), &l(c, b, Tiling::Vertical)).unwrap();
             diag_atb(&ops, &l(a, c, Tiling::Horizontal), &l(a, b, Tiling::None)).unwrap();
             diag_atb_prot_up(&ops, &l(a, c, Tiling::Horizontal), &l(a, b, Tiling::None)).unwrap();
+            diag_atb_with(&ops, &l(a, c, Tiling::Horizontal), &l(a, b, Tiling::None), RowSums::Merged).unwrap();
             if c <= pk.s0.min(pk.s1) {
                 col_major_abt(&ops, &l(a, b, Tiling::None), &l(c, b, Tiling::None)).unwrap();
                 row_major_atb(&ops, &l(a, c, Tiling::None), &l(a, b, Tiling::None)).unwrap();
@@ -163,6 +197,23 @@ mod encrypted {
         assert_eq!(out.level(), top - 1 - 3, "PRotUp uses three levels of A");
         assert_close(&fx.dec(&out), &want, "diag_atb_prot_up");
 
+        // Merged row sums: the same product, fewer rotations, the counting backend's counts.
+        for (name, prot_up) in [("diag_atb merged", false), ("diag_atb_prot_up merged", true)] {
+            ops.counter().reset();
+            let cnt = CountingBackend::new(2048);
+            let out = if prot_up {
+                diag_atb_prot_up_with(&cnt, &lv(a, c, Tiling::Horizontal), &lv(a, b, Tiling::None), RowSums::Merged)
+                    .unwrap();
+                diag_atb_prot_up_with(&ops, &er_low, &ex, RowSums::Merged).unwrap()
+            } else {
+                diag_atb_with(&cnt, &lv(a, c, Tiling::Horizontal), &lv(a, b, Tiling::None), RowSums::Merged).unwrap();
+                diag_atb_with(&ops, &er, &ex, RowSums::Merged).unwrap()
+            };
+            assert_eq!(out.level(), top - 4, "{name}: levels (PRotUp: three from A, one below B)");
+            assert_close(&fx.dec(&out), &want, name);
+            assert_eq!(ops.counter().snapshot(), cnt.counter().snapshot(), "{name}: encrypted and counting runs");
+        }
+
         let ew_flat = fx.enc(&w, c, b, pk, Tiling::None, top);
         let er_flat = fx.enc(&r, a, c, pk, Tiling::None, top);
         let out = col_major_abt(&ops, &ex, &ew_flat).unwrap();
@@ -203,6 +254,8 @@ mod encrypted {
         assert_close(&fx.dec(&diag_atb(&ops, &ey, &ex).unwrap()), &want, "diag_atb one-hot");
         let ey_low = fx.enc(&y, a, c, pk, Tiling::Horizontal, top - 2);
         assert_close(&fx.dec(&diag_atb_prot_up(&ops, &ey_low, &ex).unwrap()), &want, "diag_atb_prot_up one-hot");
+        let merged = diag_atb_prot_up_with(&ops, &ey_low, &ex, RowSums::Merged).unwrap();
+        assert_close(&fx.dec(&merged), &want, "diag_atb_prot_up merged one-hot");
         // X X^T's diagonal... and the identity on the other side: I^T X = X (c = b = a would need
         // c <= pad_c; instead one-hot rows on the ABT side: Y W^T picks W's rows by label).
         let yb: Vec<f64> = (0..a * b).map(|k| if (k % b) == labels[k / b] * 5 { 1.0 } else { 0.0 }).collect();

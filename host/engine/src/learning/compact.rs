@@ -8,11 +8,14 @@
 //! slots at the SNIPS shape, which a sparse packing of `8192` slots holds. `W` and its Nesterov
 //! companion are two such vectors, refreshed together as one complex bootstrap.
 //!
-//! Expansion to block `j` ([`CompactLayout::expand_steps`]): rotate left by `j pad_c s1`, mask the
-//! first `pad_c s1` slots (one level), then `log2(s0 / pad_c)` rotate-and-adds by growing powers
-//! of two periods replicate the tile down the block. Gathering a gradient that arrives tiled
-//! (DiagATB's output layout) is the reverse: mask block `j`'s first period, rotate right by
-//! `j pad_c s1`, and add.
+//! Expansion to block `j` ([`CompactLayout::expand_steps`]): keep tile `j`'s slots `[j pad_c s1,
+//! (j + 1) pad_c s1)` (a mask, one level), then `log2(slots / (pad_c s1))` rotate-and-adds by
+//! growing powers of two periods replicate it over every period. No rotation brings the tile to
+//! slot 0 first: the replication sums the masked vector over all its shifts by whole periods,
+//! which is periodic, so a rotation by `j` periods would change nothing. Gathering a gradient
+//! that arrives tiled (DiagATB's output layout, periodic with one tile per period) is a mask
+//! alone: block `j`'s period `j` already sits where the compact vector keeps tile `j`. Neither
+//! needs a rotation key per block.
 
 use super::packing::Packing;
 use crate::error::PackingError;
@@ -103,7 +106,7 @@ impl CompactLayout {
     /// The plan that turns the compact vector into tiled block `j`.
     pub fn expand_steps(&self, j: usize) -> Vec<SlotStep> {
         let p = self.period();
-        let mut steps = vec![SlotStep::Rotate((j * p) as i64), SlotStep::Keep(0, p)];
+        let mut steps = vec![SlotStep::Keep(j * p, (j + 1) * p)];
         let mut span = p;
         while span < self.packing.slots() {
             steps.push(SlotStep::RotateAdd(-(span as i64)));
@@ -112,10 +115,11 @@ impl CompactLayout {
         steps
     }
 
-    /// The plan that moves tiled block `j`'s first period to its place in the compact vector
-    /// (the results of all blocks are added).
+    /// The plan that moves tiled block `j`'s tile to its place in the compact vector (the
+    /// results of all blocks are added): the tiled block holds it in every period, so keeping
+    /// period `j` is all it takes.
     pub fn gather_steps(&self, j: usize) -> Vec<SlotStep> {
-        vec![SlotStep::Keep(0, self.period()), SlotStep::Rotate(-((j * self.period()) as i64))]
+        vec![SlotStep::Keep(j * self.period(), (j + 1) * self.period())]
     }
 
     /// Rotations of the full expansion (all blocks): what the planner charges for it.
@@ -123,7 +127,6 @@ impl CompactLayout {
         (0..self.blocks())
             .map(|j| self.expand_steps(j).iter().filter(|s| !matches!(s, SlotStep::Keep(..))).count())
             .sum::<usize>()
-            - 1 // block 0 needs no initial rotation
     }
 }
 
@@ -179,8 +182,17 @@ mod tests {
         let pk = Packing::hetal(7, 1024, 32768).unwrap();
         let l = CompactLayout::new(pk, 7, 769).unwrap();
         assert_eq!((l.blocks(), l.used(), l.sparse_slots()), (25, 6400, 8192));
-        // 24 block rotations plus 7 doublings per block: the notes' "about 200".
-        assert_eq!(l.expansion_rotations(), 24 + 25 * 7);
+        // 7 doublings per block (HETAL-style expansion, a rotation per block first: 24 more).
+        assert_eq!(l.expansion_rotations(), 25 * 7);
+        // No plan rotates by a multiple of the period other than the doublings: no key per block.
+        let steps: Vec<i64> = (0..l.blocks())
+            .flat_map(|j| l.expand_steps(j).into_iter().chain(l.gather_steps(j)))
+            .filter_map(|s| match s {
+                SlotStep::Rotate(k) | SlotStep::RotateAdd(k) => Some(k),
+                SlotStep::Keep(..) => None,
+            })
+            .collect();
+        assert!(steps.iter().all(|k| (-k as usize).is_power_of_two() && -k as usize >= l.period()));
         assert!(CompactLayout::new(pk, 9, 769).is_err());
     }
 }

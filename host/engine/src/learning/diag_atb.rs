@@ -22,6 +22,11 @@
 //! `Mult = (c/2) A0 B1`, `Rot = 2 + (c/2)(A0 + A0 B1 + B1 log2 s0) - A0 - A0 B1` (HETAL's
 //! corrected table).
 //!
+//! Merged row sums ([`RowSums::Merged`], the trainer's): each product is summed over groups of
+//! `pad_c` rows only, masked, and the pairs of one output block are added before the last
+//! `log2(s0 / pad_c)` rounds: `Rot` drops by `B1 ((c/2 - 1) log2(s0 / pad_c))` (1,008 -> 483 at
+//! the SNIPS shape), with the same masks, products and levels.
+//!
 //! Levels (from the lower input when both start level): four (pairing mask, row-rotation mask,
 //! product, diagonal mask) of which two fall on `A` alone; PRotUp: three from `A` (pairing mask,
 //! product, diagonal mask), the row fix-up mask on `B`.
@@ -66,7 +71,33 @@ fn check<C>(a: &EncMatrix<C>, b: &EncMatrix<C>, slots: usize) -> Result<Packing>
     Ok(pk)
 }
 
-/// Sums over the rows of each block, masks pair `p`'s diagonals, and adds into `acc[j]`.
+/// How the products' sums over the `s0` rows of a block are reduced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RowSums {
+    /// HETAL's: every product summed over all rows (`log2 s0` rotate-and-adds each), then its
+    /// diagonal mask: `(c/2) B1 log2 s0` rotations.
+    Hetal,
+    /// Merged: each product summed over groups of `pad_c` consecutive rows only (`log2 pad_c`
+    /// rotate-and-adds), masked, and the `c/2` masked partial sums of one output block added
+    /// before the remaining `log2(s0 / pad_c)` rounds, which run once per output block:
+    /// `B1 ((c/2) log2 pad_c + log2(s0 / pad_c))` rotations. Exact: the diagonal masks repeat
+    /// every `pad_c` rows and the remaining rounds shift by multiples of `pad_c` rows, so mask and
+    /// rounds commute, and the groups starting at rows `r, r + pad_c, ...` cover every row once.
+    /// Same levels and masks as HETAL's; the last rounds run one level lower.
+    #[default]
+    Merged,
+}
+
+/// The rows of one reduction: `log2` of the group summed before the masks.
+fn first_rounds(pk: Packing, rows: RowSums) -> usize {
+    match rows {
+        RowSums::Hetal => pk.s0,
+        RowSums::Merged => pk.pad_c.min(pk.s0),
+    }
+}
+
+/// Sums product `prod` over its first rounds of rows, masks pair `p`'s diagonals, and adds into
+/// `acc[j]`.
 fn accumulate<O: HeBackend>(
     ops: &O,
     acc: &mut [Option<O::Ct>],
@@ -74,8 +105,9 @@ fn accumulate<O: HeBackend>(
     prod: O::Ct,
     p: usize,
     pk: Packing,
+    rows: RowSums,
 ) -> Result<()> {
-    let sums = ops.rotate_add(prod, doubling(pk.s1 as i64, pk.s0))?;
+    let sums = ops.rotate_add(prod, doubling(pk.s1 as i64, first_rounds(pk, rows)))?;
     let diag = ops.mul_mask(&sums, &Mask::new(pk, MaskKind::PairDiagAtb(p)))?;
     acc[j] = Some(match acc[j].take() {
         None => diag,
@@ -89,17 +121,35 @@ fn finish<O: HeBackend>(
     acc: Vec<Option<O::Ct>>,
     a: &EncMatrix<O::Ct>,
     b: &EncMatrix<O::Ct>,
+    rows: RowSums,
 ) -> Result<EncMatrix<O::Ct>> {
+    let pk = a.packing;
+    let group = first_rounds(pk, rows);
     let out = acc
         .into_iter()
-        .map(|x| ops.real_twice(&x.ok_or(Error::InvalidArgument("a packing has at least one pair of diagonals"))?))
+        .map(|x| {
+            let x = x.ok_or(Error::InvalidArgument("a packing has at least one pair of diagonals"))?;
+            // The rounds left after the masks: shifts of `group * 2^k` rows up to `s0 / 2`.
+            let x = ops.rotate_add(x, doubling(pk.s1 as i64 * group as i64, pk.s0 / group))?;
+            ops.real_twice(&x)
+        })
         .collect::<Result<Vec<_>>>()?;
     EncMatrix::new(a.cols, b.cols, a.packing, Tiling::Vertical, out)
 }
 
 /// `A^T B` by HETAL's DiagATB, row rotations on `A` (the variant for `A` at or above `B`'s
-/// level). The result (`c x b`) is tiled vertically.
+/// level), with HETAL's row sums (its counts). The result (`c x b`) is tiled vertically.
 pub fn diag_atb<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::Ct>) -> Result<EncMatrix<O::Ct>> {
+    diag_atb_with(ops, a, b, RowSums::Hetal)
+}
+
+/// [`diag_atb`] with the row sums reduced as `sums` says.
+pub fn diag_atb_with<O: HeBackend>(
+    ops: &O,
+    a: &EncMatrix<O::Ct>,
+    b: &EncMatrix<O::Ct>,
+    sums: RowSums,
+) -> Result<EncMatrix<O::Ct>> {
     let pk = check(a, b, ops.slots())?;
     let (a0, b1) = b.grid;
     let h = pk.half();
@@ -117,15 +167,25 @@ pub fn diag_atb<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::Ct
         for j in 0..b1 {
             let pairs: Vec<(&O::Ct, &O::Ct)> = (0..a0).map(|i| (&rows[i], b.block(i, j))).collect();
             let prod = ops.mul_sum(&pairs)?;
-            accumulate(ops, &mut acc, j, prod, p, pk)?;
+            accumulate(ops, &mut acc, j, prod, p, pk, sums)?;
         }
     }
-    finish(ops, acc, a, b)
+    finish(ops, acc, a, b, sums)
 }
 
 /// `A^T B` by DiagATB with PRotUp: plain rotations of `A'` and the row fix-up on `B` (the
-/// variant for `A` below `B`'s level; one level of `A` saved).
+/// variant for `A` below `B`'s level; one level of `A` saved), with HETAL's row sums (its counts).
 pub fn diag_atb_prot_up<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::Ct>) -> Result<EncMatrix<O::Ct>> {
+    diag_atb_prot_up_with(ops, a, b, RowSums::Hetal)
+}
+
+/// [`diag_atb_prot_up`] with the row sums reduced as `sums` says.
+pub fn diag_atb_prot_up_with<O: HeBackend>(
+    ops: &O,
+    a: &EncMatrix<O::Ct>,
+    b: &EncMatrix<O::Ct>,
+    sums: RowSums,
+) -> Result<EncMatrix<O::Ct>> {
     let pk = check(a, b, ops.slots())?;
     let (a0, b1) = b.grid;
     let h = pk.half();
@@ -161,8 +221,8 @@ pub fn diag_atb_prot_up<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatr
                 .collect::<Result<_>>()?;
             let pairs: Vec<(&O::Ct, &O::Ct)> = rows.iter().zip(&fixed).collect();
             let prod = ops.mul_sum(&pairs)?;
-            accumulate(ops, &mut acc, j, prod, p, pk)?;
+            accumulate(ops, &mut acc, j, prod, p, pk, sums)?;
         }
     }
-    finish(ops, acc, a, b)
+    finish(ops, acc, a, b, sums)
 }

@@ -32,7 +32,7 @@ pub use crate::circuits::arith::Arith;
 pub use baselines::{col_major_abt, privgd_abt, privgd_atb, row_major_atb, ColumnPacked, EntryPacked};
 pub use counters::{Counter, OpCounts};
 pub use diag_abt::diag_abt;
-pub use diag_atb::{diag_atb, diag_atb_prot_up};
+pub use diag_atb::{diag_atb, diag_atb_prot_up, diag_atb_prot_up_with, diag_atb_with, RowSums};
 pub use matrix::{EncMatrix, MatrixLayout};
 pub use ops::{BootEvent, BootLog, CkksBackend, CountingBackend, HeBackend, LevelOnly, Mask, MaskKind};
 pub use packing::{Packing, Tiling};

@@ -3,12 +3,12 @@
 //! an encrypted batch `(X, Y)` computes, with no decryption and no help from the owner,
 //!
 //! 1. expansion: `V` (compact, [`CompactLayout`]) to the vertically tiled blocks DiagABT takes,
-//!    by the plans of [`CompactLayout::expand_steps`] (rotations, one mask that also undoes the
-//!    weights' storage factor, rotate-and-adds);
+//!    by the plans of [`CompactLayout::expand_steps`] (one mask per block that also undoes the
+//!    weights' storage factor, then rotate-and-adds: no key per block);
 //! 2. logits `X V^T` by DiagABT;
 //! 3. `P` by the normalize-and-square softmax circuit ([`nas_softmax`]);
 //! 4. `E = P - Y` (Y brought to `P`'s level and scale with one of its spare levels), the
-//!    gradient `E^T X` by DiagATB with PRotUp, gathered back to the compact form by one mask
+//!    gradient `E^T X` by DiagATB with PRotUp and merged row sums ([`RowSums::Merged`]), gathered back to the compact form by one mask
 //!    per block that also multiplies by `-lr / B` and the storage factor;
 //! 5. Nesterov on the compact pair: `W' = V - lr G`, `V' = W' + gamma (W - W')` (`gamma` a
 //!    plaintext scalar of [`Nesterov`]'s sequence), then `W'` and `V'` refreshed together by
@@ -36,7 +36,7 @@ use super::compact::{CompactLayout, SlotStep};
 use super::counters::OpCounts;
 use super::dataset::Dataset;
 use super::diag_abt::diag_abt;
-use super::diag_atb::diag_atb_prot_up;
+use super::diag_atb::{diag_atb_prot_up_with, RowSums};
 use super::matrix::{EncMatrix, MatrixLayout};
 use super::nesterov::Nesterov;
 use super::ops::{doubling, BootEvent, CkksBackend, CountingBackend, HeBackend};
@@ -234,10 +234,11 @@ impl Core {
             &lv(cfg.classes, cfg.cols, Tiling::Vertical, probe)?,
         )?;
         let abt = probe - z.blocks.iter().map(|b| b.level).min().unwrap_or(0);
-        let g = diag_atb_prot_up(
+        let g = diag_atb_prot_up_with(
             &ops,
             &lv(cfg.batch, cfg.classes, Tiling::Horizontal, probe)?,
             &lv(cfg.batch, cfg.cols, Tiling::None, probe + 1)?,
+            RowSums::Merged,
         )?;
         let atb = probe - g.blocks.iter().map(|b| b.level).min().unwrap_or(0);
         // Expansion mask, DiagABT, the softmax's first stage (exp on the logits' range).
@@ -281,15 +282,9 @@ impl Core {
 
     /// The compact weights `w` (stored scaled) as the vertically tiled `W` DiagABT takes.
     fn expand<O: HeBackend>(&self, ops: &O, w: &O::Ct) -> Result<EncMatrix<O::Ct>> {
-        let blocks = self.layout.blocks();
-        let p = self.layout.period() as i64;
-        let steps: Vec<i64> = (0..blocks as i64).map(|j| j * p).collect();
-        let rotated = ops.rotate_hoisted(w, &steps)?;
         let target = ops.scale(w);
-        let tiled = rotated
-            .into_iter()
-            .enumerate()
-            .map(|(j, r)| self.apply(ops, r, &self.layout.expand_steps(j)[1..], 1.0 / self.storage(), target))
+        let tiled = (0..self.layout.blocks())
+            .map(|j| self.apply(ops, w.clone(), &self.layout.expand_steps(j), 1.0 / self.storage(), target))
             .collect::<Result<Vec<_>>>()?;
         EncMatrix::new(self.cfg.classes, self.cfg.cols, self.pk, Tiling::Vertical, tiled)
     }
@@ -399,7 +394,7 @@ impl Core {
         let v = &ops.ensure(v, self.weight_need, "weights: resume")?;
         let p = self.probabilities(ops, x, v, mark)?;
         let e = self.residual(ops, p, y, self.residual_need)?;
-        let g = diag_atb_prot_up(ops, &e, x)?;
+        let g = diag_atb_prot_up_with(ops, &e, x, RowSums::Merged)?;
         mark(Phase::Matmul);
         let factor = -self.cfg.lr / x.rows as f64 * self.storage();
         let step = self.gather(ops, &g, factor, ops.scale(v))?;

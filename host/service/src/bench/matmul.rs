@@ -22,8 +22,8 @@ use hetune_engine::learning::baselines::{
 };
 use hetune_engine::learning::reference::{abt, atb};
 use hetune_engine::learning::{
-    diag_abt, diag_atb, diag_atb_prot_up, CkksBackend, CountingBackend, EncMatrix, HeBackend, LevelOnly, MatrixLayout,
-    OpCounts, Packing, Tiling,
+    diag_abt, diag_atb, diag_atb_prot_up, diag_atb_prot_up_with, diag_atb_with, CkksBackend, CountingBackend,
+    EncMatrix, HeBackend, LevelOnly, MatrixLayout, OpCounts, Packing, RowSums, Tiling,
 };
 use hetune_engine::owner::decrypt_decode;
 use hetune_engine::precision::PrecisionStats;
@@ -53,6 +53,10 @@ pub enum Algorithm {
     DiagAtb,
     /// HETAL's DiagATB with PRotUp (A < B): `A^T B`.
     DiagAtbProtUp,
+    /// DiagATB (A >= B) with merged row sums (`RowSums::Merged`).
+    DiagAtbMerged,
+    /// DiagATB with PRotUp and merged row sums: the trainer's.
+    DiagAtbProtUpMerged,
     /// Crockett's RowMajor: `A^T B`.
     RowMajorAtb,
     /// Jin et al.'s PrivGD: `A^T B`.
@@ -61,12 +65,14 @@ pub enum Algorithm {
 
 impl Algorithm {
     /// Every algorithm, in report order.
-    pub const ALL: [Algorithm; 7] = [
+    pub const ALL: [Algorithm; 9] = [
         Algorithm::DiagAbt,
         Algorithm::ColMajorAbt,
         Algorithm::PrivgdAbt,
         Algorithm::DiagAtb,
         Algorithm::DiagAtbProtUp,
+        Algorithm::DiagAtbMerged,
+        Algorithm::DiagAtbProtUpMerged,
         Algorithm::RowMajorAtb,
         Algorithm::PrivgdAtb,
     ];
@@ -79,6 +85,8 @@ impl Algorithm {
             Algorithm::PrivgdAbt => "privgd_abt",
             Algorithm::DiagAtb => "diag_atb",
             Algorithm::DiagAtbProtUp => "diag_atb_prot_up",
+            Algorithm::DiagAtbMerged => "diag_atb_merged",
+            Algorithm::DiagAtbProtUpMerged => "diag_atb_prot_up_merged",
             Algorithm::RowMajorAtb => "row_major_atb",
             Algorithm::PrivgdAtb => "privgd_atb",
         }
@@ -134,7 +142,9 @@ pub fn hetal_counts(algorithm: Algorithm, shape: (usize, usize, usize)) -> Optio
         Algorithm::DiagAtb => 2,
         Algorithm::DiagAtbProtUp => 3,
         Algorithm::RowMajorAtb => 4,
-        Algorithm::PrivgdAbt | Algorithm::PrivgdAtb => return None,
+        Algorithm::PrivgdAbt | Algorithm::PrivgdAtb | Algorithm::DiagAtbMerged | Algorithm::DiagAtbProtUpMerged => {
+            return None
+        }
     };
     Some(t[i][k])
 }
@@ -280,14 +290,15 @@ fn dry_run(
         Algorithm::ColMajorAbt => {
             min_level(&col_major_abt(&ops, &lv(a, b, Tiling::None, level)?, &lv(c, b, Tiling::None, level)?)?.blocks)
         }
-        Algorithm::DiagAtb => {
-            min_level(&diag_atb(&ops, &lv(a, c, Tiling::Horizontal, level)?, &lv(a, b, Tiling::None, level)?)?.blocks)
+        Algorithm::DiagAtb | Algorithm::DiagAtbMerged => {
+            let rows = if algorithm == Algorithm::DiagAtb { RowSums::Hetal } else { RowSums::Merged };
+            let (ta, tb) = (lv(a, c, Tiling::Horizontal, level)?, lv(a, b, Tiling::None, level)?);
+            min_level(&diag_atb_with(&ops, &ta, &tb, rows)?.blocks)
         }
-        Algorithm::DiagAtbProtUp => {
-            min_level(
-                &diag_atb_prot_up(&ops, &lv(a, c, Tiling::Horizontal, level - 1)?, &lv(a, b, Tiling::None, level)?)?
-                    .blocks,
-            ) + 1
+        Algorithm::DiagAtbProtUp | Algorithm::DiagAtbProtUpMerged => {
+            let rows = if algorithm == Algorithm::DiagAtbProtUp { RowSums::Hetal } else { RowSums::Merged };
+            let (ta, tb) = (lv(a, c, Tiling::Horizontal, level - 1)?, lv(a, b, Tiling::None, level)?);
+            min_level(&diag_atb_prot_up_with(&ops, &ta, &tb, rows)?.blocks) + 1
         }
         Algorithm::RowMajorAtb => {
             min_level(&row_major_atb(&ops, &lv(a, c, Tiling::None, level)?, &lv(a, b, Tiling::None, level)?)?.blocks)
@@ -385,18 +396,20 @@ impl Run<'_> {
                 let (out, t) = time_runs(policy, |_| Ok(f(&ops, &x, &w)?))?;
                 (dec(&out)?, abt(&inp.x, &inp.w, a, c, b), t.median(), t.runs(), false)
             }
-            DiagAtb | DiagAtbProtUp | RowMajorAtb => {
+            DiagAtb | DiagAtbProtUp | DiagAtbMerged | DiagAtbProtUpMerged | RowMajorAtb => {
                 let (tiling, la) = match algorithm {
-                    DiagAtb => (Tiling::Horizontal, l),
-                    DiagAtbProtUp => (Tiling::Horizontal, l - 1),
+                    DiagAtb | DiagAtbMerged => (Tiling::Horizontal, l),
+                    DiagAtbProtUp | DiagAtbProtUpMerged => (Tiling::Horizontal, l - 1),
                     _ => (Tiling::None, l),
                 };
                 let r = self.matrix(&inp.r, a, c, pk, tiling, la)?;
                 let x = self.matrix(&inp.x, a, b, pk, Tiling::None, l)?;
-                let f = match algorithm {
-                    DiagAtb => diag_atb::<CkksBackend>,
-                    DiagAtbProtUp => diag_atb_prot_up::<CkksBackend>,
-                    _ => row_major_atb::<CkksBackend>,
+                let f = |ops: &CkksBackend, r: &EncMatrix<Ciphertext>, x: &EncMatrix<Ciphertext>| match algorithm {
+                    DiagAtb => diag_atb(ops, r, x),
+                    DiagAtbProtUp => diag_atb_prot_up(ops, r, x),
+                    DiagAtbMerged => diag_atb_with(ops, r, x, RowSums::Merged),
+                    DiagAtbProtUpMerged => diag_atb_prot_up_with(ops, r, x, RowSums::Merged),
+                    _ => row_major_atb(ops, r, x),
                 };
                 let (out, t) = time_runs(policy, |_| Ok(f(&ops, &r, &x)?))?;
                 (dec(&out)?, atb(&inp.r, &inp.x, a, c, b), t.median(), t.runs(), false)
