@@ -9,8 +9,9 @@
 //! companion are two such vectors, refreshed together as one complex bootstrap.
 //!
 //! Expansion to block `j` ([`CompactLayout::expand_steps`]): keep tile `j`'s slots `[j pad_c s1,
-//! (j + 1) pad_c s1)` (a mask, one level), then `log2(slots / (pad_c s1))` rotate-and-adds by
-//! growing powers of two periods replicate it over every period. No rotation brings the tile to
+//! (j + 1) pad_c s1)` in every repetition of the weights' period (a mask, one level), then
+//! `log2(weight_period / (pad_c s1))` rotate-and-adds by growing powers of two periods replicate
+//! it over every period. No rotation brings the tile to
 //! slot 0 first: the replication sums the masked vector over all its shifts by whole periods,
 //! which is periodic, so a rotation by `j` periods would change nothing. Gathering a gradient
 //! that arrives tiled (DiagATB's output layout, periodic with one tile per period) is a mask
@@ -37,8 +38,9 @@ pub struct CompactLayout {
 pub enum SlotStep {
     /// Rotate left by this many slots (negative: right).
     Rotate(i64),
-    /// Keep the slots `[start, end)`, zero the others (a plaintext mask: one level).
-    Keep(usize, usize),
+    /// Keep the slots whose index modulo `period` lies in `[start, end)`, zero the others (a
+    /// plaintext mask: one level).
+    Keep(usize, usize, usize),
     /// `x <- x + rotate(x, step)`.
     RotateAdd(i64),
 }
@@ -73,13 +75,20 @@ impl CompactLayout {
         self.used().next_power_of_two()
     }
 
+    /// The period of the compact vector: the weights' sparse packing (its slots), or all slots.
+    /// The trainer keeps `W` and `V` periodic with it, as a sparse bootstrap leaves them.
+    pub fn weight_period(&self) -> usize {
+        self.sparse_slots().min(self.packing.slots())
+    }
+
     /// The slot of `W[r][c]`.
     pub fn slot(&self, r: usize, c: usize) -> usize {
         let s1 = self.packing.s1;
         (c / s1) * self.period() + r * s1 + c % s1
     }
 
-    /// The compact vector (`packing.slots()` values) of a row-major `rows x cols` matrix.
+    /// The compact vector (`packing.slots()` values, repeated with [`CompactLayout::weight_period`])
+    /// of a row-major `rows x cols` matrix.
     pub fn pack(&self, w: &[f64]) -> Result<Vec<f64>> {
         if w.len() != self.rows * self.cols {
             return Err(Error::CountMismatch {
@@ -95,6 +104,10 @@ impl CompactLayout {
                 v[self.slot(r, c)] = w[r * self.cols + c];
             }
         }
+        let n = self.weight_period();
+        for i in n..v.len() {
+            v[i] = v[i - n];
+        }
         Ok(v)
     }
 
@@ -106,9 +119,11 @@ impl CompactLayout {
     /// The plan that turns the compact vector into tiled block `j`.
     pub fn expand_steps(&self, j: usize) -> Vec<SlotStep> {
         let p = self.period();
-        let mut steps = vec![SlotStep::Keep(j * p, (j + 1) * p)];
+        let n = self.weight_period();
+        let mut steps = vec![SlotStep::Keep(j * p, (j + 1) * p, n)];
         let mut span = p;
-        while span < self.packing.slots() {
+        // The masked tile repeats with the weights' period already: replicate inside it.
+        while span < n {
             steps.push(SlotStep::RotateAdd(-(span as i64)));
             span *= 2;
         }
@@ -119,7 +134,7 @@ impl CompactLayout {
     /// results of all blocks are added): the tiled block holds it in every period, so keeping
     /// period `j` is all it takes.
     pub fn gather_steps(&self, j: usize) -> Vec<SlotStep> {
-        vec![SlotStep::Keep(j * self.period(), (j + 1) * self.period())]
+        vec![SlotStep::Keep(j * self.period(), (j + 1) * self.period(), self.weight_period())]
     }
 
     /// Rotations of the full expansion (all blocks): what the planner charges for it.
@@ -141,8 +156,8 @@ pub fn apply_plain(v: &[f64], steps: &[SlotStep]) -> Vec<f64> {
     for s in steps {
         x = match *s {
             SlotStep::Rotate(k) => rot(&x, k),
-            SlotStep::Keep(a, b) => {
-                x.iter().enumerate().map(|(i, &y)| if (a..b).contains(&i) { y } else { 0.0 }).collect()
+            SlotStep::Keep(a, b, period) => {
+                x.iter().enumerate().map(|(i, &y)| if (a..b).contains(&(i % period)) { y } else { 0.0 }).collect()
             }
             SlotStep::RotateAdd(k) => rot(&x, k).iter().zip(&x).map(|(a, b)| a + b).collect(),
         };
@@ -157,14 +172,23 @@ mod tests {
 
     #[test]
     fn expansion_gives_hetal_tiling_and_gathering_inverts_it() {
-        // The SNIPS shape at a quarter of the slots (s0 = 256 instead of 1024), and a ragged one.
-        for (c, cols, batch, slots) in [(7usize, 769usize, 256usize, 8192usize), (3, 50, 16, 256), (10, 129, 64, 4096)]
-        {
+        // The SNIPS shape at a quarter of the slots (s0 = 256 instead of 1024), ragged ones, and
+        // shapes whose compact vector repeats with a period below the slots (the SNIPS shape
+        // itself: 6,400 slots used, period 8,192 of 32,768; one block of 1,024 in 32,768).
+        for (c, cols, batch, slots) in [
+            (7usize, 769usize, 256usize, 8192usize),
+            (3, 50, 16, 256),
+            (10, 129, 64, 4096),
+            (7, 769, 1024, 32768),
+            (7, 100, 256, 32768),
+        ] {
             let pk = Packing::hetal(c, batch, slots).unwrap();
             let l = CompactLayout::new(pk, c, cols).unwrap();
             let w: Vec<f64> = (0..c * cols).map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0).collect();
             let compact = l.pack(&w).unwrap();
             assert_eq!(l.unpack(&compact), w);
+            let n = l.weight_period();
+            assert!((n..slots).all(|i| compact[i] == compact[i - n]), "periodic");
             let tiled = pk.pack(&w, c, cols, Tiling::Vertical).unwrap();
             assert_eq!(tiled.len(), l.blocks());
             let mut gathered = vec![0.0; slots];
@@ -182,8 +206,9 @@ mod tests {
         let pk = Packing::hetal(7, 1024, 32768).unwrap();
         let l = CompactLayout::new(pk, 7, 769).unwrap();
         assert_eq!((l.blocks(), l.used(), l.sparse_slots()), (25, 6400, 8192));
-        // 7 doublings per block (HETAL-style expansion, a rotation per block first: 24 more).
-        assert_eq!(l.expansion_rotations(), 25 * 7);
+        // 5 doublings per block inside the period of 8,192 (HETAL-style expansion: a rotation per
+        // block first and 7 doublings, 199 in all).
+        assert_eq!(l.expansion_rotations(), 25 * 5);
         // No plan rotates by a multiple of the period other than the doublings: no key per block.
         let steps: Vec<i64> = (0..l.blocks())
             .flat_map(|j| l.expand_steps(j).into_iter().chain(l.gather_steps(j)))

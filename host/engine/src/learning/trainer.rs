@@ -266,8 +266,9 @@ impl Core {
         for s in plan {
             x = match *s {
                 SlotStep::Rotate(k) => ops.rotate(&x, k)?,
-                SlotStep::Keep(a, b) => {
-                    let m: Vec<f64> = (0..n).map(|i| if (a..b).contains(&i) { factor } else { 0.0 }).collect();
+                SlotStep::Keep(a, b, period) => {
+                    let m: Vec<f64> =
+                        (0..n).map(|i| if (a..b).contains(&(i % period)) { factor } else { 0.0 }).collect();
                     let x = ops.ensure(&x, 1, "weights: mask")?;
                     ops.mul_values(&x, &m, target)?
                 }
@@ -299,16 +300,15 @@ impl Core {
                 Some(a) => ops.add(&a, &part)?,
             });
         }
-        let acc = acc.ok_or(Error::InvalidArgument("a gradient without blocks"))?;
-        // Repeat with the sparse period, so that W and V stay periodic for a sparse bootstrap.
-        let n = self.sparse_slots();
-        ops.rotate_add(acc, doubling(-(n as i64), self.pk.slots() / n))
+        // The masks keep every repetition of the sparse period, so W and V stay periodic for
+        // a sparse bootstrap.
+        acc.ok_or(Error::InvalidArgument("a gradient without blocks"))
     }
 
     /// Slots of the weights' bootstrap: the compact form's used slots rounded up to a power of
     /// two (the full slots when that is all of them).
     fn sparse_slots(&self) -> usize {
-        self.layout.sparse_slots().min(self.pk.slots())
+        self.layout.weight_period()
     }
 
     fn check_batch<C>(&self, x: &EncMatrix<C>, y: Option<&EncMatrix<C>>) -> Result<()> {
