@@ -36,5 +36,18 @@ fn main() {
     println!("  full-slot bootstrap: {} ({:.2} GB)", full.len(), full.len() as f64 * key as f64 / 1e9);
     println!("  sparse bootstrap: {} ({} shared with full)", sparse.len(), shared);
     println!("  training only: {} ({:.2} GB): {:?}", train.len(), train.len() as f64 * key as f64 / 1e9, train);
+    let plan = ServerTrainer::step_plan(&params, &cfg).expect("plan");
+    let c = plan.counts;
+    println!(
+        "step: {} bootstraps ({} softmax, {} weights at {} slots); CMult {} Mult {} Rot {} (+{} conj)",
+        plan.bootstraps,
+        plan.softmax_bootstraps,
+        plan.weight_bootstraps,
+        plan.weight_bootstrap_slots,
+        c.cmult,
+        c.mult,
+        c.rot,
+        c.conj
+    );
     println!("  all with relinearisation and conjugation: {:.2} GB", (all.len() + 2) as f64 * key as f64 / 1e9);
 }

@@ -533,6 +533,12 @@ impl ServerTrainer {
     /// Every key the server needs for `cfg` at `params`: the rotations of the expansion,
     /// DiagABT, the softmax's row sums, DiagATB, the gather and the validation loss's sum (from
     /// the simulator's run of them), and bootstrapping's keys.
+    /// The plan of one step of `cfg` on `params` (the simulator's run: bootstraps, sites,
+    /// counts, rotations), with no keys and no ciphertexts.
+    pub fn step_plan(params: &Parameters, cfg: &TrainConfig) -> Result<StepPlan> {
+        Core::new(cfg, params.max_slots())?.plan(&chain_of(params))
+    }
+
     pub fn key_request(params: &Parameters, cfg: &TrainConfig) -> Result<KeyRequest> {
         let core = Core::new(cfg, params.max_slots())?;
         let plan = core.plan(&chain_of(params))?;
