@@ -126,6 +126,7 @@ fn encrypted_steps_match_the_twin_the_plan_and_plaintext_inference() {
         softmax: Softmax::default_for(CLASSES).unwrap(),
         patience: None,
         valid_loss: ValidLoss::Mse,
+        max_steps: None,
     };
     let want = twin::train(&train, None, None, &tcfg).unwrap().model;
     let err = got.w.iter().zip(&want.w).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);

@@ -17,7 +17,16 @@ fn load(dir: &str, split: &str, classes: usize) -> Dataset {
 }
 
 fn config(lr: f64, batch: usize, epochs: usize, softmax: Softmax) -> TwinConfig {
-    TwinConfig { lr, batch, epochs, order: Order::File, softmax, patience: None, valid_loss: ValidLoss::Mse }
+    TwinConfig {
+        lr,
+        batch,
+        epochs,
+        order: Order::File,
+        softmax,
+        patience: None,
+        valid_loss: ValidLoss::Mse,
+        max_steps: None,
+    }
 }
 
 /// SNIPS-MPNet subset, lr 1, batch 128, 10 epochs, file order, exact softmax.

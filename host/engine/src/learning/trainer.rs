@@ -816,6 +816,7 @@ mod tests {
             },
             patience: None,
             valid_loss: ValidLoss::Mse,
+            max_steps: None,
         };
         let want = twin::train(&d, None, None, &tcfg).unwrap().model;
         let err = got.w.iter().zip(&want.w).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);

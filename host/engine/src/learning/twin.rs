@@ -59,6 +59,10 @@ pub struct TwinConfig {
     pub patience: Option<usize>,
     /// The loss early stopping watches.
     pub valid_loss: ValidLoss,
+    /// End after this many steps in all (`None`: every epoch), as `hetune train --max-steps`
+    /// does: a cut inside an epoch leaves that epoch unlogged, and the model is then the last
+    /// weights.
+    pub max_steps: Option<usize>,
 }
 
 /// Weights `W` (`classes x (cols + 1)`, the bias last), row-major.
@@ -149,6 +153,11 @@ pub struct TwinRun {
     /// approximation's range there too, so the schedule (learning rate, standardisation) or the
     /// bound must change before encrypting.
     pub out_of_range_epoch: Option<usize>,
+    /// Whether [`TwinConfig::max_steps`] ended the run before its last epoch.
+    pub cut_by_max_steps: bool,
+    /// The returned model on the test set, if one was given (a model cut inside an epoch has no
+    /// epoch entry of its own).
+    pub model_test: Option<Evaluation>,
 }
 
 /// The batches of one epoch as row-index lists: `rows` (already in the owner's order) cut into
@@ -202,13 +211,21 @@ pub fn train(train: &Dataset, valid: Option<&Dataset>, test: Option<&Dataset>, c
     let mut stop = cfg.patience.map(EarlyStopping::new);
     let mut best: Option<(usize, Model)> = None;
     let (mut log, mut steps, mut stopped_early, mut out_of_range_epoch) = (Vec::new(), 0, false, None);
+    let mut cut = false;
     for epoch in 1..=cfg.epochs {
         let mut max_step_logit = 0.0f64;
         for range in epoch_batches(data.rows, cfg.batch, cfg.order, epoch) {
+            if cfg.max_steps == Some(steps) {
+                cut = true;
+                break;
+            }
             let m = gradient(&data, range, &v, &cfg.softmax, &mut grad);
             max_step_logit = max_step_logit.max(m);
             nag.update(&mut w.w, &mut v, &grad, cfg.lr);
             steps += 1;
+        }
+        if cut {
+            break;
         }
         let eval = |s: &Dataset| evaluate(&w, s, &cfg.softmax);
         let entry = EpochLog {
@@ -237,12 +254,17 @@ pub fn train(train: &Dataset, valid: Option<&Dataset>, test: Option<&Dataset>, c
                 break;
             }
         }
+        if cfg.max_steps == Some(steps) && epoch < cfg.epochs {
+            cut = true;
+            break;
+        }
     }
     let (model_epoch, model) = match best {
-        Some(b) => b,
-        None => (log.len(), w),
+        Some(b) if !cut => b,
+        _ => (log.len(), w),
     };
-    Ok(TwinRun { model, log, steps, stopped_early, model_epoch, out_of_range_epoch })
+    let model_test = test.map(|t| evaluate(&model, t, &cfg.softmax));
+    Ok(TwinRun { model, log, steps, stopped_early, model_epoch, out_of_range_epoch, cut_by_max_steps: cut, model_test })
 }
 
 /// `grad = (1/B) sum_i (softmax(W x_i) - y_i) [x_i, 1]^T` over the rows of `range`, at the
@@ -343,6 +365,7 @@ mod tests {
             softmax: Softmax::Exact,
             patience: None,
             valid_loss: ValidLoss::Mse,
+            max_steps: None,
         };
         let tr = toy(32, 5, 3, 0);
         let e = train(&tr, Some(&toy(8, 4, 3, 1)), None, &cfg).unwrap_err().to_string();
@@ -353,6 +376,37 @@ mod tests {
         assert!(train(&tr, None, None, &TwinConfig { patience: Some(3), ..cfg.clone() }).is_err());
         let run = train(&tr, None, None, &cfg).unwrap();
         assert_eq!((run.steps, run.out_of_range_epoch), (8, None));
+    }
+
+    #[test]
+    fn max_steps_cuts_the_run_and_keeps_the_last_weights() {
+        let (tr, va) = (toy(32, 5, 3, 0), toy(16, 5, 3, 3));
+        let cfg = TwinConfig {
+            lr: 0.5,
+            batch: 8,
+            epochs: 3,
+            order: Order::File,
+            softmax: Softmax::Exact,
+            patience: Some(3),
+            valid_loss: ValidLoss::Mse,
+            max_steps: None,
+        };
+        // 4 steps an epoch. Cut inside epoch 2: one logged epoch, the weights after 6 steps.
+        let full = train(&tr, Some(&va), None, &cfg).unwrap();
+        assert_eq!((full.steps, full.log.len(), full.cut_by_max_steps), (12, 3, false));
+        let cut = train(&tr, Some(&va), None, &TwinConfig { max_steps: Some(6), ..cfg.clone() }).unwrap();
+        assert_eq!((cut.steps, cut.log.len(), cut.cut_by_max_steps, cut.model_epoch), (6, 1, true, 1));
+        assert_eq!(cut.log[0], full.log[0]);
+        let six =
+            train(&tr, Some(&va), None, &TwinConfig { max_steps: Some(6), epochs: 2, patience: None, ..cfg.clone() });
+        let eight = train(&tr, Some(&va), None, &TwinConfig { epochs: 2, ..cfg.clone() }).unwrap();
+        assert_ne!(six.unwrap().model, eight.model, "the cut model is not the end of epoch 2");
+        // Cut at an epoch's end: that epoch is logged; the last epoch's end is no cut.
+        let at_end = train(&tr, Some(&va), None, &TwinConfig { max_steps: Some(8), ..cfg.clone() }).unwrap();
+        assert_eq!((at_end.steps, at_end.log.len(), at_end.cut_by_max_steps), (8, 2, true));
+        assert_eq!(at_end.model, eight.model);
+        let whole = train(&tr, Some(&va), None, &TwinConfig { max_steps: Some(12), ..cfg.clone() }).unwrap();
+        assert_eq!((whole.steps, whole.cut_by_max_steps, whole.model), (12, false, full.model.clone()));
     }
 
     #[test]
@@ -368,6 +422,7 @@ mod tests {
             softmax: nas,
             patience: None,
             valid_loss: ValidLoss::Mse,
+            max_steps: None,
         };
         let run = train(&toy(64, 5, 3, 2), None, None, &cfg).unwrap();
         let first = run.log.iter().position(|l| l.max_abs_step_logit > 0.5).map(|i| i + 1);

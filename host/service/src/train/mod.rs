@@ -182,7 +182,7 @@ pub fn prepare(opts: &TrainOptions) -> Result<Prepared> {
 }
 
 /// Runs both twins; refuses a schedule whose logits leave the approximation's input range.
-fn run_twins(p: &Prepared, softmax: &Softmax) -> Result<(TwinRun, TwinRun)> {
+fn run_twins(p: &Prepared, softmax: &Softmax, max_steps: Option<usize>) -> Result<(TwinRun, TwinRun)> {
     let s = &p.splits;
     let cfg = |sm: Softmax| TwinConfig {
         lr: p.schedule.lr,
@@ -192,6 +192,7 @@ fn run_twins(p: &Prepared, softmax: &Softmax) -> Result<(TwinRun, TwinRun)> {
         softmax: sm,
         patience: Some(p.schedule.patience),
         valid_loss: ValidLoss::Mse,
+        max_steps,
     };
     let exact = twin::train(&s.train, Some(&s.valid), Some(&s.test), &cfg(Softmax::Exact))?;
     let approx = twin::train(&s.train, Some(&s.valid), Some(&s.test), &cfg(softmax.clone()))?;
@@ -238,7 +239,7 @@ pub fn run(
     let p = prepare(opts)?;
     let softmax = approx_softmax(opts.softmax, p.spec.classes)?;
     events(Event::Twins);
-    let (exact, approx) = run_twins(&p, &softmax)?;
+    let (exact, approx) = run_twins(&p, &softmax, opts.max_steps)?;
     // The encrypted weights are bootstrapped scaled down by 2^weight_bits; W and Nesterov's V
     // (up to about twice |W| as gamma nears -1) must stay inside: checked on the twin's model.
     let bound = f64::from(1u32 << engine::config(&p.spec).weight_bits.min(30)) / 2.0;

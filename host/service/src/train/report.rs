@@ -11,7 +11,8 @@ use super::Prepared;
 /// The outcome of a twin trainer.
 #[derive(Clone, Debug, Serialize)]
 pub struct TwinSummary {
-    /// Test accuracy of the returned model (the best epoch's).
+    /// Test accuracy of the returned model (the best epoch's, or the last weights when
+    /// `--max-steps` cut the run).
     pub test_acc: f64,
     /// Steps.
     pub steps: usize,
@@ -21,6 +22,9 @@ pub struct TwinSummary {
     pub stopped_early: bool,
     /// The epoch of the returned model.
     pub model_epoch: usize,
+    /// Whether `--max-steps` ended it (its model is then the last weights, as the encrypted
+    /// run's).
+    pub cut_by_max_steps: bool,
     /// Largest `|logit|` a training step fed the softmax.
     pub max_abs_step_logit: f64,
     /// Largest `|weight|` of the returned model.
@@ -31,11 +35,22 @@ pub struct TwinSummary {
 }
 
 impl TwinSummary {
+    /// How the run ended, for the text summary.
+    fn ending(&self) -> String {
+        if self.cut_by_max_steps {
+            format!("; --max-steps ended it after {} steps: the last weights", self.steps)
+        } else if self.stopped_early {
+            ", stopped early".to_string()
+        } else {
+            String::new()
+        }
+    }
+
     /// The summary of a run.
     pub fn of(r: &TwinRun) -> Self {
-        let test_acc = r.log.get(r.model_epoch.saturating_sub(1)).and_then(|l| l.test).map_or(f64::NAN, |t| t.accuracy);
         TwinSummary {
-            test_acc,
+            test_acc: r.model_test.map_or(f64::NAN, |t| t.accuracy),
+            cut_by_max_steps: r.cut_by_max_steps,
             steps: r.steps,
             epochs_run: r.log.len(),
             stopped_early: r.stopped_early,
@@ -194,9 +209,9 @@ pub struct TrainReport {
     pub stopped_early: bool,
     /// The epoch of the returned model.
     pub model_epoch: usize,
-    /// Whether the encrypted run took the approximate twin's steps (false when `--max-steps` cut
-    /// it or early stopping ended them at different epochs): only then do the two compare step for
-    /// step.
+    /// Whether the encrypted run took the approximate twin's steps (the twins stop at
+    /// `--max-steps` too; false when early stopping ended them at different epochs): only then do
+    /// the two compare step for step.
     pub same_schedule_as_twin: Option<bool>,
     /// Median seconds per encrypted step.
     pub seconds_per_step: Option<f64>,
@@ -318,14 +333,14 @@ impl TrainReport {
             pct(self.plaintext_test_acc),
             self.exact_twin.model_epoch,
             self.exact_twin.epochs_run,
-            if self.exact_twin.stopped_early { ", stopped early" } else { "" }
+            self.exact_twin.ending()
         ));
         line(format!(
             "plaintext twin, approximation:   test {} (epoch {} of {}{}; largest logit {:.1})",
             pct(self.approx_test_acc),
             self.approx_twin.model_epoch,
             self.approx_twin.epochs_run,
-            if self.approx_twin.stopped_early { ", stopped early" } else { "" },
+            self.approx_twin.ending(),
             self.approx_twin.max_abs_step_logit
         ));
         if let Some(e) = &self.encrypted {
