@@ -132,9 +132,17 @@ impl Bars {
                     let per = t0.elapsed().as_secs_f64() / (step + 1 - first) as f64;
                     format!(", ETA {:.0} s", per * total.saturating_sub(step) as f64)
                 });
+                let gb = |b: u64| b as f64 / 1e9;
                 eprintln!(
-                    "step {step} (epoch {epoch}): {:.1} s, {} bootstraps ({:.1} s), matrix products {:.1} s, softmax {:.1} s, expansion {:.1} s{eta}",
-                    times.total_s, times.bootstraps, times.bootstrap_s, times.matmul_s, times.softmax_s, times.weight_expansion_s
+                    "step {step} (epoch {epoch}): {:.1} s, {} bootstraps ({:.1} s), matrix products {:.1} s, softmax {:.1} s, expansion {:.1} s, RSS {:.2} GB (peak {:.2} GB){eta}",
+                    times.total_s,
+                    times.bootstraps,
+                    times.bootstrap_s,
+                    times.matmul_s,
+                    times.softmax_s,
+                    times.weight_expansion_s,
+                    gb(crate::bench::bootstrap::rss_bytes()),
+                    gb(crate::bench::bootstrap::peak_rss_bytes())
                 );
             }
             Event::Epoch { epoch, valid_mse, decision } => {
