@@ -74,7 +74,7 @@ fn npy_headers_with_nested_literals_are_refused_before_parsing() {
 fn npy_shapes_larger_than_the_file_are_refused() {
     let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000), }";
     let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');

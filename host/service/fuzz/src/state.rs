@@ -200,7 +200,7 @@ pub fn mutate(parts: &[Vec<u8>], next: &mut impl FnMut() -> u64) -> Vec<Vec<u8>>
         }
         let len = m.len();
         // Half of the edits in the first 128 bytes, where the headers are.
-        let at = (next() % if next() % 2 == 0 { len.min(128) } else { len } as u64) as usize;
+        let at = (next() % if next().is_multiple_of(2) { len.min(128) } else { len } as u64) as usize;
         match next() % 7 {
             0 => m[at] ^= 1 << (next() % 8),
             1 => m[at] = next() as u8,
