@@ -16,27 +16,21 @@ fn main() {
     let cfg = TrainConfig::new(classes, cols, batch, 1.0);
     let all: BTreeSet<i64> = ServerTrainer::key_request(&params, &cfg).expect("plan").rotations.into_iter().collect();
     let full: BTreeSet<i64> = rotation_steps(&BootstrapConfig::default(), log_n).into_iter().collect();
-    let pk = cfg.packing(slots).expect("packing");
-    let sparse_slots = hetune_engine::learning::compact::CompactLayout::new(pk, classes, cols)
-        .map(|l| l.sparse_slots())
-        .unwrap_or(slots);
-    let sparse: BTreeSet<i64> = if sparse_slots < slots {
-        let c = BootstrapConfig { log_slots: Some(sparse_slots.trailing_zeros()), ..BootstrapConfig::default() };
-        rotation_steps(&c, log_n).into_iter().collect()
-    } else {
-        BTreeSet::new()
-    };
+    let plan = ServerTrainer::step_plan(&params, &cfg).expect("plan");
     let limbs = params.q().len() + params.p().len();
     let key = 2 * params.dnum() * limbs * params.n() * 8;
-    let train: BTreeSet<i64> = all.iter().copied().filter(|s| !full.contains(s) && !sparse.contains(s)).collect();
-    let shared = full.intersection(&sparse).count();
-    println!("{classes} classes, {cols} columns, batch {batch}, {slots} slots, sparse bootstrap {sparse_slots} slots");
+    let gb = |k: usize| k as f64 * key as f64 / 1e9;
+    let train: BTreeSet<i64> = plan.rotations.iter().copied().filter(|s| !full.contains(s)).collect();
+    let sparse: Vec<i64> = all.iter().copied().filter(|s| !full.contains(s) && !train.contains(s)).collect();
+    println!(
+        "{classes} classes, {cols} columns, batch {batch}, {slots} slots, weights bootstrapped on {} slots",
+        plan.weight_bootstrap_slots
+    );
     println!("one switching key expanded: {:.1} MB ({} digits x {} limbs)", key as f64 / 1e6, params.dnum(), limbs);
     println!("rotation keys: {} in all", all.len());
-    println!("  full-slot bootstrap: {} ({:.2} GB)", full.len(), full.len() as f64 * key as f64 / 1e9);
-    println!("  sparse bootstrap: {} ({} shared with full)", sparse.len(), shared);
-    println!("  training only: {} ({:.2} GB): {:?}", train.len(), train.len() as f64 * key as f64 / 1e9, train);
-    let plan = ServerTrainer::step_plan(&params, &cfg).expect("plan");
+    println!("  full-slot bootstrap: {} ({:.2} GB)", full.len(), gb(full.len()));
+    println!("  training, beyond those: {} ({:.2} GB): {:?}", train.len(), gb(train.len()), train);
+    println!("  sparse bootstrap, beyond those: {} ({:.2} GB): {:?}", sparse.len(), gb(sparse.len()), sparse);
     let c = plan.counts;
     println!(
         "step: {} bootstraps ({} softmax, {} weights at {} slots); CMult {} Mult {} Rot {} (+{} conj)",
@@ -49,5 +43,5 @@ fn main() {
         c.rot,
         c.conj
     );
-    println!("  all with relinearisation and conjugation: {:.2} GB", (all.len() + 2) as f64 * key as f64 / 1e9);
+    println!("  all with relinearisation and conjugation: {:.2} GB", gb(all.len() + 2));
 }

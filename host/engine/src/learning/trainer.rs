@@ -529,6 +529,17 @@ fn chain_of(params: &Parameters) -> Chain {
     Chain::of(params, &BootstrapConfig::default())
 }
 
+/// The sparse bootstrap's key request without the rotations a key already in `have` serves: on
+/// a ciphertext of `n` slots the evaluator rotates by `k` with any key whose step is congruent to
+/// `k` modulo `n` (its linear transforms' steps near `n` are the full ring's short right
+/// rotations, which full-slot bootstrapping and training hold already). Multiples of `n` rotate
+/// full-slot ciphertexts (the trace before CoeffToSlot) and are kept as asked.
+fn sparse_request(have: &KeyRequest, mut sparse: KeyRequest, n: usize) -> KeyRequest {
+    let n = n as i64;
+    sparse.rotations.retain(|&k| k.rem_euclid(n) == 0 || !have.rotations.iter().any(|&h| (h - k).rem_euclid(n) == 0));
+    sparse
+}
+
 impl ServerTrainer {
     /// Every key the server needs for `cfg` at `params`: the rotations of the expansion,
     /// DiagABT, the softmax's row sums, DiagATB, the gather and the validation loss's sum (from
@@ -543,15 +554,15 @@ impl ServerTrainer {
         let core = Core::new(cfg, params.max_slots())?;
         let plan = core.plan(&chain_of(params))?;
         let mut req = BootstrapConfig::default().key_request(params.log_n());
-        if let Some(sparse) = core.sparse_config() {
-            req.merge(&sparse.key_request(params.log_n()));
-        }
         req.merge(&KeyRequest {
             relinearization: true,
             rotations: plan.rotations,
             conjugation: true,
             encapsulation: None,
         });
+        if let Some(sparse) = core.sparse_config() {
+            req.merge(&sparse_request(&req, sparse.key_request(params.log_n()), core.sparse_slots()));
+        }
         Ok(req)
     }
 
@@ -844,6 +855,48 @@ mod tests {
                 "{kind:?} {classes} classes: {} bootstraps ({} softmax, {} weights); sites {:?}; counts {}",
                 plan.bootstraps, plan.softmax_bootstraps, plan.weight_bootstraps, plan.sites, plan.counts
             );
+        }
+    }
+
+    #[test]
+    fn sparse_bootstrap_reuses_congruent_keys() {
+        // n16-boot at the SNIPS shape (61 steps asked naively, 52 kept), and the test preset the
+        // encrypted training test runs with this request.
+        for (p, want) in
+            [(Parameters::preset("n16-boot", Security::Require128Bits).unwrap(), Some(52)), (params(), None)]
+        {
+            let cfg =
+                if want.is_some() { TrainConfig::new(7, 769, 1024, 1.0) } else { TrainConfig::new(7, 128, 32, 1.0) };
+            let core = Core::new(&cfg, p.max_slots()).unwrap();
+            let sparse = core.sparse_config().expect("a sparse weight bootstrap").key_request(p.log_n());
+            let req = ServerTrainer::key_request(&p, &cfg).unwrap();
+            let n = core.sparse_slots() as i64;
+            let mut naive = req.clone();
+            naive.merge(&sparse);
+            assert!(
+                req.rotations.len() < naive.rotations.len(),
+                "{} of {}",
+                req.rotations.len(),
+                naive.rotations.len()
+            );
+            if let Some(w) = want {
+                assert_eq!(req.rotations.len(), w);
+            }
+            // Every step of the sparse bootstrap is served: by its own key, or (below the sparse
+            // period) by a key congruent to it modulo the sparse slots.
+            for k in sparse.rotations {
+                let served =
+                    req.rotations.iter().any(
+                        |&h| {
+                            if k.rem_euclid(n) == 0 {
+                                h == k
+                            } else {
+                                (h - k).rem_euclid(n) == 0
+                            }
+                        },
+                    );
+                assert!(served, "step {k}");
+            }
         }
     }
 }
