@@ -10,8 +10,11 @@ pub use hetune_engine as engine;
 
 pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod error;
 pub mod io;
+pub mod serve;
+pub mod store;
 pub mod train;
 
 pub use error::{Error, Result};

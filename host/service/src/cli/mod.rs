@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod keys;
 pub(crate) mod params;
+mod serve;
 mod tensor;
 mod train;
 
@@ -130,6 +131,12 @@ enum Command {
         #[arg(long)]
         insecure_testing_only: bool,
     },
+    /// The training daemon: owners' jobs over HTTP (create, chunked uploads, start, status, the
+    /// per-epoch continue-or-stop round, the encrypted model, delete).
+    Serve(serve::ServeArgs),
+    /// The data owner's side of a daemon job: keys, encryption, upload, early-stopping answers,
+    /// the decrypted model, its evaluation, model.npy, report.json and curves.png.
+    Client(serve::ClientArgs),
     /// Train a softmax-regression head under encryption (owner and server in one process),
     /// with its plaintext twins: accuracy, seconds per step, bootstraps, memory.
     Train(train::TrainArgs),
@@ -228,6 +235,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         }
         Command::Demo { preset, dir, insecure_testing_only } => demo::run(&preset, dir, insecure_testing_only),
         Command::Train(a) => train::run(&a),
+        Command::Serve(a) => serve::run_serve(&a),
+        Command::Client(a) => serve::run_client(&a),
         Command::Bench { what } => bench::run(what),
     }
 }
