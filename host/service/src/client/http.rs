@@ -23,6 +23,8 @@ pub struct Http {
     base: String,
     /// The job's bearer token.
     pub token: Option<String>,
+    /// How long a request is retried while the daemon cannot be reached (a restart).
+    pub retry_for: Duration,
 }
 
 fn transport(e: ureq::Error) -> Error {
@@ -36,7 +38,28 @@ impl Http {
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(600)))
             .build();
-        Http { agent: ureq::Agent::new_with_config(config), base: base.trim_end_matches('/').to_string(), token: None }
+        Http {
+            agent: ureq::Agent::new_with_config(config),
+            base: base.trim_end_matches('/').to_string(),
+            token: None,
+            retry_for: Duration::from_secs(120),
+        }
+    }
+
+    /// Sends a request again while the daemon is unreachable (refused connections during a
+    /// restart), for up to `retry_for`; an answer, even an error status, ends it.
+    fn retry(&self, send: impl Fn() -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Vec<u8>> {
+        let start = std::time::Instant::now();
+        loop {
+            match send() {
+                Ok(r) => return Self::finish(r),
+                Err(e) if start.elapsed() < self.retry_for => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => return Err(transport(e)),
+            }
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -64,8 +87,15 @@ impl Http {
 
     /// `POST` of JSON, answer parsed.
     pub fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
-        let r = self.agent.post(self.url(path)).header("authorization", self.auth()).send_json(body).map_err(transport)?;
-        Ok(serde_json::from_slice(&Self::finish(r)?)?)
+        let body = serde_json::to_vec(body)?;
+        let b = self.retry(|| {
+            self.agent
+                .post(self.url(path))
+                .header("authorization", self.auth())
+                .header("content-type", "application/json")
+                .send(&body[..])
+        })?;
+        Ok(serde_json::from_slice(&b)?)
     }
 
     /// `GET`, answer parsed as JSON.
@@ -75,27 +105,27 @@ impl Http {
 
     /// `GET`, answer as bytes.
     pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
-        let r = self.agent.get(self.url(path)).header("authorization", self.auth()).call().map_err(transport)?;
-        Self::finish(r)
+        self.retry(|| self.agent.get(self.url(path)).header("authorization", self.auth()).call())
     }
 
     /// `DELETE`.
     pub fn delete(&self, path: &str) -> Result<Vec<u8>> {
-        let r = self.agent.delete(self.url(path)).header("authorization", self.auth()).call().map_err(transport)?;
-        Self::finish(r)
+        self.retry(|| self.agent.delete(self.url(path)).header("authorization", self.auth()).call())
     }
 
     /// `PUT` of one chunk of blob `name` of job `job` at `offset`, with its checksum.
     pub fn put_chunk(&self, job: &str, name: &str, offset: u64, chunk: &[u8]) -> Result<BlobStatus> {
         let sum = hex::encode(Sha256::digest(chunk));
-        let r = self
-            .agent
-            .put(self.url(&format!("{job}/blobs/{name}?offset={offset}")))
-            .header("authorization", self.auth())
-            .header(CHUNK_SHA256, sum)
-            .send(chunk)
-            .map_err(transport)?;
-        Ok(serde_json::from_slice(&Self::finish(r)?)?)
+        self.put_raw(job, name, offset, chunk, &sum)
+    }
+
+    /// `PUT` of a chunk with the checksum given (tests send wrong ones).
+    pub fn put_raw(&self, job: &str, name: &str, offset: u64, chunk: &[u8], sum: &str) -> Result<BlobStatus> {
+        let url = self.url(&format!("{job}/blobs/{name}?offset={offset}"));
+        let b = self.retry(|| {
+            self.agent.put(&url).header("authorization", self.auth()).header(CHUNK_SHA256, sum).send(chunk)
+        })?;
+        Ok(serde_json::from_slice(&b)?)
     }
 
     /// Uploads `file` as blob `name` of job `job` in chunks of `chunk` bytes, from the daemon's
@@ -130,9 +160,21 @@ impl Http {
                 match self.put_chunk(job, name, offset, &buf[..want]) {
                     Ok(a) => break a,
                     Err(Error::Daemon { code, .. }) if code == "checksum_mismatch" && tries < 3 => tries += 1,
+                    // The daemon acknowledged more or less than this side knows (an answer lost
+                    // in a restart, or bytes it had not fsynced): continue at its length.
+                    Err(Error::Daemon { code, .. }) if code == "wrong_offset" => {
+                        let st: BlobStatus = self.get_json(&format!("{job}/blobs/{name}"))?;
+                        break st;
+                    }
                     Err(e) => return Err(e),
                 }
             };
+            if ack.received != offset + want as u64 {
+                progress(ack.received.saturating_sub(offset));
+                offset = ack.received.min(size);
+                f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(file, e))?;
+                continue;
+            }
             progress(ack.received - offset);
             offset = ack.received;
         }

@@ -179,7 +179,13 @@ fn remote_run(
             events(Event::Upload { done, total });
         })?;
     }
-    let _: serde_json::Value = http.post_json(&format!("{base}/start"), &serde_json::json!({}))?;
+    match http.post_json::<serde_json::Value>(&format!("{base}/start"), &serde_json::json!({})) {
+        // A retried start whose first answer was lost.
+        Err(Error::Daemon { code, .. }) if code == "already_started" => {}
+        r => {
+            r?;
+        }
+    }
 
     // Follow: progress from the status, one answer per epoch from the decrypted loss.
     let t = Instant::now();
@@ -224,7 +230,13 @@ fn remote_run(
                         epoch_seconds.push(epoch_t.elapsed().as_secs_f64());
                         epoch_t = Instant::now();
                         let stop = v.decision == hetune_engine::learning::early_stopping::Decision::Stop;
-                        let _: serde_json::Value = http.post_json(&format!("{base}/epochs/{e}/answer"), &Answer { stop })?;
+                        match http.post_json::<serde_json::Value>(&format!("{base}/epochs/{e}/answer"), &Answer { stop }) {
+                            // Recorded before a restart lost its answer.
+                            Err(Error::Daemon { code, .. }) if code == "not_awaiting" => {}
+                            r => {
+                                r?;
+                            }
+                        }
                         continue;
                     }
                 }
