@@ -59,6 +59,11 @@ pub struct DemoArgs {
     /// Epochs.
     #[arg(long, default_value_t = 2)]
     epochs: usize,
+    /// Learning rate. With one full-batch step per epoch, 8 gives both plaintext twins 81.25%
+    /// test accuracy after 2 epochs on the default subset (84.38% after 3; lr 1, HETAL's SNIPS
+    /// rate for 14 epochs of batches of 1024, gives 63.28% after 2).
+    #[arg(long, default_value_t = 8.0)]
+    lr: f64,
     /// Rows per batch (default: the whole training subset in one batch, one step per epoch).
     #[arg(long)]
     batch: Option<usize>,
@@ -153,10 +158,10 @@ pub(super) fn run(a: &DemoArgs) -> Result<()> {
         return encryption_only(&a.preset, a.dir.clone(), a.insecure_testing_only);
     }
     let tiny = a.insecure_tiny_preset_for_tests_only;
-    let (preset, train_rows, eval_rows, features, epochs, batch) = if tiny {
-        ("test-n12-boot".to_string(), 128, 64, 63, 1, Some(64))
+    let (preset, train_rows, eval_rows, features, epochs, batch, lr) = if tiny {
+        ("test-n12-boot".to_string(), 128, 64, 63, 1, Some(64), None)
     } else {
-        (a.preset.clone(), a.train_rows, a.eval_rows, a.features, a.epochs, a.batch)
+        (a.preset.clone(), a.train_rows, a.eval_rows, a.features, a.epochs, a.batch, Some(a.lr))
     };
     let insecure = tiny || a.insecure_testing_only;
     if tiny {
@@ -170,7 +175,8 @@ pub(super) fn run(a: &DemoArgs) -> Result<()> {
         }
         None => (super::private_temp_dir("hetune-demo")?, true),
     };
-    let result = demo_in(&dir, &preset, [("train", train_rows), ("valid", eval_rows), ("test", eval_rows)], features, epochs, batch, a.max_steps, insecure);
+    let shape = Shape { rows: [("train", train_rows), ("valid", eval_rows), ("test", eval_rows)], features, epochs, batch, lr };
+    let result = demo_in(&dir, &preset, &shape, a.max_steps, insecure);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -204,17 +210,24 @@ pub(super) fn run(a: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn demo_in(
-    dir: &Path,
-    preset: &str,
-    rows: [(&str, usize); 3],
+/// The demo's subset and schedule.
+#[derive(Clone, Copy)]
+struct Shape {
+    rows: [(&'static str, usize); 3],
     features: usize,
     epochs: usize,
     batch: Option<usize>,
+    lr: Option<f64>,
+}
+
+fn demo_in(
+    dir: &Path,
+    preset: &str,
+    shape: &Shape,
     max_steps: Option<usize>,
     insecure: bool,
 ) -> Result<(crate::train::report::TrainReport, String)> {
+    let Shape { rows, features, epochs, batch, lr } = *shape;
     let data = dir.join("data");
     write_subset(&data, rows, features)?;
     let (daemon, url) = spawn_daemon(&dir.join("store"), insecure)?;
@@ -225,6 +238,7 @@ fn demo_in(
     train.epochs = Some(epochs);
     train.batch = Some(batch.unwrap_or(rows[0].1));
     train.max_steps = max_steps;
+    train.lr = lr;
     train.infer_rows = Some(0);
     train.work_dir = Some(dir.join("owner"));
     let opts = ClientOptions { server: url.clone(), train, keys: None, poll: Duration::from_millis(500) };
