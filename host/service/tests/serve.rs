@@ -342,3 +342,89 @@ fn a_job_killed_mid_training_resumes_to_the_same_model_as_the_in_process_run() {
     drop(d);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Resident and peak resident memory of process `pid`, kB (`/proc`).
+fn rss_kb(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// 1,000 requests from 50 concurrent clients against one daemon on loopback: status polls, chunk
+/// uploads (each client its own blob) and bad tokens, spread over 5 jobs. Every request gets its
+/// expected answer, about its own job; every acknowledged chunk is counted; memory stays bounded.
+#[test]
+fn a_thousand_requests_from_fifty_clients_are_each_answered_for_their_own_job() {
+    let dir = tmp("load");
+    let d = Daemon::spawn(&dir.join("store"), "127.0.0.1:0", &[]);
+    let options = JobOptions { train_rows: 640, ..job_options() };
+    let jobs: Vec<(String, String, Vec<String>)> = (0..5)
+        .map(|_| {
+            let (_, c) = create_with(&d.url, options.clone());
+            (c.id, c.token, c.blobs)
+        })
+        .collect();
+    let before = rss_kb(d.child.id());
+    let start = Instant::now();
+    let chunk = 4096usize;
+    let threads: Vec<_> = (0..50usize)
+        .map(|t| {
+            let (url, jobs) = (d.url.clone(), jobs.clone());
+            std::thread::spawn(move || {
+                let (id, token, blobs) = &jobs[t % 5];
+                let blob = &blobs[1 + t / 5];
+                let mut h = Http::new(&url);
+                h.token = Some(token.clone());
+                let mut bad = Http::new(&url);
+                bad.token = Some("ab".repeat(32));
+                let (mut offset, mut answered) = (0u64, 0usize);
+                for i in 0..20usize {
+                    match (t + i) % 3 {
+                        0 => {
+                            let st: JobStatus = h.get_json(id).unwrap();
+                            assert_eq!((&st.id, st.state.as_str()), (id, "uploading"));
+                        }
+                        1 => {
+                            let data = vec![(t * 20 + i) as u8; chunk];
+                            let st = h.put_chunk(id, blob, offset, &data).unwrap();
+                            assert_eq!((&st.name, st.received), (blob, offset + chunk as u64));
+                            offset = st.received;
+                        }
+                        _ => assert_eq!(refused(bad.get_bytes(id)), (403, "wrong_token".into())),
+                    }
+                    answered += 1;
+                }
+                (t, offset, answered)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for th in threads {
+        let (t, offset, answered) = th.join().unwrap();
+        total += answered;
+        let (id, token, blobs) = &jobs[t % 5];
+        let mut h = Http::new(&d.url);
+        h.token = Some(token.clone());
+        let st: BlobStatus = h.get_json(&format!("{id}/blobs/{}", blobs[1 + t / 5])).unwrap();
+        assert_eq!(st.received, offset, "client {t}: acknowledged bytes");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let after = rss_kb(d.child.id());
+    eprintln!(
+        "load: {total} requests from 50 clients in {secs:.2} s ({:.0}/s); daemon RSS {} kB before, {} kB after, peak {} kB",
+        total as f64 / secs,
+        before.0,
+        after.0,
+        after.1
+    );
+    assert_eq!(total, 1000);
+    assert!(after.1 < 512 * 1024, "daemon peak RSS {} kB", after.1);
+    drop(d);
+    std::fs::remove_dir_all(dir).unwrap();
+}
