@@ -116,8 +116,11 @@ pub fn client_run(opts: &ClientOptions, out: &Path, bars: &Bars) -> Result<Writt
 
 pub(super) fn run_client(a: &ClientArgs) -> Result<()> {
     let train = a.train.options()?;
-    if train.resume || a.train.twin_only() {
-        return Err(Error::InvalidArgument("--resume and --twin-only are `hetune train`'s; the client follows a daemon job"));
+    if a.train.twin_only() {
+        return Err(Error::InvalidArgument("--twin-only is `hetune train`'s; the client follows a daemon job"));
+    }
+    if train.resume && train.work_dir.is_none() {
+        return Err(Error::MissingArgument { name: "--work-dir", with: "--resume" });
     }
     thread_pool(train.threads)?;
     let opts = ClientOptions {

@@ -27,7 +27,7 @@ use crate::train::owner::{BatchShape, DataOwner, EncryptedSplit};
 use crate::train::report::{EncryptedRun, TrainReport};
 use crate::train::server::StepTimes;
 use crate::train::settings::TrainOptions;
-use crate::train::{run_with, summarise, Costs, Event, Prepared};
+use crate::train::{run_with, split_files, summarise, Costs, Event, Prepared};
 
 /// What the client does.
 #[derive(Clone, Debug)]
@@ -43,8 +43,9 @@ pub struct ClientOptions {
     pub poll: Duration,
 }
 
-/// The job the client created: what it needs to reach it again.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+/// The job the client created: what it needs to reach it again (`OWNER_DIR/job.json`, mode 0600:
+/// it holds the token).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct JobHandle {
     /// Base URL.
     pub server: String,
@@ -52,6 +53,32 @@ pub struct JobHandle {
     pub id: String,
     /// Bearer token.
     pub token: String,
+    /// The job's options.
+    #[serde(default)]
+    pub options: Option<JobOptions>,
+    /// The daemon's key request.
+    #[serde(default)]
+    pub key_request: serde_json::Value,
+    /// Blobs to upload.
+    #[serde(default)]
+    pub blobs: Vec<String>,
+    /// Largest chunk.
+    #[serde(default)]
+    pub max_chunk_bytes: u64,
+}
+
+/// Writes `bytes` to `path`, readable by the user only.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path).map_err(|e| Error::io(path, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(path, e))
 }
 
 /// Runs the owner's side of a job to its end and returns the report (`hetune train`'s, with the
@@ -127,34 +154,64 @@ fn remote_run(
     let security = if t_opts.insecure_testing_only { Security::InsecureForTestingOnly } else { Security::Require128Bits };
     let job = job_options(t_opts, p);
     let mut http = Http::new(&opts.server);
-    let created: Created = http.post_json(
-        "",
-        &CreateJob { fingerprint: hex::encode(p.params.fingerprint()), options: job.clone() },
-    )?;
-    http.token = Some(created.token.clone());
-    let handle = JobHandle { server: opts.server.clone(), id: created.id.clone(), token: created.token.clone() };
     let job_file = dir.join("job.json");
-    std::fs::write(&job_file, serde_json::to_vec_pretty(&handle)?).map_err(|e| Error::io(&job_file, e))?;
+    // A resumed client continues the job of its folder: same options, keys, encrypted files.
+    let handle = if t_opts.resume {
+        let bytes = std::fs::read(&job_file).map_err(|e| Error::io(&job_file, e))?;
+        let h: JobHandle = serde_json::from_slice(&bytes)?;
+        if h.options.as_ref() != Some(&job) {
+            return Err(Error::ResumeMismatch { dir: dir.to_path_buf() });
+        }
+        h
+    } else {
+        let created: Created = http.post_json(
+            "",
+            &CreateJob { fingerprint: hex::encode(p.params.fingerprint()), options: job.clone() },
+        )?;
+        let h = JobHandle {
+            server: opts.server.clone(),
+            id: created.id,
+            token: created.token,
+            options: Some(job.clone()),
+            key_request: created.key_request,
+            blobs: created.blobs,
+            max_chunk_bytes: created.max_chunk_bytes,
+        };
+        write_private(&job_file, &serde_json::to_vec_pretty(&h)?)?;
+        h
+    };
+    http.token = Some(handle.token.clone());
     *handle_out = Some(handle.clone());
-    let base = created.id.clone();
+    let base = handle.id.clone();
 
     // Keys, then the owner's data: rows in its order (permuted once when shuffling), batch by batch.
     let key_dir = opts.keys.clone().unwrap_or_else(|| dir.join("keys"));
-    let (keys, keygen_s) = owner_keys(&key_dir, p, &created.key_request, security, events)?;
-    let mut owner = DataOwner::with_keys(keys, &dir.join("owner"));
-    owner.set_patience(p.schedule.patience);
+    let (keys, keygen_s) = owner_keys(&key_dir, p, &handle.key_request, security, events)?;
+    let owner_dir = dir.join("owner");
+    let mut owner = if t_opts.resume {
+        DataOwner::reopen_with(keys, &owner_dir, p.schedule.patience)?
+    } else {
+        let mut o = DataOwner::with_keys(keys, &owner_dir);
+        o.set_patience(p.schedule.patience);
+        o
+    };
     let s = &p.splits;
     let train: Dataset = match p.order {
         Order::File => s.train.clone(),
         Order::Shuffled { seed } => s.train.select(&permutation(s.train.rows, seed)),
     };
     let t = Instant::now();
-    let shape = BatchShape { batch: p.schedule.batch, packing: p.packing, level: p.params.default_level() };
+    let b = p.schedule.batch;
+    let shape = BatchShape { batch: b, packing: p.packing, level: p.params.default_level() };
     let data_dir = dir.join("data");
-    let mut enc = |d: &Dataset, name: &str| -> Result<EncryptedSplit> {
-        owner.encrypt_split(d, name, shape, &data_dir, &|done, total| events(Event::Encrypt { split: name, done, total }))
+    let (tr, va) = if t_opts.resume {
+        (split_files(&data_dir, "train", train.rows, b)?, split_files(&data_dir, "valid", s.valid.rows, b)?)
+    } else {
+        let mut enc = |d: &Dataset, name: &str| -> Result<EncryptedSplit> {
+            owner.encrypt_split(d, name, shape, &data_dir, &|done, total| events(Event::Encrypt { split: name, done, total }))
+        };
+        (enc(&train, "train")?, enc(&s.valid, "valid")?)
     };
-    let (tr, va) = (enc(&train, "train")?, enc(&s.valid, "valid")?);
     let encrypt_s = t.elapsed().as_secs_f64();
 
     // Uploads: the bundle, then every batch; each resumes at the daemon's acknowledged length.
@@ -165,7 +222,7 @@ fn remote_run(
             files.push((format!("{name}_{k}_y"), b.y.clone()));
         }
     }
-    if files.iter().map(|f| f.0.as_str()).ne(created.blobs.iter().map(String::as_str)) {
+    if files.iter().map(|f| f.0.as_str()).ne(handle.blobs.iter().map(String::as_str)) {
         return Err(Error::InvalidArgument("the daemon asks for other blobs than the owner made"));
     }
     let mut total = 0;
@@ -174,7 +231,7 @@ fn remote_run(
     }
     let mut done = 0;
     for (name, f) in &files {
-        http.upload(&base, name, f, created.max_chunk_bytes, &mut |n| {
+        http.upload(&base, name, f, handle.max_chunk_bytes, &mut |n| {
             done += n;
             events(Event::Upload { done, total });
         })?;

@@ -255,7 +255,9 @@ impl Store {
     pub fn progress(&self, id: &str, step: usize, epoch: usize, bootstraps: usize, seconds_per_step: f64) -> Result<()> {
         self.db()
             .execute(
-                "UPDATE jobs SET step = ?2, epoch = ?3, bootstraps = bootstraps + ?4, seconds_per_step = ?5 WHERE id = ?1",
+                // A step redone after a restart (its checkpoint was not written) is not counted twice.
+                "UPDATE jobs SET bootstraps = bootstraps + CASE WHEN ?2 > step THEN ?4 ELSE 0 END,
+                    step = ?2, epoch = ?3, seconds_per_step = ?5 WHERE id = ?1",
                 params![id, step as i64, epoch as i64, bootstraps as i64, seconds_per_step],
             )
             .map_err(db_err)?;

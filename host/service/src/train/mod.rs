@@ -345,7 +345,7 @@ impl RunRecord {
 
 /// The encrypted batches of a split of `rows` rows in `dir`, as [`DataOwner::encrypt_split`]
 /// names them; each file must exist.
-fn split_files(dir: &Path, name: &str, rows: usize, batch: usize) -> Result<owner::EncryptedSplit> {
+pub fn split_files(dir: &Path, name: &str, rows: usize, batch: usize) -> Result<owner::EncryptedSplit> {
     let mut batches = Vec::new();
     let mut bytes = 0;
     for k in 0..rows.div_ceil(batch) {
