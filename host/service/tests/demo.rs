@@ -30,3 +30,15 @@ fn the_demo_runs_daemon_and_client_and_prints_both_accuracies() {
     // The daemon child is gone: its store is not locked by a live process.
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The default demo's shape at n16-boot (768 features and the bias, 7 classes, one batch of all
+/// 640 training rows, lr 8) passes the trainer's own check (levels, slots, the key request)
+/// without any key or ciphertext.
+#[test]
+fn the_default_demo_shape_is_a_valid_n16_boot_job() {
+    use hetune::train::server::{StepSpec, TrainerFactory};
+    let params = hetune::train::training_preset("n16-boot", false).unwrap();
+    let spec = StepSpec { classes: 7, cols: 769, batch: 640, lr: 8.0, softmax: hetune::train::settings::SoftmaxChoice::Nas };
+    let request = hetune::train::engine::EngineTrainers.key_request(&params, &spec).unwrap();
+    assert!(!request.rotations.is_empty());
+}

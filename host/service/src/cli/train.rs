@@ -145,6 +145,7 @@ impl Bars {
             Event::Epoch { epoch, valid_mse, decision } => {
                 eprintln!("epoch {epoch}: validation MSE {valid_mse:.5} (decrypted by the owner): {decision:?}")
             }
+            Event::Upload { done, total } if done == total => eprintln!("uploaded {total} bytes to the daemon"),
             _ => {}
         }
     }

@@ -278,7 +278,12 @@ fn remote_run(
             "awaiting" => {
                 if let Some(e) = st.awaiting_epoch {
                     let e = e as usize;
-                    if e == owner.epochs_judged() + 1 {
+                    if e == owner.epochs_judged() && e > 0 {
+                        // Judged before this client was stopped, answer not delivered: the same
+                        // answer again (the owner's record of epochs decides it).
+                        let stop = owner.has_stopped();
+                        let _ = http.post_json::<serde_json::Value>(&format!("{base}/epochs/{e}/answer"), &Answer { stop });
+                    } else if e == owner.epochs_judged() + 1 {
                         let loss = http.get_bytes(&format!("{base}/epochs/{e}/loss"))?;
                         let weights = http.get_bytes(&format!("{base}/epochs/{e}/weights"))?;
                         let v = owner.judge_epoch(e, &loss, &weights, va.rows)?;

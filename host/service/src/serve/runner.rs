@@ -89,7 +89,9 @@ fn train(daemon: &Daemon, id: &str, cancel: &AtomicBool) -> Result<()> {
     let dir = store.job_dir(id);
     let server_dir = dir.join("server");
     let resume = server_dir.join(CHECKPOINT_FILE).is_file();
-    store.set_state(id, JobState::Running, None)?;
+    // Running, and no epoch awaited until the loop publishes one again (after a restart the
+    // awaited epoch is recomputed from the checkpoint, or skipped when its answer came meanwhile).
+    store.set_awaiting(id, None)?;
     let (mut server, at) = Server::open(&server_dir, &EngineTrainers, &o.spec, daemon.security(), resume)?;
     let course = Course {
         train_rows: o.train_rows,
