@@ -228,6 +228,17 @@ fn demo_in(
     insecure: bool,
 ) -> Result<(crate::train::report::TrainReport, String)> {
     let Shape { rows, features, epochs, batch, lr } = *shape;
+    let b = batch.unwrap_or(rows[0].1);
+    eprintln!(
+        "demo: SNIPS subset (all-mpnet-base-v2), {} train / {} valid / {} test rows x {features} features, preset {preset}; \
+         {epochs} epochs of {} steps (batch {b}){}{}",
+        rows[0].1,
+        rows[1].1,
+        rows[2].1,
+        rows[0].1.div_ceil(b),
+        lr.map_or(String::new(), |l| format!(", lr {l}")),
+        max_steps.map_or(String::new(), |m| format!(", at most {m} steps"))
+    );
     let data = dir.join("data");
     write_subset(&data, rows, features)?;
     let (daemon, url) = spawn_daemon(&dir.join("store"), insecure)?;

@@ -247,20 +247,26 @@ fn remote_run(
     // Follow: progress from the status, one answer per epoch from the decrypted loss.
     let t = Instant::now();
     let total_steps = job.total_steps();
-    let mut started = false;
+    let (mut started, mut planned) = (false, 0);
     let (mut last_step, mut last_boot, mut epoch_t) = (0u64, 0u64, Instant::now());
     let mut epoch_seconds = Vec::new();
     let mut times = Vec::new();
     let status = loop {
         let st: JobStatus = http.get_json(&base)?;
-        if !started && st.state != "queued" {
-            events(Event::Start { steps: total_steps, planned_bootstraps: 0 });
+        if !started && st.state != "queued" && (st.planned_bootstraps > 0 || st.state == "done") {
+            events(Event::Start { steps: total_steps, planned_bootstraps: st.planned_bootstraps as usize });
+            planned = st.planned_bootstraps as usize;
             started = true;
         }
         if st.step > last_step {
-            let per = (st.bootstraps - last_boot) as usize / (st.step - last_step) as usize;
+            // The daemon reports the last step's times; steps between two polls share them.
+            let per = (st.bootstraps.saturating_sub(last_boot) / (st.step - last_step)) as usize;
             for step in last_step + 1..=st.step {
-                let times_now = StepTimes { bootstraps: per, total_s: st.seconds_per_step, ..StepTimes::default() };
+                let times_now = st.last_step.filter(|_| step == st.step).unwrap_or(StepTimes {
+                    bootstraps: per,
+                    total_s: st.seconds_per_step,
+                    ..StepTimes::default()
+                });
                 events(Event::Step { step: step as usize, epoch: st.epoch as usize, times: &times_now });
                 times.push(times_now);
             }
@@ -322,7 +328,7 @@ fn remote_run(
         encrypt_s,
         train_s,
         dataset_bytes: tr.bytes + va.bytes,
-        planned_bootstraps: outcome.times.first().map_or(0, |t| t.bootstraps),
+        planned_bootstraps: planned,
     };
     summarise(&owner, p, softmax, &train, &model, outcome, None, costs)
 }

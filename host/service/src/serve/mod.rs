@@ -314,6 +314,8 @@ impl Daemon {
                 queue_position,
                 awaiting_epoch: job.awaiting_epoch.map(|e| e as u64),
                 error: job.error.clone(),
+                last_step: job.last_times.as_deref().and_then(|t| serde_json::from_str(t).ok()),
+                planned_bootstraps: job.planned as u64,
                 blobs,
             },
         )

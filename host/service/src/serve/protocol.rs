@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::train::server::StepSpec;
+use crate::train::server::{StepSpec, StepTimes};
 
 /// Route prefix of the version-1 API.
 pub const PREFIX: &str = "/v1/jobs";
@@ -120,6 +120,10 @@ pub struct JobStatus {
     pub awaiting_epoch: Option<u64>,
     /// Why the job failed.
     pub error: Option<String>,
+    /// The last step's times and bootstraps.
+    pub last_step: Option<StepTimes>,
+    /// Bootstraps the plan places per step (0 before training starts).
+    pub planned_bootstraps: u64,
     /// Uploads.
     pub blobs: Vec<BlobStatus>,
 }

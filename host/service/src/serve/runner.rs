@@ -93,6 +93,7 @@ fn train(daemon: &Daemon, id: &str, cancel: &AtomicBool) -> Result<()> {
     // awaited epoch is recomputed from the checkpoint, or skipped when its answer came meanwhile).
     store.set_awaiting(id, None)?;
     let (mut server, at) = Server::open(&server_dir, &EngineTrainers, &o.spec, daemon.security(), resume)?;
+    store.set_planned(id, server.planned_bootstraps())?;
     let course = Course {
         train_rows: o.train_rows,
         batch: o.spec.batch,
@@ -116,7 +117,8 @@ fn train(daemon: &Daemon, id: &str, cancel: &AtomicBool) -> Result<()> {
             let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
             *s += times.total_s;
             *n += 1;
-            let _ = store.progress(id, step, epoch, times.bootstraps, *s / *n as f64);
+            let json = serde_json::to_string(times).unwrap_or_default();
+            let _ = store.progress(id, (step, epoch), times.bootstraps, &json, *s / *n as f64);
         }
     };
     drive(&mut server, &server_dir, at, &course, &tr, &va, &mut judge, &events)?;

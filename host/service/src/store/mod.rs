@@ -103,6 +103,10 @@ pub struct JobRow {
     pub awaiting_epoch: Option<i64>,
     /// Why it failed.
     pub error: Option<String>,
+    /// The last step's times (JSON of [`crate::train::server::StepTimes`]).
+    pub last_times: Option<String>,
+    /// Bootstraps the plan places per step.
+    pub planned: i64,
 }
 
 /// An upload's row.
@@ -144,7 +148,8 @@ impl Store {
                 options TEXT NOT NULL, state TEXT NOT NULL, queue_seq INTEGER,
                 step INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0,
                 bootstraps INTEGER NOT NULL DEFAULT 0, seconds_per_step REAL NOT NULL DEFAULT 0,
-                awaiting_epoch INTEGER, error TEXT);
+                awaiting_epoch INTEGER, error TEXT, last_times TEXT,
+                planned INTEGER NOT NULL DEFAULT 0);
              CREATE TABLE IF NOT EXISTS blobs (
                 job TEXT NOT NULL, name TEXT NOT NULL, received INTEGER NOT NULL DEFAULT 0,
                 complete INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (job, name));
@@ -201,10 +206,12 @@ impl Store {
             seconds_per_step: r.get(9)?,
             awaiting_epoch: r.get(10)?,
             error: r.get(11)?,
+            last_times: r.get(12)?,
+            planned: r.get(13)?,
         })
     }
 
-    const COLS: &'static str = "id, token_hash, fingerprint, options, state, queue_seq, step, epoch, bootstraps, seconds_per_step, awaiting_epoch, error";
+    const COLS: &'static str = "id, token_hash, fingerprint, options, state, queue_seq, step, epoch, bootstraps, seconds_per_step, awaiting_epoch, error, last_times, planned";
 
     /// Job `id`, if it exists.
     pub fn job(&self, id: &str) -> Result<Option<JobRow>> {
@@ -251,16 +258,29 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Records progress after a step.
-    pub fn progress(&self, id: &str, step: usize, epoch: usize, bootstraps: usize, seconds_per_step: f64) -> Result<()> {
+    /// Records progress after a step: its bootstraps, the step's times (JSON), the mean seconds.
+    pub fn progress(
+        &self,
+        id: &str,
+        (step, epoch): (usize, usize),
+        bootstraps: usize,
+        times: &str,
+        seconds_per_step: f64,
+    ) -> Result<()> {
         self.db()
             .execute(
                 // A step redone after a restart (its checkpoint was not written) is not counted twice.
                 "UPDATE jobs SET bootstraps = bootstraps + CASE WHEN ?2 > step THEN ?4 ELSE 0 END,
-                    step = ?2, epoch = ?3, seconds_per_step = ?5 WHERE id = ?1",
-                params![id, step as i64, epoch as i64, bootstraps as i64, seconds_per_step],
+                    step = ?2, epoch = ?3, last_times = ?5, seconds_per_step = ?6 WHERE id = ?1",
+                params![id, step as i64, epoch as i64, bootstraps as i64, times, seconds_per_step],
             )
             .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Records the bootstraps the plan places per step.
+    pub fn set_planned(&self, id: &str, planned: usize) -> Result<()> {
+        self.db().execute("UPDATE jobs SET planned = ?2 WHERE id = ?1", params![id, planned as i64]).map_err(db_err)?;
         Ok(())
     }
 

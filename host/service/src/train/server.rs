@@ -44,7 +44,7 @@ pub struct StepSpec {
 }
 
 /// Where the seconds of one step went, and its bootstraps.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct StepTimes {
     /// Bootstraps run.
     pub bootstraps: usize,
