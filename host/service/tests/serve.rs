@@ -249,6 +249,31 @@ fn bad_input_gets_a_status_and_a_json_error_and_harms_no_other_job() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// The job a client writes to `work/job.json` once it has created it, and a client of it, once
+/// its status meets `until` (training not done yet).
+fn follow(work: &Path, url: &str, until: impl Fn(&JobStatus) -> bool) -> (JobHandle, Http) {
+    let start = Instant::now();
+    let handle: JobHandle = loop {
+        if let Some(h) = std::fs::read(work.join("job.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+            break h;
+        }
+        assert!(start.elapsed() < Duration::from_secs(600), "no job created");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut watch = Http::new(url);
+    watch.token = Some(handle.token.clone());
+    loop {
+        let st: JobStatus = watch.get_json(&handle.id).unwrap();
+        assert!(st.state != "failed", "{:?}", st.error);
+        if until(&st) {
+            assert!(st.state != "done", "caught before the end");
+            return (handle, watch);
+        }
+        assert!(start.elapsed() < Duration::from_secs(1200), "the job never got there");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The daemon's final model bytes of job `h`.
 fn model_bytes(url: &str, h: &JobHandle) -> Vec<u8> {
     let mut c = Http::new(url);
@@ -278,26 +303,7 @@ fn a_job_killed_mid_training_resumes_to_the_same_model_as_the_in_process_run() {
     let client = std::thread::spawn(move || hetune::client::run(&opts, &|_| {}));
 
     // Wait for the first step, then kill -9.
-    let start = Instant::now();
-    let handle: JobHandle = loop {
-        if let Some(h) = std::fs::read(work.join("job.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
-            break h;
-        }
-        assert!(start.elapsed() < Duration::from_secs(600), "no job created");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut watch = Http::new(&d.url);
-    watch.token = Some(handle.token.clone());
-    loop {
-        let st: JobStatus = watch.get_json(&handle.id).unwrap();
-        assert!(st.state != "failed", "{:?}", st.error);
-        if st.step >= 1 {
-            assert!(st.state != "done", "killed before the end");
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(1200), "no step");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (handle, watch) = follow(&work, &d.url, |st| st.step >= 1);
     d.kill_and_restart();
 
     // While the resumed job trains: a second job on the same uploaded files waits in the queue
@@ -514,25 +520,7 @@ fn a_killed_client_resumes_its_job() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    let handle: JobHandle = loop {
-        if let Some(h) = std::fs::read(work.join("job.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
-            break h;
-        }
-        assert!(start.elapsed() < Duration::from_secs(600), "no job created");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut watch = Http::new(&d.url);
-    watch.token = Some(handle.token.clone());
-    loop {
-        let st: JobStatus = watch.get_json(&handle.id).unwrap();
-        assert!(st.state != "failed", "{:?}", st.error);
-        if st.state == "running" || st.state == "awaiting" {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(1200), "no training");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (handle, _) = follow(&work, &d.url, |st| st.state == "running" || st.state == "awaiting");
     first.kill().unwrap();
     first.wait().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_hetune")).args(args(true)).output().unwrap();
