@@ -142,6 +142,25 @@ pub enum Error {
         /// The learning rate.
         lr: f64,
     },
+    /// The daemon's job database failed.
+    #[error("job store: {0}")]
+    Store(String),
+    /// The daemon answered a request of the owner's client with an error.
+    #[error("daemon: HTTP {status}: {code}: {message}")]
+    Daemon {
+        /// HTTP status.
+        status: u16,
+        /// The error's code.
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// The owner's client could not reach the daemon.
+    #[error("daemon unreachable: {0}")]
+    Http(String),
+    /// A job was deleted or cancelled while it trained.
+    #[error("the job was cancelled")]
+    Cancelled,
     /// A working directory whose run differs from the one asked to resume.
     #[error("{}: the run recorded there has other data, preset, shape or schedule; resume it with the same arguments", dir.display())]
     ResumeMismatch {

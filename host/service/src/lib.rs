@@ -1,7 +1,8 @@
 //! `hetune`: the service side of privacy-preserving transfer learning on CKKS-encrypted features.
 //!
 //! Layer 7 (see `docs/architecture.md`): files ([`io`]: `.npy` arrays, key directories, encrypted
-//! tensors), the command line ([`cli`]) and benchmark reports ([`bench`]), over the compute
+//! tensors), the command line ([`cli`]), the training daemon ([`serve`], its storage [`store`]) and
+//! the owner's client ([`client`]), and benchmark reports ([`bench`]), over the compute
 //! engine (`hetune-engine`, re-exported as [`engine`]) and the core (`hetune-core`, re-exported
 //! as [`ckks_core`]).
 
@@ -10,8 +11,11 @@ pub use hetune_engine as engine;
 
 pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod error;
 pub mod io;
+pub mod serve;
+pub mod store;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod keys;
 pub(crate) mod params;
+mod serve;
 mod tensor;
 mod train;
 
@@ -118,18 +119,15 @@ enum Command {
         #[arg(long)]
         insecure_testing_only: bool,
     },
-    /// The main job on a built-in real sample: keygen, encrypt, decrypt, precision and sizes.
-    Demo {
-        /// Preset name.
-        #[arg(long, default_value = "n16-boot")]
-        preset: String,
-        /// Working directory (default: a fresh temporary directory).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Accept a preset below 128-bit security. For tests only.
-        #[arg(long)]
-        insecure_testing_only: bool,
-    },
+    /// The main job: the training daemon and the owner's client on a real SNIPS subset, ending
+    /// with the encrypted model's test accuracy beside the plaintext twin's.
+    Demo(demo::DemoArgs),
+    /// The training daemon: owners' jobs over HTTP (create, chunked uploads, start, status, the
+    /// per-epoch continue-or-stop round, the encrypted model, delete).
+    Serve(serve::ServeArgs),
+    /// The data owner's side of a daemon job: keys, encryption, upload, early-stopping answers,
+    /// the decrypted model, its evaluation, model.npy, report.json and curves.png.
+    Client(serve::ClientArgs),
     /// Train a softmax-regression head under encryption (owner and server in one process),
     /// with its plaintext twins: accuracy, seconds per step, bootstraps, memory.
     Train(train::TrainArgs),
@@ -226,8 +224,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::Decrypt { keys, input, out, reference, insecure_testing_only } => {
             tensor::decrypt(&keys, &input, &out, reference.as_deref(), security(insecure_testing_only))
         }
-        Command::Demo { preset, dir, insecure_testing_only } => demo::run(&preset, dir, insecure_testing_only),
+        Command::Demo(a) => demo::run(&a),
         Command::Train(a) => train::run(&a),
+        Command::Serve(a) => serve::run_serve(&a),
+        Command::Client(a) => serve::run_client(&a),
         Command::Bench { what } => bench::run(what),
     }
 }

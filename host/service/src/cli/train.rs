@@ -73,7 +73,12 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    fn options(&self) -> Result<TrainOptions> {
+    /// Whether only the twins are asked for.
+    pub(super) fn twin_only(&self) -> bool {
+        self.twin_only
+    }
+
+    pub(super) fn options(&self) -> Result<TrainOptions> {
         Ok(TrainOptions {
             data: self.data.clone(),
             preset: self.preset.clone(),
@@ -97,7 +102,7 @@ impl TrainArgs {
 
 /// Progress bars drawn from the run's events on stderr; when stderr is not a terminal (a long
 /// run logged to a file), one plain line per step, epoch and phase instead.
-struct Bars {
+pub(super) struct Bars {
     bar: Mutex<Option<(&'static str, ProgressBar)>>,
     bootstraps: Mutex<usize>,
     lines: bool,
@@ -106,7 +111,7 @@ struct Bars {
 }
 
 impl Bars {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         use std::io::IsTerminal;
         Bars {
             bar: Mutex::new(None),
@@ -148,6 +153,7 @@ impl Bars {
             Event::Epoch { epoch, valid_mse, decision } => {
                 eprintln!("epoch {epoch}: validation MSE {valid_mse:.5} (decrypted by the owner): {decision:?}")
             }
+            Event::Upload { done, total } if done == total => eprintln!("uploaded {total} bytes to the daemon"),
             _ => {}
         }
     }
@@ -166,7 +172,7 @@ impl Bars {
         b
     }
 
-    fn event(&self, e: Event<'_>) {
+    pub(super) fn event(&self, e: Event<'_>) {
         if self.lines {
             return self.line(e);
         }
@@ -184,6 +190,11 @@ impl Bars {
                 let b = self.bar(phase, total, "encrypt {msg} [{bar:30}] {pos}/{len} batches");
                 b.set_message(split.to_string());
                 b.set_position(done as u64);
+            }
+            Event::Upload { done, total } => {
+                let b = self.bar("upload", 0, "upload [{bar:30}] {bytes}/{total_bytes}, {bytes_per_sec}, ETA {eta}");
+                b.set_length(total);
+                b.set_position(done);
             }
             Event::Start { steps, .. } => {
                 self.bar("train", steps, "train [{bar:30}] step {pos}/{len}, {msg}, ETA {eta}");

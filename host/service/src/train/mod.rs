@@ -14,6 +14,7 @@
 //! files), the encrypted validation loss and weights each epoch, the one-bit answer, encrypted
 //! features and logits for inference.
 
+pub mod drive;
 pub mod engine;
 pub mod owner;
 pub mod plot;
@@ -29,7 +30,7 @@ use hetune_core::{Parameters, Security};
 use hetune_engine::learning::dataset::{permutation, Dataset, Standardizer};
 use hetune_engine::learning::early_stopping::Decision;
 use hetune_engine::learning::softmax::{HetalSoftmax, Softmax};
-use hetune_engine::learning::twin::{self, epoch_batches, Model, Order, TwinConfig, TwinRun, ValidLoss};
+use hetune_engine::learning::twin::{self, Model, Order, TwinConfig, TwinRun, ValidLoss};
 use hetune_engine::learning::Packing;
 
 use self::owner::DataOwner;
@@ -67,6 +68,13 @@ pub enum Event<'a> {
         done: usize,
         /// Batches in all.
         total: usize,
+    },
+    /// Bytes uploaded to the daemon so far (`hetune client`).
+    Upload {
+        /// Bytes acknowledged.
+        done: u64,
+        /// Bytes in all.
+        total: u64,
     },
     /// Encrypted training starts.
     Start {
@@ -228,14 +236,33 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Runs `hetune train`: the checks, the twins and, unless `twin_only`, encrypted training with
-/// the trainer of `factory`.
+/// the trainer of `factory`, owner and server in this process.
 pub fn run(
     opts: &TrainOptions,
     twin_only: bool,
     factory: &dyn TrainerFactory,
     events: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<TrainReport> {
+    let mut local = |p: &Prepared, softmax: &Softmax| -> Result<EncryptedRun> {
+        // The server's key request: the trainer's own check of the preset (levels, slots).
+        let request = factory.key_request(&p.params, &p.spec)?;
+        encrypted(opts, p, softmax, &request, factory, events)
+    };
+    run_with(opts, if twin_only { None } else { Some(&mut local) }, events)
+}
+
+/// The encrypted part of a run, given everything checked: in this process ([`run`]) or through a
+/// daemon (`hetune client`).
+pub type EncryptedPart<'a> = &'a mut dyn FnMut(&Prepared, &Softmax) -> Result<EncryptedRun>;
+
+/// The checks, the twins and, when `encrypted` is given, the encrypted run it performs.
+pub fn run_with(
+    opts: &TrainOptions,
+    encrypted: Option<EncryptedPart<'_>>,
+    events: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<TrainReport> {
     let start = Instant::now();
+    let twin_only = encrypted.is_none();
     let p = prepare(opts)?;
     let softmax = approx_softmax(opts.softmax, p.spec.classes)?;
     events(Event::Twins);
@@ -247,12 +274,10 @@ pub fn run(
     if !twin_only && max_weight >= bound {
         return Err(Error::WeightsOutOfRange { max_weight, bound, lr: p.schedule.lr });
     }
-    // The server's key request: the trainer's own check of the preset (levels, slots).
-    let request = if twin_only { None } else { Some(factory.key_request(&p.params, &p.spec)?) };
     let mut report = TrainReport::new(opts, &p, TwinSummary::of(&exact), TwinSummary::of(&approx));
     report.epochs = EpochEntry::from_twins(&exact, &approx);
-    if let Some(request) = request {
-        let run = encrypted(opts, &p, &softmax, &request, factory, events)?;
+    if let Some(encrypted) = encrypted {
+        let run = encrypted(&p, &softmax)?;
         report.add_encrypted(run);
     } else {
         report.steps = approx.steps;
@@ -321,7 +346,7 @@ impl RunRecord {
 
 /// The encrypted batches of a split of `rows` rows in `dir`, as [`DataOwner::encrypt_split`]
 /// names them; each file must exist.
-fn split_files(dir: &Path, name: &str, rows: usize, batch: usize) -> Result<owner::EncryptedSplit> {
+pub fn split_files(dir: &Path, name: &str, rows: usize, batch: usize) -> Result<owner::EncryptedSplit> {
     let mut batches = Vec::new();
     let mut bytes = 0;
     for k in 0..rows.div_ceil(batch) {
@@ -401,73 +426,61 @@ fn encrypted_in(
     if server.layout() != engine::layout(&p.spec, p.params.max_slots())? {
         return Err(Error::InvalidArgument("the server's compact weight layout is not the one the shape gives"));
     }
-    let per_epoch = train.rows.div_ceil(b);
-    let planned = server.planned_bootstraps();
-    let all_steps = per_epoch * p.schedule.epochs;
-    let total_steps = opts.max_steps.map_or(all_steps, |m| m.min(all_steps));
-    // Where to continue: the checkpoint's step and epoch; an epoch whose steps all ran but that
-    // the owner had not judged yet is judged first.
-    let (mut step, first_epoch, mut skip) = match at {
-        None => (0, 1, 0),
-        Some(server::Position { step, epoch, done_in_epoch: done }) => {
-            let (epoch, done) = (epoch as usize, done as usize);
-            if epoch == 0 || step as usize != (epoch - 1) * per_epoch + done || done > per_epoch {
-                return Err(Error::InvalidArgument("a checkpoint that does not fit this run's schedule"));
-            }
-            let judged = owner.epochs_judged();
-            if judged >= epoch {
-                (step as usize, epoch + 1, 0)
-            } else {
-                (step as usize, epoch, done)
-            }
-        }
+    let course = drive::Course {
+        train_rows: train.rows,
+        batch: b,
+        epochs: p.schedule.epochs,
+        max_steps: opts.max_steps,
+        order: p.order,
     };
-    if owner.epochs_judged() + 1 < first_epoch.min(p.schedule.epochs + 1) {
-        return Err(Error::InvalidArgument("the owner's record of epochs is behind the server's checkpoint"));
-    }
-    events(Event::Start { steps: total_steps, planned_bootstraps: planned });
-
+    let planned = server.planned_bootstraps();
     let t = Instant::now();
-    let (mut times, mut stopped_early, mut cut) = (Vec::new(), owner.has_stopped(), false);
-    let mut epoch_seconds = vec![0.0; owner.epochs_judged()];
-    let last_epoch = if stopped_early { 0 } else { p.schedule.epochs };
-    for epoch in first_epoch..=last_epoch {
-        let te = Instant::now();
-        let batches = epoch_batches(train.rows, b, p.order, epoch);
-        let start = std::mem::take(&mut skip);
-        for (i, range) in batches.iter().enumerate().skip(start) {
-            if step == total_steps {
-                cut = true;
-                break;
-            }
-            let st = server.step(&train_enc.batches[range.start / b])?;
-            step += 1;
-            server.checkpoint(&server_dir, epoch, i + 1)?;
-            events(Event::Step { step, epoch, times: &st });
-            times.push(st);
-        }
-        if cut {
-            break;
-        }
-        let loss = server.validation_loss(&valid_enc)?;
-        let weights = server.weights()?;
-        let v = owner.judge_epoch(epoch, &loss, &weights, valid_enc.rows)?;
-        owner.save_epochs()?;
-        events(Event::Epoch { epoch, valid_mse: v.valid_mse, decision: v.decision });
-        epoch_seconds.push(te.elapsed().as_secs_f64());
-        if v.decision == Decision::Stop {
-            stopped_early = true;
-            break;
-        }
-        if step == total_steps && epoch < p.schedule.epochs {
-            cut = true;
-            break;
-        }
-    }
+    let mut judge = OwnerJudge { owner: &mut owner, valid_rows: valid_enc.rows, events };
+    let outcome = drive::drive(&mut server, &server_dir, at, &course, &train_enc, &valid_enc, &mut judge, events)?;
     let train_s = t.elapsed().as_secs_f64();
 
-    // The decrypted models: each judged epoch's for the curves, the kept one (the best epoch's;
-    // the current weights when --max-steps cut the run).
+    // Encrypted inference with the server's current weights, against the plaintext predictions
+    // of the same weights decrypted.
+    let current_bytes = server.weights()?;
+    let current = owner.decrypt_weights(&current_bytes, &p.spec)?;
+    let infer_rows = opts.infer_rows.unwrap_or(b).min(s.test.rows);
+    let inference =
+        if infer_rows > 0 { Some(infer(&mut owner, &server, &current, &s.test, infer_rows, pk, level)?) } else { None };
+    let costs = Costs { keygen_s, encrypt_s, train_s, dataset_bytes, planned_bootstraps: planned };
+    summarise(&owner, p, softmax, &train, &current_bytes, outcome, inference, costs)
+}
+
+/// What an encrypted run cost, besides its steps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Costs {
+    /// Key generation, seconds.
+    pub keygen_s: f64,
+    /// Encryption of the data set, seconds.
+    pub encrypt_s: f64,
+    /// Training, seconds.
+    pub train_s: f64,
+    /// Bytes of the encrypted data set.
+    pub dataset_bytes: u64,
+    /// Bootstraps the plan places per step.
+    pub planned_bootstraps: usize,
+}
+
+/// The owner's account of an encrypted run: each judged epoch's decrypted model evaluated (the
+/// curves), the kept model (the best epoch's; the current weights `current`, wire bytes, when
+/// `max_steps` cut the run or no epoch was judged) and its test accuracy.
+#[allow(clippy::too_many_arguments)]
+pub fn summarise(
+    owner: &DataOwner,
+    p: &Prepared,
+    softmax: &Softmax,
+    train: &Dataset,
+    current: &[u8],
+    outcome: drive::Outcome,
+    inference: Option<InferenceReport>,
+    costs: Costs,
+) -> Result<EncryptedRun> {
+    let s = &p.splits;
+    let drive::Outcome { step, times, stopped_early, cut, epoch_seconds } = outcome;
     let epochs_run = owner.epochs_judged();
     let mut curve = Vec::with_capacity(epochs_run);
     let mut models: Vec<Model> = Vec::with_capacity(epochs_run);
@@ -476,27 +489,20 @@ fn encrypted_in(
         let ev = |d: &Dataset| twin::evaluate(&m, d, softmax);
         curve.push(EncryptedEpoch {
             epoch: e,
-            seconds: epoch_seconds[e - 1],
+            seconds: epoch_seconds.get(e - 1).copied().unwrap_or(0.0),
             encrypted_valid_mse: owner.losses()[e - 1],
-            train: ev(&train),
+            train: ev(train),
             valid: ev(&s.valid),
             test: ev(&s.test),
         });
         models.push(m);
     }
-    let current = owner.decrypt_weights(&server.weights()?, &p.spec)?;
+    let current = owner.decrypt_weights(current, &p.spec)?;
     let (model_epoch, model) = if cut || epochs_run == 0 {
         (epochs_run, &current)
     } else {
         (owner.kept_epoch(), &models[owner.kept_epoch() - 1])
     };
-
-    // Encrypted inference with the server's current weights, against the plaintext predictions
-    // of the same weights decrypted.
-    let infer_rows = opts.infer_rows.unwrap_or(b).min(s.test.rows);
-    let inference =
-        if infer_rows > 0 { Some(infer(&mut owner, &server, &current, &s.test, infer_rows, pk, level)?) } else { None };
-
     let sum = |f: fn(&StepTimes) -> f64| median(times.iter().map(f).collect());
     Ok(EncryptedRun {
         test_acc: model.accuracy(&s.test),
@@ -511,7 +517,7 @@ fn encrypted_in(
         } else {
             times.iter().map(|t| t.bootstraps as f64).sum::<f64>() / times.len() as f64
         },
-        planned_bootstraps_per_step: planned,
+        planned_bootstraps_per_step: costs.planned_bootstraps,
         time_split: StepTimes {
             bootstraps: times.iter().map(|t| t.bootstraps).max().unwrap_or(0),
             matmul_s: sum(|t| t.matmul_s),
@@ -520,14 +526,37 @@ fn encrypted_in(
             weight_expansion_s: sum(|t| t.weight_expansion_s),
             total_s: sum(|t| t.total_s),
         },
-        keygen_s,
-        encrypt_s,
-        train_s,
-        dataset_bytes,
+        keygen_s: costs.keygen_s,
+        encrypt_s: costs.encrypt_s,
+        train_s: costs.train_s,
+        dataset_bytes: costs.dataset_bytes,
         inference,
         curve,
         weights: model.w.clone(),
     })
+}
+
+/// The owner in the same process as the judge of the server's loop: it decrypts the loss,
+/// keeps the weights undecrypted, records the epoch (for `--resume`) and answers.
+struct OwnerJudge<'a, 'e> {
+    owner: &'a mut DataOwner,
+    valid_rows: usize,
+    events: &'e (dyn Fn(Event<'_>) + Sync),
+}
+
+impl drive::Judge for OwnerJudge<'_, '_> {
+    fn judged(&self) -> usize {
+        self.owner.epochs_judged()
+    }
+    fn stopped(&self) -> bool {
+        self.owner.has_stopped()
+    }
+    fn judge(&mut self, epoch: usize, loss: Vec<u8>, weights: Vec<u8>) -> Result<Decision> {
+        let v = self.owner.judge_epoch(epoch, &loss, &weights, self.valid_rows)?;
+        self.owner.save_epochs()?;
+        (self.events)(Event::Epoch { epoch, valid_mse: v.valid_mse, decision: v.decision });
+        Ok(v.decision)
+    }
 }
 
 /// Encrypted inference on the first `rows` test rows, batch by batch.

@@ -128,7 +128,13 @@ impl DataOwner {
     /// The owner of an earlier run in `dir` (its keys in `dir/keys`), with the epochs it judged
     /// (`dir/epochs.json` and each epoch's stored weights) replayed into early stopping.
     pub fn reopen(dir: &Path, security: Security, patience: usize) -> Result<Self> {
-        let mut o = Self::with_keys(load_owner(&dir.join("keys"), security)?, dir);
+        Self::reopen_with(load_owner(&dir.join("keys"), security)?, dir, patience)
+    }
+
+    /// The owner of an earlier run in `dir` with `keys`, its judged epochs replayed (see
+    /// [`DataOwner::reopen`]).
+    pub fn reopen_with(keys: OwnerKeys, dir: &Path, patience: usize) -> Result<Self> {
+        let mut o = Self::with_keys(keys, dir);
         o.set_patience(patience);
         let path = dir.join(EPOCHS_FILE);
         let losses: Vec<f64> = match std::fs::read(&path) {

@@ -29,7 +29,7 @@ use crate::io::keys::BundleStore;
 use crate::io::matrix::read_encrypted;
 
 /// The shape and schedule of the encrypted step, as the server configures its trainer.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct StepSpec {
     /// Classes.
     pub classes: usize,
@@ -44,7 +44,7 @@ pub struct StepSpec {
 }
 
 /// Where the seconds of one step went, and its bootstraps.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct StepTimes {
     /// Bootstraps run.
     pub bootstraps: usize,
@@ -120,7 +120,7 @@ pub struct Position {
 const CHECKPOINT_MAGIC: &[u8; 14] = b"hetune-ckpt-1\n";
 
 impl Checkpoint {
-    /// Writes the checkpoint atomically (a temporary file renamed over `path`).
+    /// Writes the checkpoint atomically (a temporary file, fsync, renamed over `path`).
     pub fn write(&self, ctx: &Context, path: &Path) -> Result<()> {
         let mut out = CHECKPOINT_MAGIC.to_vec();
         for v in [self.step, self.epoch, self.done_in_epoch] {
@@ -128,9 +128,7 @@ impl Checkpoint {
         }
         out.extend_from_slice(&wire::ciphertext_bytes(ctx, &self.w)?);
         out.extend_from_slice(&wire::ciphertext_bytes(ctx, &self.v)?);
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &out).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        crate::store::atomic_write(path, &out)
     }
 
     /// Reads a checkpoint written by [`Checkpoint::write`]; anything else is an error.

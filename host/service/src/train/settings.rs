@@ -33,7 +33,7 @@ impl std::str::FromStr for Standardize {
 }
 
 /// Which softmax approximation the encrypted step uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SoftmaxChoice {
     /// Normalize-and-square (the default: fewer levels, smaller error; `docs/training.md`).

@@ -1,0 +1,155 @@
+//! The server's training loop, shared by `hetune train` (owner in the same process) and the
+//! daemon (`hetune serve`, owner across HTTP): steps in the schedule's batch order, a checkpoint
+//! after each step, and at the end of every epoch the encrypted validation loss and weights handed
+//! to a [`Judge`], whose continue-or-stop answer is all the server learns.
+
+use std::path::Path;
+use std::time::Instant;
+
+use hetune_engine::learning::early_stopping::Decision;
+use hetune_engine::learning::twin::{epoch_batches, Order};
+
+use super::owner::EncryptedSplit;
+use super::server::{Position, Server, StepTimes};
+use super::Event;
+use crate::error::{Error, Result};
+
+/// The schedule as the server sees it (public: rows, batch, epochs, data order).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Course {
+    /// Training rows.
+    pub train_rows: usize,
+    /// Rows per batch.
+    pub batch: usize,
+    /// Epochs at most.
+    pub epochs: usize,
+    /// Steps at most in all (`--max-steps`).
+    pub max_steps: Option<usize>,
+    /// Batch order.
+    pub order: Order,
+}
+
+impl Course {
+    /// Steps per epoch.
+    pub fn per_epoch(&self) -> usize {
+        self.train_rows.div_ceil(self.batch)
+    }
+
+    /// Steps the run makes at most.
+    pub fn total_steps(&self) -> usize {
+        let all = self.per_epoch() * self.epochs;
+        self.max_steps.map_or(all, |m| m.min(all))
+    }
+}
+
+/// The owner's side of the loop, as the server sees it: epochs judged so far, whether they
+/// already ended the run, and the answer on a new epoch.
+pub trait Judge {
+    /// Epochs judged so far (on a resumed run, those judged before).
+    fn judged(&self) -> usize;
+    /// Whether the epochs judged so far already stopped the run.
+    fn stopped(&self) -> bool;
+    /// The answer on epoch `epoch`: its encrypted validation loss and weights (wire bytes).
+    fn judge(&mut self, epoch: usize, loss: Vec<u8>, weights: Vec<u8>) -> Result<Decision>;
+    /// Called before every step: an error ends the run there (the daemon's deleted job).
+    fn proceed(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How the loop ended.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// Global steps taken (including those before a resume).
+    pub step: usize,
+    /// Times of the steps run now.
+    pub times: Vec<StepTimes>,
+    /// The owner stopped the run.
+    pub stopped_early: bool,
+    /// `max_steps` cut the run.
+    pub cut: bool,
+    /// Seconds of each judged epoch (0 for those judged before a resume).
+    pub epoch_seconds: Vec<f64>,
+}
+
+/// Where a run continues: the checkpoint's step and epoch; an epoch whose steps all ran but that
+/// the owner had not judged yet is judged first. Returns (step, first epoch, steps to skip in it).
+fn start_point(at: Option<Position>, course: &Course, judged: usize) -> Result<(usize, usize, usize)> {
+    let per_epoch = course.per_epoch();
+    let start = match at {
+        None => (0, 1, 0),
+        Some(Position { step, epoch, done_in_epoch: done }) => {
+            let (epoch, done) = (epoch as usize, done as usize);
+            if epoch == 0 || step as usize != (epoch - 1) * per_epoch + done || done > per_epoch {
+                return Err(Error::InvalidArgument("a checkpoint that does not fit this run's schedule"));
+            }
+            if judged >= epoch {
+                (step as usize, epoch + 1, 0)
+            } else {
+                (step as usize, epoch, done)
+            }
+        }
+    };
+    if judged + 1 < start.1.min(course.epochs + 1) {
+        return Err(Error::InvalidArgument("the owner's record of epochs is behind the server's checkpoint"));
+    }
+    Ok(start)
+}
+
+/// Runs the schedule from `at` (a checkpoint's position, or the start): every step reads its batch
+/// from `train`, runs, and checkpoints into `dir`; every finished epoch goes to `judge`.
+#[allow(clippy::too_many_arguments)]
+pub fn drive(
+    server: &mut Server,
+    dir: &Path,
+    at: Option<Position>,
+    course: &Course,
+    train: &EncryptedSplit,
+    valid: &EncryptedSplit,
+    judge: &mut dyn Judge,
+    events: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<Outcome> {
+    let b = course.batch;
+    if train.rows != course.train_rows || train.batches.len() != course.per_epoch() {
+        return Err(Error::InvalidArgument("the encrypted training set does not match the schedule"));
+    }
+    let total_steps = course.total_steps();
+    let (mut step, first_epoch, mut skip) = start_point(at, course, judge.judged())?;
+    events(Event::Start { steps: total_steps, planned_bootstraps: server.planned_bootstraps() });
+    let mut out = Outcome { stopped_early: judge.stopped(), epoch_seconds: vec![0.0; judge.judged()], ..Outcome::default() };
+    let last_epoch = if out.stopped_early { 0 } else { course.epochs };
+    for epoch in first_epoch..=last_epoch {
+        let te = Instant::now();
+        let batches = epoch_batches(course.train_rows, b, course.order, epoch);
+        let start = std::mem::take(&mut skip);
+        for (i, range) in batches.iter().enumerate().skip(start) {
+            if step == total_steps {
+                out.cut = true;
+                break;
+            }
+            judge.proceed()?;
+            let st = server.step(&train.batches[range.start / b])?;
+            step += 1;
+            server.checkpoint(dir, epoch, i + 1)?;
+            events(Event::Step { step, epoch, times: &st });
+            out.times.push(st);
+        }
+        if out.cut {
+            break;
+        }
+        let loss = server.validation_loss(valid)?;
+        let weights = server.weights()?;
+        let decision = judge.judge(epoch, loss, weights)?;
+        out.epoch_seconds.push(te.elapsed().as_secs_f64());
+        if decision == Decision::Stop {
+            out.stopped_early = true;
+            break;
+        }
+        if step == total_steps && epoch < course.epochs {
+            out.cut = true;
+            break;
+        }
+    }
+    out.step = step;
+    Ok(out)
+}
