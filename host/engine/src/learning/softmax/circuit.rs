@@ -25,6 +25,7 @@
 //! [`polynomial::evaluate`]: crate::circuits::polynomial::evaluate
 
 use super::hetal::{self, HetalSoftmax};
+use super::lean::LeanNas;
 use super::nas::{NasSoftmax, Normalizer};
 use crate::circuits::chebyshev::Chebyshev;
 use crate::circuits::polynomial::{self, Parity};
@@ -107,20 +108,7 @@ pub fn nas_softmax<O: HeBackend>(ops: &O, nas: &NasSoftmax, logits: &O::Ct, pk: 
             need: "classes within the packing's period",
         });
     }
-    let b = nas.bound;
-    // exp((x - B) / 2^k) / sqrt(c) on x / B.
-    let on_range = Chebyshev { coeffs: nas.exp.coeffs.clone(), a: -b, b };
-    let scale = ops.scale(logits);
-    let y = if ops.level(logits) >= polynomial::depth(&on_range) {
-        polynomial::evaluate(ops, logits, &on_range, Parity::None, scale)?
-    } else {
-        let t = ops.ensure(logits, 1, "softmax: logits / B")?;
-        let t = ops.mul_const_to(&t, 1.0 / b, ops.scale(&t))?;
-        let t = ops.ensure(&t, unit_depth(&nas.exp), "softmax: exp input")?;
-        polynomial::evaluate(ops, &t, &unit(&nas.exp), Parity::None, ops.scale(&t))?
-    };
-    let y = ops.ensure(&y, 1, "softmax: padding mask")?;
-    let mut y = ops.mul_values(&y, &class_mask(pk, nas.classes), ops.scale(&y))?;
+    let mut y = exp_of_logits(ops, &nas.exp, nas.bound, nas.classes, logits, pk)?;
     let mut newton = nas.newton;
     for round in 0..nas.rounds {
         let poly = if round == 0 { &nas.first } else { &nas.rest };
@@ -144,6 +132,78 @@ pub fn nas_softmax<O: HeBackend>(ops: &O, nas: &NasSoftmax, logits: &O::Ct, pk: 
     }
     for _ in 0..newton {
         // Sum mask and product on one refresh.
+        y = ops.ensure(&y, 2, "softmax: Newton")?;
+        let s = row_sum(ops, &y, pk, -1.0, 2.0, "softmax: Newton sum")?;
+        y = mul_aligned(ops, &y, &s, "softmax: Newton product")?;
+    }
+    Ok(y)
+}
+
+/// `exp((x - B) / 2^k) / sqrt(c)` of the logits by the interpolant `exp` on `x / B` (the affine
+/// map inside the evaluator when the logits have the levels, else after a refresh of `x / B`),
+/// then the padded classes zeroed by a mask.
+fn exp_of_logits<O: HeBackend>(
+    ops: &O,
+    exp: &Chebyshev,
+    b: f64,
+    classes: usize,
+    logits: &O::Ct,
+    pk: Packing,
+) -> Result<O::Ct> {
+    let on_range = Chebyshev { coeffs: exp.coeffs.clone(), a: -b, b };
+    let scale = ops.scale(logits);
+    let y = if ops.level(logits) >= polynomial::depth(&on_range) {
+        polynomial::evaluate(ops, logits, &on_range, Parity::None, scale)?
+    } else {
+        let t = ops.ensure(logits, 1, "softmax: logits / B")?;
+        let t = ops.mul_const_to(&t, 1.0 / b, ops.scale(&t))?;
+        let t = ops.ensure(&t, unit_depth(exp), "softmax: exp input")?;
+        polynomial::evaluate(ops, &t, &unit(exp), Parity::None, ops.scale(&t))?
+    };
+    let y = ops.ensure(&y, 1, "softmax: padding mask")?;
+    ops.mul_values(&y, &class_mask(pk, classes), ops.scale(&y))
+}
+
+/// The lean normalize-and-square softmax ([`LeanNas`], twin [`LeanNas::eval_row`]) of every row
+/// of one horizontally tiled logits block. `exp` and the padding mask as in [`nas_softmax`]; per
+/// round: `sq = y^2`; the row sum with the normaliser's linear factor folded into its mask
+/// (`lin = zeta (S - r0)`, tiled over the row); each quadratic factor `(lin + zeta (r0 - a))^2 +
+/// zeta^2 b^2` one square; then `lin sq` and the quadratics multiplied as a balanced tree. A
+/// bootstrap may fall before a round's square (on `y`) or after it (on `sq`, the one ciphertext
+/// the rest of the round needs), wherever the levels run out; then the Newton steps.
+pub fn lean_softmax<O: HeBackend>(ops: &O, nas: &LeanNas, logits: &O::Ct, pk: Packing) -> Result<O::Ct> {
+    if nas.classes > pk.pad_c || ops.slots() != pk.slots() {
+        return Err(Error::InvalidConfig {
+            what: "the encrypted softmax",
+            need: "classes within the packing's period",
+        });
+    }
+    let mut y = exp_of_logits(ops, &nas.exp, nas.bound, nas.classes, logits, pk)?;
+    for q in &nas.rounds {
+        let y1 = ops.ensure(&y, 1, "softmax: square")?;
+        let sq = ops.square(&y1)?;
+        let sq = ops.ensure(&sq, q.round_levels() - 1, "softmax: round")?;
+        let lin = row_sum(ops, &sq, pk, q.zeta, -q.zeta * q.r0, "softmax: round sum")?;
+        let mut leaves = vec![mul_aligned(ops, &lin, &sq, "softmax: linear factor")?];
+        for &(a, b2) in &q.pairs {
+            let u = ops.add_const(&lin, q.zeta * (q.r0 - a))?;
+            let u = ops.square(&u)?;
+            leaves.push(ops.add_const(&u, q.zeta * q.zeta * b2)?);
+        }
+        while leaves.len() > 1 {
+            let mut next = Vec::with_capacity(leaves.len().div_ceil(2));
+            for pair in leaves.chunks(2) {
+                next.push(match pair {
+                    [a, b] => mul_aligned(ops, a, b, "softmax: normaliser product")?,
+                    [a] => a.clone(),
+                    _ => unreachable!("chunks of two"),
+                });
+            }
+            leaves = next;
+        }
+        y = leaves.pop().ok_or(Error::InvalidArgument("a round without factors"))?;
+    }
+    for _ in 0..nas.newton {
         y = ops.ensure(&y, 2, "softmax: Newton")?;
         let s = row_sum(ops, &y, pk, -1.0, 2.0, "softmax: Newton sum")?;
         y = mul_aligned(ops, &y, &s, "softmax: Newton product")?;

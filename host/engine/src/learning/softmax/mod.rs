@@ -28,9 +28,11 @@
 
 pub mod circuit;
 pub mod hetal;
+pub mod lean;
 pub mod nas;
 
 pub use hetal::{DomainExtension, HetalSoftmax};
+pub use lean::{LeanNas, ProductInverse};
 pub use nas::{NasConfig, NasSoftmax, Normalizer};
 
 use rand_chacha::ChaCha8Rng;
@@ -51,8 +53,10 @@ pub enum Softmax {
     Exact,
     /// HETAL's approximation.
     Hetal(HetalSoftmax),
-    /// Normalize-and-square.
+    /// Normalize-and-square, the precise variant (degree-15 Chebyshev normalisers).
     Nas(NasSoftmax),
+    /// Normalize-and-square, the lean variant (low-degree normalisers in product form).
+    Lean(LeanNas),
 }
 
 /// One stage of an encrypted softmax and the levels it consumes.
@@ -71,6 +75,7 @@ impl Softmax {
             Softmax::Exact => exact(x, out),
             Softmax::Hetal(h) => h.eval_row(x, out),
             Softmax::Nas(n) => n.eval_row(x, out),
+            Softmax::Lean(n) => n.eval_row(x, out),
         }
     }
 
@@ -80,6 +85,7 @@ impl Softmax {
             Softmax::Exact => f64::INFINITY,
             Softmax::Hetal(h) => h.rmax,
             Softmax::Nas(n) => n.bound,
+            Softmax::Lean(n) => n.bound,
         }
     }
 
@@ -89,6 +95,7 @@ impl Softmax {
             Softmax::Exact => Vec::new(),
             Softmax::Hetal(h) => h.stages(),
             Softmax::Nas(n) => n.stages(),
+            Softmax::Lean(n) => n.stages(),
         }
     }
 
@@ -97,18 +104,24 @@ impl Softmax {
         self.stages().iter().map(|s| s.levels).sum()
     }
 
-    /// The default approximation for `classes` classes: normalize-and-square with the
-    /// configuration of [`NasConfig::default_for_training`].
+    /// The default approximation for `classes` classes: the lean normalize-and-square
+    /// ([`LeanNas::default_for`]).
     pub fn default_for(classes: usize) -> crate::Result<Self> {
+        Ok(Softmax::Lean(LeanNas::default_for(classes)?))
+    }
+
+    /// The precise normalize-and-square for `classes` classes ([`NasConfig::default_for_training`]).
+    pub fn precise_nas(classes: usize) -> crate::Result<Self> {
         Ok(Softmax::Nas(NasSoftmax::new(classes, NasConfig::default_for_training(classes))?))
     }
 
-    /// Short name: `exact`, `hetal` or `nas`.
+    /// Short name: `exact`, `hetal`, `nas` (lean) or `nas-precise`.
     pub fn name(&self) -> &'static str {
         match self {
             Softmax::Exact => "exact",
             Softmax::Hetal(_) => "hetal",
-            Softmax::Nas(_) => "nas",
+            Softmax::Nas(_) => "nas-precise",
+            Softmax::Lean(_) => "nas",
         }
     }
 }
@@ -233,7 +246,10 @@ pub fn error_table(classes: &[usize], rows: usize) -> crate::Result<Vec<ErrorRow
         }
         let nas = NasSoftmax::new(c, NasConfig::default_for_training(c))?;
         let bound = nas.bound;
-        entries.push(("nas".into(), Softmax::Nas(nas), bound));
+        entries.push(("nas-precise".into(), Softmax::Nas(nas), bound));
+        let lean = LeanNas::default_for(c)?;
+        let bound = lean.bound;
+        entries.push(("nas".into(), Softmax::Lean(lean), bound));
         for (name, sm, bound) in entries {
             for (k, sampling) in [Sampling::Uniform, Sampling::Peaked].into_iter().enumerate() {
                 let stats = error_stats(&sm, c, bound, sampling, rows, 1 + k as u64);
