@@ -380,6 +380,45 @@ mod tests {
     }
 
     #[test]
+    fn lean_circuit_on_exact_slots_equals_the_twin_row_by_row() {
+        for classes in [3usize, 7, 10, 16] {
+            let nas = LeanNas::default_for(classes).unwrap();
+            let batch = if classes == 7 { 256 } else { 64 };
+            let pk = Packing::hetal(classes, batch, 2048).unwrap();
+            let rows = pk.s0;
+            let mut rng = ChaCha8Rng::seed_from_u64(classes as u64 + 7);
+            let mut z = vec![0.0; rows * classes];
+            for r in 0..rows {
+                sample_row(&mut rng, classes, 30.0, Sampling::Uniform, &mut z[r * classes..(r + 1) * classes]);
+            }
+            let blocks = pk.pack(&z, rows, classes, crate::learning::Tiling::Horizontal).unwrap();
+            let ops = SlotBackend::with_chain(2048, chain());
+            let x = ops.at(&blocks[0], 5);
+            let p = lean_softmax(&ops, &nas, &x, pk).unwrap();
+            let got = pk.unpack(&[p.re()], rows, classes, crate::learning::Tiling::Horizontal).unwrap();
+            let mut want = vec![0.0; classes];
+            let mut worst = 0.0f64;
+            for r in 0..rows {
+                nas.eval_row(&z[r * classes..(r + 1) * classes], &mut want);
+                for (g, w) in got[r * classes..(r + 1) * classes].iter().zip(&want) {
+                    worst = worst.max((g - w).abs());
+                }
+            }
+            assert!(worst < 1e-9, "{classes} classes: {worst:e}");
+            let re = p.re();
+            for (i, v) in re.iter().enumerate() {
+                if (i % pk.s1) % pk.pad_c >= classes {
+                    assert!(v.abs() < 1e-12, "slot {i}: {v}");
+                }
+            }
+            let sim = Simulator::new(2048, chain());
+            lean_softmax(&sim, &nas, &sim.at(5), pk).unwrap();
+            assert_eq!(sim.boot_log().events, ops.boot_log().events);
+            eprintln!("lean {classes} classes: {worst:e}, {} bootstraps", sim.boot_log().count());
+        }
+    }
+
+    #[test]
     fn hetal_circuit_on_exact_slots_equals_its_twin_row_by_row() {
         for (classes, batch) in [(7usize, 64usize), (10, 64), (3, 512)] {
             let h = crate::learning::softmax::HetalSoftmax::published(classes);

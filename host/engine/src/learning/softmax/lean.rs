@@ -247,3 +247,94 @@ impl LeanNas {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learning::softmax::{error_stats, exact, sample_row, Sampling, Softmax};
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn product_form_is_the_least_relative_error_inverse() {
+        for (lo, hi, d) in [(0.018, 1.01, 31), (0.05, 0.7, 3), (0.09, 1.05, 7), (0.06, 1.2, 15), (0.2, 1.0, 1)] {
+            let q = ProductInverse::new(lo, hi, d).unwrap();
+            assert_eq!(q.pairs.len(), (d - 1) / 2);
+            let mut worst = 0.0f64;
+            for i in 0..=1000 {
+                let s = lo + (hi - lo) * i as f64 / 1000.0;
+                let (a, b) = (q.eval(s), q.eval_formula(s));
+                assert!((a - b).abs() <= 1e-9 * b.abs(), "{lo} {hi} {d}: {s}: {a} vs {b}");
+                worst = worst.max((s * a - 1.0).abs());
+            }
+            // Equioscillation: the bound is reached, and only at the nodes.
+            let e = q.relative_error();
+            assert!(worst <= e * (1.0 + 1e-9) && worst > 0.99 * e, "{worst} vs {e}");
+        }
+        assert!(ProductInverse::new(0.1, 1.0, 4).is_err());
+        assert!(ProductInverse::new(0.0, 1.0, 3).is_err());
+    }
+
+    #[test]
+    fn every_round_sum_stays_inside_its_interval() {
+        // The constructor derives the intervals from worst cases; sampled rows (uniform, one
+        // winner, most logits near 0, and all logits at one bound) must land inside them.
+        for c in 2..=16 {
+            let sm = LeanNas::default_for(c).unwrap();
+            let mut rng = ChaCha8Rng::seed_from_u64(c as u64);
+            let (mut x, mut y) = (vec![0.0; c], vec![0.0; c]);
+            let mut check = |x: &[f64]| {
+                sm.eval_row_sums(x, &mut y, &mut |j, s| {
+                    let q = &sm.rounds[j];
+                    assert!(s >= q.lo && s <= q.hi, "c={c} round {}: {s} not in [{}, {}] for {x:?}", j + 1, q.lo, q.hi);
+                });
+            };
+            for sampling in [Sampling::Uniform, Sampling::Peaked, Sampling::Centred] {
+                for _ in 0..3000 {
+                    sample_row(&mut rng, c, 32.0, sampling, &mut x);
+                    check(&x);
+                }
+            }
+            for v in [-32.0, 0.0, 32.0] {
+                check(&vec![v; c]);
+                let mut one = vec![-32.0; c];
+                one[0] = v;
+                check(&one);
+            }
+        }
+    }
+
+    #[test]
+    fn lean_errs_like_the_precise_variant() {
+        // exp's relative error (degree 7 on x / 32) doubled by 5 squarings limits both variants
+        // near 1e-6; the lean one's round errors cancel and two Newton steps fix the sum.
+        for c in 2..=16 {
+            let sm = Softmax::Lean(LeanNas::default_for(c).unwrap());
+            for (k, sampling) in [Sampling::Uniform, Sampling::Peaked, Sampling::Centred].into_iter().enumerate() {
+                let e = error_stats(&sm, c, 32.0, sampling, 2000, k as u64);
+                let bound = if c == 2 { 6e-6 } else if c > 10 { 1.5e-5 } else { 2e-6 };
+                assert!(e.max_abs < bound, "c={c} {sampling:?}: {e:?}");
+            }
+        }
+        let n = LeanNas::default_for(7).unwrap();
+        let (mut got, mut want) = ([0.0; 7], [0.0; 7]);
+        let x = [32.0, 30.0, 0.0, 0.0, 0.0, 0.0, -32.0];
+        n.eval_row(&x, &mut got);
+        exact(&x, &mut want);
+        assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 2e-6), "{got:?}");
+    }
+
+    #[test]
+    fn levels_and_checks() {
+        let n = LeanNas::default_for(7).unwrap();
+        let rounds: Vec<usize> = n.rounds.iter().map(ProductInverse::round_levels).collect();
+        assert_eq!(rounds, [7, 4, 5, 5, 5]);
+        assert_eq!(Softmax::Lean(n).levels(), 36);
+        let n = LeanNas::default_for(16).unwrap();
+        assert_eq!(n.rounds.iter().map(ProductInverse::round_levels).collect::<Vec<_>>(), [6, 5, 5, 5, 5]);
+        // A cubic second round above 10 classes lets the sums escape.
+        let e = LeanNas::new(16, 32.0, 7, &[31, 3, 7, 7, 7], 2).unwrap_err().to_string();
+        assert!(e.contains("round"), "{e}");
+        assert!(LeanNas::new(1, 32.0, 7, &[7], 2).is_err());
+    }
+}
