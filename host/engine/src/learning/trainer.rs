@@ -6,7 +6,7 @@
 //!    by the plans of [`CompactLayout::expand_steps`] (rotations, one mask that also undoes the
 //!    weights' storage factor, rotate-and-adds);
 //! 2. logits `X V^T` by DiagABT;
-//! 3. `P` by the normalize-and-square softmax circuit ([`nas_softmax`]);
+//! 3. `P` by the normalize-and-square softmax circuit ([`lean_softmax`]; [`nas_softmax`] precise);
 //! 4. `E = P - Y` (Y brought to `P`'s level and scale with one of its spare levels), the
 //!    gradient `E^T X` by DiagATB with PRotUp, gathered back to the compact form by one mask
 //!    per block that also multiplies by `-lr / B` and the storage factor;

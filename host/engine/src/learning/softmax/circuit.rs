@@ -64,9 +64,24 @@ pub fn row_sum<O: HeBackend>(
     beta: f64,
     site: &'static str,
 ) -> Result<O::Ct> {
+    row_sum_to(ops, x, pk, alpha, beta, None, site)
+}
+
+/// [`row_sum`] landing on `target` scale (the mask's encoding chooses it), `None` for the
+/// summed ciphertext's own scale.
+pub fn row_sum_to<O: HeBackend>(
+    ops: &O,
+    x: &O::Ct,
+    pk: Packing,
+    alpha: f64,
+    beta: f64,
+    target: Option<f64>,
+    site: &'static str,
+) -> Result<O::Ct> {
     let sums = ops.rotate_add(x.clone(), doubling(1, pk.pad_c))?;
     let sums = ops.ensure(&sums, 1, site)?;
-    let kept = ops.mul_values(&sums, &first_period(pk, alpha), ops.scale(&sums))?;
+    let target = target.unwrap_or_else(|| ops.scale(&sums));
+    let kept = ops.mul_values(&sums, &first_period(pk, alpha), target)?;
     let keep = sum_columns(pk);
     let tiled = ops.rotate_add(kept, doubling(-(keep as i64), pk.s1 / keep))?;
     if beta == 0.0 {
@@ -179,11 +194,15 @@ pub fn lean_softmax<O: HeBackend>(ops: &O, nas: &LeanNas, logits: &O::Ct, pk: Pa
         });
     }
     let mut y = exp_of_logits(ops, &nas.exp, nas.bound, nas.classes, logits, pk)?;
+    // Every round and Newton step ends on this scale: products of ciphertexts would otherwise let
+    // it drift by the primes' distance from it, doubled by every later square.
+    let scale = ops.scale(&y);
     for q in &nas.rounds {
         let y1 = ops.ensure(&y, 1, "softmax: square")?;
         let sq = ops.square(&y1)?;
         let sq = ops.ensure(&sq, q.round_levels() - 1, "softmax: round")?;
-        let lin = row_sum(ops, &sq, pk, q.zeta, -q.zeta * q.r0, "softmax: round sum")?;
+        let lin_scale = linear_factor_scale(ops, ops.scale(&sq), ops.level(&sq) - 1, q.pairs.len(), scale);
+        let lin = row_sum_to(ops, &sq, pk, q.zeta, -q.zeta * q.r0, Some(lin_scale), "softmax: round sum")?;
         let mut leaves = vec![mul_aligned(ops, &lin, &sq, "softmax: linear factor")?];
         for &(a, b2) in &q.pairs {
             let u = ops.add_const(&lin, q.zeta * (q.r0 - a))?;
@@ -205,10 +224,39 @@ pub fn lean_softmax<O: HeBackend>(ops: &O, nas: &LeanNas, logits: &O::Ct, pk: Pa
     }
     for _ in 0..nas.newton {
         y = ops.ensure(&y, 2, "softmax: Newton")?;
-        let s = row_sum(ops, &y, pk, -1.0, 2.0, "softmax: Newton sum")?;
+        // The sum lands on the prime its product with y rescales by: y keeps its scale.
+        let q = ops.rescale_scale(ops.level(&y) - 1);
+        let s = row_sum_to(ops, &y, pk, -1.0, 2.0, Some(q), "softmax: Newton sum")?;
         y = mul_aligned(ops, &y, &s, "softmax: Newton product")?;
     }
     Ok(y)
+}
+
+/// The scale the linear factor (at `level`) must have for a round's product tree (`lin sq` and
+/// `pairs` squares of `lin` plus constants, multiplied pairwise as in [`lean_softmax`]) to end on
+/// `target`: the tree's log-scale is affine in the factor's with slope `2 pairs + 1`.
+fn linear_factor_scale<O: HeBackend>(ops: &O, sq_scale: f64, level: usize, pairs: usize, target: f64) -> f64 {
+    let lq = |l: usize| ops.rescale_scale(l).log2();
+    let out = |x: f64| {
+        let mut leaves = vec![(level - 1, x + sq_scale.log2() - lq(level))];
+        leaves.extend((0..pairs).map(|_| (level - 1, 2.0 * x - lq(level))));
+        while leaves.len() > 1 {
+            leaves = leaves
+                .chunks(2)
+                .map(|p| match p {
+                    [(la, sa), (lb, sb)] => {
+                        let l = (*la).min(*lb);
+                        (l - 1, sa + sb - lq(l))
+                    }
+                    [a] => *a,
+                    _ => unreachable!("chunks of two"),
+                })
+                .collect();
+        }
+        leaves[0].1
+    };
+    let slope = (2 * pairs + 1) as f64;
+    2f64.powf((target.log2() - out(0.0)) / slope)
 }
 
 /// `max(a, b) = b + (a - b) s`, `s = (comp(a - b) + 1) / 2`, landing on `b`'s scale.
@@ -326,7 +374,7 @@ mod tests {
     use crate::learning::sim::{Chain, Simulator};
     use crate::learning::slots::SlotBackend;
     use crate::learning::softmax::{sample_row, NasConfig, Sampling};
-    use crate::learning::Packing;
+    use crate::learning::{Arith, Packing};
     use hetune_core::{Parameters, Security};
     use rand_chacha::ChaCha8Rng;
     use rand_core::SeedableRng;
@@ -415,6 +463,15 @@ mod tests {
             lean_softmax(&sim, &nas, &sim.at(5), pk).unwrap();
             assert_eq!(sim.boot_log().events, ops.boot_log().events);
             eprintln!("lean {classes} classes: {worst:e}, {} bootstraps", sim.boot_log().count());
+            // At n16-boot's primes (further from the scale than test-n12-boot's) the output keeps
+            // the input's scale: the linear factors' and Newton sums' scales are chosen for it.
+            let p16 = Parameters::preset("n16-boot", Security::InsecureForTestingOnly).unwrap();
+            let pk16 = Packing::hetal(classes, 1024, p16.max_slots()).unwrap();
+            let sim16 = Simulator::new(p16.max_slots(), Chain::of(&p16, &BootstrapConfig::default()));
+            let x16 = sim16.at(5);
+            let out = lean_softmax(&sim16, &nas, &x16, pk16).unwrap();
+            let ratio = sim16.scale(&out) / sim16.scale(&x16);
+            assert!((ratio - 1.0).abs() < 1e-9, "{classes} classes: output scale off by {ratio}");
         }
     }
 

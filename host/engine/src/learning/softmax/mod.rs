@@ -5,9 +5,11 @@
 //!
 //! Two approximations: [`HetalSoftmax`] (Lee et al., ICML 2023: a row maximum by comparison
 //! polynomials, domain extension, `exp` as `p(x/8)^8`, a Goldschmidt inverse) and
-//! [`NasSoftmax`] (normalize-and-square: Cho, Hanrot, Kim, Park, Stehle, ACM CCS 2024). Both
-//! work on one row of logits of `c` classes; the encrypted circuits run every row of a packed
-//! batch at once.
+//! normalize-and-square (Cho, Hanrot, Kim, Park, Stehle, ACM CCS 2024) in two variants:
+//! [`NasSoftmax`] (precise: degree-15 Chebyshev normalisers, 8 levels a round) and [`LeanNas`]
+//! (normalisers of least relative error in product form, 4 to 7 levels a round, the rounds'
+//! errors left to cancel and two Newton steps at the end). All work on one row of logits of `c`
+//! classes; the encrypted circuits run every row of a packed batch at once.
 //!
 //! Levels are counted per stage ([`Stage`]) by the model the encrypted circuits are built to:
 //! a polynomial on `[-1, 1]` takes [`polynomial::depth`] levels (the evaluator's baby-step
@@ -15,14 +17,13 @@
 //! row sums must be masked anyway, see [`sum_mask_note`]), and every ciphertext product or
 //! mask takes one level.
 //!
-//! The default ([`Softmax::default_for`]) is normalize-and-square: at 7 classes its circuit takes
-//! 47 levels against HETAL's 77 (47 to 49 against 90 at 10 to 16 classes, where HETAL's maximum needs
-//! a fourth round), so about 5 bootstraps instead of 9 per softmax ciphertext at 9 levels per
-//! bootstrap, and it errs by about 1e-6 on `[-32, 32]` where HETAL's errs by 1e-2 (its
-//! plaintext twin trains SNIPS-MPNet to weights within 3e-6 of the exact softmax's; HETAL's
-//! twin differs by 7e-2 and flips one test prediction). The price is the narrower input range:
-//! logits must stay within 32, which the plaintext twin checks before encrypting
-//! ([`crate::learning::twin::TwinRun::out_of_range_epoch`]).
+//! The default ([`Softmax::default_for`]) is the lean normalize-and-square: 36 levels against the
+//! precise variant's 47 and HETAL's 77 (7 classes) or 90 (10 classes), so 5 bootstraps per
+//! training step at n16-boot instead of 7 (HETAL's: 15), with the same error as the precise
+//! variant, about 1e-6 on `[-32, 32]` where HETAL's errs by 1e-2 (its plaintext twin trains
+//! SNIPS-MPNet and MNIST-DINOv2 to the exact softmax's test accuracy, weights within 2e-6). The
+//! price is the narrower input range: logits must stay within 32, which the plaintext twin checks
+//! before encrypting ([`crate::learning::twin::TwinRun::out_of_range_epoch`]).
 //!
 //! [`polynomial::depth`]: crate::circuits::polynomial::depth
 
