@@ -253,8 +253,7 @@ fn encrypted_lean_softmax_within_its_bound_of_the_twin() {
     for (nas, pk, sim, planned) in plans {
         let ops = CkksBackend::new(&ev).with_bootstrapper(&boot).unwrap();
         let (classes, rows) = (nas.classes, pk.s0);
-        let z: Vec<f64> =
-            (0..rows * classes).map(|i| 30.0 * (((i * 7919) % 1000) as f64 / 500.0 - 1.0)).collect();
+        let z: Vec<f64> = (0..rows * classes).map(|i| 30.0 * (((i * 7919) % 1000) as f64 / 500.0 - 1.0)).collect();
         let block = pk.pack(&z, rows, classes, Tiling::Horizontal).unwrap();
         let x = o.encrypt_real(&block[0], o.log_slots(), 5, &mut o.rng(5));
         let t = std::time::Instant::now();

@@ -839,9 +839,15 @@ mod tests {
     #[test]
     fn plans_at_the_snips_and_mnist_shapes() {
         let p = Parameters::preset("n16-boot", Security::Require128Bits).unwrap();
-        for (classes, kind) in
-            [(7usize, SoftmaxKind::Nas), (10, SoftmaxKind::Nas), (16, SoftmaxKind::Nas), (7, SoftmaxKind::NasPrecise), (10, SoftmaxKind::NasPrecise), (7, SoftmaxKind::Hetal), (10, SoftmaxKind::Hetal)]
-        {
+        for (classes, kind) in [
+            (7usize, SoftmaxKind::Nas),
+            (10, SoftmaxKind::Nas),
+            (16, SoftmaxKind::Nas),
+            (7, SoftmaxKind::NasPrecise),
+            (10, SoftmaxKind::NasPrecise),
+            (7, SoftmaxKind::Hetal),
+            (10, SoftmaxKind::Hetal),
+        ] {
             let mut cfg = TrainConfig::new(classes, 769, 1024, 1.0);
             cfg.softmax = kind;
             let core = Core::new(&cfg, p.max_slots()).unwrap();

@@ -178,7 +178,11 @@ impl LeanNas {
     /// Builds the exp interpolant and the normalisers, deriving each round's interval from the
     /// range the previous round leaves; fails if a round's sums would leave `(0, 1.1]`.
     pub fn new(classes: usize, bound: f64, exp_degree: usize, degrees: &[usize], newton: u32) -> Result<Self> {
-        if !(2..=1 << 12).contains(&classes) || bound.is_nan() || bound <= 0.0 || degrees.is_empty() || degrees.len() > 16
+        if !(2..=1 << 12).contains(&classes)
+            || bound.is_nan()
+            || bound <= 0.0
+            || degrees.is_empty()
+            || degrees.len() > 16
         {
             return Err(Error::InvalidConfig {
                 what: "lean normalize-and-square",
@@ -241,7 +245,10 @@ impl LeanNas {
             Stage { name: "x / B", levels: 1 },
             Stage { name: "exp(x / 2^k)", levels: exp },
             Stage { name: "zero the padded classes", levels: 1 },
-            Stage { name: "rounds: square, sum mask (normaliser's linear factor), quadratics, products", levels: rounds },
+            Stage {
+                name: "rounds: square, sum mask (normaliser's linear factor), quadratics, products",
+                levels: rounds,
+            },
             Stage { name: "Newton: row sum, keep one period", levels: self.newton as usize },
             Stage { name: "Newton: y (2 - sum)", levels: self.newton as usize },
         ]
@@ -312,7 +319,13 @@ mod tests {
             let sm = Softmax::Lean(LeanNas::default_for(c).unwrap());
             for (k, sampling) in [Sampling::Uniform, Sampling::Peaked, Sampling::Centred].into_iter().enumerate() {
                 let e = error_stats(&sm, c, 32.0, sampling, 2000, k as u64);
-                let bound = if c == 2 { 6e-6 } else if c > 10 { 1.5e-5 } else { 2e-6 };
+                let bound = if c == 2 {
+                    6e-6
+                } else if c > 10 {
+                    1.5e-5
+                } else {
+                    2e-6
+                };
                 assert!(e.max_abs < bound, "c={c} {sampling:?}: {e:?}");
             }
         }
