@@ -227,12 +227,13 @@ fn encrypted_softmax_within_its_bound_of_the_twin() {
 
 #[test]
 fn encrypted_lean_softmax_within_its_bound_of_the_twin() {
-    // The default softmax (lean normalize-and-square) at 7 classes (s1 = pad_c = 8) and 10
-    // classes (s1 = pad_c = 16), logits spread over [-30, 30], from level 5 as DiagABT leaves
-    // them on n16-boot's chain.
+    // The default softmax (lean normalize-and-square) at 7 classes (s1 = pad_c = 8), 10 and 16
+    // classes (s1 = pad_c = 16; at 16 round 2 refreshes sq and its linear factor as one complex
+    // bootstrap), logits spread over [-30, 30], from level 5 as DiagABT leaves them on n16-boot's
+    // chain.
     let o = owner(PRESET);
     let chain = Chain::of(o.ctx.params(), &BootstrapConfig::default());
-    let cases: Vec<(usize, usize)> = vec![(7, 256), (10, 128)];
+    let cases: Vec<(usize, usize)> = vec![(7, 256), (10, 128), (16, 128)];
     let mut request = BootstrapConfig::default().key_request(o.ctx.params().log_n());
     let mut plans = Vec::new();
     for &(classes, batch) in &cases {

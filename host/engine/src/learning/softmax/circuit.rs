@@ -184,8 +184,10 @@ fn exp_of_logits<O: HeBackend>(
 /// round: `sq = y^2`; the row sum with the normaliser's linear factor folded into its mask
 /// (`lin = zeta (S - r0)`, tiled over the row); each quadratic factor `(lin + zeta (r0 - a))^2 +
 /// zeta^2 b^2` one square; then `lin sq` and the quadratics multiplied as a balanced tree. A
-/// bootstrap may fall before a round's square (on `y`) or after it (on `sq`, the one ciphertext
-/// the rest of the round needs), wherever the levels run out; then the Newton steps.
+/// bootstrap may fall before a round's square (on `y`), after it (on `sq`, the one ciphertext
+/// the rest of the round needs), or after the mask (`sq` and `lin` as one complex bootstrap, when
+/// `sq` has a level for the mask but not the round), wherever the levels run out; then the
+/// Newton steps. Each round's output lands on the scale of `exp`'s output.
 pub fn lean_softmax<O: HeBackend>(ops: &O, nas: &LeanNas, logits: &O::Ct, pk: Packing) -> Result<O::Ct> {
     if nas.classes > pk.pad_c || ops.slots() != pk.slots() {
         return Err(Error::InvalidConfig {
@@ -200,9 +202,32 @@ pub fn lean_softmax<O: HeBackend>(ops: &O, nas: &LeanNas, logits: &O::Ct, pk: Pa
     for q in &nas.rounds {
         let y1 = ops.ensure(&y, 1, "softmax: square")?;
         let sq = ops.square(&y1)?;
-        let sq = ops.ensure(&sq, q.round_levels() - 1, "softmax: round")?;
-        let lin_scale = linear_factor_scale(ops, ops.scale(&sq), ops.level(&sq) - 1, q.pairs.len(), scale);
-        let lin = row_sum_to(ops, &sq, pk, q.zeta, -q.zeta * q.r0, Some(lin_scale), "softmax: round sum")?;
+        let rest = q.round_levels() - 1;
+        let (sq, lin) = if ops.level(&sq) >= rest || ops.level(&sq) == 0 {
+            // The round on one refresh (bootstrapping sq first if it has no level for the mask).
+            let sq = ops.ensure(&sq, rest, "softmax: round")?;
+            let lin_scale = linear_factor_scale(ops, ops.scale(&sq), ops.level(&sq) - 1, q.pairs.len(), scale);
+            let lin = row_sum_to(ops, &sq, pk, q.zeta, -q.zeta * q.r0, Some(lin_scale), "softmax: round sum")?;
+            (sq, lin)
+        } else {
+            // The mask on the levels left, then sq and the linear factor refreshed together as
+            // one complex bootstrap; the factor is divided by a power of two `lam` for the
+            // bootstrap (|lin| <= |zeta| hi) and multiplied back exactly (an integer). The round's
+            // output scale then follows the bootstrap's; the next round's factor corrects it.
+            let lam = (q.zeta.abs() * q.hi).log2().ceil().exp2().max(1.0);
+            let lin = row_sum_to(
+                ops,
+                &sq,
+                pk,
+                q.zeta / lam,
+                -q.zeta * q.r0 / lam,
+                Some(ops.scale(&sq)),
+                "softmax: round sum",
+            )?;
+            let sq = ops.drop_level(&sq, ops.level(&lin))?;
+            let (sq, lin) = ops.bootstrap_pair(&sq, &lin, "softmax: round (pair)")?;
+            (sq, ops.mul_integer(&lin, lam as i64)?)
+        };
         let mut leaves = vec![mul_aligned(ops, &lin, &sq, "softmax: linear factor")?];
         for &(a, b2) in &q.pairs {
             let u = ops.add_const(&lin, q.zeta * (q.r0 - a))?;
@@ -463,6 +488,9 @@ mod tests {
             lean_softmax(&sim, &nas, &sim.at(5), pk).unwrap();
             assert_eq!(sim.boot_log().events, ops.boot_log().events);
             eprintln!("lean {classes} classes: {worst:e}, {} bootstraps", sim.boot_log().count());
+            // Above 10 classes round 2 refreshes sq and its linear factor together.
+            let pair = sim.boot_log().events.iter().any(|e| e.site == "softmax: round (pair)");
+            assert_eq!(pair, classes > 10, "{:?}", sim.boot_log());
             // At n16-boot's primes (further from the scale than test-n12-boot's) the output keeps
             // the input's scale: the linear factors' and Newton sums' scales are chosen for it.
             let p16 = Parameters::preset("n16-boot", Security::InsecureForTestingOnly).unwrap();

@@ -127,7 +127,8 @@ impl ProductInverse {
 /// degree 7): up to 10 classes `[31, 3, 7, 7, 7]` (the precise first round lets the second be
 /// cubic while the logit gaps are still within 4, and the rounds fall on n16-boot's refreshes
 /// so that the softmax and `P - Y` take 4 bootstraps), above `[15, 7, 7, 7, 7]` (a cubic second
-/// round would leave its interval); two Newton steps.
+/// round would leave its interval; the circuit then refreshes round 2's square and linear factor
+/// as one complex bootstrap to stay at 4); two Newton steps.
 pub fn default_degrees(classes: usize) -> Vec<usize> {
     if classes <= 10 {
         vec![31, 3, 7, 7, 7]
