@@ -235,6 +235,7 @@ mod tests {
             assert!(schedule(&bad, 7, true, false, 256, 100).is_err(), "{bad:?}");
         }
         assert_eq!("hetal".parse::<SoftmaxChoice>().unwrap(), SoftmaxChoice::Hetal);
+        assert_eq!("nas-precise".parse::<SoftmaxChoice>().unwrap(), SoftmaxChoice::NasPrecise);
         assert!("exact".parse::<SoftmaxChoice>().is_err());
         assert!("maybe".parse::<Standardize>().is_err());
     }
