@@ -11,8 +11,8 @@ use hetune_core::{Parameters, Security};
 use hetune_engine::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
 use hetune_engine::evaluator::{Evaluator, KeyRequest};
 use hetune_engine::learning::dataset::Dataset;
-use hetune_engine::learning::softmax::circuit::{hetal_softmax, nas_softmax};
-use hetune_engine::learning::softmax::{HetalSoftmax, NasConfig, NasSoftmax, Softmax};
+use hetune_engine::learning::softmax::circuit::{hetal_softmax, lean_softmax, nas_softmax};
+use hetune_engine::learning::softmax::{HetalSoftmax, LeanNas, NasConfig, NasSoftmax, Softmax};
 use hetune_engine::learning::trainer::{model_from_compact, pack_batch, ServerTrainer, TrainConfig};
 use hetune_engine::learning::twin::{self, Order, TwinConfig, ValidLoss};
 use hetune_engine::learning::{Chain, CkksBackend, EncMatrix, HeBackend, Packing, Simulator, Tiling};
@@ -223,6 +223,64 @@ fn encrypted_softmax_within_its_bound_of_the_twin() {
         let err = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
         eprintln!("bootstrap_pair: max error {err:.3e} ({:.1} bits)", bits(err, 1.0));
         assert!(bits(err, 1.0) >= 15.0, "{err:e}");
+    }
+}
+
+#[test]
+fn encrypted_lean_softmax_within_its_bound_of_the_twin() {
+    // The default softmax (lean normalize-and-square) at 7 classes (s1 = pad_c = 8), 10 and 16
+    // classes (s1 = pad_c = 16; at 16 round 2 refreshes sq and its linear factor as one complex
+    // bootstrap), logits spread over [-30, 30], from level 5 as DiagABT leaves them on n16-boot's
+    // chain.
+    let o = owner(PRESET);
+    let chain = Chain::of(o.ctx.params(), &BootstrapConfig::default());
+    let cases: Vec<(usize, usize)> = vec![(7, 256), (10, 128), (16, 128)];
+    let mut request = BootstrapConfig::default().key_request(o.ctx.params().log_n());
+    let mut plans = Vec::new();
+    for &(classes, batch) in &cases {
+        let nas = LeanNas::default_for(classes).unwrap();
+        let pk = Packing::hetal(classes, batch, 2048).unwrap();
+        let sim = Simulator::new(2048, chain.clone());
+        let planned = lean_softmax(&sim, &nas, &sim.at(5), pk).unwrap();
+        request.merge(&KeyRequest {
+            relinearization: true,
+            rotations: sim.rotation_steps(),
+            conjugation: true,
+            encapsulation: None,
+        });
+        plans.push((nas, pk, sim, planned));
+    }
+    let ev = evaluator(&request);
+    let boot = Bootstrapper::with_output_factor(ev.clone(), BootstrapConfig::default(), 0.5).unwrap();
+    for (nas, pk, sim, planned) in plans {
+        let ops = CkksBackend::new(&ev).with_bootstrapper(&boot).unwrap();
+        let (classes, rows) = (nas.classes, pk.s0);
+        let z: Vec<f64> = (0..rows * classes).map(|i| 30.0 * (((i * 7919) % 1000) as f64 / 500.0 - 1.0)).collect();
+        let block = pk.pack(&z, rows, classes, Tiling::Horizontal).unwrap();
+        let x = o.encrypt_real(&block[0], o.log_slots(), 5, &mut o.rng(5));
+        let t = std::time::Instant::now();
+        let p = lean_softmax(&ops, &nas, &x, pk).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!((p.level, p.scale), (planned.level, planned.scale));
+        let got = pk.unpack(&[o.decrypt_real(&p)], rows, classes, Tiling::Horizontal).unwrap();
+        let mut want = vec![0.0; classes];
+        let (mut worst, mut sum) = (0.0f64, 0.0);
+        for r in 0..rows {
+            nas.eval_row(&z[r * classes..(r + 1) * classes], &mut want);
+            for (g, w) in got[r * classes..(r + 1) * classes].iter().zip(&want) {
+                worst = worst.max((g - w).abs());
+                sum += (g - w).abs();
+            }
+        }
+        let mean = sum / (rows * classes) as f64;
+        assert_eq!(ops.boot_log().events, sim.boot_log().events);
+        eprintln!(
+            "encrypted lean softmax, {classes} classes: {} bootstraps, {secs:.2} s; max error {worst:.3e} ({:.1} bits), mean {mean:.3e} ({:.1} bits)",
+            ops.boot_log().count(),
+            bits(worst, 1.0),
+            bits(mean, 1.0)
+        );
+        assert!(bits(worst, 1.0) >= 16.0, "{classes} classes: max error {worst:e}");
     }
 }
 

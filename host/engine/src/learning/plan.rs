@@ -121,12 +121,12 @@ mod tests {
         assert_eq!((hetal.logits_level, hetal.softmax_bootstraps, hetal.weight_bootstraps), (6, 9, 25));
         assert_eq!(hetal.bootstraps(), 34);
         let nas =
-            plan_step(&Softmax::default_for(7).unwrap(), WeightForm::Compact, N16_BOOT, 1024, 769, 7, 1 << 15).unwrap();
+            plan_step(&Softmax::precise_nas(7).unwrap(), WeightForm::Compact, N16_BOOT, 1024, 769, 7, 1 << 15).unwrap();
         assert_eq!((nas.logits_level, nas.softmax_bootstraps, nas.atb_levels_from_residual), (5, 5, 3));
         assert_eq!((nas.bootstraps(), nas.weight_bootstrap_slots), (6, 8192));
         // MNIST's shape (10 classes, pad 16): the same 47 levels, a 16384-slot weight bootstrap.
         let mnist =
-            plan_step(&Softmax::default_for(10).unwrap(), WeightForm::Compact, N16_BOOT, 1024, 769, 10, 1 << 15)
+            plan_step(&Softmax::precise_nas(10).unwrap(), WeightForm::Compact, N16_BOOT, 1024, 769, 10, 1 << 15)
                 .unwrap();
         assert_eq!((mnist.bootstraps(), mnist.weight_bootstrap_slots), (6, 16384));
     }

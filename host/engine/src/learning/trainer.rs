@@ -6,7 +6,7 @@
 //!    by the plans of [`CompactLayout::expand_steps`] (one mask per block that also undoes the
 //!    weights' storage factor, then rotate-and-adds: no key per block);
 //! 2. logits `X V^T` by DiagABT;
-//! 3. `P` by the normalize-and-square softmax circuit ([`nas_softmax`]);
+//! 3. `P` by the normalize-and-square softmax circuit ([`lean_softmax`]; [`nas_softmax`] precise);
 //! 4. `E = P - Y` (Y brought to `P`'s level and scale with one of its spare levels), the
 //!    gradient `E^T X` by DiagATB with PRotUp and merged row sums ([`RowSums::Merged`]), gathered back to the compact form by one mask
 //!    per block that also multiplies by `-lr / B` and the storage factor;
@@ -42,8 +42,8 @@ use super::nesterov::Nesterov;
 use super::ops::{doubling, BootEvent, CkksBackend, CountingBackend, HeBackend};
 use super::packing::{Packing, Tiling};
 use super::sim::{Chain, Simulator};
-use super::softmax::circuit::{hetal_softmax, nas_softmax};
-use super::softmax::{HetalSoftmax, NasConfig, NasSoftmax};
+use super::softmax::circuit::{hetal_softmax, lean_softmax, nas_softmax};
+use super::softmax::{HetalSoftmax, LeanNas, NasConfig, NasSoftmax};
 use super::twin::Model;
 use crate::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
 use crate::circuits::chebyshev::Chebyshev;
@@ -55,9 +55,14 @@ use crate::{Error, Result};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SoftmaxKind {
-    /// Normalize-and-square (the default, [`NasConfig::default_for_training`]).
+    /// Normalize-and-square, lean (the default, [`LeanNas::default_for`]): 5 bootstraps a
+    /// step at the SNIPS and MNIST shapes.
     #[default]
     Nas,
+    /// Normalize-and-square, precise ([`NasConfig::default_for_training`]): 1e-6 like the lean
+    /// one, 7 bootstraps a step.
+    #[serde(rename = "nas-precise")]
+    NasPrecise,
     /// HETAL's (max by comparisons, domain extension, `p(x/8)^8`, Goldschmidt), with its
     /// published constants ([`HetalSoftmax::published`]): logits within 128, more bootstraps.
     Hetal,
@@ -185,6 +190,7 @@ struct Core {
 #[derive(Clone, Debug)]
 enum Circuit {
     Nas(NasSoftmax),
+    Lean(LeanNas),
     Hetal(HetalSoftmax),
 }
 
@@ -192,6 +198,7 @@ impl Circuit {
     fn run<O: HeBackend>(&self, ops: &O, logits: &O::Ct, pk: Packing) -> Result<O::Ct> {
         match self {
             Circuit::Nas(n) => nas_softmax(ops, n, logits, pk),
+            Circuit::Lean(n) => lean_softmax(ops, n, logits, pk),
             Circuit::Hetal(h) => hetal_softmax(ops, h, logits, pk),
         }
     }
@@ -200,6 +207,7 @@ impl Circuit {
     fn first_stage(&self) -> usize {
         match self {
             Circuit::Nas(n) => polynomial::depth(&Chebyshev { coeffs: n.exp.coeffs.clone(), a: -n.bound, b: n.bound }),
+            Circuit::Lean(n) => polynomial::depth(&Chebyshev { coeffs: n.exp.coeffs.clone(), a: -n.bound, b: n.bound }),
             Circuit::Hetal(_) => 1,
         }
     }
@@ -219,7 +227,8 @@ impl Core {
         let pk = cfg.packing(slots)?;
         let layout = CompactLayout::new(pk, cfg.classes, cfg.cols)?;
         let softmax = match cfg.softmax {
-            SoftmaxKind::Nas => {
+            SoftmaxKind::Nas => Circuit::Lean(LeanNas::default_for(cfg.classes)?),
+            SoftmaxKind::NasPrecise => {
                 Circuit::Nas(NasSoftmax::new(cfg.classes, NasConfig::default_for_training(cfg.classes))?)
             }
             SoftmaxKind::Hetal => Circuit::Hetal(HetalSoftmax::published(cfg.classes)),
@@ -787,7 +796,7 @@ mod tests {
 
     #[test]
     fn three_steps_on_exact_slots_equal_the_twin_with_the_same_softmax() {
-        for kind in [SoftmaxKind::Nas, SoftmaxKind::Hetal] {
+        for kind in [SoftmaxKind::Nas, SoftmaxKind::NasPrecise, SoftmaxKind::Hetal] {
             three_steps(kind);
         }
     }
@@ -823,6 +832,7 @@ mod tests {
             order: Order::File,
             softmax: match kind {
                 SoftmaxKind::Nas => Softmax::default_for(classes).unwrap(),
+                SoftmaxKind::NasPrecise => Softmax::precise_nas(classes).unwrap(),
                 SoftmaxKind::Hetal => Softmax::Hetal(HetalSoftmax::published(classes)),
             },
             patience: None,
@@ -842,9 +852,15 @@ mod tests {
     #[test]
     fn plans_at_the_snips_and_mnist_shapes() {
         let p = Parameters::preset("n16-boot", Security::Require128Bits).unwrap();
-        for (classes, kind) in
-            [(7usize, SoftmaxKind::Nas), (10, SoftmaxKind::Nas), (7, SoftmaxKind::Hetal), (10, SoftmaxKind::Hetal)]
-        {
+        for (classes, kind) in [
+            (7usize, SoftmaxKind::Nas),
+            (10, SoftmaxKind::Nas),
+            (16, SoftmaxKind::Nas),
+            (7, SoftmaxKind::NasPrecise),
+            (10, SoftmaxKind::NasPrecise),
+            (7, SoftmaxKind::Hetal),
+            (10, SoftmaxKind::Hetal),
+        ] {
             let mut cfg = TrainConfig::new(classes, 769, 1024, 1.0);
             cfg.softmax = kind;
             let core = Core::new(&cfg, p.max_slots()).unwrap();

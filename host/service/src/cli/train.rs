@@ -30,7 +30,7 @@ pub struct TrainArgs {
     /// Learning rate (default: HETAL's; 0.1 on standardised features).
     #[arg(long)]
     lr: Option<f64>,
-    /// Softmax approximation: nas (normalize-and-square) or hetal.
+    /// Softmax approximation: nas (normalize-and-square, lean), nas-precise or hetal.
     #[arg(long, default_value = "nas")]
     softmax: String,
     /// Stop the encrypted run after this many steps.

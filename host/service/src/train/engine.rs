@@ -19,6 +19,7 @@ use crate::error::Result;
 pub fn config(spec: &StepSpec) -> TrainConfig {
     let softmax = match spec.softmax {
         SoftmaxChoice::Nas => SoftmaxKind::Nas,
+        SoftmaxChoice::NasPrecise => SoftmaxKind::NasPrecise,
         SoftmaxChoice::Hetal => SoftmaxKind::Hetal,
     };
     TrainConfig { softmax, ..TrainConfig::new(spec.classes, spec.cols, spec.batch, spec.lr) }

@@ -125,6 +125,7 @@ fn standardise(splits: &mut Splits, how: Standardize) -> Result<bool> {
 pub fn approx_softmax(choice: SoftmaxChoice, classes: usize) -> Result<Softmax> {
     Ok(match choice {
         SoftmaxChoice::Nas => Softmax::default_for(classes)?,
+        SoftmaxChoice::NasPrecise => Softmax::precise_nas(classes)?,
         SoftmaxChoice::Hetal => Softmax::Hetal(HetalSoftmax::published(classes)),
     })
 }

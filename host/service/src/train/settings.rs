@@ -36,8 +36,11 @@ impl std::str::FromStr for Standardize {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SoftmaxChoice {
-    /// Normalize-and-square (the default: fewer levels, smaller error; `docs/training.md`).
+    /// Normalize-and-square, lean (the default: fewest bootstraps; `docs/training.md`).
     Nas,
+    /// Normalize-and-square, precise (more levels, the same error at this range).
+    #[serde(rename = "nas-precise")]
+    NasPrecise,
     /// HETAL's (maximum by comparison, domain extension, Goldschmidt inverse).
     Hetal,
 }
@@ -47,8 +50,9 @@ impl std::str::FromStr for SoftmaxChoice {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "nas" => Ok(SoftmaxChoice::Nas),
+            "nas-precise" => Ok(SoftmaxChoice::NasPrecise),
             "hetal" => Ok(SoftmaxChoice::Hetal),
-            _ => Err(bad("--softmax", s, "nas or hetal")),
+            _ => Err(bad("--softmax", s, "nas, nas-precise or hetal")),
         }
     }
 }
@@ -231,6 +235,7 @@ mod tests {
             assert!(schedule(&bad, 7, true, false, 256, 100).is_err(), "{bad:?}");
         }
         assert_eq!("hetal".parse::<SoftmaxChoice>().unwrap(), SoftmaxChoice::Hetal);
+        assert_eq!("nas-precise".parse::<SoftmaxChoice>().unwrap(), SoftmaxChoice::NasPrecise);
         assert!("exact".parse::<SoftmaxChoice>().is_err());
         assert!("maybe".parse::<Standardize>().is_err());
     }

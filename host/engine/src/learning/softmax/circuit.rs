@@ -25,6 +25,7 @@
 //! [`polynomial::evaluate`]: crate::circuits::polynomial::evaluate
 
 use super::hetal::{self, HetalSoftmax};
+use super::lean::LeanNas;
 use super::nas::{NasSoftmax, Normalizer};
 use crate::circuits::chebyshev::Chebyshev;
 use crate::circuits::polynomial::{self, Parity};
@@ -63,9 +64,24 @@ pub fn row_sum<O: HeBackend>(
     beta: f64,
     site: &'static str,
 ) -> Result<O::Ct> {
+    row_sum_to(ops, x, pk, alpha, beta, None, site)
+}
+
+/// [`row_sum`] landing on `target` scale (the mask's encoding chooses it), `None` for the
+/// summed ciphertext's own scale.
+pub fn row_sum_to<O: HeBackend>(
+    ops: &O,
+    x: &O::Ct,
+    pk: Packing,
+    alpha: f64,
+    beta: f64,
+    target: Option<f64>,
+    site: &'static str,
+) -> Result<O::Ct> {
     let sums = ops.rotate_add(x.clone(), doubling(1, pk.pad_c))?;
     let sums = ops.ensure(&sums, 1, site)?;
-    let kept = ops.mul_values(&sums, &first_period(pk, alpha), ops.scale(&sums))?;
+    let target = target.unwrap_or_else(|| ops.scale(&sums));
+    let kept = ops.mul_values(&sums, &first_period(pk, alpha), target)?;
     let keep = sum_columns(pk);
     let tiled = ops.rotate_add(kept, doubling(-(keep as i64), pk.s1 / keep))?;
     if beta == 0.0 {
@@ -107,20 +123,7 @@ pub fn nas_softmax<O: HeBackend>(ops: &O, nas: &NasSoftmax, logits: &O::Ct, pk: 
             need: "classes within the packing's period",
         });
     }
-    let b = nas.bound;
-    // exp((x - B) / 2^k) / sqrt(c) on x / B.
-    let on_range = Chebyshev { coeffs: nas.exp.coeffs.clone(), a: -b, b };
-    let scale = ops.scale(logits);
-    let y = if ops.level(logits) >= polynomial::depth(&on_range) {
-        polynomial::evaluate(ops, logits, &on_range, Parity::None, scale)?
-    } else {
-        let t = ops.ensure(logits, 1, "softmax: logits / B")?;
-        let t = ops.mul_const_to(&t, 1.0 / b, ops.scale(&t))?;
-        let t = ops.ensure(&t, unit_depth(&nas.exp), "softmax: exp input")?;
-        polynomial::evaluate(ops, &t, &unit(&nas.exp), Parity::None, ops.scale(&t))?
-    };
-    let y = ops.ensure(&y, 1, "softmax: padding mask")?;
-    let mut y = ops.mul_values(&y, &class_mask(pk, nas.classes), ops.scale(&y))?;
+    let mut y = exp_of_logits(ops, &nas.exp, nas.bound, nas.classes, logits, pk)?;
     let mut newton = nas.newton;
     for round in 0..nas.rounds {
         let poly = if round == 0 { &nas.first } else { &nas.rest };
@@ -149,6 +152,136 @@ pub fn nas_softmax<O: HeBackend>(ops: &O, nas: &NasSoftmax, logits: &O::Ct, pk: 
         y = mul_aligned(ops, &y, &s, "softmax: Newton product")?;
     }
     Ok(y)
+}
+
+/// `exp((x - B) / 2^k) / sqrt(c)` of the logits by the interpolant `exp` on `x / B` (the affine
+/// map inside the evaluator when the logits have the levels, else after a refresh of `x / B`),
+/// then the padded classes zeroed by a mask.
+fn exp_of_logits<O: HeBackend>(
+    ops: &O,
+    exp: &Chebyshev,
+    b: f64,
+    classes: usize,
+    logits: &O::Ct,
+    pk: Packing,
+) -> Result<O::Ct> {
+    let on_range = Chebyshev { coeffs: exp.coeffs.clone(), a: -b, b };
+    let scale = ops.scale(logits);
+    let y = if ops.level(logits) >= polynomial::depth(&on_range) {
+        polynomial::evaluate(ops, logits, &on_range, Parity::None, scale)?
+    } else {
+        let t = ops.ensure(logits, 1, "softmax: logits / B")?;
+        let t = ops.mul_const_to(&t, 1.0 / b, ops.scale(&t))?;
+        let t = ops.ensure(&t, unit_depth(exp), "softmax: exp input")?;
+        polynomial::evaluate(ops, &t, &unit(exp), Parity::None, ops.scale(&t))?
+    };
+    let y = ops.ensure(&y, 1, "softmax: padding mask")?;
+    ops.mul_values(&y, &class_mask(pk, classes), ops.scale(&y))
+}
+
+/// The lean normalize-and-square softmax ([`LeanNas`], twin [`LeanNas::eval_row`]) of every row
+/// of one horizontally tiled logits block. `exp` and the padding mask as in [`nas_softmax`]; per
+/// round: `sq = y^2`; the row sum with the normaliser's linear factor folded into its mask
+/// (`lin = zeta (S - r0)`, tiled over the row); each quadratic factor `(lin + zeta (r0 - a))^2 +
+/// zeta^2 b^2` one square; then `lin sq` and the quadratics multiplied as a balanced tree. A
+/// bootstrap may fall before a round's square (on `y`), after it (on `sq`, the one ciphertext
+/// the rest of the round needs), or after the mask (`sq` and `lin` as one complex bootstrap, when
+/// `sq` has a level for the mask but not the round), wherever the levels run out; then the
+/// Newton steps. Each round's output lands on the scale of `exp`'s output.
+pub fn lean_softmax<O: HeBackend>(ops: &O, nas: &LeanNas, logits: &O::Ct, pk: Packing) -> Result<O::Ct> {
+    if nas.classes > pk.pad_c || ops.slots() != pk.slots() {
+        return Err(Error::InvalidConfig {
+            what: "the encrypted softmax",
+            need: "classes within the packing's period",
+        });
+    }
+    let mut y = exp_of_logits(ops, &nas.exp, nas.bound, nas.classes, logits, pk)?;
+    // Every round and Newton step ends on this scale: products of ciphertexts would otherwise let
+    // it drift by the primes' distance from it, doubled by every later square.
+    let scale = ops.scale(&y);
+    for q in &nas.rounds {
+        let y1 = ops.ensure(&y, 1, "softmax: square")?;
+        let sq = ops.square(&y1)?;
+        let rest = q.round_levels() - 1;
+        let (sq, lin) = if ops.level(&sq) >= rest || ops.level(&sq) == 0 {
+            // The round on one refresh (bootstrapping sq first if it has no level for the mask).
+            let sq = ops.ensure(&sq, rest, "softmax: round")?;
+            let lin_scale = linear_factor_scale(ops, ops.scale(&sq), ops.level(&sq) - 1, q.pairs.len(), scale);
+            let lin = row_sum_to(ops, &sq, pk, q.zeta, -q.zeta * q.r0, Some(lin_scale), "softmax: round sum")?;
+            (sq, lin)
+        } else {
+            // The mask on the levels left, then sq and the linear factor refreshed together as
+            // one complex bootstrap; the factor is divided by a power of two `lam` for the
+            // bootstrap (|lin| <= |zeta| hi) and multiplied back exactly (an integer). The round's
+            // output scale then follows the bootstrap's; the next round's factor corrects it.
+            let lam = (q.zeta.abs() * q.hi).log2().ceil().exp2().max(1.0);
+            let lin = row_sum_to(
+                ops,
+                &sq,
+                pk,
+                q.zeta / lam,
+                -q.zeta * q.r0 / lam,
+                Some(ops.scale(&sq)),
+                "softmax: round sum",
+            )?;
+            let sq = ops.drop_level(&sq, ops.level(&lin))?;
+            let (sq, lin) = ops.bootstrap_pair(&sq, &lin, "softmax: round (pair)")?;
+            (sq, ops.mul_integer(&lin, lam as i64)?)
+        };
+        let mut leaves = vec![mul_aligned(ops, &lin, &sq, "softmax: linear factor")?];
+        for &(a, b2) in &q.pairs {
+            let u = ops.add_const(&lin, q.zeta * (q.r0 - a))?;
+            let u = ops.square(&u)?;
+            leaves.push(ops.add_const(&u, q.zeta * q.zeta * b2)?);
+        }
+        while leaves.len() > 1 {
+            let mut next = Vec::with_capacity(leaves.len().div_ceil(2));
+            for pair in leaves.chunks(2) {
+                next.push(match pair {
+                    [a, b] => mul_aligned(ops, a, b, "softmax: normaliser product")?,
+                    [a] => a.clone(),
+                    _ => unreachable!("chunks of two"),
+                });
+            }
+            leaves = next;
+        }
+        y = leaves.pop().ok_or(Error::InvalidArgument("a round without factors"))?;
+    }
+    for _ in 0..nas.newton {
+        y = ops.ensure(&y, 2, "softmax: Newton")?;
+        // The sum lands on the prime its product with y rescales by: y keeps its scale.
+        let q = ops.rescale_scale(ops.level(&y) - 1);
+        let s = row_sum_to(ops, &y, pk, -1.0, 2.0, Some(q), "softmax: Newton sum")?;
+        y = mul_aligned(ops, &y, &s, "softmax: Newton product")?;
+    }
+    Ok(y)
+}
+
+/// The scale the linear factor (at `level`) must have for a round's product tree (`lin sq` and
+/// `pairs` squares of `lin` plus constants, multiplied pairwise as in [`lean_softmax`]) to end on
+/// `target`: the tree's log-scale is affine in the factor's with slope `2 pairs + 1`.
+fn linear_factor_scale<O: HeBackend>(ops: &O, sq_scale: f64, level: usize, pairs: usize, target: f64) -> f64 {
+    let lq = |l: usize| ops.rescale_scale(l).log2();
+    let out = |x: f64| {
+        let mut leaves = vec![(level - 1, x + sq_scale.log2() - lq(level))];
+        leaves.extend((0..pairs).map(|_| (level - 1, 2.0 * x - lq(level))));
+        while leaves.len() > 1 {
+            leaves = leaves
+                .chunks(2)
+                .map(|p| match p {
+                    [(la, sa), (lb, sb)] => {
+                        let l = (*la).min(*lb);
+                        (l - 1, sa + sb - lq(l))
+                    }
+                    [a] => *a,
+                    _ => unreachable!("chunks of two"),
+                })
+                .collect();
+        }
+        leaves[0].1
+    };
+    let slope = (2 * pairs + 1) as f64;
+    2f64.powf((target.log2() - out(0.0)) / slope)
 }
 
 /// `max(a, b) = b + (a - b) s`, `s = (comp(a - b) + 1) / 2`, landing on `b`'s scale.
@@ -266,7 +399,7 @@ mod tests {
     use crate::learning::sim::{Chain, Simulator};
     use crate::learning::slots::SlotBackend;
     use crate::learning::softmax::{sample_row, NasConfig, Sampling};
-    use crate::learning::Packing;
+    use crate::learning::{Arith, Packing};
     use hetune_core::{Parameters, Security};
     use rand_chacha::ChaCha8Rng;
     use rand_core::SeedableRng;
@@ -316,6 +449,57 @@ mod tests {
             nas_softmax(&sim, &nas, &sim.at(5), pk).unwrap();
             assert_eq!(sim.boot_log().events, ops.boot_log().events);
             assert!(sim.boot_log().count() >= nas.rounds as usize, "{:?}", sim.boot_log());
+        }
+    }
+
+    #[test]
+    fn lean_circuit_on_exact_slots_equals_the_twin_row_by_row() {
+        for classes in [3usize, 7, 10, 16] {
+            let nas = LeanNas::default_for(classes).unwrap();
+            let batch = if classes == 7 { 256 } else { 64 };
+            let pk = Packing::hetal(classes, batch, 2048).unwrap();
+            let rows = pk.s0;
+            let mut rng = ChaCha8Rng::seed_from_u64(classes as u64 + 7);
+            let mut z = vec![0.0; rows * classes];
+            for r in 0..rows {
+                sample_row(&mut rng, classes, 30.0, Sampling::Uniform, &mut z[r * classes..(r + 1) * classes]);
+            }
+            let blocks = pk.pack(&z, rows, classes, crate::learning::Tiling::Horizontal).unwrap();
+            let ops = SlotBackend::with_chain(2048, chain());
+            let x = ops.at(&blocks[0], 5);
+            let p = lean_softmax(&ops, &nas, &x, pk).unwrap();
+            let got = pk.unpack(&[p.re()], rows, classes, crate::learning::Tiling::Horizontal).unwrap();
+            let mut want = vec![0.0; classes];
+            let mut worst = 0.0f64;
+            for r in 0..rows {
+                nas.eval_row(&z[r * classes..(r + 1) * classes], &mut want);
+                for (g, w) in got[r * classes..(r + 1) * classes].iter().zip(&want) {
+                    worst = worst.max((g - w).abs());
+                }
+            }
+            assert!(worst < 1e-9, "{classes} classes: {worst:e}");
+            let re = p.re();
+            for (i, v) in re.iter().enumerate() {
+                if (i % pk.s1) % pk.pad_c >= classes {
+                    assert!(v.abs() < 1e-12, "slot {i}: {v}");
+                }
+            }
+            let sim = Simulator::new(2048, chain());
+            lean_softmax(&sim, &nas, &sim.at(5), pk).unwrap();
+            assert_eq!(sim.boot_log().events, ops.boot_log().events);
+            eprintln!("lean {classes} classes: {worst:e}, {} bootstraps", sim.boot_log().count());
+            // Above 10 classes round 2 refreshes sq and its linear factor together.
+            let pair = sim.boot_log().events.iter().any(|e| e.site == "softmax: round (pair)");
+            assert_eq!(pair, classes > 10, "{:?}", sim.boot_log());
+            // At n16-boot's primes (further from the scale than test-n12-boot's) the output keeps
+            // the input's scale: the linear factors' and Newton sums' scales are chosen for it.
+            let p16 = Parameters::preset("n16-boot", Security::InsecureForTestingOnly).unwrap();
+            let pk16 = Packing::hetal(classes, 1024, p16.max_slots()).unwrap();
+            let sim16 = Simulator::new(p16.max_slots(), Chain::of(&p16, &BootstrapConfig::default()));
+            let x16 = sim16.at(5);
+            let out = lean_softmax(&sim16, &nas, &x16, pk16).unwrap();
+            let ratio = sim16.scale(&out) / sim16.scale(&x16);
+            assert!((ratio - 1.0).abs() < 1e-9, "{classes} classes: output scale off by {ratio}");
         }
     }
 

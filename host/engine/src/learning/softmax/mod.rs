@@ -5,9 +5,11 @@
 //!
 //! Two approximations: [`HetalSoftmax`] (Lee et al., ICML 2023: a row maximum by comparison
 //! polynomials, domain extension, `exp` as `p(x/8)^8`, a Goldschmidt inverse) and
-//! [`NasSoftmax`] (normalize-and-square: Cho, Hanrot, Kim, Park, Stehle, ACM CCS 2024). Both
-//! work on one row of logits of `c` classes; the encrypted circuits run every row of a packed
-//! batch at once.
+//! normalize-and-square (Cho, Hanrot, Kim, Park, Stehle, ACM CCS 2024) in two variants:
+//! [`NasSoftmax`] (precise: degree-15 Chebyshev normalisers, 8 levels a round) and [`LeanNas`]
+//! (normalisers of least relative error in product form, 4 to 7 levels a round, the rounds'
+//! errors left to cancel and two Newton steps at the end). All work on one row of logits of `c`
+//! classes; the encrypted circuits run every row of a packed batch at once.
 //!
 //! Levels are counted per stage ([`Stage`]) by the model the encrypted circuits are built to:
 //! a polynomial on `[-1, 1]` takes [`polynomial::depth`] levels (the evaluator's baby-step
@@ -15,22 +17,23 @@
 //! row sums must be masked anyway, see [`sum_mask_note`]), and every ciphertext product or
 //! mask takes one level.
 //!
-//! The default ([`Softmax::default_for`]) is normalize-and-square: at 7 classes its circuit takes
-//! 47 levels against HETAL's 77 (47 to 49 against 90 at 10 to 16 classes, where HETAL's maximum needs
-//! a fourth round), so about 5 bootstraps instead of 9 per softmax ciphertext at 9 levels per
-//! bootstrap, and it errs by about 1e-6 on `[-32, 32]` where HETAL's errs by 1e-2 (its
-//! plaintext twin trains SNIPS-MPNet to weights within 3e-6 of the exact softmax's; HETAL's
-//! twin differs by 7e-2 and flips one test prediction). The price is the narrower input range:
-//! logits must stay within 32, which the plaintext twin checks before encrypting
-//! ([`crate::learning::twin::TwinRun::out_of_range_epoch`]).
+//! The default ([`Softmax::default_for`]) is the lean normalize-and-square: 36 levels against the
+//! precise variant's 47 and HETAL's 77 (7 classes) or 90 (10 classes), so 5 bootstraps per
+//! training step at n16-boot instead of 7 (HETAL's: 15), with the same error as the precise
+//! variant, about 1e-6 on `[-32, 32]` where HETAL's errs by 1e-2 (its plaintext twin trains
+//! SNIPS-MPNet and MNIST-DINOv2 to the exact softmax's test accuracy, weights within 2e-6). The
+//! price is the narrower input range: logits must stay within 32, which the plaintext twin checks
+//! before encrypting ([`crate::learning::twin::TwinRun::out_of_range_epoch`]).
 //!
 //! [`polynomial::depth`]: crate::circuits::polynomial::depth
 
 pub mod circuit;
 pub mod hetal;
+pub mod lean;
 pub mod nas;
 
 pub use hetal::{DomainExtension, HetalSoftmax};
+pub use lean::{LeanNas, ProductInverse};
 pub use nas::{NasConfig, NasSoftmax, Normalizer};
 
 use rand_chacha::ChaCha8Rng;
@@ -51,8 +54,10 @@ pub enum Softmax {
     Exact,
     /// HETAL's approximation.
     Hetal(HetalSoftmax),
-    /// Normalize-and-square.
+    /// Normalize-and-square, the precise variant (degree-15 Chebyshev normalisers).
     Nas(NasSoftmax),
+    /// Normalize-and-square, the lean variant (low-degree normalisers in product form).
+    Lean(LeanNas),
 }
 
 /// One stage of an encrypted softmax and the levels it consumes.
@@ -71,6 +76,7 @@ impl Softmax {
             Softmax::Exact => exact(x, out),
             Softmax::Hetal(h) => h.eval_row(x, out),
             Softmax::Nas(n) => n.eval_row(x, out),
+            Softmax::Lean(n) => n.eval_row(x, out),
         }
     }
 
@@ -80,6 +86,7 @@ impl Softmax {
             Softmax::Exact => f64::INFINITY,
             Softmax::Hetal(h) => h.rmax,
             Softmax::Nas(n) => n.bound,
+            Softmax::Lean(n) => n.bound,
         }
     }
 
@@ -89,6 +96,7 @@ impl Softmax {
             Softmax::Exact => Vec::new(),
             Softmax::Hetal(h) => h.stages(),
             Softmax::Nas(n) => n.stages(),
+            Softmax::Lean(n) => n.stages(),
         }
     }
 
@@ -97,18 +105,24 @@ impl Softmax {
         self.stages().iter().map(|s| s.levels).sum()
     }
 
-    /// The default approximation for `classes` classes: normalize-and-square with the
-    /// configuration of [`NasConfig::default_for_training`].
+    /// The default approximation for `classes` classes: the lean normalize-and-square
+    /// ([`LeanNas::default_for`]).
     pub fn default_for(classes: usize) -> crate::Result<Self> {
+        Ok(Softmax::Lean(LeanNas::default_for(classes)?))
+    }
+
+    /// The precise normalize-and-square for `classes` classes ([`NasConfig::default_for_training`]).
+    pub fn precise_nas(classes: usize) -> crate::Result<Self> {
         Ok(Softmax::Nas(NasSoftmax::new(classes, NasConfig::default_for_training(classes))?))
     }
 
-    /// Short name: `exact`, `hetal` or `nas`.
+    /// Short name: `exact`, `hetal`, `nas` (lean) or `nas-precise`.
     pub fn name(&self) -> &'static str {
         match self {
             Softmax::Exact => "exact",
             Softmax::Hetal(_) => "hetal",
-            Softmax::Nas(_) => "nas",
+            Softmax::Nas(_) => "nas-precise",
+            Softmax::Lean(_) => "nas",
         }
     }
 }
@@ -233,7 +247,10 @@ pub fn error_table(classes: &[usize], rows: usize) -> crate::Result<Vec<ErrorRow
         }
         let nas = NasSoftmax::new(c, NasConfig::default_for_training(c))?;
         let bound = nas.bound;
-        entries.push(("nas".into(), Softmax::Nas(nas), bound));
+        entries.push(("nas-precise".into(), Softmax::Nas(nas), bound));
+        let lean = LeanNas::default_for(c)?;
+        let bound = lean.bound;
+        entries.push(("nas".into(), Softmax::Lean(lean), bound));
         for (name, sm, bound) in entries {
             for (k, sampling) in [Sampling::Uniform, Sampling::Peaked].into_iter().enumerate() {
                 let stats = error_stats(&sm, c, bound, sampling, rows, 1 + k as u64);
