@@ -428,3 +428,46 @@ fn n16_boot_mul_relin_then_rescale_keeps_25_bits() {
     let prod: Vec<Complex> = a.iter().zip(&b).map(|(x, y)| cmul(*x, *y)).collect();
     assert_bits(fx.bits(&r, &prod), 25.0, "n16-boot mul_relin + rescale");
 }
+
+#[test]
+fn a_key_memory_budget_evicts_the_least_recently_used_and_changes_no_result() {
+    // test-n12: rotations by five steps, each with its own key, under a budget of two keys.
+    let steps = vec![1i64, 2, 3, 5, 8];
+    let spec = KeyRequest { relinearization: true, rotations: steps.clone(), conjugation: false, encapsulation: None };
+    let mut fx = fixture("test-n12", &spec, 41);
+    let keys = Arc::new(fx.owner.eval_keys(&spec));
+    let n = fx.ctx.n();
+    let limbs = fx.ctx.qp().len();
+    let key_bytes = 2 * fx.ctx.params().dnum() * limbs * n * 8 + n * 4;
+    let budgeted = Evaluator::with_store_within(fx.ctx.clone(), keys.clone(), 2 * key_bytes + key_bytes / 2).unwrap();
+    let unbounded = Evaluator::with_store(fx.ctx.clone(), keys).unwrap();
+    assert!(unbounded.key_budget_use().is_none());
+    assert_eq!(budgeted.key_budget_use(), Some((0, 0, 0)));
+    let v = values(1 << fx.log_slots(), 0.3);
+    let ct = fx.encrypt_at(&v, fx.top(), fx.ctx.params().scale());
+    // Two rounds over every step: the second round finds each key evicted and reloads it.
+    for round in 0..2 {
+        for &s in &steps {
+            let a = budgeted.rotate(&ct, s).unwrap();
+            let b = unbounded.rotate(&ct, s).unwrap();
+            assert_eq!(a.c, b.c, "rotation by {s}, round {round}: bit for bit");
+            let (held, bytes, _) = budgeted.key_budget_use().unwrap();
+            assert!(held <= 2 && bytes == held * key_bytes, "{held} keys held, {bytes} bytes");
+        }
+    }
+    let (_, _, reloads) = budgeted.key_budget_use().unwrap();
+    assert_eq!(reloads, steps.len() as u64, "each key loaded again once in the second round");
+    // The most recent key stays: rotating by it again loads nothing.
+    budgeted.rotate(&ct, 8).unwrap();
+    assert_eq!(budgeted.key_budget_use().unwrap().2, steps.len() as u64);
+    // Hoisted rotations hold all their keys at once: the budget is exceeded for that call only,
+    // and the results still agree.
+    let hb = budgeted.rotate_hoisted(&ct, &steps).unwrap();
+    let hu = unbounded.rotate_hoisted(&ct, &steps).unwrap();
+    for (a, b) in hb.iter().zip(&hu) {
+        assert_eq!(a.c, b.c);
+    }
+    // Back under the budget with the next key used.
+    budgeted.rotate(&ct, 1).unwrap();
+    assert!(budgeted.key_budget_use().unwrap().0 <= 2, "{:?}", budgeted.key_budget_use());
+}

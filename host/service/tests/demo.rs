@@ -38,7 +38,8 @@ fn the_demo_runs_daemon_and_client_and_prints_both_accuracies() {
 fn the_default_demo_shape_is_a_valid_n16_boot_job() {
     use hetune::train::server::{StepSpec, TrainerFactory};
     let params = hetune::train::training_preset("n16-boot", false).unwrap();
-    let spec = StepSpec { classes: 7, cols: 769, batch: 640, lr: 8.0, softmax: hetune::train::settings::SoftmaxChoice::Nas };
+    let spec =
+        StepSpec { classes: 7, cols: 769, batch: 640, lr: 8.0, softmax: hetune::train::settings::SoftmaxChoice::Nas };
     let request = hetune::train::engine::EngineTrainers.key_request(&params, &spec).unwrap();
     assert!(!request.rotations.is_empty());
 }

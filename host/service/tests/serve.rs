@@ -81,8 +81,11 @@ fn snips(dir: &Path) {
         let m = read_matrix(&subset().join(format!("{split}_x.npy"))).unwrap();
         let n = m.rows.min(want);
         let data: Vec<f64> = (0..n).flat_map(|i| m.data[i * m.cols..i * m.cols + 63].to_vec()).collect();
-        write_matrix(&dir.join(format!("{split}_x.npy")), &Matrix { rows: n, cols: 63, data, dtype: m.dtype, is_vector: false })
-            .unwrap();
+        write_matrix(
+            &dir.join(format!("{split}_x.npy")),
+            &Matrix { rows: n, cols: 63, data, dtype: m.dtype, is_vector: false },
+        )
+        .unwrap();
         let y = hetune::io::dataset::read_labels(&subset().join(format!("{split}_y.npy"))).unwrap();
         let mut w = npyz::WriteOptions::<i64>::new()
             .default_dtype()
@@ -228,7 +231,10 @@ fn bad_input_gets_a_status_and_a_json_error_and_harms_no_other_job() {
     assert_eq!(refused::<()>(Err(e)), (507, "quota_exceeded".into()));
 
     // Start before the uploads are complete.
-    assert_eq!(refused(b.post_json::<serde_json::Value>(&format!("{}/start", cb.id), &())), (409, "upload_incomplete".into()));
+    assert_eq!(
+        refused(b.post_json::<serde_json::Value>(&format!("{}/start", cb.id), &())),
+        (409, "upload_incomplete".into())
+    );
 
     // kill -9 and a restart: every acknowledged byte is there, and uploads go on from it.
     d.kill_and_restart();
@@ -312,7 +318,8 @@ fn a_job_killed_mid_training_resumes_to_the_same_model_as_the_in_process_run() {
     let lr = hetune::train::prepare(&train_options(&data)).unwrap().schedule.lr;
     let (h2, c2) = create_with(&d.url, job_options_lr(lr));
     for name in &c2.blobs {
-        let f = if name == "keys" { work.join("keys/server/public.bundle") } else { work.join(format!("data/{name}.hct")) };
+        let f =
+            if name == "keys" { work.join("keys/server/public.bundle") } else { work.join(format!("data/{name}.hct")) };
         h2.upload(&c2.id, name, &f, c2.max_chunk_bytes, &mut |_| {}).unwrap();
     }
     h2.post_json::<serde_json::Value>(&format!("{}/start", c2.id), &()).unwrap();
@@ -335,7 +342,10 @@ fn a_job_killed_mid_training_resumes_to_the_same_model_as_the_in_process_run() {
                     match (c + i) % 3 {
                         0 => assert_eq!(good.get_json::<JobStatus>(&id).unwrap().id, id),
                         1 => assert_eq!(refused(bad.get_bytes(&id)), (403, "wrong_token".into())),
-                        _ => assert_eq!(refused(good.get_bytes(&format!("{:032x}", c * 20 + i))), (404, "unknown_job".into())),
+                        _ => assert_eq!(
+                            refused(good.get_bytes(&format!("{:032x}", c * 20 + i))),
+                            (404, "unknown_job".into())
+                        ),
                     }
                 }
             })
@@ -345,13 +355,19 @@ fn a_job_killed_mid_training_resumes_to_the_same_model_as_the_in_process_run() {
         th.join().unwrap();
     }
     let (rss, peak) = rss_kb(d.child.id());
-    eprintln!("load during training: 1000 requests in {:.2} s; daemon RSS {rss} kB, peak {peak} kB", t.elapsed().as_secs_f64());
+    eprintln!(
+        "load during training: 1000 requests in {:.2} s; daemon RSS {rss} kB, peak {peak} kB",
+        t.elapsed().as_secs_f64()
+    );
 
     let (report, job) = client.join().unwrap().unwrap();
     assert_eq!(job.id, handle.id);
     let enc = report.encrypted.as_ref().unwrap();
     assert_eq!((enc.steps, enc.epochs_run), (2, 1));
-    assert_eq!(refused(watch.post_json::<serde_json::Value>(&format!("{}/start", job.id), &())), (409, "already_started".into()));
+    assert_eq!(
+        refused(watch.post_json::<serde_json::Value>(&format!("{}/start", job.id), &())),
+        (409, "already_started".into())
+    );
     let killed = model_bytes(&d.url, &job);
 
     // The uninterrupted job, answered as the owner answered.
@@ -362,13 +378,19 @@ fn a_job_killed_mid_training_resumes_to_the_same_model_as_the_in_process_run() {
             break;
         }
         if st.awaiting_epoch == Some(1) {
-            let r = h2.post_json::<serde_json::Value>(&format!("{}/epochs/1/answer", c2.id), &serde_json::json!({ "stop": false }));
+            let r = h2.post_json::<serde_json::Value>(
+                &format!("{}/epochs/1/answer", c2.id),
+                &serde_json::json!({ "stop": false }),
+            );
             // A second answer may meet the epoch just closed.
             assert!(r.is_ok() || refused(r) == (409, "not_awaiting".into()));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let uninterrupted = model_bytes(&d.url, &JobHandle { server: d.url.clone(), id: c2.id.clone(), token: c2.token.clone(), ..JobHandle::default() });
+    let uninterrupted = model_bytes(
+        &d.url,
+        &JobHandle { server: d.url.clone(), id: c2.id.clone(), token: c2.token.clone(), ..JobHandle::default() },
+    );
     assert!(killed == uninterrupted, "the resumed job's model differs from the uninterrupted one's");
 
     // The in-process path on the same data and schedule.

@@ -89,6 +89,22 @@ impl Evaluator {
         Self::with_keys(ctx, HeldKeys::on_demand(store))
     }
 
+    /// Like [`Evaluator::with_store`], holding at most about `max_key_bytes` of switching keys in
+    /// memory: when a load would exceed it, the least recently used keys not in use are dropped
+    /// and loaded again from the store when next needed (each reload reads, checks and prepares
+    /// the key again: the budget trades memory for that time). At least one key is held, and
+    /// keys a hoisted rotation is using are never dropped under it.
+    pub fn with_store_within(ctx: Arc<Context>, store: Arc<dyn KeyStore>, max_key_bytes: usize) -> Result<Self, Error> {
+        let keys = HeldKeys::on_demand_within(&ctx, store, max_key_bytes);
+        Self::with_keys(ctx, keys)
+    }
+
+    /// For an evaluator made by [`Evaluator::with_store_within`]: `(switching keys in memory,
+    /// their bytes, keys loaded again after an eviction or a release)`.
+    pub fn key_budget_use(&self) -> Option<(usize, usize, u64)> {
+        self.keys.budget_use()
+    }
+
     fn with_keys(ctx: Arc<Context>, keys: HeldKeys) -> Result<Self, Error> {
         let n = ctx.n();
         let q_len = ctx.q_len();

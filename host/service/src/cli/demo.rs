@@ -146,7 +146,10 @@ fn write_subset(dir: &Path, rows: [(&str, usize); 3], features: usize) -> Result
             });
         }
         let data: Vec<f64> = (0..want).flat_map(|i| m.data[i * m.cols..i * m.cols + features].to_vec()).collect();
-        write_matrix(&dir.join(format!("{split}_x.npy")), &Matrix { rows: want, cols: features, data, dtype: m.dtype, is_vector: false })?;
+        write_matrix(
+            &dir.join(format!("{split}_x.npy")),
+            &Matrix { rows: want, cols: features, data, dtype: m.dtype, is_vector: false },
+        )?;
         let y = crate::io::dataset::read_labels(&full.join(format!("{split}_y.npy")))?;
         write_labels(&dir.join(format!("{split}_y.npy")), &y[..want])?;
     }
@@ -165,7 +168,9 @@ pub(super) fn run(a: &DemoArgs) -> Result<()> {
     };
     let insecure = tiny || a.insecure_testing_only;
     if tiny {
-        eprintln!("WARNING: --insecure-tiny-preset-for-tests-only: test-n12-boot has NO security (N = 2^12); tests only");
+        eprintln!(
+            "WARNING: --insecure-tiny-preset-for-tests-only: test-n12-boot has NO security (N = 2^12); tests only"
+        );
     }
     let start = Instant::now();
     let (dir, temporary) = match &a.dir {
@@ -175,7 +180,8 @@ pub(super) fn run(a: &DemoArgs) -> Result<()> {
         }
         None => (super::private_temp_dir("hetune-demo")?, true),
     };
-    let shape = Shape { rows: [("train", train_rows), ("valid", eval_rows), ("test", eval_rows)], features, epochs, batch, lr };
+    let shape =
+        Shape { rows: [("train", train_rows), ("valid", eval_rows), ("test", eval_rows)], features, epochs, batch, lr };
     let result = demo_in(&dir, &preset, &shape, a.max_steps, insecure);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
@@ -183,7 +189,10 @@ pub(super) fn run(a: &DemoArgs) -> Result<()> {
     let (report, url) = result?;
     let enc = report.encrypted.as_ref().ok_or(Error::InvalidArgument("no encrypted run"))?;
     let pct = |v: f64| format!("{:.2}%", 100.0 * v);
-    println!("daemon {url} and the owner's client, preset {preset}{}", if insecure { " (INSECURE: tests only)" } else { "" });
+    println!(
+        "daemon {url} and the owner's client, preset {preset}{}",
+        if insecure { " (INSECURE: tests only)" } else { "" }
+    );
     println!(
         "data: SNIPS (all-mpnet-base-v2), {} classes, {} features, {train_rows} train / {eval_rows} valid / {eval_rows} test rows; batch {}, lr {}, {} epochs at most: {} steps run, {} epochs judged",
         report.classes, report.features, report.schedule.batch, report.schedule.lr, report.schedule.epochs, enc.steps, enc.epochs_run

@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Accept jobs on presets below 128-bit security. For tests only, never for real data.
     #[arg(long)]
     insecure_testing_only: bool,
+    /// Evaluation keys each training holds in memory at most, in GB (the least recently used
+    /// are dropped and read again from the job's bundle; default: every key it has used).
+    #[arg(long)]
+    key_memory_gb: Option<f64>,
 }
 
 fn thread_pool(threads: Option<usize>) -> Result<()> {
@@ -60,6 +64,7 @@ pub(super) fn run_serve(a: &ServeArgs) -> Result<()> {
         max_concurrent: a.max_concurrent,
         max_chunk_bytes: a.max_chunk_bytes,
         insecure_testing_only: a.insecure_testing_only,
+        key_memory: super::train::gigabytes("--key-memory-gb", a.key_memory_gb)?,
     };
     serve::run(&a.listen, opts, |addr| {
         // The first line of stdout is the address (tests and `hetune demo` read it).

@@ -70,6 +70,10 @@ pub struct TrainArgs {
     /// Accept a preset below 128-bit security. For tests only, never for real data.
     #[arg(long)]
     insecure_testing_only: bool,
+    /// Evaluation keys the server holds in memory at most, in GB (the least recently used are
+    /// dropped and read again from the bundle when needed; default: every key it has used).
+    #[arg(long)]
+    key_memory_gb: Option<f64>,
 }
 
 impl TrainArgs {
@@ -96,6 +100,7 @@ impl TrainArgs {
             work_dir: self.work_dir.clone(),
             resume: self.resume,
             insecure_testing_only: self.insecure_testing_only,
+            key_memory: gigabytes("--key-memory-gb", self.key_memory_gb)?,
         })
     }
 }
@@ -251,4 +256,17 @@ pub(super) fn run(a: &TrainArgs) -> Result<()> {
         r => r.map_err(|e| Error::io("standard output", e))?,
     }
     Ok(())
+}
+
+/// `gb` gigabytes as bytes: positive and finite, or an error naming `flag`.
+pub(super) fn gigabytes(flag: &'static str, gb: Option<f64>) -> Result<Option<u64>> {
+    match gb {
+        None => Ok(None),
+        Some(g) if g.is_finite() && g > 0.0 && g < 1e9 => Ok(Some((g * 1e9) as u64)),
+        Some(g) => Err(crate::Error::BadArgument {
+            name: flag,
+            value: g.to_string(),
+            expected: "a positive number of gigabytes".into(),
+        }),
+    }
 }

@@ -48,7 +48,10 @@ impl Http {
 
     /// Sends a request again while the daemon is unreachable (refused connections during a
     /// restart), for up to `retry_for`; an answer, even an error status, ends it.
-    fn retry(&self, send: impl Fn() -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Vec<u8>> {
+    fn retry(
+        &self,
+        send: impl Fn() -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Vec<u8>> {
         let start = std::time::Instant::now();
         loop {
             match send() {

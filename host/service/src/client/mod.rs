@@ -151,7 +151,8 @@ fn remote_run(
     handle_out: &mut Option<JobHandle>,
 ) -> Result<EncryptedRun> {
     let t_opts = &opts.train;
-    let security = if t_opts.insecure_testing_only { Security::InsecureForTestingOnly } else { Security::Require128Bits };
+    let security =
+        if t_opts.insecure_testing_only { Security::InsecureForTestingOnly } else { Security::Require128Bits };
     let job = job_options(t_opts, p);
     let mut http = Http::new(&opts.server);
     let job_file = dir.join("job.json");
@@ -164,10 +165,8 @@ fn remote_run(
         }
         h
     } else {
-        let created: Created = http.post_json(
-            "",
-            &CreateJob { fingerprint: hex::encode(p.params.fingerprint()), options: job.clone() },
-        )?;
+        let created: Created =
+            http.post_json("", &CreateJob { fingerprint: hex::encode(p.params.fingerprint()), options: job.clone() })?;
         let h = JobHandle {
             server: opts.server.clone(),
             id: created.id,
@@ -208,7 +207,9 @@ fn remote_run(
         (split_files(&data_dir, "train", train.rows, b)?, split_files(&data_dir, "valid", s.valid.rows, b)?)
     } else {
         let mut enc = |d: &Dataset, name: &str| -> Result<EncryptedSplit> {
-            owner.encrypt_split(d, name, shape, &data_dir, &|done, total| events(Event::Encrypt { split: name, done, total }))
+            owner.encrypt_split(d, name, shape, &data_dir, &|done, total| {
+                events(Event::Encrypt { split: name, done, total })
+            })
         };
         (enc(&train, "train")?, enc(&s.valid, "valid")?)
     };
@@ -288,7 +289,8 @@ fn remote_run(
                         // Judged before this client was stopped, answer not delivered: the same
                         // answer again (the owner's record of epochs decides it).
                         let stop = owner.has_stopped();
-                        let _ = http.post_json::<serde_json::Value>(&format!("{base}/epochs/{e}/answer"), &Answer { stop });
+                        let _ =
+                            http.post_json::<serde_json::Value>(&format!("{base}/epochs/{e}/answer"), &Answer { stop });
                     } else if e == owner.epochs_judged() + 1 {
                         let loss = http.get_bytes(&format!("{base}/epochs/{e}/loss"))?;
                         let weights = http.get_bytes(&format!("{base}/epochs/{e}/weights"))?;
@@ -298,7 +300,9 @@ fn remote_run(
                         epoch_seconds.push(epoch_t.elapsed().as_secs_f64());
                         epoch_t = Instant::now();
                         let stop = v.decision == hetune_engine::learning::early_stopping::Decision::Stop;
-                        match http.post_json::<serde_json::Value>(&format!("{base}/epochs/{e}/answer"), &Answer { stop }) {
+                        match http
+                            .post_json::<serde_json::Value>(&format!("{base}/epochs/{e}/answer"), &Answer { stop })
+                        {
                             // Recorded before a restart lost its answer.
                             Err(Error::Daemon { code, .. }) if code == "not_awaiting" => {}
                             r => {
@@ -323,12 +327,6 @@ fn remote_run(
         cut: t_opts.max_steps.is_some_and(|m| m < full) && !owner.has_stopped(),
         epoch_seconds,
     };
-    let costs = Costs {
-        keygen_s,
-        encrypt_s,
-        train_s,
-        dataset_bytes: tr.bytes + va.bytes,
-        planned_bootstraps: planned,
-    };
+    let costs = Costs { keygen_s, encrypt_s, train_s, dataset_bytes: tr.bytes + va.bytes, planned_bootstraps: planned };
     summarise(&owner, p, softmax, &train, &model, outcome, None, costs)
 }

@@ -24,7 +24,10 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn dispatch(axum::extract::State(daemon): axum::extract::State<Arc<Daemon>>, req: axum::extract::Request) -> Response {
+async fn dispatch(
+    axum::extract::State(daemon): axum::extract::State<Arc<Daemon>>,
+    req: axum::extract::Request,
+) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let Some(rest) = path.strip_prefix(PREFIX) else {
@@ -38,8 +41,11 @@ async fn dispatch(axum::extract::State(daemon): axum::extract::State<Arc<Daemon>
         _ => Method::Other,
     };
     let limit = if method == Method::Put { daemon.opts.max_chunk_bytes } else { MAX_JSON_BYTES };
-    let too_large =
-        || ApiError { status: 413, code: "body_too_large", message: format!("a body of this request takes at most {limit} bytes") };
+    let too_large = || ApiError {
+        status: 413,
+        code: "body_too_large",
+        message: format!("a body of this request takes at most {limit} bytes"),
+    };
     let declared = header_str(&parts.headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return error_response(too_large());
@@ -53,20 +59,16 @@ async fn dispatch(axum::extract::State(daemon): axum::extract::State<Arc<Daemon>
         .query()
         .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("offset=")))
         .and_then(|v| v.parse::<u64>().ok());
-    let token = header_str(&parts.headers, header::AUTHORIZATION.as_str()).and_then(|v| v.strip_prefix("Bearer ")).map(String::from);
+    let token = header_str(&parts.headers, header::AUTHORIZATION.as_str())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(String::from);
     let sum = header_str(&parts.headers, CHUNK_SHA256).map(String::from);
     let rest = rest.to_string();
     let d = daemon.clone();
     let reply = tokio::task::spawn_blocking(move || {
         let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-        let r = Request {
-            method,
-            segments,
-            offset,
-            token: token.as_deref(),
-            chunk_sha256: sum.as_deref(),
-            body: &bytes,
-        };
+        let r =
+            Request { method, segments, offset, token: token.as_deref(), chunk_sha256: sum.as_deref(), body: &bytes };
         d.handle(&r)
     })
     .await;

@@ -43,6 +43,9 @@ pub struct ServeOptions {
     pub max_chunk_bytes: u64,
     /// Accept jobs on presets below 128-bit security (tests only).
     pub insecure_testing_only: bool,
+    /// Bytes of evaluation keys each training holds in memory at most (`None`: every key it
+    /// has used).
+    pub key_memory: Option<u64>,
 }
 
 /// Largest JSON body.
@@ -198,6 +201,10 @@ impl Daemon {
         }
     }
 
+    fn key_memory(&self) -> Option<u64> {
+        self.opts.key_memory
+    }
+
     fn security(&self) -> Security {
         if self.opts.insecure_testing_only {
             Security::InsecureForTestingOnly
@@ -241,7 +248,8 @@ impl Daemon {
 
     /// The job of `id` when `token` is its bearer token (compared in constant time).
     fn authorise(&self, id: &str, token: Option<&str>) -> Result<JobRow, ApiError> {
-        let job = self.store.job(id).map_err(internal)?.ok_or_else(|| err(404, "unknown_job", format!("no job {id}")))?;
+        let job =
+            self.store.job(id).map_err(internal)?.ok_or_else(|| err(404, "unknown_job", format!("no job {id}")))?;
         let token = token.ok_or_else(|| err(401, "missing_token", "an Authorization: Bearer token is required"))?;
         let given = sha256(token.as_bytes());
         if !bool::from(given.ct_eq(job.token_hash.as_slice())) {
@@ -271,7 +279,8 @@ impl Daemon {
         if o.train_rows.div_ceil(s.batch) + o.valid_rows.div_ceil(s.batch) > (MAX_BLOBS - 1) / 2 {
             return Err(err(400, "bad_options", "too many batches"));
         }
-        let request = EngineTrainers.key_request(ctx.params(), s).map_err(|e| err(400, "bad_options", e.to_string()))?;
+        let request =
+            EngineTrainers.key_request(ctx.params(), s).map_err(|e| err(400, "bad_options", e.to_string()))?;
         let blobs = o.blob_names();
         let (id, token) = (random_hex(16), random_hex(32));
         let options = serde_json::to_string(o).map_err(|e| err(500, "internal", e.to_string()))?;
@@ -361,11 +370,19 @@ impl Daemon {
         }
         let offset = r.offset.ok_or_else(|| err(400, "missing_offset", "PUT needs ?offset="))?;
         if offset != b.received {
-            return Err(err(409, "wrong_offset", format!("{name}: {} bytes acknowledged, the chunk starts at {offset}", b.received)));
+            return Err(err(
+                409,
+                "wrong_offset",
+                format!("{name}: {} bytes acknowledged, the chunk starts at {offset}", b.received),
+            ));
         }
         let want = r.chunk_sha256.ok_or_else(|| err(400, "missing_checksum", "a chunk needs its x-hetune-sha256"))?;
         if hex::encode(sha256(r.body)) != want.to_ascii_lowercase() {
-            return Err(err(422, "checksum_mismatch", format!("{name}: the chunk at {offset} does not match its checksum")));
+            return Err(err(
+                422,
+                "checksum_mismatch",
+                format!("{name}: the chunk at {offset} does not match its checksum"),
+            ));
         }
         let len = r.body.len() as u64;
         {
@@ -395,15 +412,27 @@ impl Daemon {
             return json(200, &BlobStatus { name: b.name, received: b.received, complete: true });
         }
         if c.size != b.received {
-            return Err(err(409, "incomplete_blob", format!("{name}: {} bytes acknowledged, {} announced", b.received, c.size)));
+            return Err(err(
+                409,
+                "incomplete_blob",
+                format!("{name}: {} bytes acknowledged, {} announced", b.received, c.size),
+            ));
         }
         let digest = self.store.part_digest(&job.id, name, b.received).map_err(internal)?;
         if hex::encode(digest) != c.sha256.to_ascii_lowercase() {
             self.store.finish_blob(&job.id, name, false).map_err(internal)?;
-            return Err(err(422, "checksum_mismatch", format!("{name}: the whole blob does not match its checksum; upload it again")));
+            return Err(err(
+                422,
+                "checksum_mismatch",
+                format!("{name}: the whole blob does not match its checksum; upload it again"),
+            ));
         }
         let dir = self.store.job_dir(&job.id);
-        let dest = if name == KEYS_BLOB { dir.join("server").join(PUBLIC_FILE) } else { dir.join("data").join(format!("{name}.hct")) };
+        let dest = if name == KEYS_BLOB {
+            dir.join("server").join(PUBLIC_FILE)
+        } else {
+            dir.join("data").join(format!("{name}.hct"))
+        };
         self.store.place(&job.id, name, b.received, &dest).map_err(internal)?;
         if let Err(e) = self.check_blob(job, name, &dest) {
             let _ = std::fs::remove_file(&dest);

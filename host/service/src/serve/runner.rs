@@ -92,7 +92,8 @@ fn train(daemon: &Daemon, id: &str, cancel: &AtomicBool) -> Result<()> {
     // Running, and no epoch awaited until the loop publishes one again (after a restart the
     // awaited epoch is recomputed from the checkpoint, or skipped when its answer came meanwhile).
     store.set_awaiting(id, None)?;
-    let (mut server, at) = Server::open(&server_dir, &EngineTrainers, &o.spec, daemon.security(), resume)?;
+    let (mut server, at) =
+        Server::open(&server_dir, &EngineTrainers, &o.spec, daemon.security(), resume, daemon.key_memory())?;
     store.set_planned(id, server.planned_bootstraps())?;
     let course = Course {
         train_rows: o.train_rows,
@@ -105,7 +106,8 @@ fn train(daemon: &Daemon, id: &str, cancel: &AtomicBool) -> Result<()> {
         },
     };
     let data = dir.join("data");
-    let (tr, va) = (split(&data, "train", o.train_rows, o.spec.batch), split(&data, "valid", o.valid_rows, o.spec.batch));
+    let (tr, va) =
+        (split(&data, "train", o.train_rows, o.spec.batch), split(&data, "valid", o.valid_rows, o.spec.batch));
     // Answers recorded for epochs the checkpoint has passed; an answer on an epoch the server
     // had not finished (a restart in between) cannot exist, since answers wait for `awaiting`.
     let answers = store.answers(id)?;

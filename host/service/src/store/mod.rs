@@ -172,7 +172,14 @@ impl Store {
     }
 
     /// Records a new job with its blobs to upload.
-    pub fn create(&self, id: &str, token_hash: &[u8], fingerprint: &str, options: &str, blobs: &[String]) -> Result<()> {
+    pub fn create(
+        &self,
+        id: &str,
+        token_hash: &[u8],
+        fingerprint: &str,
+        options: &str,
+        blobs: &[String],
+    ) -> Result<()> {
         let dir = self.job_dir(id);
         for sub in ["uploads", "server", "data", "epochs"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| Error::io(&dir, e))?;
@@ -224,8 +231,7 @@ impl Store {
     /// Jobs in `states`, in start order.
     pub fn jobs_in(&self, states: &[JobState]) -> Result<Vec<JobRow>> {
         let db = self.db();
-        let mut st =
-            db.prepare(&format!("SELECT {} FROM jobs ORDER BY queue_seq, id", Self::COLS)).map_err(db_err)?;
+        let mut st = db.prepare(&format!("SELECT {} FROM jobs ORDER BY queue_seq, id", Self::COLS)).map_err(db_err)?;
         let rows = st.query_map([], Self::row).map_err(db_err)?;
         let mut out = Vec::new();
         for r in rows {
@@ -250,9 +256,13 @@ impl Store {
     pub fn enqueue(&self, id: &str) -> Result<bool> {
         let mut db = self.db();
         let tx = db.transaction().map_err(db_err)?;
-        let seq: i64 = tx.query_row("SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM jobs", [], |r| r.get(0)).map_err(db_err)?;
+        let seq: i64 =
+            tx.query_row("SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM jobs", [], |r| r.get(0)).map_err(db_err)?;
         let n = tx
-            .execute("UPDATE jobs SET state = 'queued', queue_seq = ?2 WHERE id = ?1 AND state = 'uploading'", params![id, seq])
+            .execute(
+                "UPDATE jobs SET state = 'queued', queue_seq = ?2 WHERE id = ?1 AND state = 'uploading'",
+                params![id, seq],
+            )
             .map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(n == 1)
@@ -300,7 +310,10 @@ impl Store {
     pub fn answer(&self, id: &str, epoch: usize, stop: bool) -> Result<bool> {
         let n = self
             .db()
-            .execute("INSERT OR IGNORE INTO answers (job, epoch, stop) VALUES (?1, ?2, ?3)", params![id, epoch as i64, stop])
+            .execute(
+                "INSERT OR IGNORE INTO answers (job, epoch, stop) VALUES (?1, ?2, ?3)",
+                params![id, epoch as i64, stop],
+            )
             .map_err(db_err)?;
         Ok(n == 1)
     }
@@ -316,9 +329,12 @@ impl Store {
     /// The blobs of job `id`.
     pub fn blobs(&self, id: &str) -> Result<Vec<BlobRow>> {
         let db = self.db();
-        let mut st = db.prepare("SELECT name, received, complete FROM blobs WHERE job = ?1 ORDER BY rowid").map_err(db_err)?;
+        let mut st =
+            db.prepare("SELECT name, received, complete FROM blobs WHERE job = ?1 ORDER BY rowid").map_err(db_err)?;
         let rows = st
-            .query_map([id], |r| Ok(BlobRow { name: r.get(0)?, received: r.get::<_, i64>(1)? as u64, complete: r.get(2)? }))
+            .query_map([id], |r| {
+                Ok(BlobRow { name: r.get(0)?, received: r.get::<_, i64>(1)? as u64, complete: r.get(2)? })
+            })
             .map_err(db_err)?;
         rows.collect::<rusqlite::Result<_>>().map_err(db_err)
     }
@@ -326,16 +342,19 @@ impl Store {
     /// Blob `name` of job `id`.
     pub fn blob(&self, id: &str, name: &str) -> Result<Option<BlobRow>> {
         self.db()
-            .query_row("SELECT name, received, complete FROM blobs WHERE job = ?1 AND name = ?2", params![id, name], |r| {
-                Ok(BlobRow { name: r.get(0)?, received: r.get::<_, i64>(1)? as u64, complete: r.get(2)? })
-            })
+            .query_row(
+                "SELECT name, received, complete FROM blobs WHERE job = ?1 AND name = ?2",
+                params![id, name],
+                |r| Ok(BlobRow { name: r.get(0)?, received: r.get::<_, i64>(1)? as u64, complete: r.get(2)? }),
+            )
             .optional()
             .map_err(db_err)
     }
 
     /// Bytes of every upload acknowledged, all jobs.
     pub fn used_bytes(&self) -> Result<u64> {
-        let n: i64 = self.db().query_row("SELECT COALESCE(SUM(received), 0) FROM blobs", [], |r| r.get(0)).map_err(db_err)?;
+        let n: i64 =
+            self.db().query_row("SELECT COALESCE(SUM(received), 0) FROM blobs", [], |r| r.get(0)).map_err(db_err)?;
         Ok(n as u64)
     }
 
@@ -349,7 +368,8 @@ impl Store {
     /// are dropped first.
     pub fn append(&self, id: &str, name: &str, offset: u64, chunk: &[u8]) -> Result<u64> {
         let path = self.part_path(id, name);
-        let mut f = OpenOptions::new().create(true).write(true).truncate(false).open(&path).map_err(|e| Error::io(&path, e))?;
+        let mut f =
+            OpenOptions::new().create(true).write(true).truncate(false).open(&path).map_err(|e| Error::io(&path, e))?;
         f.set_len(offset).map_err(|e| Error::io(&path, e))?;
         f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(&path, e))?;
         f.write_all(chunk).map_err(|e| Error::io(&path, e))?;
@@ -404,7 +424,11 @@ impl Store {
         {
             let mut db = self.db();
             let tx = db.transaction().map_err(db_err)?;
-            for t in ["DELETE FROM jobs WHERE id = ?1", "DELETE FROM blobs WHERE job = ?1", "DELETE FROM answers WHERE job = ?1"] {
+            for t in [
+                "DELETE FROM jobs WHERE id = ?1",
+                "DELETE FROM blobs WHERE job = ?1",
+                "DELETE FROM answers WHERE job = ?1",
+            ] {
                 tx.execute(t, [id]).map_err(db_err)?;
             }
             tx.commit().map_err(db_err)?;

@@ -116,7 +116,8 @@ pub fn drive(
     let total_steps = course.total_steps();
     let (mut step, first_epoch, mut skip) = start_point(at, course, judge.judged())?;
     events(Event::Start { steps: total_steps, planned_bootstraps: server.planned_bootstraps() });
-    let mut out = Outcome { stopped_early: judge.stopped(), epoch_seconds: vec![0.0; judge.judged()], ..Outcome::default() };
+    let mut out =
+        Outcome { stopped_early: judge.stopped(), epoch_seconds: vec![0.0; judge.judged()], ..Outcome::default() };
     let last_epoch = if out.stopped_early { 0 } else { course.epochs };
     for epoch in first_epoch..=last_epoch {
         let te = Instant::now();

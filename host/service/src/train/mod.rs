@@ -423,7 +423,7 @@ fn encrypted_in(
     };
     let dataset_bytes = train_enc.bytes + valid_enc.bytes;
 
-    let (mut server, at) = Server::open(&server_dir, factory, &p.spec, security, opts.resume)?;
+    let (mut server, at) = Server::open(&server_dir, factory, &p.spec, security, opts.resume, opts.key_memory)?;
     if server.layout() != engine::layout(&p.spec, p.params.max_slots())? {
         return Err(Error::InvalidArgument("the server's compact weight layout is not the one the shape gives"));
     }

@@ -166,19 +166,26 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens `dir/public.bundle` (keys indexed, loaded on first use) and builds the trainer,
-    /// from zero weights or from `dir`'s checkpoint when `resume`. Returns the checkpoint's
-    /// position too.
+    /// Opens `dir/public.bundle` (keys indexed, loaded on first use; with `key_memory`, at most
+    /// about that many bytes of them held, the least recently used dropped first) and builds the
+    /// trainer, from zero weights or from `dir`'s checkpoint when `resume`. Returns the
+    /// checkpoint's position too.
     pub fn open(
         dir: &Path,
         factory: &dyn TrainerFactory,
         spec: &StepSpec,
         security: Security,
         resume: bool,
+        key_memory: Option<u64>,
     ) -> Result<(Self, Option<Position>)> {
-        let store = BundleStore::open(dir, security)?;
+        let store = Arc::new(BundleStore::open(dir, security)?);
         let ctx = store.context().clone();
-        let ev = Arc::new(Evaluator::with_store(ctx.clone(), Arc::new(store))?);
+        let ev = Arc::new(match key_memory {
+            Some(bytes) => {
+                Evaluator::with_store_within(ctx.clone(), store, usize::try_from(bytes).unwrap_or(usize::MAX))?
+            }
+            None => Evaluator::with_store(ctx.clone(), store)?,
+        });
         if resume {
             let c = Checkpoint::read(&ctx, &dir.join(CHECKPOINT_FILE))?;
             let at = Position { step: c.step, epoch: c.epoch, done_in_epoch: c.done_in_epoch };

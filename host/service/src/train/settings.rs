@@ -99,6 +99,9 @@ pub struct TrainOptions {
     pub resume: bool,
     /// Accept a preset below 128-bit security.
     pub insecure_testing_only: bool,
+    /// Bytes of evaluation keys the server holds in memory at most (`None`: every key it has
+    /// used; see [`hetune_engine::evaluator::Evaluator::with_store_within`]).
+    pub key_memory: Option<u64>,
 }
 
 impl TrainOptions {
@@ -121,6 +124,7 @@ impl TrainOptions {
             work_dir: None,
             resume: false,
             insecure_testing_only: false,
+            key_memory: None,
         }
     }
 }
