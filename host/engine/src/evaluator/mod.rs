@@ -9,6 +9,7 @@
 //! [`Evaluator::map_par`]. Scratch memory comes from a pool, so hot loops never allocate.
 
 pub mod arithmetic;
+mod double_hoist;
 mod held_keys;
 pub mod keys;
 pub mod keyswitch;
@@ -37,6 +38,7 @@ pub use keys::{
 use rotation::RotationPlan;
 pub use secret_switch::{EncapsulationSwitch, SecretSwitchKey};
 use workspace::{Dims, WorkspacePool};
+pub(crate) use double_hoist::GiantTerms;
 
 /// Two scales are taken as equal when they differ by at most this relative amount: the error
 /// this lets through (a relative 2^-36 of the message) is far below CKKS noise at any scale used
