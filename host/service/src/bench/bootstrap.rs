@@ -41,6 +41,8 @@ pub struct BootstrapReport {
     /// ModRaise, decapsulation), `coeff_to_slot`, `eval_mod` (both halves, with the conjugation
     /// that splits them), `slot_to_coeff`.
     pub phase_seconds: std::collections::BTreeMap<String, f64>,
+    /// Median CPU seconds (all threads) of each stage, as `phase_seconds`.
+    pub phase_cpu_seconds: std::collections::BTreeMap<String, f64>,
     /// Precision: -log2 of the mean absolute error over slots (a slot's error: the larger of its
     /// real and imaginary errors).
     pub precision_mean_bits: f64,
@@ -136,11 +138,12 @@ pub fn bench_bootstrap(
             .collect::<Result<Vec<_>, Error>>()?;
         let mut outputs = Vec::with_capacity(cts.len());
         let mut cpu = Vec::with_capacity(cts.len());
-        let mut phases: Vec<Vec<(&'static str, f64)>> = Vec::with_capacity(cts.len());
+        let mut phases: Vec<Vec<(&'static str, f64, f64)>> = Vec::with_capacity(cts.len());
         let (_, timing) = time_runs(RunPolicy::fixed(cts.len()), |i| {
             let c0 = process_cpu_seconds();
             let mut last = Instant::now();
-            let mut marks: Vec<(&'static str, f64)> = Vec::new();
+            let mut last_cpu = c0;
+            let mut marks: Vec<(&'static str, f64, f64)> = Vec::new();
             let out = boot.bootstrap_traced(&cts[i], &mut |stage, _| {
                 let name = match stage {
                     "raised" => "mod_raise",
@@ -149,8 +152,10 @@ pub fn bench_bootstrap(
                     "output" => "slot_to_coeff",
                     _ => return,
                 };
-                marks.push((name, last.elapsed().as_secs_f64()));
+                let cpu_now = process_cpu_seconds();
+                marks.push((name, last.elapsed().as_secs_f64(), cpu_now - last_cpu));
                 last = Instant::now();
+                last_cpu = cpu_now;
             })?;
             cpu.push(process_cpu_seconds() - c0);
             phases.push(marks);
@@ -158,12 +163,17 @@ pub fn bench_bootstrap(
             Ok(())
         })?;
         let mut phase_seconds = std::collections::BTreeMap::new();
+        let mut phase_cpu_seconds = std::collections::BTreeMap::new();
         for name in ["mod_raise", "coeff_to_slot", "eval_mod", "slot_to_coeff"] {
-            let mut v: Vec<f64> =
-                phases.iter().flat_map(|m| m.iter().filter(|(n, _)| *n == name).map(|(_, s)| *s)).collect();
-            if !v.is_empty() {
+            let median = |pick: fn(&(&'static str, f64, f64)) -> f64| {
+                let mut v: Vec<f64> =
+                    phases.iter().flat_map(|m| m.iter().filter(|x| x.0 == name).map(pick)).collect();
                 v.sort_by(f64::total_cmp);
-                phase_seconds.insert(name.to_string(), v[v.len() / 2]);
+                v.get(v.len() / 2).copied()
+            };
+            if let (Some(w), Some(c)) = (median(|x| x.1), median(|x| x.2)) {
+                phase_seconds.insert(name.to_string(), w);
+                phase_cpu_seconds.insert(name.to_string(), c);
             }
         }
         let mut got = Vec::with_capacity(inputs.len() * slots);
@@ -182,6 +192,7 @@ pub fn bench_bootstrap(
             seconds: timing.seconds,
             cpu_seconds: cpu,
             phase_seconds,
+            phase_cpu_seconds,
             precision_mean_bits: precision.mean_bits(),
             precision_min_bits: precision.min_bits(),
             level_before: 0,
