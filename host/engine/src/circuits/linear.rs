@@ -94,8 +94,8 @@ pub struct LinearTransform {
     log_slots: u32,
     n1: usize,
     /// The diagonals as the products use them, for the last (level, plaintext scale) evaluated:
-    /// pre-rotated, encoded over `Q_l ∪ P` (the `level + 1` Q limbs, then the P limbs that the
-    /// double-hoisted products need), in evaluation form and in Montgomery form (times 2^64), by
+    /// pre-rotated, encoded over `Q_l` or `Q_l ∪ P` (the `level + 1` Q limbs, then the P limbs
+    /// when the products are double-hoisted), in evaluation form and in Montgomery form (times 2^64), by
     /// index `k`. Encoding is most of a transform's cost outside the rotations, and a
     /// bootstrapping circuit evaluates each transform at the same level and scale every time.
     /// One entry at a time bounds the memory to one encoding of the matrix.
@@ -107,6 +107,8 @@ pub struct LinearTransform {
 struct EncodedDiagonals {
     level: usize,
     scale_bits: u64,
+    /// Whether the P limbs (for double hoisting) follow the Q limbs.
+    with_p: bool,
     diags: Arc<HashMap<usize, Vec<u64>>>,
 }
 
@@ -174,10 +176,11 @@ impl LinearTransform {
         ev: &Evaluator,
         level: usize,
         pt_scale: f64,
+        with_p: bool,
     ) -> Result<Arc<HashMap<usize, Vec<u64>>>, Error> {
         let mut cache = self.encoded.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = cache.as_ref() {
-            if e.level == level && e.scale_bits == pt_scale.to_bits() {
+            if e.level == level && e.scale_bits == pt_scale.to_bits() && (e.with_p || !with_p) {
                 return Ok(e.diags.clone());
             }
         }
@@ -187,7 +190,8 @@ impl LinearTransform {
         let n = self.diags.slots;
         let n_ring = ctx.n();
         let q_len = ctx.q_len();
-        let moduli: Vec<usize> = (0..=level).chain(q_len..ctx.qp().len()).collect();
+        let p_limbs = if with_p { q_len..ctx.qp().len() } else { 0..0 };
+        let moduli: Vec<usize> = (0..=level).chain(p_limbs).collect();
         let split = self.split();
         let jobs: Vec<(usize, usize)> = split.iter().flat_map(|(&g, bs)| bs.iter().map(move |&b| (g, b))).collect();
         let encoded: Result<HashMap<usize, Vec<u64>>, Error> = jobs
@@ -210,13 +214,31 @@ impl LinearTransform {
             })
             .collect();
         let encoded = Arc::new(encoded?);
-        *cache = Some(EncodedDiagonals { level, scale_bits: pt_scale.to_bits(), diags: encoded.clone() });
+        *cache = Some(EncodedDiagonals { level, scale_bits: pt_scale.to_bits(), with_p, diags: encoded.clone() });
         Ok(encoded)
     }
 
     /// `M ct`, consuming one level; the result has exactly `out_scale`. The diagonals are encoded
     /// at the scale `out_scale * q_l / ct.scale`, so large matrix entries lose no precision.
+    ///
+    /// The baby rotations are double-hoisted (see [`Evaluator`]'s `baby_sums_double_hoisted`)
+    /// when the ciphertext has at least three times as many limbs as P: the products then cost at
+    /// most a third more over `Q_l ∪ P` than over `Q_l`, and the diagonals cached for them as
+    /// much more memory. Below that (SlotToCoeff's low levels) the babies are rotated one by one.
     pub fn evaluate(&self, ev: &Evaluator, ct: &Ciphertext, out_scale: f64) -> Result<Ciphertext, Error> {
+        let double = ct.level + 1 >= 3 * ev.context().params().alpha();
+        self.evaluate_with(ev, ct, out_scale, double)
+    }
+
+    /// [`Self::evaluate`], choosing whether to double-hoist the baby rotations (when a baby step
+    /// has no key of its own, they are rotated one by one anyway).
+    pub fn evaluate_with(
+        &self,
+        ev: &Evaluator,
+        ct: &Ciphertext,
+        out_scale: f64,
+        double_hoisting: bool,
+    ) -> Result<Ciphertext, Error> {
         if ct.log_slots != self.log_slots {
             return Err(Error::SlotCountMismatch { left: ct.log_slots, right: self.log_slots });
         }
@@ -232,14 +254,15 @@ impl LinearTransform {
         };
         let ctx = ev.context().clone();
         let giants: Vec<(usize, Vec<usize>)> = split.into_iter().collect();
-        let diags = self.encoded_diagonals(ev, level, pt_scale)?;
+        let diags = self.encoded_diagonals(ev, level, pt_scale, double_hoisting)?;
         let baby_index: BTreeMap<i64, usize> = babies.iter().enumerate().map(|(i, &b)| (b, i)).collect();
         let n_ring = ctx.n();
         let terms: Vec<GiantTerms<'_>> = giants
             .iter()
             .map(|(g, bs)| bs.iter().map(|&b| (baby_index[&(b as i64)], diags[&(g + b)].as_slice())).collect())
             .collect();
-        let partial: Vec<Result<Ciphertext, Error>> = match ev.baby_sums_double_hoisted(ct, &babies, &terms)? {
+        let sums = if double_hoisting { ev.baby_sums_double_hoisted(ct, &babies, &terms)? } else { None };
+        let partial: Vec<Result<Ciphertext, Error>> = match sums {
             // Double hoisting: the giant sums come back from the extended basis; each is
             // rotated by its giant step.
             Some(sums) => sums
