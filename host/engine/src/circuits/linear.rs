@@ -221,13 +221,13 @@ impl LinearTransform {
     /// `M ct`, consuming one level; the result has exactly `out_scale`. The diagonals are encoded
     /// at the scale `out_scale * q_l / ct.scale`, so large matrix entries lose no precision.
     ///
-    /// The baby rotations are double-hoisted (see [`Evaluator`]'s `baby_sums_double_hoisted`)
-    /// when the ciphertext has at least three times as many limbs as P: the products then cost at
-    /// most a third more over `Q_l ∪ P` than over `Q_l`, and the diagonals cached for them as
-    /// much more memory. Below that (SlotToCoeff's low levels) the babies are rotated one by one.
+    /// The baby rotations share one decomposition and are rotated one by one. Double hoisting
+    /// ([`Self::evaluate_with`]) measured no faster at `n16-boot` (CoeffToSlot's 63-diagonal
+    /// matrix at the top level, 2 threads: 2.31 s against 2.24 s, medians of 3, alternated in one
+    /// process, `examples/dh_profile.rs`) while its diagonals take `alpha` more limbs each, so it
+    /// is not the default.
     pub fn evaluate(&self, ev: &Evaluator, ct: &Ciphertext, out_scale: f64) -> Result<Ciphertext, Error> {
-        let double = ct.level + 1 >= 3 * ev.context().params().alpha();
-        self.evaluate_with(ev, ct, out_scale, double)
+        self.evaluate_with(ev, ct, out_scale, false)
     }
 
     /// [`Self::evaluate`], choosing whether to double-hoist the baby rotations (when a baby step
