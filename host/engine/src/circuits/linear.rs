@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use hetune_core::ckks::encoder::{coeffs_to_limb, encode_coeffs};
 use hetune_core::ckks::{Ciphertext, Complex};
 use hetune_core::ring::dot::{key_inner_product, KeyDigits};
-use hetune_core::ring::montgomery::Montgomery;
 use hetune_core::ring::elementwise;
+use hetune_core::ring::montgomery::Montgomery;
 use rayon::prelude::*;
 
 use crate::evaluator::{Evaluator, GiantTerms};

@@ -160,14 +160,16 @@ impl Evaluator {
         let ntt = ctx.ntt();
         let conv = ctx.p_to_q();
         let Workspace { acc, yp, conv: cbuf, v, .. } = ws;
-        acc[..2 * alpha * n].par_chunks_exact_mut(n).zip(yp[..2 * alpha * n].par_chunks_exact_mut(n)).enumerate().for_each(
-            |(idx, (x, yk))| {
+        acc[..2 * alpha * n]
+            .par_chunks_exact_mut(n)
+            .zip(yp[..2 * alpha * n].par_chunks_exact_mut(n))
+            .enumerate()
+            .for_each(|(idx, (x, yk))| {
                 let (k, j) = (idx / alpha, idx % alpha);
                 x.copy_from_slice(src(k, level + 1 + j));
                 ntt[q_len + j].inverse(x);
                 conv.scale_input_limb(j, x, yk);
-            },
-        );
+            });
         let yp: &[u64] = &yp[..2 * alpha * n];
         let (yp0, yp1) = yp.split_at(alpha * n);
         {

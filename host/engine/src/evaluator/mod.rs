@@ -30,6 +30,7 @@ use hetune_core::rlwe::Context;
 use rayon::prelude::*;
 
 use crate::Error;
+pub(crate) use double_hoist::GiantTerms;
 use held_keys::HeldKeys;
 pub use held_keys::PreparedEncapsulation;
 pub use keys::{
@@ -38,7 +39,6 @@ pub use keys::{
 use rotation::RotationPlan;
 pub use secret_switch::{EncapsulationSwitch, SecretSwitchKey};
 use workspace::{Dims, WorkspacePool};
-pub(crate) use double_hoist::GiantTerms;
 
 /// Two scales are taken as equal when they differ by at most this relative amount: the error
 /// this lets through (a relative 2^-36 of the message) is far below CKKS noise at any scale used

@@ -113,7 +113,9 @@ impl Evaluator {
                 .map(|p| {
                     let n = p.n();
                     let mut v = vec![0u64; (level + 1) * n];
-                    v.par_chunks_exact_mut(n).zip(p.as_slice().par_chunks_exact(n)).for_each(|(o, x)| o.copy_from_slice(x));
+                    v.par_chunks_exact_mut(n)
+                        .zip(p.as_slice().par_chunks_exact(n))
+                        .for_each(|(o, x)| o.copy_from_slice(x));
                     hetune_core::ring::RnsPoly::from_vec(n, v)
                 })
                 .collect(),

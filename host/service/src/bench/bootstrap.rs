@@ -166,8 +166,7 @@ pub fn bench_bootstrap(
         let mut phase_cpu_seconds = std::collections::BTreeMap::new();
         for name in ["mod_raise", "coeff_to_slot", "eval_mod", "slot_to_coeff"] {
             let median = |pick: fn(&(&'static str, f64, f64)) -> f64| {
-                let mut v: Vec<f64> =
-                    phases.iter().flat_map(|m| m.iter().filter(|x| x.0 == name).map(pick)).collect();
+                let mut v: Vec<f64> = phases.iter().flat_map(|m| m.iter().filter(|x| x.0 == name).map(pick)).collect();
                 v.sort_by(f64::total_cmp);
                 v.get(v.len() / 2).copied()
             };
