@@ -5,13 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use hetune_core::ckks::{Ciphertext, Complex, Encoder};
+use hetune_core::ckks::encoder::{coeffs_to_limb, encode_coeffs};
+use hetune_core::ckks::{Ciphertext, Complex};
 use hetune_core::ring::dot::{key_inner_product, KeyDigits};
+use hetune_core::ring::elementwise;
 use hetune_core::ring::montgomery::Montgomery;
-use hetune_core::ring::{elementwise, RnsPoly};
 use rayon::prelude::*;
 
-use crate::evaluator::Evaluator;
+use crate::evaluator::{Evaluator, GiantTerms};
 use crate::Error;
 
 fn cmul(a: Complex, b: Complex) -> Complex {
@@ -93,10 +94,11 @@ pub struct LinearTransform {
     log_slots: u32,
     n1: usize,
     /// The diagonals as the products use them, for the last (level, plaintext scale) evaluated:
-    /// pre-rotated, encoded, in evaluation form and in Montgomery form (times 2^64), by index
-    /// `k`. Encoding is most of a transform's cost outside the rotations, and a bootstrapping
-    /// circuit evaluates each transform at the same level and scale every time. One entry at a
-    /// time bounds the memory to one encoding of the matrix.
+    /// pre-rotated, encoded over `Q_l` or `Q_l ∪ P` (the `level + 1` Q limbs, then the P limbs
+    /// when the products are double-hoisted), in evaluation form and in Montgomery form (times 2^64), by
+    /// index `k`. Encoding is most of a transform's cost outside the rotations, and a
+    /// bootstrapping circuit evaluates each transform at the same level and scale every time.
+    /// One entry at a time bounds the memory to one encoding of the matrix.
     encoded: Arc<Mutex<Option<EncodedDiagonals>>>,
 }
 
@@ -105,7 +107,9 @@ pub struct LinearTransform {
 struct EncodedDiagonals {
     level: usize,
     scale_bits: u64,
-    diags: HashMap<usize, Arc<RnsPoly>>,
+    /// Whether the P limbs (for double hoisting) follow the Q limbs.
+    with_p: bool,
+    diags: Arc<HashMap<usize, Vec<u64>>>,
 }
 
 impl LinearTransform {
@@ -159,6 +163,12 @@ impl LinearTransform {
         steps.into_iter().collect()
     }
 
+    /// Bytes of the encoded diagonals held in the cache (0 before the first evaluation).
+    pub fn cached_bytes(&self) -> usize {
+        let cache = self.encoded.lock().unwrap_or_else(|e| e.into_inner());
+        cache.as_ref().map_or(0, |e| e.diags.values().map(|d| d.len() * 8).sum())
+    }
+
     /// The diagonals at `level` and `pt_scale` in the form [`Self::evaluate`] multiplies by,
     /// from the cache when they were encoded there last.
     fn encoded_diagonals(
@@ -166,40 +176,69 @@ impl LinearTransform {
         ev: &Evaluator,
         level: usize,
         pt_scale: f64,
-    ) -> Result<HashMap<usize, Arc<RnsPoly>>, Error> {
+        with_p: bool,
+    ) -> Result<Arc<HashMap<usize, Vec<u64>>>, Error> {
         let mut cache = self.encoded.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = cache.as_ref() {
-            if e.level == level && e.scale_bits == pt_scale.to_bits() {
+            if e.level == level && e.scale_bits == pt_scale.to_bits() && (e.with_p || !with_p) {
                 return Ok(e.diags.clone());
             }
         }
+        // Drop the old encoding before making the new one.
+        *cache = None;
         let ctx = ev.context().clone();
-        let encoder = Encoder::new(&ctx);
         let n = self.diags.slots;
+        let n_ring = ctx.n();
+        let q_len = ctx.q_len();
+        let p_limbs = if with_p { q_len..ctx.qp().len() } else { 0..0 };
+        let moduli: Vec<usize> = (0..=level).chain(p_limbs).collect();
         let split = self.split();
         let jobs: Vec<(usize, usize)> = split.iter().flat_map(|(&g, bs)| bs.iter().map(move |&b| (g, b))).collect();
-        let encoded: Result<HashMap<usize, Arc<RnsPoly>>, Error> = jobs
+        let encoded: Result<HashMap<usize, Vec<u64>>, Error> = jobs
             .par_iter()
             .map(|&(g, b)| {
                 let d = &self.diags.diags[&(g + b)];
                 // Pre-rotated right by g so the giant rotation can come last.
-                let shifted: Vec<Complex> = (0..n).map(|i| d[(i + n - g % n) % n]).collect();
-                let mut poly = encoder.encode_complex(&shifted, self.log_slots, level, pt_scale)?.poly;
-                for (i, q) in ctx.q()[..=level].iter().enumerate() {
+                let value = |i: usize| d[(i + n - g % n) % n];
+                let mut coeffs = vec![0f64; n_ring];
+                encode_coeffs(self.log_slots, pt_scale, n, value, &mut coeffs)?;
+                let mut out = vec![0u64; moduli.len() * n_ring];
+                for (limb, &gi) in out.chunks_exact_mut(n_ring).zip(&moduli) {
+                    let q = &ctx.qp()[gi];
+                    coeffs_to_limb(&coeffs, q, limb);
+                    ctx.ntt()[gi].forward(limb);
                     let r = q.reduce_u128(1u128 << 64);
-                    elementwise::mul_shoup_assign(q, poly.limb_mut(i), r, q.shoup(r));
+                    elementwise::mul_shoup_assign(q, limb, r, q.shoup(r));
                 }
-                Ok((g + b, Arc::new(poly)))
+                Ok((g + b, out))
             })
             .collect();
-        let encoded = encoded?;
-        *cache = Some(EncodedDiagonals { level, scale_bits: pt_scale.to_bits(), diags: encoded.clone() });
+        let encoded = Arc::new(encoded?);
+        *cache = Some(EncodedDiagonals { level, scale_bits: pt_scale.to_bits(), with_p, diags: encoded.clone() });
         Ok(encoded)
     }
 
     /// `M ct`, consuming one level; the result has exactly `out_scale`. The diagonals are encoded
     /// at the scale `out_scale * q_l / ct.scale`, so large matrix entries lose no precision.
+    ///
+    /// The baby rotations share one decomposition and are rotated one by one. Double hoisting
+    /// ([`Self::evaluate_with`]) measured no faster at `n16-boot` (CoeffToSlot's 63-diagonal
+    /// matrix at the top level, 2 threads: 2.31 s against 2.24 s, medians of 3, alternated in one
+    /// process, `examples/dh_profile.rs`) while its diagonals take `alpha` more limbs each, so it
+    /// is not the default.
     pub fn evaluate(&self, ev: &Evaluator, ct: &Ciphertext, out_scale: f64) -> Result<Ciphertext, Error> {
+        self.evaluate_with(ev, ct, out_scale, false)
+    }
+
+    /// [`Self::evaluate`], choosing whether to double-hoist the baby rotations (when a baby step
+    /// has no key of its own, they are rotated one by one anyway).
+    pub fn evaluate_with(
+        &self,
+        ev: &Evaluator,
+        ct: &Ciphertext,
+        out_scale: f64,
+        double_hoisting: bool,
+    ) -> Result<Ciphertext, Error> {
         if ct.log_slots != self.log_slots {
             return Err(Error::SlotCountMismatch { left: ct.log_slots, right: self.log_slots });
         }
@@ -213,40 +252,65 @@ impl LinearTransform {
             let set: BTreeSet<usize> = split.values().flatten().copied().collect();
             set.into_iter().map(|b| b as i64).collect()
         };
-        let rotated = ev.rotate_hoisted(ct, &babies)?;
-        let baby_index: BTreeMap<i64, usize> = babies.iter().enumerate().map(|(i, &b)| (b, i)).collect();
         let ctx = ev.context().clone();
         let giants: Vec<(usize, Vec<usize>)> = split.into_iter().collect();
-        let diags = self.encoded_diagonals(ev, level, pt_scale)?;
+        let diags = self.encoded_diagonals(ev, level, pt_scale, double_hoisting)?;
+        let baby_index: BTreeMap<i64, usize> = babies.iter().enumerate().map(|(i, &b)| (b, i)).collect();
         let n_ring = ctx.n();
-        let partial: Vec<Result<Ciphertext, Error>> = giants
-            .par_iter()
-            .map(|(g, bs)| {
-                // sum_b rot_b(ct) * diag_{g+b} per limb: the diagonals are in Montgomery form,
-                // so the key inner product's kernel (two dot products sharing a left operand,
-                // reduced once per coefficient) gives the plain products' sum.
-                let mut acc = crate::evaluator::zero_ciphertext(n_ring, 2, level, ct.scale * pt_scale, ct.log_slots);
-                let (a0, a1) = acc.c.split_at_mut(1);
-                a0[0].as_mut_slice()[..(level + 1) * n_ring]
-                    .par_chunks_exact_mut(n_ring)
-                    .zip(a1[0].as_mut_slice()[..(level + 1) * n_ring].par_chunks_exact_mut(n_ring))
-                    .enumerate()
-                    .for_each(|(i, (o0, o1))| {
-                        let x: Vec<&[u64]> = bs.iter().map(|b| diags[&(g + b)].limb(i)).collect();
-                        let rot = |p: usize| -> Vec<&[u64]> {
-                            bs.iter().map(|&b| rotated[baby_index[&(b as i64)]].c[p].limb(i)).collect()
-                        };
-                        let (kb, ka) = (rot(0), rot(1));
-                        let q = &ctx.q()[i];
-                        let d = KeyDigits { x: &x, perm: None, kb: &kb, ka: &ka };
-                        key_inner_product(q, &Montgomery::new(q), &d, 0, o0, o1);
-                    });
-                if *g != 0 {
-                    acc = ev.rotate(&acc, *g as i64)?;
-                }
-                Ok(acc)
-            })
+        let terms: Vec<GiantTerms<'_>> = giants
+            .iter()
+            .map(|(g, bs)| bs.iter().map(|&b| (baby_index[&(b as i64)], diags[&(g + b)].as_slice())).collect())
             .collect();
+        let sums = if double_hoisting { ev.baby_sums_double_hoisted(ct, &babies, &terms)? } else { None };
+        let partial: Vec<Result<Ciphertext, Error>> = match sums {
+            // Double hoisting: the giant sums come back from the extended basis; each is
+            // rotated by its giant step.
+            Some(sums) => sums
+                .into_par_iter()
+                .zip(giants.par_iter())
+                .map(|(mut acc, (g, _))| {
+                    acc.scale = ct.scale * pt_scale;
+                    if *g != 0 {
+                        acc = ev.rotate(&acc, *g as i64)?;
+                    }
+                    Ok(acc)
+                })
+                .collect(),
+            None => {
+                let rotated = ev.rotate_hoisted(ct, &babies)?;
+                giants
+                    .par_iter()
+                    .map(|(g, bs)| {
+                        // sum_b rot_b(ct) * diag_{g+b} per limb: the diagonals are in
+                        // Montgomery form, so the key inner product's kernel (two dot products
+                        // sharing a left operand, reduced once per coefficient) gives the plain
+                        // products' sum.
+                        let mut acc =
+                            crate::evaluator::zero_ciphertext(n_ring, 2, level, ct.scale * pt_scale, ct.log_slots);
+                        let (a0, a1) = acc.c.split_at_mut(1);
+                        a0[0].as_mut_slice()[..(level + 1) * n_ring]
+                            .par_chunks_exact_mut(n_ring)
+                            .zip(a1[0].as_mut_slice()[..(level + 1) * n_ring].par_chunks_exact_mut(n_ring))
+                            .enumerate()
+                            .for_each(|(i, (o0, o1))| {
+                                let limb = i * n_ring..(i + 1) * n_ring;
+                                let x: Vec<&[u64]> = bs.iter().map(|b| &diags[&(g + b)][limb.clone()]).collect();
+                                let rot = |p: usize| -> Vec<&[u64]> {
+                                    bs.iter().map(|&b| rotated[baby_index[&(b as i64)]].c[p].limb(i)).collect()
+                                };
+                                let (kb, ka) = (rot(0), rot(1));
+                                let q = &ctx.q()[i];
+                                let d = KeyDigits { x: &x, perm: None, kb: &kb, ka: &ka };
+                                key_inner_product(q, &Montgomery::new(q), &d, 0, o0, o1);
+                            });
+                        if *g != 0 {
+                            acc = ev.rotate(&acc, *g as i64)?;
+                        }
+                        Ok(acc)
+                    })
+                    .collect()
+            }
+        };
         let mut out: Option<Ciphertext> = None;
         for p in partial {
             let p = p?;

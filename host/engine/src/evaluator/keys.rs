@@ -283,16 +283,30 @@ impl KeyStore for EvaluationKeys {
 /// `2^64 mod q_i`, so that each lazy sum takes one two-multiplication Montgomery reduction), the
 /// uniform halves expanded on first use, and for a Galois key the evaluation-domain permutation
 /// of its automorphism.
+///
+/// A Galois key of `phi = phi_g` (from `phi(s)` to `s`) is held as `phi^-1` of itself: a key
+/// from `s` to `phi^-1(s)`. Then a rotation key-switches `c_1` itself (the key inner product
+/// reads the digits contiguously, no gather through the permutation per digit and limb) and
+/// applies `phi` once to the two results: `phi(c_0 + u_0) + phi(u_1) s = phi(c_0 + c_1 s)`
+/// when `u_0 + u_1 phi^-1(s) = c_1 s`.
 pub(crate) struct KeyEntry {
     /// The key, its `b_j` digits converted to Montgomery form when the entry is made.
     pub(crate) key: SwitchingKey,
     a: OnceLock<Vec<RnsPoly>>,
     pub(crate) perm: Option<Vec<u32>>,
+    /// Whether a Galois key is held as `phi^-1` of itself (always, except in tests).
+    inverse_held: bool,
 }
 
 impl KeyEntry {
     /// Checks `key` against `ctx` and prepares it.
-    pub(crate) fn new(ctx: &Context, mut key: SwitchingKey) -> Result<Self, Error> {
+    pub(crate) fn new(ctx: &Context, key: SwitchingKey) -> Result<Self, Error> {
+        Self::prepare(ctx, key, true)
+    }
+
+    /// [`KeyEntry::new`]; with `hold_inverse` false a Galois key is held as generated (for the
+    /// textbook key switch of the tests).
+    pub(crate) fn prepare(ctx: &Context, mut key: SwitchingKey, hold_inverse: bool) -> Result<Self, Error> {
         let limbs = ctx.qp().len();
         if key.digits.len() != ctx.params().dnum() {
             return Err(Error::ParameterMismatch(
@@ -318,9 +332,14 @@ impl KeyEntry {
             if d.as_slice().par_chunks_exact(n).enumerate().any(|(i, l)| l.iter().any(|&v| v >= ctx.qp()[i].value())) {
                 return Err(Error::ParameterMismatch("switching key residue out of range for its modulus"));
             }
-            d.as_mut_slice().par_chunks_exact_mut(n).enumerate().for_each(|(i, limb)| to_montgomery(ctx, i, limb));
+            d.as_mut_slice().par_chunks_exact_mut(n).enumerate().for_each(|(i, limb)| {
+                to_montgomery(ctx, i, limb);
+                if let Some(p) = perm.as_deref().filter(|_| hold_inverse) {
+                    inverse_automorphism_in_place(limb, p);
+                }
+            });
         }
-        Ok(KeyEntry { key, a: OnceLock::new(), perm })
+        Ok(KeyEntry { key, a: OnceLock::new(), perm, inverse_held: hold_inverse })
     }
 
     /// The uniform halves `a_j` over Q ∪ P in evaluation and Montgomery form, expanded (in
@@ -335,6 +354,9 @@ impl KeyEntry {
                     p.as_mut_slice().par_chunks_exact_mut(n).enumerate().for_each(|(i, limb)| {
                         self.key.a_limb(ctx, j, i, limb);
                         to_montgomery(ctx, i, limb);
+                        if let Some(p) = self.perm.as_deref().filter(|_| self.inverse_held) {
+                            inverse_automorphism_in_place(limb, p);
+                        }
                     });
                     p
                 })
@@ -345,6 +367,16 @@ impl KeyEntry {
     /// Whether the uniform halves are already expanded.
     pub(crate) fn is_expanded(&self) -> bool {
         self.a.get().is_some()
+    }
+}
+
+/// `phi^-1` of one limb in evaluation form, in place, for the permutation `perm` of `phi`
+/// (`phi(x)[j] = x[perm[j]]`, see `automorphism_eval_permutation`): afterwards
+/// `phi(limb) = the limb before`.
+pub(crate) fn inverse_automorphism_in_place(limb: &mut [u64], perm: &[u32]) {
+    let old = limb.to_vec();
+    for (&v, &p) in old.iter().zip(perm) {
+        limb[p as usize] = v;
     }
 }
 

@@ -93,7 +93,7 @@ impl Evaluator {
     /// input, whose own limbs stand in for each digit's.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn inner_product_limb(
+    pub(crate) fn inner_product_limb(
         &self,
         i: usize,
         range: std::ops::Range<usize>,

@@ -9,6 +9,7 @@
 //! [`Evaluator::map_par`]. Scratch memory comes from a pool, so hot loops never allocate.
 
 pub mod arithmetic;
+mod double_hoist;
 mod held_keys;
 pub mod keys;
 pub mod keyswitch;
@@ -29,6 +30,7 @@ use hetune_core::rlwe::Context;
 use rayon::prelude::*;
 
 use crate::Error;
+pub(crate) use double_hoist::GiantTerms;
 use held_keys::HeldKeys;
 pub use held_keys::PreparedEncapsulation;
 pub use keys::{

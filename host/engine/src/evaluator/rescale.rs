@@ -104,11 +104,20 @@ impl Evaluator {
         if level > ct.level {
             return Err(Error::InvalidArgument("cannot raise a ciphertext's level (that needs bootstrapping)"));
         }
+        // Copied limb by limb on the thread pool: a serial copy of a top-level ciphertext (tens
+        // of MB into fresh pages) made `add` and its kin slower with two threads than with one.
         Ok(Ciphertext {
             c: ct
                 .c
                 .iter()
-                .map(|p| hetune_core::ring::RnsPoly::from_vec(p.n(), p.as_slice()[..(level + 1) * p.n()].to_vec()))
+                .map(|p| {
+                    let n = p.n();
+                    let mut v = vec![0u64; (level + 1) * n];
+                    v.par_chunks_exact_mut(n)
+                        .zip(p.as_slice().par_chunks_exact(n))
+                        .for_each(|(o, x)| o.copy_from_slice(x));
+                    hetune_core::ring::RnsPoly::from_vec(n, v)
+                })
                 .collect(),
             level,
             scale: ct.scale,

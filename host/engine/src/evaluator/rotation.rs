@@ -1,8 +1,11 @@
-//! Rotations and conjugation: automorphisms `X -> X^g` followed by a key switch from `phi_g(s)`
-//! back to `s`. Every automorphism goes through one hoisted routine: `c_1` is decomposed once
-//! and each Galois element reads the decomposition through its evaluation-domain permutation
-//! (Halevi-Shoup, "Faster Homomorphic Linear Transformations in HElib", CRYPTO 2018, section 5),
-//! so a plain rotation is a hoisted rotation with one step.
+//! Rotations and conjugation: automorphisms `X -> X^g` and a key switch from `phi_g(s)` back to
+//! `s`. Every automorphism goes through one hoisted routine: `c_1` is decomposed once and
+//! switched with each Galois element's key, held as `phi_g^-1` of itself (a key from `s` to
+//! `phi_g^-1(s)`), and `phi_g` is applied to the two results afterwards, a permutation in the
+//! evaluation domain (Halevi-Shoup, "Faster Homomorphic Linear Transformations in HElib", CRYPTO
+//! 2018, section 5, with the automorphism moved past the key switch as in Bossuat et al.,
+//! Eurocrypt 2021): the key inner product reads the digits contiguously. A plain rotation is a
+//! hoisted rotation with one step.
 //!
 //! A step without a key of its own is composed from the keys given: the shortest sequence of
 //! keyed steps summing to it modulo the slot count (breadth-first search over the cyclic group
@@ -138,13 +141,30 @@ impl Evaluator {
         for key in keys {
             // Present for every Galois key (checked when the evaluator was built).
             let perm = key.perm.as_deref().ok_or(Error::InvalidArgument("switching key is not a Galois key"))?;
+            // (u_0, u_1) = (c_0, 0) + the switch of c_1 with the key held as phi^-1 of itself
+            // (see `KeyEntry`), then the output is (phi(u_0), phi(u_1)).
+            let mut rot = std::mem::take(&mut ws.rot);
+            {
+                let (u0, u1) = rot.split_at_mut(self.ctx.q_len() * n);
+                let (u0, u1) = (&mut u0[..limbs * n], &mut u1[..limbs * n]);
+                u0.par_chunks_exact_mut(n)
+                    .zip(u1.par_chunks_exact_mut(n))
+                    .zip(ct.c[0].as_slice().par_chunks_exact(n))
+                    .for_each(|((a, b), x)| {
+                        a.copy_from_slice(x);
+                        b.fill(0);
+                    });
+                self.switch_decomposed(d, level, &key, None, &mut ws, u0, u1);
+            }
             let mut out = zero_ciphertext(n, 2, level, ct.scale, ct.log_slots);
-            out.c[0].as_mut_slice()[..limbs * n]
-                .par_chunks_exact_mut(n)
-                .zip(ct.c[0].as_slice().par_chunks_exact(n))
-                .for_each(|(o, x)| automorphism_eval(x, perm, o));
             let (o0, o1) = out.c.split_at_mut(1);
-            self.switch_decomposed(d, level, &key, Some(perm), &mut ws, o0[0].as_mut_slice(), o1[0].as_mut_slice());
+            let (u0, u1) = rot.split_at(self.ctx.q_len() * n);
+            o0[0].as_mut_slice()[..limbs * n]
+                .par_chunks_exact_mut(n)
+                .chain(o1[0].as_mut_slice()[..limbs * n].par_chunks_exact_mut(n))
+                .zip(u0[..limbs * n].par_chunks_exact(n).chain(u1[..limbs * n].par_chunks_exact(n)))
+                .for_each(|(o, x)| automorphism_eval(x, perm, o));
+            ws.rot = rot;
             outs.push(out);
         }
         Ok(outs)
@@ -206,6 +226,7 @@ mod tests {
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
+    use super::super::keys::KeyEntry;
     use super::super::{zero_ciphertext, EvaluationKeys, Evaluator, KeyRequest};
 
     /// The hoisted path (the automorphism applied to the decomposition of `c_1`) against the
@@ -218,7 +239,12 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(21);
         let sk = SecretKey::generate(ctx.params(), &mut rng);
         let spec = KeyRequest { relinearization: false, rotations: vec![5], conjugation: false, encapsulation: None };
-        let ev = Evaluator::new(ctx.clone(), EvaluationKeys::generate(&ctx, &sk, &spec, &mut rng).unwrap()).unwrap();
+        let keys = EvaluationKeys::generate(&ctx, &sk, &spec, &mut rng).unwrap();
+        let g = galois_element_for_step(5, ctx.n());
+        // The textbook key switch takes the key as generated (from phi(s) to s), not as the
+        // evaluator holds it (phi^-1 of itself).
+        let key = KeyEntry::prepare(&ctx, keys.galois[&g].clone(), false).unwrap();
+        let ev = Evaluator::new(ctx.clone(), keys).unwrap();
         let n = ctx.n();
         let enc = Encoder::new(&ctx);
         let vals: Vec<Complex> = (0..n / 2).map(|j| Complex::new((j as f64).sin(), (j as f64 * 0.5).cos())).collect();
@@ -226,8 +252,6 @@ mod tests {
         let pt = enc.encode_complex(&vals, ctx.params().log_n() - 1, level, ctx.params().scale()).unwrap();
         let ct = encrypt_sk(&ctx, &sk, &pt, &mut rng).unwrap().expand(&ctx);
 
-        let g = galois_element_for_step(5, n);
-        let key = ev.keys.galois(&ctx, g).unwrap().unwrap();
         let perm = key.perm.as_deref().unwrap();
         let mut textbook = zero_ciphertext(n, 2, level, ct.scale, ct.log_slots);
         let mut phi_c1 = RnsPoly::zero(n, level + 1);

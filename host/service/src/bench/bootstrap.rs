@@ -34,6 +34,15 @@ pub struct BootstrapReport {
     pub seconds: Vec<f64>,
     /// Median of `seconds`.
     pub median_seconds: f64,
+    /// CPU seconds (user + system, all threads) of each timed bootstrap: less sensitive than
+    /// wall time to other processes on a shared machine.
+    pub cpu_seconds: Vec<f64>,
+    /// Median wall seconds of each stage over the timed bootstraps: `mod_raise` (encapsulation,
+    /// ModRaise, decapsulation), `coeff_to_slot`, `eval_mod` (both halves, with the conjugation
+    /// that splits them), `slot_to_coeff`.
+    pub phase_seconds: std::collections::BTreeMap<String, f64>,
+    /// Median CPU seconds (all threads) of each stage, as `phase_seconds`.
+    pub phase_cpu_seconds: std::collections::BTreeMap<String, f64>,
     /// Precision: -log2 of the mean absolute error over slots (a slot's error: the larger of its
     /// real and imaginary errors).
     pub precision_mean_bits: f64,
@@ -83,6 +92,21 @@ fn status_bytes(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) this process has used, from /proc (0 where unavailable).
+pub fn process_cpu_seconds() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat (after the parenthesised command name) are utime and
+    // stime in clock ticks; Linux reports them at USER_HZ = 100.
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some(ticks as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 /// Generates keys (reporting `progress(done, total)`), then bootstraps `runs` fresh
 /// ciphertexts and reports.
 pub fn bench_bootstrap(
@@ -122,10 +146,44 @@ pub fn bench_bootstrap(
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let mut outputs = Vec::with_capacity(cts.len());
+        let mut cpu = Vec::with_capacity(cts.len());
+        let mut phases: Vec<Vec<(&'static str, f64, f64)>> = Vec::with_capacity(cts.len());
         let (_, timing) = time_runs(RunPolicy::fixed(cts.len()), |i| {
-            outputs.push(boot.bootstrap(&cts[i])?);
+            let c0 = process_cpu_seconds();
+            let mut last = Instant::now();
+            let mut last_cpu = c0;
+            let mut marks: Vec<(&'static str, f64, f64)> = Vec::new();
+            let out = boot.bootstrap_traced(&cts[i], &mut |stage, _| {
+                let name = match stage {
+                    "raised" => "mod_raise",
+                    "coeff_to_slot" => "coeff_to_slot",
+                    "eval_mod_re" => "eval_mod",
+                    "output" => "slot_to_coeff",
+                    _ => return,
+                };
+                let cpu_now = process_cpu_seconds();
+                marks.push((name, last.elapsed().as_secs_f64(), cpu_now - last_cpu));
+                last = Instant::now();
+                last_cpu = cpu_now;
+            })?;
+            cpu.push(process_cpu_seconds() - c0);
+            phases.push(marks);
+            outputs.push(out);
             Ok(())
         })?;
+        let mut phase_seconds = std::collections::BTreeMap::new();
+        let mut phase_cpu_seconds = std::collections::BTreeMap::new();
+        for name in ["mod_raise", "coeff_to_slot", "eval_mod", "slot_to_coeff"] {
+            let median = |pick: fn(&(&'static str, f64, f64)) -> f64| {
+                let mut v: Vec<f64> = phases.iter().flat_map(|m| m.iter().filter(|x| x.0 == name).map(pick)).collect();
+                v.sort_by(f64::total_cmp);
+                v.get(v.len() / 2).copied()
+            };
+            if let (Some(w), Some(c)) = (median(|x| x.1), median(|x| x.2)) {
+                phase_seconds.insert(name.to_string(), w);
+                phase_cpu_seconds.insert(name.to_string(), c);
+            }
+        }
         let mut got = Vec::with_capacity(inputs.len() * slots);
         for out in &outputs {
             got.extend(enc.decode_complex(&decrypt(&ctx, &sk, out)?)?);
@@ -140,6 +198,9 @@ pub fn bench_bootstrap(
             threads: threads.max(1),
             median_seconds: timing.median(),
             seconds: timing.seconds,
+            cpu_seconds: cpu,
+            phase_seconds,
+            phase_cpu_seconds,
             precision_mean_bits: precision.mean_bits(),
             precision_min_bits: precision.min_bits(),
             level_before: 0,

@@ -113,6 +113,8 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
                     r.threads
                 );
                 println!("time           median {:.2} s over {:?}", r.median_seconds, r.seconds);
+                println!("cpu            {:?} s", r.cpu_seconds);
+                println!("stages         {:?} s", r.phase_seconds);
                 println!("precision      mean {:.1} bits, min {:.1} bits", r.precision_mean_bits, r.precision_min_bits);
                 println!("levels         {} -> {}", r.level_before, r.level_after);
                 println!(
