@@ -409,6 +409,39 @@ mod tests {
         Chain::of(&p, &BootstrapConfig::default())
     }
 
+    /// Uniform logits in [-30, 30] for the `pk.s0` rows of one block, and the block itself.
+    fn logits(classes: usize, pk: Packing, seed: u64) -> (Vec<f64>, Vec<f64>) {
+        let rows = pk.s0;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut z = vec![0.0; rows * classes];
+        for r in 0..rows {
+            sample_row(&mut rng, classes, 30.0, Sampling::Uniform, &mut z[r * classes..(r + 1) * classes]);
+        }
+        let block = pk.pack(&z, rows, classes, crate::learning::Tiling::Horizontal).unwrap().swap_remove(0);
+        (z, block)
+    }
+
+    /// The circuit's output `p` against `twin` row by row (below 1e-9), and its padded classes
+    /// at zero in every period.
+    fn assert_rows_equal(classes: usize, pk: Packing, z: &[f64], p: &[f64], twin: impl Fn(&[f64], &mut [f64])) {
+        let rows = pk.s0;
+        let got = pk.unpack(&[p.to_vec()], rows, classes, crate::learning::Tiling::Horizontal).unwrap();
+        let mut want = vec![0.0; classes];
+        let mut worst = 0.0f64;
+        for r in 0..rows {
+            twin(&z[r * classes..(r + 1) * classes], &mut want);
+            for (g, w) in got[r * classes..(r + 1) * classes].iter().zip(&want) {
+                worst = worst.max((g - w).abs());
+            }
+        }
+        assert!(worst < 1e-9, "{classes} classes: {worst:e}");
+        for (i, v) in p.iter().enumerate() {
+            if (i % pk.s1) % pk.pad_c >= classes {
+                assert!(v.abs() < 1e-12, "slot {i}: {v}");
+            }
+        }
+    }
+
     #[test]
     fn circuit_on_exact_slots_equals_the_twin_row_by_row() {
         for classes in [3usize, 7, 10] {
@@ -416,34 +449,11 @@ mod tests {
             // s1 = 32 (four periods a row) and, for 7 classes, s1 = pad_c (one period a row).
             let batch = if classes == 7 { 256 } else { 64 };
             let pk = Packing::hetal(classes, batch, 2048).unwrap();
-            let rows = pk.s0;
-            let mut rng = ChaCha8Rng::seed_from_u64(classes as u64);
-            let mut z = vec![0.0; rows * classes];
-            for r in 0..rows {
-                sample_row(&mut rng, classes, 30.0, Sampling::Uniform, &mut z[r * classes..(r + 1) * classes]);
-            }
-            let blocks = pk.pack(&z, rows, classes, crate::learning::Tiling::Horizontal).unwrap();
+            let (z, block) = logits(classes, pk, classes as u64);
             let ops = SlotBackend::with_chain(2048, chain());
             // Logits as DiagABT leaves them at this chain: fresh minus a few levels.
-            let x = ops.at(&blocks[0], 5);
-            let p = nas_softmax(&ops, &nas, &x, pk).unwrap();
-            let got = pk.unpack(&[p.re()], rows, classes, crate::learning::Tiling::Horizontal).unwrap();
-            let mut want = vec![0.0; classes];
-            let mut worst = 0.0f64;
-            for r in 0..rows {
-                nas.eval_row(&z[r * classes..(r + 1) * classes], &mut want);
-                for (g, w) in got[r * classes..(r + 1) * classes].iter().zip(&want) {
-                    worst = worst.max((g - w).abs());
-                }
-            }
-            assert!(worst < 1e-9, "{classes} classes: {worst:e}");
-            // The padded classes are zero in every period.
-            let re = p.re();
-            for (i, v) in re.iter().enumerate() {
-                if (i % pk.s1) % pk.pad_c >= classes {
-                    assert!(v.abs() < 1e-12, "slot {i}: {v}");
-                }
-            }
+            let p = nas_softmax(&ops, &nas, &ops.at(&block, 5), pk).unwrap();
+            assert_rows_equal(classes, pk, &z, &p.re(), |x, out| nas.eval_row(x, out));
             // The simulator bootstraps at the same places.
             let sim = Simulator::new(2048, chain());
             nas_softmax(&sim, &nas, &sim.at(5), pk).unwrap();
@@ -458,36 +468,14 @@ mod tests {
             let nas = LeanNas::default_for(classes).unwrap();
             let batch = if classes == 7 { 256 } else { 64 };
             let pk = Packing::hetal(classes, batch, 2048).unwrap();
-            let rows = pk.s0;
-            let mut rng = ChaCha8Rng::seed_from_u64(classes as u64 + 7);
-            let mut z = vec![0.0; rows * classes];
-            for r in 0..rows {
-                sample_row(&mut rng, classes, 30.0, Sampling::Uniform, &mut z[r * classes..(r + 1) * classes]);
-            }
-            let blocks = pk.pack(&z, rows, classes, crate::learning::Tiling::Horizontal).unwrap();
+            let (z, block) = logits(classes, pk, classes as u64 + 7);
             let ops = SlotBackend::with_chain(2048, chain());
-            let x = ops.at(&blocks[0], 5);
-            let p = lean_softmax(&ops, &nas, &x, pk).unwrap();
-            let got = pk.unpack(&[p.re()], rows, classes, crate::learning::Tiling::Horizontal).unwrap();
-            let mut want = vec![0.0; classes];
-            let mut worst = 0.0f64;
-            for r in 0..rows {
-                nas.eval_row(&z[r * classes..(r + 1) * classes], &mut want);
-                for (g, w) in got[r * classes..(r + 1) * classes].iter().zip(&want) {
-                    worst = worst.max((g - w).abs());
-                }
-            }
-            assert!(worst < 1e-9, "{classes} classes: {worst:e}");
-            let re = p.re();
-            for (i, v) in re.iter().enumerate() {
-                if (i % pk.s1) % pk.pad_c >= classes {
-                    assert!(v.abs() < 1e-12, "slot {i}: {v}");
-                }
-            }
+            let p = lean_softmax(&ops, &nas, &ops.at(&block, 5), pk).unwrap();
+            assert_rows_equal(classes, pk, &z, &p.re(), |x, out| nas.eval_row(x, out));
             let sim = Simulator::new(2048, chain());
             lean_softmax(&sim, &nas, &sim.at(5), pk).unwrap();
             assert_eq!(sim.boot_log().events, ops.boot_log().events);
-            eprintln!("lean {classes} classes: {worst:e}, {} bootstraps", sim.boot_log().count());
+            eprintln!("lean {classes} classes: {} bootstraps", sim.boot_log().count());
             // Above 10 classes round 2 refreshes sq and its linear factor together.
             let pair = sim.boot_log().events.iter().any(|e| e.site == "softmax: round (pair)");
             assert_eq!(pair, classes > 10, "{:?}", sim.boot_log());
