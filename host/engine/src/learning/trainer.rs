@@ -8,8 +8,9 @@
 //! 2. logits `X V^T` by DiagABT;
 //! 3. `P` by the normalize-and-square softmax circuit ([`lean_softmax`]; [`nas_softmax`] precise);
 //! 4. `E = P - Y` (Y brought to `P`'s level and scale with one of its spare levels), the
-//!    gradient `E^T X` by DiagATB with PRotUp and merged row sums ([`RowSums::Merged`]), gathered back to the compact form by one mask
-//!    per block that also multiplies by `-lr / B` and the storage factor;
+//!    gradient `E^T X` by DiagATB with PRotUp and merged row sums ([`RowSums::Merged`]),
+//!    gathered back to the compact form by one mask per block (no rotation) that also multiplies
+//!    by `-lr / B` and the storage factor;
 //! 5. Nesterov on the compact pair: `W' = V - lr G`, `V' = W' + gamma (W - W')` (`gamma` a
 //!    plaintext scalar of [`Nesterov`]'s sequence), then `W'` and `V'` refreshed together by
 //!    one complex bootstrap of `W' + i V'` when `V'` has fewer levels than the next step's
