@@ -173,7 +173,17 @@ impl HeldKeys {
         load: impl FnOnce() -> Result<KeyEntry, Error>,
     ) -> Result<Arc<KeyEntry>, Error> {
         let tick = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
-        let (key, _) = slot.get(tick, load)?;
+        let (key, loaded) = slot.get(tick, load)?;
+        if loaded {
+            // A slot that held its key before is loading it again (after an eviction or a release).
+            let again = slot.loaded_once.swap(true, Ordering::Relaxed);
+            if let Some(b) = self.budget.as_ref() {
+                b.held.fetch_add(1, Ordering::Relaxed);
+                if again {
+                    b.reloads.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
         // Over budget after this load, or still over from keys that were in use when the last
         // load tried (a hoisted rotation holds all of its keys at once).
         if let Some(b) = self.budget.as_ref().filter(|b| b.held.load(Ordering::Relaxed) > b.max_keys) {
@@ -221,26 +231,13 @@ impl HeldKeys {
 
     pub(crate) fn relin(&self, ctx: &Context) -> Result<Arc<KeyEntry>, Error> {
         let slot = self.relin.as_ref().ok_or(Error::MissingRelinearizationKey)?;
-        self.switching(slot, || self.load(slot, || relin_entry(ctx, self.store()?.relinearization()?)))
+        self.switching(slot, || relin_entry(ctx, self.store()?.relinearization()?))
     }
 
     /// The key of Galois element `g`, if one is held.
     pub(crate) fn galois(&self, ctx: &Context, g: u64) -> Option<Result<Arc<KeyEntry>, Error>> {
         let slot = self.galois.get(&g)?;
-        Some(self.switching(slot, || self.load(slot, || galois_entry(ctx, g, self.store()?.galois(g)?))))
-    }
-
-    /// Loads a key into `slot` (called with the slot's lock held), counting loads after the first.
-    fn load(&self, slot: &Slot<KeyEntry>, f: impl FnOnce() -> Result<KeyEntry, Error>) -> Result<KeyEntry, Error> {
-        let k = f()?;
-        let again = slot.loaded_once.swap(true, Ordering::Relaxed);
-        if let Some(b) = self.budget.as_ref() {
-            b.held.fetch_add(1, Ordering::Relaxed);
-            if again {
-                b.reloads.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        Ok(k)
+        Some(self.switching(slot, || galois_entry(ctx, g, self.store()?.galois(g)?)))
     }
 
     pub(crate) fn encapsulation(&self, ctx: &Context) -> Result<Arc<PreparedEncapsulation>, Error> {
@@ -267,13 +264,13 @@ impl HeldKeys {
 
     /// Switching keys in memory now.
     pub(crate) fn loaded(&self) -> Vec<Arc<KeyEntry>> {
-        self.relin.iter().chain(self.galois.values()).filter_map(Slot::peek).collect()
+        self.switching_slots().filter_map(Slot::peek).collect()
     }
 
     /// Drops every loaded key (when they can be loaded again from a store).
     pub(crate) fn release(&self) {
         if self.store.is_some() {
-            self.relin.iter().chain(self.galois.values()).for_each(Slot::clear);
+            self.switching_slots().for_each(Slot::clear);
             self.encapsulation.iter().for_each(Slot::clear);
             if let Some(b) = self.budget.as_ref() {
                 b.held.store(0, Ordering::Relaxed);
