@@ -88,8 +88,8 @@ pub enum RowSums {
     Merged,
 }
 
-/// The rows of one reduction: `log2` of the group summed before the masks.
-fn first_rounds(pk: Packing, rows: RowSums) -> usize {
+/// Rows summed before the masks (a group of consecutive rows; the rest of the sum follows them).
+fn group_rows(pk: Packing, rows: RowSums) -> usize {
     match rows {
         RowSums::Hetal => pk.s0,
         RowSums::Merged => pk.pad_c.min(pk.s0),
@@ -107,7 +107,7 @@ fn accumulate<O: HeBackend>(
     pk: Packing,
     rows: RowSums,
 ) -> Result<()> {
-    let sums = ops.rotate_add(prod, doubling(pk.s1 as i64, first_rounds(pk, rows)))?;
+    let sums = ops.rotate_add(prod, doubling(pk.s1 as i64, group_rows(pk, rows)))?;
     let diag = ops.mul_mask(&sums, &Mask::new(pk, MaskKind::PairDiagAtb(p)))?;
     acc[j] = Some(match acc[j].take() {
         None => diag,
@@ -124,7 +124,7 @@ fn finish<O: HeBackend>(
     rows: RowSums,
 ) -> Result<EncMatrix<O::Ct>> {
     let pk = a.packing;
-    let group = first_rounds(pk, rows);
+    let group = group_rows(pk, rows);
     let out = acc
         .into_iter()
         .map(|x| {
