@@ -27,6 +27,29 @@ use crate::{Error, Result};
 /// `A B^T` by HETAL's DiagABT: `a` untiled (`a x b`), `b` tiled vertically (`c x b`), both in
 /// one packing. The result (`a x c`) is tiled horizontally.
 pub fn diag_abt<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::Ct>) -> Result<EncMatrix<O::Ct>> {
+    let blocks = products(ops, a, b, false)?;
+    EncMatrix::new(a.rows, b.rows, a.packing, Tiling::Horizontal, blocks)
+}
+
+/// [`diag_abt`] with each output block folded for the softmax
+/// ([`crate::learning::softmax::fold`]): the diagonal masks keep only each band's own period
+/// (no extra level) and `log2 copies` rotate-and-adds by whole bands replicate it, so a block
+/// repeats with period [`crate::learning::packing::Packing::folded_slots`]. One block per block
+/// row of `a`.
+pub fn diag_abt_folded<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::Ct>) -> Result<Vec<O::Ct>> {
+    let pk = a.packing;
+    if pk.copies() < 2 || pk.s0 < pk.copies() {
+        return Err(Error::InvalidConfig {
+            what: "folded logits",
+            need: "a block row holding two class periods or more",
+        });
+    }
+    let blocks = products(ops, a, b, true)?;
+    let period = pk.folded_slots() as i64;
+    blocks.into_iter().map(|x| ops.rotate_add(x, doubling(period, pk.copies()))).collect()
+}
+
+fn products<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::Ct>, folded: bool) -> Result<Vec<O::Ct>> {
     let pk = a.packing;
     if b.packing != pk || a.tiling != Tiling::None || b.tiling != Tiling::Vertical {
         return Err(Error::LayoutMismatch {
@@ -61,7 +84,8 @@ pub fn diag_abt<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::Ct
             let sums = ops.rotate_add(prod, doubling(1, pk.s1))?;
             let kept = ops.mul_mask(&sums, &col0)?;
             let spread = ops.rotate_add(kept, doubling(-1, pk.s1))?;
-            let diag = ops.mul_mask(&spread, &Mask::new(pk, MaskKind::PairDiagAbt(p)))?;
+            let kind = if folded { MaskKind::PairDiagAbtFolded(p) } else { MaskKind::PairDiagAbt(p) };
+            let diag = ops.mul_mask(&spread, &Mask::new(pk, kind))?;
             acc = Some(match acc {
                 None => diag,
                 Some(x) => ops.add(&x, &diag)?,
@@ -70,5 +94,5 @@ pub fn diag_abt<O: HeBackend>(ops: &O, a: &EncMatrix<O::Ct>, b: &EncMatrix<O::Ct
         let acc = acc.ok_or(Error::InvalidArgument("a packing has at least one pair of diagonals"))?;
         out.push(ops.real_twice(&acc)?);
     }
-    EncMatrix::new(a.rows, b.rows, pk, Tiling::Horizontal, out)
+    Ok(out)
 }

@@ -42,6 +42,10 @@ pub enum MaskKind {
     PairDiagAbt(usize),
     /// DiagATB, pair `p`: `1/2` where `r = t + p`, `-i/2` where `r = t + p + pad_c/2` (mod `pad_c`).
     PairDiagAtb(usize),
+    /// [`MaskKind::PairDiagAbt`] kept only where the row's band equals the column's period
+    /// (`r / (s0 / k) == t / pad_c`, `k = s1 / pad_c`): DiagABT's output folded for the softmax
+    /// ([`crate::learning::softmax::fold`]).
+    PairDiagAbtFolded(usize),
 }
 
 impl Mask {
@@ -90,12 +94,18 @@ impl Mask {
                             zero
                         }
                     }
-                    MaskKind::PairDiagAbt(p) | MaskKind::PairDiagAtb(p) => {
+                    MaskKind::PairDiagAbt(p) | MaskKind::PairDiagAtb(p) | MaskKind::PairDiagAbtFolded(p) => {
                         let d = match self.kind {
-                            MaskKind::PairDiagAbt(_) => (t + pad_c - r % pad_c) % pad_c,
-                            _ => (r + pad_c - t % pad_c) % pad_c,
+                            MaskKind::PairDiagAtb(_) => (r + pad_c - t % pad_c) % pad_c,
+                            _ => (t + pad_c - r % pad_c) % pad_c,
                         };
-                        if d == p {
+                        let kept = match self.kind {
+                            MaskKind::PairDiagAbtFolded(_) => r / self.packing.band() == t / pad_c,
+                            _ => true,
+                        };
+                        if !kept {
+                            zero
+                        } else if d == p {
                             half
                         } else if d == p + h {
                             neg_half_i
@@ -232,7 +242,7 @@ pub struct CkksBackend<'a> {
     counter: Counter,
     masks: Mutex<HashMap<(Mask, usize), Arc<Plaintext>>>,
     boot: Option<&'a Bootstrapper>,
-    sparse: Option<&'a Bootstrapper>,
+    sparse: Vec<&'a Bootstrapper>,
     boot_log: Mutex<BootLog>,
 }
 
@@ -275,18 +285,21 @@ impl<'a> CkksBackend<'a> {
             counter: Counter::new(),
             masks: Mutex::new(HashMap::new()),
             boot: None,
-            sparse: None,
+            sparse: Vec::new(),
             boot_log: Mutex::new(BootLog::default()),
         }
     }
 
     /// The backend with a sparse-slot bootstrapper too (output factor 1/2), for
-    /// [`HeBackend::bootstrap_pair_sparse`].
+    /// [`HeBackend::bootstrap_pair_sparse`] on its slot count (one per slot count: a later one
+    /// for the same count replaces it).
     pub fn with_sparse_bootstrapper(mut self, boot: &'a Bootstrapper) -> Result<Self> {
         if boot.output_factor() != 0.5 {
             return Err(Error::InvalidArgument("the backend's bootstrapper must have output factor 1/2"));
         }
-        self.sparse = Some(boot);
+        let log_n = self.ev.context().params().log_n();
+        self.sparse.retain(|b| b.config().slots(log_n) != boot.config().slots(log_n));
+        self.sparse.push(boot);
         Ok(self)
     }
 
@@ -456,10 +469,15 @@ impl HeBackend for CkksBackend<'_> {
         slots: usize,
         site: &'static str,
     ) -> Result<(Ciphertext, Ciphertext)> {
-        let boot = self.sparse.ok_or(Error::InvalidArgument("sparse bootstrapping needs a sparse bootstrapper"))?;
         let full = a.log_slots;
-        if 1usize << boot.config().slots(self.ev.context().params().log_n()) != slots || slots >= 1 << full {
-            return Err(Error::InvalidArgument("the sparse bootstrapper packs another slot count"));
+        let log_n = self.ev.context().params().log_n();
+        let boot = self
+            .sparse
+            .iter()
+            .find(|b| 1usize << b.config().slots(log_n) == slots)
+            .ok_or(Error::InvalidArgument("no sparse bootstrapper packs this slot count"))?;
+        if slots >= 1 << full {
+            return Err(Error::InvalidArgument("a sparse bootstrap packs fewer slots than the ciphertext"));
         }
         let mut z = self.ev.add(a, &self.ev.mul_by_i(b)?)?;
         self.ev.reinterpret_slots(&mut z, slots.trailing_zeros())?;

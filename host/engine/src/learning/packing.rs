@@ -93,6 +93,22 @@ impl Packing {
         self.s0 * self.s1
     }
 
+    /// Copies of the class period in one block row (`s1 / pad_c`): the horizontal tiling's
+    /// repetitions, and the factor by which folding shrinks the softmax's period.
+    pub fn copies(&self) -> usize {
+        (self.s1 / self.pad_c).max(1)
+    }
+
+    /// Rows of one band of the folded layout (`s0 / copies`, at least 1).
+    pub fn band(&self) -> usize {
+        (self.s0 / self.copies()).max(1)
+    }
+
+    /// Slots of one period of the folded layout (`slots / copies`).
+    pub fn folded_slots(&self) -> usize {
+        self.slots() / self.copies()
+    }
+
     /// Half the class period: the number of paired diagonals in DiagABT and DiagATB.
     pub fn half(&self) -> usize {
         self.pad_c / 2

@@ -36,14 +36,15 @@ use hetune_core::Parameters;
 use super::compact::{CompactLayout, SlotStep};
 use super::counters::OpCounts;
 use super::dataset::Dataset;
-use super::diag_abt::diag_abt;
+use super::diag_abt::{diag_abt, diag_abt_folded};
 use super::diag_atb::{diag_atb_prot_up_with, RowSums};
 use super::matrix::{EncMatrix, MatrixLayout};
 use super::nesterov::Nesterov;
 use super::ops::{doubling, BootEvent, CkksBackend, CountingBackend, HeBackend};
 use super::packing::{Packing, Tiling};
 use super::sim::{Chain, Simulator};
-use super::softmax::circuit::{hetal_softmax, lean_softmax, nas_softmax};
+use super::softmax::circuit::{hetal_softmax, lean_softmax_in, nas_softmax};
+use super::softmax::fold::{foldable, FoldedOps, Layout};
 use super::softmax::{HetalSoftmax, LeanNas, NasConfig, NasSoftmax};
 use super::twin::Model;
 use crate::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
@@ -85,12 +86,18 @@ pub struct TrainConfig {
     /// The compact weights are stored divided by `2^weight_bits`: bootstrapping needs
     /// `|W| < 2^weight_bits`.
     pub weight_bits: u32,
+    /// The lean softmax on the folded logits ([`crate::learning::softmax::fold`]: its
+    /// bootstraps refresh `slots / (s1 / pad_c)` slots) when a block row holds two class periods
+    /// or more. On by default; a configuration serialised without it (older jobs, whose keys
+    /// lack the fold's rotations) keeps the tiled layout.
+    #[serde(default)]
+    pub fold_softmax: bool,
 }
 
 impl TrainConfig {
     /// A configuration with the default softmax and `weight_bits = 4` (`|W| < 16`).
     pub fn new(classes: usize, cols: usize, batch: usize, lr: f64) -> Self {
-        TrainConfig { classes, cols, batch, lr, softmax: SoftmaxKind::Nas, weight_bits: 4 }
+        TrainConfig { classes, cols, batch, lr, softmax: SoftmaxKind::Nas, weight_bits: 4, fold_softmax: true }
     }
 
     /// HETAL's packing of this configuration on `slots` slots.
@@ -185,6 +192,8 @@ struct Core {
     residual_need: usize,
     /// Levels the weights need for the expansion and DiagABT (inference).
     logits_need: usize,
+    /// The softmax runs on folded logits.
+    fold: bool,
 }
 
 /// The softmax circuit a step runs.
@@ -196,10 +205,10 @@ enum Circuit {
 }
 
 impl Circuit {
-    fn run<O: HeBackend>(&self, ops: &O, logits: &O::Ct, pk: Packing) -> Result<O::Ct> {
+    fn run<O: HeBackend>(&self, ops: &O, logits: &O::Ct, pk: Packing, layout: Layout) -> Result<O::Ct> {
         match self {
             Circuit::Nas(n) => nas_softmax(ops, n, logits, pk),
-            Circuit::Lean(n) => lean_softmax(ops, n, logits, pk),
+            Circuit::Lean(n) => lean_softmax_in(ops, n, logits, pk, layout),
             Circuit::Hetal(h) => hetal_softmax(ops, h, logits, pk),
         }
     }
@@ -255,14 +264,24 @@ impl Core {
         let weight_need = 1 + abt + softmax.first_stage();
         // DiagATB, the gather mask, the Nesterov product.
         let residual_need = atb + 2;
-        Ok(Core { cfg: cfg.clone(), pk, layout, softmax, weight_need, residual_need, logits_need: 1 + abt })
+        let fold = cfg.fold_softmax && matches!(softmax, Circuit::Lean(_)) && foldable(pk);
+        Ok(Core { cfg: cfg.clone(), pk, layout, softmax, weight_need, residual_need, logits_need: 1 + abt, fold })
     }
 
-    /// The sparse bootstrap's configuration, when the weights' bootstrap is sparse.
-    fn sparse_config(&self) -> Option<BootstrapConfig> {
-        let n = self.sparse_slots();
-        (n < self.pk.slots())
-            .then(|| BootstrapConfig { log_slots: Some(n.trailing_zeros()), ..BootstrapConfig::default() })
+    /// The sparse bootstraps' configurations with their slot counts: the weights' (when the
+    /// compact form fits a sparse packing) and the folded softmax's, once per slot count.
+    fn sparse_configs(&self) -> Vec<(usize, BootstrapConfig)> {
+        let mut slots = vec![self.sparse_slots()];
+        if self.fold {
+            slots.push(self.pk.folded_slots());
+        }
+        slots.sort_unstable();
+        slots.dedup();
+        slots
+            .into_iter()
+            .filter(|&n| n < self.pk.slots())
+            .map(|n| (n, BootstrapConfig { log_slots: Some(n.trailing_zeros()), ..BootstrapConfig::default() }))
+            .collect()
     }
 
     fn storage(&self) -> f64 {
@@ -355,9 +374,16 @@ impl Core {
     ) -> Result<Vec<O::Ct>> {
         let tiled = self.expand(ops, w)?;
         mark(Phase::Expansion);
-        let z = diag_abt(ops, x, &tiled)?;
-        mark(Phase::Matmul);
-        let p = z.blocks.iter().map(|b| self.softmax.run(ops, b, self.pk)).collect::<Result<Vec<_>>>()?;
+        let p = if self.fold {
+            let z = diag_abt_folded(ops, x, &tiled)?;
+            mark(Phase::Matmul);
+            let folded = FoldedOps::new(ops, self.pk.folded_slots())?;
+            z.iter().map(|b| self.softmax.run(&folded, b, self.pk, Layout::Folded)).collect::<Result<Vec<_>>>()?
+        } else {
+            let z = diag_abt(ops, x, &tiled)?;
+            mark(Phase::Matmul);
+            z.blocks.iter().map(|b| self.softmax.run(ops, b, self.pk, Layout::Tiled)).collect::<Result<Vec<_>>>()?
+        };
         mark(Phase::Softmax);
         Ok(p)
     }
@@ -526,7 +552,7 @@ pub struct TrainerState {
 pub struct ServerTrainer {
     ev: Arc<Evaluator>,
     boot: Bootstrapper,
-    sparse: Option<Bootstrapper>,
+    sparse: Vec<Bootstrapper>,
     core: Core,
     plan: StepPlan,
     w: Ciphertext,
@@ -570,8 +596,8 @@ impl ServerTrainer {
             conjugation: true,
             encapsulation: None,
         });
-        if let Some(sparse) = core.sparse_config() {
-            req.merge(&sparse_request(&req, sparse.key_request(params.log_n()), core.sparse_slots()));
+        for (n, sparse) in core.sparse_configs() {
+            req.merge(&sparse_request(&req, sparse.key_request(params.log_n()), n));
         }
         Ok(req)
     }
@@ -598,7 +624,11 @@ impl ServerTrainer {
         }
         let log_slots = slots.trailing_zeros();
         let boot = Bootstrapper::with_output_factor(ev.clone(), BootstrapConfig::default(), 0.5)?;
-        let sparse = core.sparse_config().map(|c| Bootstrapper::with_output_factor(ev.clone(), c, 0.5)).transpose()?;
+        let sparse = core
+            .sparse_configs()
+            .into_iter()
+            .map(|(_, c)| Bootstrapper::with_output_factor(ev.clone(), c, 0.5))
+            .collect::<Result<Vec<_>>>()?;
         let zero = zero_ciphertext(params.n(), 2, plan.bootstrap_level, params.scale(), log_slots);
         Ok(ServerTrainer { ev, boot, sparse, core, plan, w: zero.clone(), v: zero, nesterov: Nesterov::new(), step: 0 })
     }
@@ -646,10 +676,7 @@ impl ServerTrainer {
     /// One Nesterov step on the encrypted batch `x` (untiled, the bias column included) and
     /// `y` (one-hot, tiled horizontally), both fresh from the owner ([`pack_batch`]).
     pub fn step(&mut self, x: &EncMatrix<Ciphertext>, y: &EncMatrix<Ciphertext>) -> Result<StepReport> {
-        let mut ops = CkksBackend::new(&self.ev).with_bootstrapper(&self.boot)?;
-        if let Some(s) = &self.sparse {
-            ops = ops.with_sparse_bootstrapper(s)?;
-        }
+        let ops = self.backend()?;
         let mut nesterov = self.nesterov;
         let gamma = nesterov.next_gamma();
         let mut split = TimeSplit::default();
@@ -671,10 +698,12 @@ impl ServerTrainer {
             };
             self.core.step(&ops, (x, y), (&self.w, &self.v), gamma, &mut mark)?
         };
+        let bootstraps = ops.boot_log().count();
+        drop(ops);
         self.w = w;
         self.v = v;
         self.nesterov = nesterov;
-        let report = StepReport { step: self.step, bootstraps: ops.boot_log().count(), seconds: split };
+        let report = StepReport { step: self.step, bootstraps, seconds: split };
         self.step += 1;
         Ok(report)
     }
@@ -684,8 +713,7 @@ impl ServerTrainer {
     /// divides by the row count. Rows past `x.rows` (the public row count) are padding: the
     /// owner encrypts them as zeros and the server masks them out, so they add nothing.
     pub fn validation_loss(&self, x: &EncMatrix<Ciphertext>, y: &EncMatrix<Ciphertext>) -> Result<Ciphertext> {
-        let ops = CkksBackend::new(&self.ev).with_bootstrapper(&self.boot)?;
-        self.core.sse(&ops, x, y, &self.w)
+        self.core.sse(&self.backend()?, x, y, &self.w)
     }
 
     /// Encrypted logits `X W^T` (rows of `x`, one column per class, tiled horizontally): the
@@ -695,6 +723,15 @@ impl ServerTrainer {
         let ops = CkksBackend::new(&self.ev).with_bootstrapper(&self.boot)?;
         let w = ops.ensure(&self.w, self.core.logits_need, "inference: weights")?;
         diag_abt(&ops, x, &self.core.expand(&ops, &w)?)
+    }
+
+    /// A backend with every bootstrapper of the plan.
+    fn backend(&self) -> Result<CkksBackend<'_>> {
+        let mut ops = CkksBackend::new(&self.ev).with_bootstrapper(&self.boot)?;
+        for s in &self.sparse {
+            ops = ops.with_sparse_bootstrapper(s)?;
+        }
+        Ok(ops)
     }
 
     /// The encrypted compact `W` (divided by `2^weight_bits`), returned to the owner.
@@ -885,11 +922,11 @@ mod tests {
             let cfg =
                 if want.is_some() { TrainConfig::new(7, 769, 1024, 1.0) } else { TrainConfig::new(7, 128, 32, 1.0) };
             let core = Core::new(&cfg, p.max_slots()).unwrap();
-            let sparse = core.sparse_config().expect("a sparse weight bootstrap").key_request(p.log_n());
             let req = ServerTrainer::key_request(&p, &cfg).unwrap();
-            let n = core.sparse_slots() as i64;
             let mut naive = req.clone();
-            naive.merge(&sparse);
+            for (_, c) in core.sparse_configs() {
+                naive.merge(&c.key_request(p.log_n()));
+            }
             assert!(
                 req.rotations.len() < naive.rotations.len(),
                 "{} of {}",
@@ -899,20 +936,20 @@ mod tests {
             if let Some(w) = want {
                 assert_eq!(req.rotations.len(), w);
             }
-            // Every step of the sparse bootstrap is served: by its own key, or (below the sparse
-            // period) by a key congruent to it modulo the sparse slots.
-            for k in sparse.rotations {
-                let served =
-                    req.rotations.iter().any(
-                        |&h| {
-                            if k.rem_euclid(n) == 0 {
-                                h == k
-                            } else {
-                                (h - k).rem_euclid(n) == 0
-                            }
-                        },
-                    );
-                assert!(served, "step {k}");
+            // Every step of each sparse bootstrap is served: by its own key, or (below the
+            // sparse period) by a key congruent to it modulo the sparse slots.
+            for (n, c) in core.sparse_configs() {
+                let n = n as i64;
+                for k in c.key_request(p.log_n()).rotations {
+                    let served = req.rotations.iter().any(|&h| {
+                        if k.rem_euclid(n) == 0 {
+                            h == k
+                        } else {
+                            (h - k).rem_euclid(n) == 0
+                        }
+                    });
+                    assert!(served, "step {k}");
+                }
             }
         }
     }

@@ -24,6 +24,7 @@
 //!
 //! [`polynomial::evaluate`]: crate::circuits::polynomial::evaluate
 
+use super::fold::{unfold, Layout};
 use super::hetal::{self, HetalSoftmax};
 use super::lean::LeanNas;
 use super::nas::{NasSoftmax, Normalizer};
@@ -78,12 +79,39 @@ pub fn row_sum_to<O: HeBackend>(
     target: Option<f64>,
     site: &'static str,
 ) -> Result<O::Ct> {
+    row_sum_in(ops, x, pk, Layout::Tiled, alpha, beta, target, site)
+}
+
+/// [`row_sum_to`] in either layout. Folded, a period's sum is kept in the period's first column
+/// (the one whose window is that period) and spread over the period: `log2 pad_c` right
+/// rotate-and-adds (tiled: `log2(s1 / pad_c)` from the row's first period).
+#[allow(clippy::too_many_arguments)]
+pub fn row_sum_in<O: HeBackend>(
+    ops: &O,
+    x: &O::Ct,
+    pk: Packing,
+    layout: Layout,
+    alpha: f64,
+    beta: f64,
+    target: Option<f64>,
+    site: &'static str,
+) -> Result<O::Ct> {
     let sums = ops.rotate_add(x.clone(), doubling(1, pk.pad_c))?;
     let sums = ops.ensure(&sums, 1, site)?;
     let target = target.unwrap_or_else(|| ops.scale(&sums));
-    let kept = ops.mul_values(&sums, &first_period(pk, alpha), target)?;
-    let keep = sum_columns(pk);
-    let tiled = ops.rotate_add(kept, doubling(-(keep as i64), pk.s1 / keep))?;
+    let tiled = match layout {
+        Layout::Tiled => {
+            let kept = ops.mul_values(&sums, &first_period(pk, alpha), target)?;
+            let keep = sum_columns(pk);
+            ops.rotate_add(kept, doubling(-(keep as i64), pk.s1 / keep))?
+        }
+        Layout::Folded => {
+            let m: Vec<f64> =
+                (0..pk.slots()).map(|i| if (i % pk.s1).is_multiple_of(pk.pad_c) { alpha } else { 0.0 }).collect();
+            let kept = ops.mul_values(&sums, &m, target)?;
+            ops.rotate_add(kept, doubling(-1, pk.pad_c))?
+        }
+    };
     if beta == 0.0 {
         Ok(tiled)
     } else {
@@ -189,11 +217,28 @@ fn exp_of_logits<O: HeBackend>(
 /// `sq` has a level for the mask but not the round), wherever the levels run out; then the
 /// Newton steps. Each round's output lands on the scale of `exp`'s output.
 pub fn lean_softmax<O: HeBackend>(ops: &O, nas: &LeanNas, logits: &O::Ct, pk: Packing) -> Result<O::Ct> {
+    lean_softmax_in(ops, nas, logits, pk, Layout::Tiled)
+}
+
+/// [`lean_softmax`] of a block in `layout`. Folded ([`super::fold`], `ops` bootstrapping the
+/// folded period, e.g. [`super::fold::FoldedOps`]), the output is tiled again: the last Newton
+/// step unfolds `y` and its row sum at the level the sum's mask takes anyway (without Newton
+/// steps, one level more at the end).
+pub fn lean_softmax_in<O: HeBackend>(
+    ops: &O,
+    nas: &LeanNas,
+    logits: &O::Ct,
+    pk: Packing,
+    layout: Layout,
+) -> Result<O::Ct> {
     if nas.classes > pk.pad_c || ops.slots() != pk.slots() {
         return Err(Error::InvalidConfig {
             what: "the encrypted softmax",
             need: "classes within the packing's period",
         });
+    }
+    if layout == Layout::Folded && !super::fold::foldable(pk) {
+        return Err(Error::InvalidConfig { what: "the folded softmax", need: "two class periods or more in a row" });
     }
     let mut y = exp_of_logits(ops, &nas.exp, nas.bound, nas.classes, logits, pk)?;
     // Every round and Newton step ends on this scale: products of ciphertexts would otherwise let
@@ -207,7 +252,7 @@ pub fn lean_softmax<O: HeBackend>(ops: &O, nas: &LeanNas, logits: &O::Ct, pk: Pa
             // The round on one refresh (bootstrapping sq first if it has no level for the mask).
             let sq = ops.ensure(&sq, rest, "softmax: round")?;
             let lin_scale = linear_factor_scale(ops, ops.scale(&sq), ops.level(&sq) - 1, q.pairs.len(), scale);
-            let lin = row_sum_to(ops, &sq, pk, q.zeta, -q.zeta * q.r0, Some(lin_scale), "softmax: round sum")?;
+            let lin = row_sum_in(ops, &sq, pk, layout, q.zeta, -q.zeta * q.r0, Some(lin_scale), "softmax: round sum")?;
             (sq, lin)
         } else {
             // The mask on the levels left, then sq and the linear factor refreshed together as
@@ -215,10 +260,11 @@ pub fn lean_softmax<O: HeBackend>(ops: &O, nas: &LeanNas, logits: &O::Ct, pk: Pa
             // bootstrap (|lin| <= |zeta| hi) and multiplied back exactly (an integer). The round's
             // output scale then follows the bootstrap's; the next round's factor corrects it.
             let lam = (q.zeta.abs() * q.hi).log2().ceil().exp2().max(1.0);
-            let lin = row_sum_to(
+            let lin = row_sum_in(
                 ops,
                 &sq,
                 pk,
+                layout,
                 q.zeta / lam,
                 -q.zeta * q.r0 / lam,
                 Some(ops.scale(&sq)),
@@ -247,14 +293,30 @@ pub fn lean_softmax<O: HeBackend>(ops: &O, nas: &LeanNas, logits: &O::Ct, pk: Pa
         }
         y = leaves.pop().ok_or(Error::InvalidArgument("a round without factors"))?;
     }
-    for _ in 0..nas.newton {
+    for k in 0..nas.newton {
         y = ops.ensure(&y, 2, "softmax: Newton")?;
         // The sum lands on the prime its product with y rescales by: y keeps its scale.
         let q = ops.rescale_scale(ops.level(&y) - 1);
-        let s = row_sum_to(ops, &y, pk, -1.0, 2.0, Some(q), "softmax: Newton sum")?;
+        if layout == Layout::Folded && k + 1 == nas.newton {
+            // Both factors unfolded by the masks this step takes anyway: the sum's mask
+            // (-1 on each period's first column) moves into the unfolding's.
+            let sums = ops.rotate_add(y.clone(), doubling(1, pk.pad_c))?;
+            let first = |col: usize| if col.is_multiple_of(pk.pad_c) { -1.0 } else { 0.0 };
+            let s = unfold(ops, &sums, pk, first, q)?;
+            let s = ops.add_const(&ops.rotate_add(s, doubling(-1, pk.pad_c))?, 2.0)?;
+            let yt = unfold(ops, &y, pk, |_| 1.0, ops.scale(&y))?;
+            return mul_aligned(ops, &yt, &s, "softmax: Newton product");
+        }
+        let s = row_sum_in(ops, &y, pk, layout, -1.0, 2.0, Some(q), "softmax: Newton sum")?;
         y = mul_aligned(ops, &y, &s, "softmax: Newton product")?;
     }
-    Ok(y)
+    match layout {
+        Layout::Tiled => Ok(y),
+        Layout::Folded => {
+            let y = ops.ensure(&y, 1, "softmax: unfold")?;
+            unfold(ops, &y, pk, |_| 1.0, ops.scale(&y))
+        }
+    }
 }
 
 /// The scale the linear factor (at `level`) must have for a round's product tree (`lin sq` and

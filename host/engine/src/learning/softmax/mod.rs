@@ -28,6 +28,7 @@
 //! [`polynomial::depth`]: crate::circuits::polynomial::depth
 
 pub mod circuit;
+pub mod fold;
 pub mod hetal;
 pub mod lean;
 pub mod nas;
