@@ -75,11 +75,14 @@ fn merged_row_sums_save_rotations_and_keep_everything_else() {
         let saved = b1 * (pk.half() as u64 - 1) * (pk.s0 / pk.pad_c).trailing_zeros() as u64;
         let (h_atb, h_up) = (want[2], want[3]);
         assert_eq!(atb.triple(), (h_atb.0, h_atb.1, h_atb.2 - saved), "shape ({a}, {b}, {c})");
-        assert_eq!(up.triple(), (h_up.0, h_up.1, h_up.2 - saved), "shape ({a}, {b}, {c})");
+        // PRotUp's row fix-up rotates each block of B once for all pairs: (c/2 - 2) A0 B1 fewer.
+        let a0 = a.div_ceil(pk.s0) as u64;
+        let fixups = (pk.half() as u64).saturating_sub(2) * a0 * b1;
+        assert_eq!(up.triple(), (h_up.0, h_up.1, h_up.2 - saved - fixups), "shape ({a}, {b}, {c})");
         assert_eq!((atb.conj, up.conj), (b1, b1));
         assert_eq!((top - l_atb, top - 1 - l_up), (4, 3), "levels at ({a}, {b}, {c})");
     }
-    // The SNIPS training shape: 1,008 -> 483 and 1,080 -> 555 rotations.
+    // The SNIPS training shape: 1,008 -> 483 and 1,080 -> 505 rotations.
     let pk = Packing::hetal(8, 1024, slots).unwrap();
     let lv = |r, cl, t, l| Lvl::level_only(r, cl, pk, t, l).unwrap();
     let (atb, _) = count(slots, |o| {
@@ -87,6 +90,11 @@ fn merged_row_sums_save_rotations_and_keep_everything_else() {
             .unwrap()
     });
     assert_eq!(atb.triple().2, 483);
+    let (up, _) = count(slots, |o| {
+        let (ta, tb) = (lv(1024, 8, Tiling::Horizontal, 11), lv(1024, 769, Tiling::None, 12));
+        diag_atb_prot_up_with(o, &ta, &tb, RowSums::Merged).unwrap()
+    });
+    assert_eq!(up.triple().2, 505);
 }
 
 mod encrypted {

@@ -83,7 +83,9 @@ pub enum RowSums {
     /// `B1 ((c/2) log2 pad_c + log2(s0 / pad_c))` rotations. Exact: the diagonal masks repeat
     /// every `pad_c` rows and the remaining rounds shift by multiples of `pad_c` rows, so mask and
     /// rounds commute, and the groups starting at rows `r, r + pad_c, ...` cover every row once.
-    /// Same levels and masks as HETAL's; the last rounds run one level lower.
+    /// Same levels and masks as HETAL's; the last rounds run one level lower. With PRotUp, the
+    /// row fix-up of `B` also rotates each block once for all pairs (`B + M_p (rot(B, s1) -
+    /// B)`), at the products' level: `(c/2 - 2) A0 B1` rotations fewer.
     #[default]
     Merged,
 }
@@ -198,6 +200,26 @@ pub fn diag_atb_prot_up_with<O: HeBackend>(
     } else {
         b_level
     };
+    // Merged: B~ = B + M (rot(B, s1) - B), since rot(M B, s1) = M rot(B, s1) (M is a column
+    // mask); the difference is rotated once per block for all pairs, at the level the products
+    // take (B drops there first: the rotation costs the fewest limbs).
+    let a_level = paired.iter().map(|x| ops.level(x)).min().unwrap_or(0);
+    let shared = sums == RowSums::Merged && h > 1 && a_level <= b_level;
+    let diffs: Vec<Vec<(O::Ct, O::Ct)>> = if shared {
+        (0..a0)
+            .map(|i| {
+                (0..b1)
+                    .map(|j| {
+                        let low = ops.drop_level(b.block(i, j), a_level + 1)?;
+                        let d = ops.sub(&ops.rotate(&low, s1)?, &low)?;
+                        Ok((ops.drop_level(&low, a_level)?, d))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
     let mut acc: Vec<Option<O::Ct>> = vec![None; b1];
     for p in 0..h {
         let rows: Vec<O::Ct> = if p == 0 {
@@ -209,6 +231,10 @@ pub fn diag_atb_prot_up_with<O: HeBackend>(
         for j in 0..b1 {
             let fixed: Vec<O::Ct> = (0..a0)
                 .map(|i| {
+                    if shared {
+                        let (low, d) = &diffs[i][j];
+                        return if p == 0 { Ok(low.clone()) } else { ops.add(low, &ops.mul_mask(d, &last)?) };
+                    }
                     let bij = b.block(i, j);
                     if p == 0 {
                         return ops.drop_level(bij, b_level);
