@@ -66,7 +66,7 @@ impl Job {
         }
         let job: Job = serde_json::from_slice(bytes).map_err(|_| Error::Peer("a job description that is not one"))?;
         let b = job.spec.batch;
-        let fits = job.part > 0 && b >= job.part && b % job.part == 0 && job.train_rows > 0 && job.epochs > 0;
+        let fits = job.part > 0 && b >= job.part && b.is_multiple_of(job.part) && job.train_rows > 0 && job.epochs > 0;
         if !fits {
             return Err(Error::Peer("a job whose batch, parts and rows do not make a schedule"));
         }

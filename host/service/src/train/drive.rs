@@ -123,7 +123,7 @@ pub fn drive(
 ) -> Result<Outcome> {
     let b = course.batch;
     let part = course.part;
-    let aligned = part > 0 && (part == b || (part < b && b % part == 0));
+    let aligned = part > 0 && (part == b || (part < b && b.is_multiple_of(part)));
     if !aligned || train.rows != course.train_rows || train.batches.len() != course.parts() {
         return Err(Error::InvalidArgument("the encrypted training set does not match the schedule"));
     }

@@ -178,7 +178,7 @@ pub fn prepare(opts: &TrainOptions) -> Result<Prepared> {
     let packing = Packing::hetal(classes, schedule.batch, slots)?;
     // A batch beyond one block row comes in parts of one block row each, summed exactly (and
     // shared out among the ranks of a distributed run).
-    if schedule.batch > packing.s0 && schedule.batch % packing.s0 != 0 {
+    if schedule.batch > packing.s0 && !schedule.batch.is_multiple_of(packing.s0) {
         return Err(Error::BadArgument {
             name: "--batch",
             value: schedule.batch.to_string(),
