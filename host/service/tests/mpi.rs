@@ -127,7 +127,9 @@ fn two_distributed_steps_equal_the_single_process_steps_bit_for_bit() {
     opts.work_dir = Some(work.clone());
     let report = hetune::train::run(&opts, false, &EngineTrainers, &|_| {}).unwrap();
     let enc = report.encrypted.as_ref().unwrap();
-    assert_eq!(enc.steps, 2);
+    assert_eq!((enc.steps, enc.ranks), (2, 1));
+    // Two parts of 4 softmax bootstraps and the weights' one.
+    assert_eq!((enc.bootstraps_per_step, enc.planned_bootstraps_per_step), (9.0, 9));
     assert_eq!(report.time_split.unwrap().comm_bytes, 0);
     // The parts' sum is the step on the whole batch: the weights follow the approximation's twin.
     let (w, t) = (&enc.weights, &report.approx_twin.weights);
@@ -145,6 +147,10 @@ fn two_distributed_steps_equal_the_single_process_steps_bit_for_bit() {
     let two = mpirun().arg(hetune).args(&args).output().unwrap();
     let v = checked(two, "two ranks");
     assert_eq!(v["steps"].as_u64(), Some(2), "{v}");
+    let e = &v["encrypted"];
+    assert_eq!(e["ranks"].as_u64(), Some(2), "{v}");
+    // Rank 0's own part and the weights' bootstrap, as planned.
+    assert_eq!((e["bootstraps_per_step"].as_f64(), e["planned_bootstraps_per_step"].as_u64()), (Some(5.0), Some(5)));
     // Rank 0 received one sum and sent W and V each step.
     assert!(v["time_split"]["comm_bytes"].as_u64().unwrap() > 0, "{v}");
     let distributed = std::fs::read(work.join("server").join(CHECKPOINT_FILE)).unwrap();

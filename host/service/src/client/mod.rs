@@ -335,6 +335,13 @@ fn remote_run(
         cut: t_opts.max_steps.is_some_and(|m| m < full) && !owner.has_stopped(),
         epoch_seconds,
     };
-    let costs = Costs { keygen_s, encrypt_s, train_s, dataset_bytes: tr.bytes + va.bytes, planned_bootstraps: planned };
+    let costs = Costs {
+        keygen_s,
+        encrypt_s,
+        train_s,
+        dataset_bytes: tr.bytes + va.bytes,
+        planned_bootstraps: planned,
+        ranks: 1,
+    };
     summarise(&owner, p, softmax, &train, &model, outcome, None, costs)
 }

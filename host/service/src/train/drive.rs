@@ -44,6 +44,11 @@ impl Course {
         self.train_rows.div_ceil(self.part)
     }
 
+    /// Parts a full step's batch has.
+    pub fn parts_per_step(&self) -> usize {
+        self.batch.div_ceil(self.part.max(1))
+    }
+
     /// Steps the run makes at most.
     pub fn total_steps(&self) -> usize {
         let all = self.per_epoch() * self.epochs;
@@ -140,7 +145,8 @@ pub fn drive(
         return Err(Error::Peer("a start of the schedule that is not five words"));
     };
     let (mut step, first_epoch, mut skip) = (to_usize(step)?, to_usize(first_epoch)?, to_usize(skip)?);
-    events(Event::Start { steps: total_steps, planned_bootstraps: server.planned_bootstraps() });
+    let own_parts = course.parts_per_step().div_ceil(team.size());
+    events(Event::Start { steps: total_steps, planned_bootstraps: server.planned_bootstraps_for(own_parts) });
     let mut out =
         Outcome { stopped_early: stopped != 0, epoch_seconds: vec![0.0; to_usize(judged)?], ..Outcome::default() };
     let last_epoch = if out.stopped_early { 0 } else { course.epochs };

@@ -83,6 +83,10 @@ impl StepEngine for Engine {
         self.0.plan().bootstraps
     }
 
+    fn planned_weight_bootstraps(&self) -> usize {
+        self.0.plan().weight_bootstraps
+    }
+
     fn part(
         &self,
         x: &EncMatrix<Ciphertext>,

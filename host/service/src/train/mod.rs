@@ -472,7 +472,8 @@ fn encrypted_in(
         return Err(Error::InvalidArgument("the server's compact weight layout is not the one the shape gives"));
     }
     let course = job.course();
-    let planned = server.planned_bootstraps();
+    // Bootstraps of a full step on this process: its parts' and the weights'.
+    let planned = server.planned_bootstraps_for(course.parts_per_step().div_ceil(team.size()));
     let t = Instant::now();
     let mut judge = OwnerJudge { owner: &mut owner, valid_rows: valid_enc.rows, events };
     let outcome =
@@ -486,7 +487,7 @@ fn encrypted_in(
     let infer_rows = opts.infer_rows.unwrap_or(b).min(s.test.rows);
     let inference =
         if infer_rows > 0 { Some(infer(&mut owner, &server, &current, &s.test, infer_rows, pk, level)?) } else { None };
-    let costs = Costs { keygen_s, encrypt_s, train_s, dataset_bytes, planned_bootstraps: planned };
+    let costs = Costs { keygen_s, encrypt_s, train_s, dataset_bytes, planned_bootstraps: planned, ranks: team.size() };
     summarise(&owner, p, softmax, &train, &current_bytes, outcome, inference, costs)
 }
 
@@ -503,6 +504,8 @@ pub struct Costs {
     pub dataset_bytes: u64,
     /// Bootstraps the plan places per step.
     pub planned_bootstraps: usize,
+    /// Processes the steps ran on.
+    pub ranks: usize,
 }
 
 /// The owner's account of an encrypted run: each judged epoch's decrypted model evaluated (the
@@ -558,6 +561,7 @@ pub fn summarise(
             times.iter().map(|t| t.bootstraps as f64).sum::<f64>() / times.len() as f64
         },
         planned_bootstraps_per_step: costs.planned_bootstraps,
+        ranks: costs.ranks,
         time_split: StepTimes {
             bootstraps: times.iter().map(|t| t.bootstraps).max().unwrap_or(0),
             matmul_s: sum(|t| t.matmul_s),

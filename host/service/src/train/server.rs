@@ -82,8 +82,10 @@ impl StepTimes {
 
 /// What the server needs of the engine's encrypted trainer.
 pub trait StepEngine {
-    /// Bootstraps the plan places in one step.
+    /// Bootstraps the plan places in one step of one part.
     fn planned_bootstraps(&self) -> usize;
+    /// Of which on the weights (once a step, however many parts it has).
+    fn planned_weight_bootstraps(&self) -> usize;
     /// One part of the next step's batch (at most one block row; `rows` the whole step's): its
     /// contribution to the update, which adds exactly to the other parts'.
     fn part(
@@ -237,6 +239,13 @@ impl Server {
     /// Bootstraps the plan places in one step.
     pub fn planned_bootstraps(&self) -> usize {
         self.trainer.planned_bootstraps()
+    }
+
+    /// Bootstraps the plan places in a step of which this process computes `parts` parts (the
+    /// weights' once, the rest per part).
+    pub fn planned_bootstraps_for(&self, parts: usize) -> usize {
+        let (all, weights) = (self.trainer.planned_bootstraps(), self.trainer.planned_weight_bootstraps());
+        parts.max(1) * all.saturating_sub(weights) + weights
     }
 
     fn read(&self, b: &BatchFiles) -> Result<(EncMatrix<Ciphertext>, EncMatrix<Ciphertext>)> {
