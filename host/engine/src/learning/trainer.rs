@@ -22,6 +22,11 @@
 //! normalize-and-square) is the owner's responsibility: its plaintext twin on the same schedule
 //! checks it before anything is encrypted ([`crate::learning::twin::TwinRun::out_of_range_epoch`]).
 //!
+//! A batch may come in parts of one block row each ([`ServerTrainer::part`]): steps 1-4 run
+//! per part, the gather's mask carrying `-lr / B` for the whole step's `B`, so the parts end at one
+//! level and scale and their sum (exact modular additions, in any order, on any machine) is the
+//! whole batch's update, which step 5 ([`ServerTrainer::apply`]) applies once.
+//!
 //! Every part is written once against [`HeBackend`]: the server runs it on ciphertexts, the
 //! planner on the level-and-scale [`Simulator`] (bootstraps fall where a ciphertext would run
 //! out of levels, [`HeBackend::ensure`]; the simulator's log is the plan), and the tests on
