@@ -1,7 +1,8 @@
 //! The server's training loop, shared by `hetune train` (owner in the same process) and the
 //! daemon (`hetune serve`, owner across HTTP), in one process or across the ranks of an MPI job
-//! ([`super::team`]): steps in the schedule's batch order, a checkpoint after each step, and at the end of every epoch the encrypted validation loss and weights handed
-//! to a [`Judge`], whose continue-or-stop answer is all the server learns.
+//! ([`super::team`]): steps in the schedule's batch order, a checkpoint after each step, and at
+//! the end of every epoch the encrypted validation loss and weights handed to a [`Judge`], whose
+//! continue-or-stop answer is all the server learns.
 
 use std::path::Path;
 use std::time::Instant;
