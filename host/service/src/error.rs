@@ -161,6 +161,13 @@ pub enum Error {
     /// A job was deleted or cancelled while it trained.
     #[error("the job was cancelled")]
     Cancelled,
+    /// Another rank of a distributed run sent bytes that do not fit (a frame of another length,
+    /// level or parameter set, an out-of-range coefficient, a message too long).
+    #[error("distributed run: another rank sent {0}")]
+    Peer(&'static str),
+    /// A distributed run's message passing failed, or the run was asked for where it cannot be.
+    #[error("distributed run: {0}")]
+    Distributed(String),
     /// A working directory whose run differs from the one asked to resume.
     #[error("{}: the run recorded there has other data, preset, shape or schedule; resume it with the same arguments", dir.display())]
     ResumeMismatch {

@@ -228,8 +228,9 @@ fn bad_input_is_a_clear_error_before_any_heavy_work() {
         &["--lr", "40", "--standardize", "off", "--epochs", "3"],
         "the encrypted weights' bootstrapping holds",
     );
-    // A batch larger than one block row of the packing (2^11 slots / 8 classes padded).
-    refused(&dir, &["--batch", "512"], "at most 256 rows");
+    // A batch larger than one block row of the packing (2^11 slots / 8 classes padded) and not
+    // a multiple of one (a multiple comes in parts of one block row each).
+    refused(&dir, &["--batch", "300"], "at most 256 rows");
     refused(&dir, &["--softmax", "exact"], "bad --softmax");
     refused(&dir, &["--standardize", "maybe"], "bad --standardize");
     std::fs::remove_dir_all(dir).unwrap();

@@ -22,6 +22,11 @@
 //! normalize-and-square) is the owner's responsibility: its plaintext twin on the same schedule
 //! checks it before anything is encrypted ([`crate::learning::twin::TwinRun::out_of_range_epoch`]).
 //!
+//! A batch may come in parts of one block row each ([`ServerTrainer::part`]): steps 1-4 run
+//! per part, the gather's mask carrying `-lr / B` for the whole step's `B`, so the parts end at one
+//! level and scale and their sum (exact modular additions, in any order, on any machine) is the
+//! whole batch's update, which step 5 ([`ServerTrainer::apply`]) applies once.
+//!
 //! Every part is written once against [`HeBackend`]: the server runs it on ciphertexts, the
 //! planner on the level-and-scale [`Simulator`] (bootstraps fall where a ciphertext would run
 //! out of levels, [`HeBackend::ensure`]; the simulator's log is the plan), and the tests on
@@ -135,9 +140,46 @@ pub struct TimeSplit {
 }
 
 impl TimeSplit {
+    /// Adds `other`'s seconds part by part.
+    pub fn add(&mut self, other: &TimeSplit) {
+        self.matmul += other.matmul;
+        self.softmax += other.softmax;
+        self.bootstrap += other.bootstrap;
+        self.expansion += other.expansion;
+        self.update += other.update;
+    }
+
     /// All parts.
     pub fn total(&self) -> f64 {
         self.matmul + self.softmax + self.bootstrap + self.expansion + self.update
+    }
+}
+
+/// Splits wall time into a step's phases, bootstraps taken out (from the backend's log).
+struct Clock {
+    split: TimeSplit,
+    last: Instant,
+    last_boot: f64,
+}
+
+impl Clock {
+    fn new(ops: &CkksBackend<'_>) -> Self {
+        Clock { split: TimeSplit::default(), last: Instant::now(), last_boot: ops.boot_log().seconds }
+    }
+
+    /// The time since the last mark goes to `phase`, less the bootstraps' (which go to theirs).
+    fn mark(&mut self, ops: &CkksBackend<'_>, phase: Phase) {
+        let now = Instant::now();
+        let boot = ops.boot_log().seconds;
+        let spent = (now - self.last).as_secs_f64() - (boot - self.last_boot);
+        self.split.bootstrap += boot - self.last_boot;
+        match phase {
+            Phase::Expansion => self.split.expansion += spent,
+            Phase::Matmul => self.split.matmul += spent,
+            Phase::Softmax => self.split.softmax += spent,
+            Phase::Update => self.split.update += spent,
+        }
+        (self.last, self.last_boot) = (now, boot);
     }
 }
 
@@ -180,6 +222,10 @@ pub struct StepPlan {
     pub slots: usize,
     /// Level after a bootstrap.
     pub bootstrap_level: usize,
+    /// Level of a part's contribution to the update ([`ServerTrainer::part`]): the level at
+    /// which a data-parallel run sums the parts (its messages carry `part_level + 1` limbs per
+    /// polynomial).
+    pub part_level: usize,
 }
 
 /// The parts of a step, generic over the backend.
@@ -428,26 +474,45 @@ impl Core {
         EncMatrix::new(y.rows, y.cols, self.pk, Tiling::Horizontal, blocks)
     }
 
-    /// One step from the weights `(w, v)`: the new `(w, v)`.
-    fn step<O: HeBackend>(
+    /// `v` at the level a step needs (weights from a step always are; weights from elsewhere,
+    /// a checkpoint of another plan, are refreshed first).
+    fn ready<O: HeBackend>(&self, ops: &O, v: &O::Ct) -> Result<O::Ct> {
+        self.refresh_weights(ops, v, self.weight_need, "weights: resume")
+    }
+
+    /// What one part of a step's batch (`x`, `y`: one block row) contributes to the update:
+    /// its gradient gathered to the compact form times `-lr / rows * storage`, where `rows` is
+    /// the whole step's row count, at `v`'s scale. Parts of one step come out at one level and
+    /// scale, so their sum (exact modular additions, in any order and on any machine) is the
+    /// update of the whole batch: the same bits however the parts are shared out.
+    fn part<O: HeBackend>(
         &self,
         ops: &O,
         (x, y): (&EncMatrix<O::Ct>, &EncMatrix<O::Ct>),
-        (w, v): (&O::Ct, &O::Ct),
-        gamma: f64,
+        v: &O::Ct,
+        rows: usize,
         mark: &mut dyn FnMut(Phase),
-    ) -> Result<(O::Ct, O::Ct)> {
+    ) -> Result<O::Ct> {
         self.check_batch(x, Some(y))?;
-        // Weights from a step are always at the level the next step needs; weights from
-        // elsewhere (a checkpoint of another plan) are refreshed first.
-        let v = &self.refresh_weights(ops, v, self.weight_need, "weights: resume")?;
         let p = self.probabilities(ops, x, v, mark)?;
         let e = self.residual(ops, p, y, self.residual_need)?;
         let g = diag_atb_prot_up_with(ops, &e, x, RowSums::Merged)?;
         mark(Phase::Matmul);
-        let factor = -self.cfg.lr / x.rows as f64 * self.storage();
-        let step = self.gather(ops, &g, factor, ops.scale(v))?;
-        let w_new = ops.add(v, &step)?;
+        let factor = -self.cfg.lr / rows as f64 * self.storage();
+        self.gather(ops, &g, factor, ops.scale(v))
+    }
+
+    /// Nesterov's update of `(w, v)` (`v` [`Core::ready`]) by the summed parts `step`, and the
+    /// weights' refresh when the next step needs it: the new `(w, v)`.
+    fn update<O: HeBackend>(
+        &self,
+        ops: &O,
+        (w, v): (&O::Ct, &O::Ct),
+        step: &O::Ct,
+        gamma: f64,
+        mark: &mut dyn FnMut(Phase),
+    ) -> Result<(O::Ct, O::Ct)> {
+        let w_new = ops.add(v, step)?;
         let diff = ops.sub(w, &w_new)?;
         let diff = ops.ensure(&diff, 1, "update: gamma")?;
         let pushed = ops.mul_const_to(&diff, gamma, ops.scale(&w_new))?;
@@ -466,6 +531,34 @@ impl Core {
         };
         mark(Phase::Update);
         Ok(out)
+    }
+
+    /// One step from the weights `(w, v)` on a batch of one part: the new `(w, v)`.
+    fn step<O: HeBackend>(
+        &self,
+        ops: &O,
+        (x, y): (&EncMatrix<O::Ct>, &EncMatrix<O::Ct>),
+        (w, v): (&O::Ct, &O::Ct),
+        gamma: f64,
+        mark: &mut dyn FnMut(Phase),
+    ) -> Result<(O::Ct, O::Ct)> {
+        self.check_batch(x, Some(y))?;
+        let v = &self.ready(ops, v)?;
+        let step = self.part(ops, (x, y), v, x.rows, mark)?;
+        self.update(ops, (w, v), &step, gamma, mark)
+    }
+
+    /// The level of the summed parts of a step (what a data-parallel run exchanges), on the
+    /// level-and-scale simulator from the weights at `level`.
+    fn part_level(&self, sim: &Simulator, level: usize) -> Result<usize> {
+        let fresh = |r, c, t| -> Result<EncMatrix<_>> {
+            let (br, bc) = self.pk.grid(r, c, t)?;
+            EncMatrix::new(r, c, self.pk, t, vec![sim.fresh(); br * bc])
+        };
+        let x = fresh(self.cfg.batch.min(self.pk.s0), self.cfg.cols, Tiling::None)?;
+        let y = fresh(self.cfg.batch.min(self.pk.s0), self.cfg.classes, Tiling::Horizontal)?;
+        let v = sim.at(level);
+        Ok(self.part(sim, (&x, &y), &v, x.rows, &mut |_| {})?.level)
     }
 
     /// Sum over the real rows of `sum_j (P - Y)_j^2`, in every slot.
@@ -536,8 +629,10 @@ impl Core {
         let w = self.refresh_weights(&sim, &sim.at(0), self.logits_need, "inference: weights")?;
         diag_abt(&sim, &x, &self.expand(&sim, &w)?)?;
         let full_slot_bootstraps = sim.boot_log().events.iter().any(|e| e.slots == slots);
+        let part_level = self.part_level(&Simulator::new(slots, chain.clone()), weights_level)?;
         Ok(StepPlan {
             full_slot_bootstraps,
+            part_level,
             bootstraps: sites.len(),
             softmax_bootstraps,
             weight_bootstraps,
@@ -562,6 +657,16 @@ pub struct TrainerState {
     pub v: Ciphertext,
     /// Global steps taken.
     pub step: u64,
+}
+
+/// The backend of a step: the evaluator with the trainer's bootstrappers (borrowed field by
+/// field, so that the weights can be replaced while it lives).
+fn backend<'a>(ev: &'a Evaluator, boot: &'a Bootstrapper, sparse: &'a [Bootstrapper]) -> Result<CkksBackend<'a>> {
+    let mut ops = CkksBackend::new(ev).with_bootstrapper(boot)?;
+    for s in sparse {
+        ops = ops.with_sparse_bootstrapper(s)?;
+    }
+    Ok(ops)
 }
 
 /// The server's side of encrypted training.
@@ -696,38 +801,77 @@ impl ServerTrainer {
     }
 
     /// One Nesterov step on the encrypted batch `x` (untiled, the bias column included) and
-    /// `y` (one-hot, tiled horizontally), both fresh from the owner ([`pack_batch`]).
+    /// `y` (one-hot, tiled horizontally), both fresh from the owner ([`pack_batch`]). The same
+    /// as [`ServerTrainer::part`] on the whole batch followed by [`ServerTrainer::apply`].
     pub fn step(&mut self, x: &EncMatrix<Ciphertext>, y: &EncMatrix<Ciphertext>) -> Result<StepReport> {
-        let ops = self.backend()?;
+        self.core.check_batch(x, Some(y))?;
+        let (step, first) = self.part(x, y, x.rows)?;
+        let mut report = self.apply(&step)?;
+        report.bootstraps += first.bootstraps;
+        report.seconds.add(&first.seconds);
+        Ok(report)
+    }
+
+    /// One part of the next step's batch: `x` and `y` as [`ServerTrainer::step`] takes them (at
+    /// most one block row), `rows` the row count of the whole step. Returns the part's
+    /// contribution to the update (a compact ciphertext at the plan's
+    /// [`StepPlan::part_level`]) and what computing it took. The contributions of a step's parts,
+    /// added with [`Evaluator::add`] in any order and on any machine, give the same bits, and
+    /// [`ServerTrainer::apply`] takes their sum.
+    pub fn part(
+        &self,
+        x: &EncMatrix<Ciphertext>,
+        y: &EncMatrix<Ciphertext>,
+        rows: usize,
+    ) -> Result<(Ciphertext, StepReport)> {
+        if rows < x.rows || rows == 0 {
+            return Err(Error::InvalidArgument("a step's row count below one of its parts'"));
+        }
+        let ops = backend(&self.ev, &self.boot, &self.sparse)?;
+        let mut clock = Clock::new(&ops);
+        let step = {
+            let v = self.core.ready(&ops, &self.v)?;
+            clock.mark(&ops, Phase::Expansion);
+            self.core.part(&ops, (x, y), &v, rows, &mut |phase| clock.mark(&ops, phase))?
+        };
+        Ok((step, StepReport { step: self.step, bootstraps: ops.boot_log().count(), seconds: clock.split }))
+    }
+
+    /// Ends the step: Nesterov's update of the weights by `step`, the sum of the contributions
+    /// of every part of its batch ([`ServerTrainer::part`]).
+    pub fn apply(&mut self, step: &Ciphertext) -> Result<StepReport> {
+        self.ev.check(step)?;
+        let ops = backend(&self.ev, &self.boot, &self.sparse)?;
         let mut nesterov = self.nesterov;
         let gamma = nesterov.next_gamma();
-        let mut split = TimeSplit::default();
-        let mut last = Instant::now();
-        let mut last_boot = 0.0;
+        let mut clock = Clock::new(&ops);
         let (w, v) = {
-            let mut mark = |phase: Phase| {
-                let now = Instant::now();
-                let boot = ops.boot_log().seconds;
-                let spent = (now - last).as_secs_f64() - (boot - last_boot);
-                split.bootstrap += boot - last_boot;
-                match phase {
-                    Phase::Expansion => split.expansion += spent,
-                    Phase::Matmul => split.matmul += spent,
-                    Phase::Softmax => split.softmax += spent,
-                    Phase::Update => split.update += spent,
-                }
-                (last, last_boot) = (now, boot);
-            };
-            self.core.step(&ops, (x, y), (&self.w, &self.v), gamma, &mut mark)?
+            let v = self.core.ready(&ops, &self.v)?;
+            clock.mark(&ops, Phase::Update);
+            self.core.update(&ops, (&self.w, &v), step, gamma, &mut |phase| clock.mark(&ops, phase))?
         };
-        let bootstraps = ops.boot_log().count();
-        drop(ops);
         self.w = w;
         self.v = v;
         self.nesterov = nesterov;
-        let report = StepReport { step: self.step, bootstraps, seconds: split };
+        let report = StepReport { step: self.step, bootstraps: ops.boot_log().count(), seconds: clock.split };
         self.step += 1;
         Ok(report)
+    }
+
+    /// Ends the step with the weights another process computed by [`ServerTrainer::apply`]
+    /// from the same state (a data-parallel run's update, made once and shared).
+    pub fn adopt(&mut self, w: Ciphertext, v: Ciphertext) -> Result<()> {
+        for ct in [&w, &v] {
+            self.ev.check(ct)?;
+            if 1usize << ct.log_slots != self.core.pk.slots() {
+                return Err(Error::InvalidArgument("shared weights with another slot count"));
+            }
+        }
+        self.w = w;
+        self.v = v;
+        self.nesterov.next_gamma();
+        self.step += 1;
+        Ok(())
     }
 
     /// The encrypted sum over the rows of `x` of `sum_j (P - Y)_j^2` (squared error of the
@@ -735,25 +879,16 @@ impl ServerTrainer {
     /// divides by the row count. Rows past `x.rows` (the public row count) are padding: the
     /// owner encrypts them as zeros and the server masks them out, so they add nothing.
     pub fn validation_loss(&self, x: &EncMatrix<Ciphertext>, y: &EncMatrix<Ciphertext>) -> Result<Ciphertext> {
-        self.core.sse(&self.backend()?, x, y, &self.w)
+        self.core.sse(&backend(&self.ev, &self.boot, &self.sparse)?, x, y, &self.w)
     }
 
     /// Encrypted logits `X W^T` (rows of `x`, one column per class, tiled horizontally): the
     /// owner decrypts them with [`EncMatrix::decrypt`] and takes the argmax per row.
     pub fn logits(&self, x: &EncMatrix<Ciphertext>) -> Result<EncMatrix<Ciphertext>> {
         self.core.check_batch(x, None)?;
-        let ops = self.backend()?;
+        let ops = backend(&self.ev, &self.boot, &self.sparse)?;
         let w = self.core.refresh_weights(&ops, &self.w, self.core.logits_need, "inference: weights")?;
         diag_abt(&ops, x, &self.core.expand(&ops, &w)?)
-    }
-
-    /// A backend with every bootstrapper of the plan.
-    fn backend(&self) -> Result<CkksBackend<'_>> {
-        let mut ops = CkksBackend::new(&self.ev).with_bootstrapper(&self.boot)?;
-        for s in &self.sparse {
-            ops = ops.with_sparse_bootstrapper(s)?;
-        }
-        Ok(ops)
     }
 
     /// The encrypted compact `W` (divided by `2^weight_bits`), returned to the owner.
@@ -829,6 +964,7 @@ pub fn pack_batch(data: &Dataset, range: std::ops::Range<usize>, packing: Packin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::circuits::arith::Arith;
     use crate::learning::slots::SlotBackend;
     use crate::learning::softmax::Softmax;
     use crate::learning::twin::{self, Order, TwinConfig, ValidLoss};
@@ -909,6 +1045,58 @@ mod tests {
         assert_eq!(ops.boot_log().count(), steps * plan.bootstraps, "{:?}", plan.sites);
     }
 
+    /// A step whose batch comes in parts (each one block row, contributions summed, as a
+    /// data-parallel run sums them across processes) is the twin's step on the whole batch.
+    #[test]
+    fn a_step_in_parts_is_the_step_of_the_whole_batch() {
+        let (classes, features, part, parts, steps) = (7usize, 127usize, 32usize, 2usize, 2usize);
+        let cfg = TrainConfig::new(classes, features + 1, part, 1.0);
+        let p = params();
+        let core = Core::new(&cfg, p.max_slots()).unwrap();
+        let chain = chain_of(&p);
+        let ops = SlotBackend::with_chain(p.max_slots(), chain.clone());
+        let d = data(part * parts * steps, features, classes);
+        let boot = chain.boot_level.unwrap();
+        let zeros = vec![0.0; p.max_slots()];
+        let (mut w, mut v) = (ops.at(&zeros, boot), ops.at(&zeros, boot));
+        let mut nag = Nesterov::new();
+        for k in 0..steps {
+            let ready = core.ready(&ops, &v).unwrap();
+            let mut sum = None;
+            for j in 0..parts {
+                let lo = (k * parts + j) * part;
+                let b = pack_batch(&d, lo..lo + part, core.pk, chain.fresh).unwrap();
+                let enc = |m: &[f64], l: &MatrixLayout| {
+                    let blocks =
+                        l.packing.pack(m, l.rows, l.cols, l.tiling).unwrap().iter().map(|v| ops.fresh(v)).collect();
+                    EncMatrix::new(l.rows, l.cols, l.packing, l.tiling, blocks).unwrap()
+                };
+                let (x, y) = (enc(&b.x, &b.x_layout), enc(&b.y, &b.y_layout));
+                let c = core.part(&ops, (&x, &y), &ready, part * parts, &mut |_| {}).unwrap();
+                sum = Some(match sum {
+                    None => c,
+                    Some(s) => ops.add(&s, &c).unwrap(),
+                });
+            }
+            (w, v) = core.update(&ops, (&w, &ready), &sum.unwrap(), nag.next_gamma(), &mut |_| {}).unwrap();
+        }
+        let got = model_from_compact(&cfg, &core.layout, &w.re()).unwrap();
+        let tcfg = TwinConfig {
+            lr: 1.0,
+            batch: part * parts,
+            epochs: 1,
+            order: Order::File,
+            softmax: Softmax::default_for(classes).unwrap(),
+            patience: None,
+            valid_loss: ValidLoss::Mse,
+            max_steps: None,
+        };
+        let want = twin::train(&d, None, None, &tcfg).unwrap().model;
+        let err = got.w.iter().zip(&want.w).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(want.w.iter().any(|v| v.abs() > 0.05));
+        assert!(err < 1e-9, "max weight error {err:e}");
+    }
+
     #[test]
     fn plans_at_the_snips_and_mnist_shapes() {
         let p = Parameters::preset("n16-boot", Security::Require128Bits).unwrap();
@@ -928,8 +1116,8 @@ mod tests {
             assert_eq!(plan.weight_bootstraps, 1, "{plan:?}");
             assert!(plan.bootstraps > plan.softmax_bootstraps);
             eprintln!(
-                "{kind:?} {classes} classes: {} bootstraps ({} softmax, {} weights); sites {:?}; counts {}",
-                plan.bootstraps, plan.softmax_bootstraps, plan.weight_bootstraps, plan.sites, plan.counts
+                "{kind:?} {classes} classes: {} bootstraps ({} softmax, {} weights); sites {:?}; counts {}; parts summed at level {}",
+                plan.bootstraps, plan.softmax_bootstraps, plan.weight_bootstraps, plan.sites, plan.counts, plan.part_level
             );
         }
     }

@@ -70,6 +70,12 @@ pub struct TrainArgs {
     /// Accept a preset below 128-bit security. For tests only, never for real data.
     #[arg(long)]
     insecure_testing_only: bool,
+    /// Data-parallel run over MPI: start with `mpirun -np R hetune train --distributed
+    /// --work-dir DIR ...` (DIR visible to every rank). Rank 0 is the owner and the root; each
+    /// rank computes its share of every step's block rows (a batch of several block rows:
+    /// `--batch` a multiple of one). Needs a build with the `mpi` feature.
+    #[arg(long)]
+    distributed: bool,
     /// Evaluation keys the server holds in memory at most, in GB (the least recently used are
     /// dropped and read again from the bundle when needed; default: every key it has used).
     #[arg(long)]
@@ -143,8 +149,13 @@ impl Bars {
                     format!(", ETA {:.0} s", per * total.saturating_sub(step) as f64)
                 });
                 let gb = |b: u64| b as f64 / 1e9;
+                let comm = if times.comm_bytes > 0 {
+                    format!(", exchanged {:.2} MB in {:.3} s", times.comm_bytes as f64 / 1e6, times.comm_s)
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "step {step} (epoch {epoch}): {:.1} s, {} bootstraps ({:.1} s), matrix products {:.1} s, softmax {:.1} s, expansion {:.1} s, RSS {:.2} GB (peak {:.2} GB){eta}",
+                    "step {step} (epoch {epoch}): {:.1} s, {} bootstraps ({:.1} s), matrix products {:.1} s, softmax {:.1} s, expansion {:.1} s{comm}, RSS {:.2} GB (peak {:.2} GB){eta}",
                     times.total_s,
                     times.bootstraps,
                     times.bootstrap_s,
@@ -230,18 +241,44 @@ pub(super) fn run(a: &TrainArgs) -> Result<()> {
     let opts = a.options()?;
     let bars = Bars::new();
     let events = |e: Event<'_>| bars.event(e);
-    let go = || train::run(&opts, a.twin_only, &EngineTrainers, &events);
-    let report = match opts.threads {
-        Some(t) => rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build()
-            .map_err(|_| Error::BadArgument {
+    let report = if a.distributed {
+        if a.twin_only {
+            return Err(Error::BadArgument {
+                name: "--twin-only",
+                value: "with --distributed".into(),
+                expected: "one of them (the twins need no ranks)".into(),
+            });
+        }
+        if opts.work_dir.is_none() {
+            return Err(Error::MissingArgument { name: "--work-dir", with: "--distributed" });
+        }
+        // MPI stays on this thread; the thread count goes to rayon's global pool.
+        if let Some(t) = opts.threads {
+            rayon::ThreadPoolBuilder::new().num_threads(t).build_global().map_err(|_| Error::BadArgument {
                 name: "--threads",
                 value: t.to_string(),
                 expected: "a thread count the system can start".into(),
-            })?
-            .install(go)?,
-        None => go()?,
+            })?;
+        }
+        match distributed(&opts, &events)? {
+            Some(r) => r,
+            // Ranks other than the root report nothing: the root's report covers the run.
+            None => return Ok(()),
+        }
+    } else {
+        let go = || train::run(&opts, a.twin_only, &EngineTrainers, &events);
+        match opts.threads {
+            Some(t) => rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .map_err(|_| Error::BadArgument {
+                    name: "--threads",
+                    value: t.to_string(),
+                    expected: "a thread count the system can start".into(),
+                })?
+                .install(go)?,
+            None => go()?,
+        }
     };
     if let Some(path) = &opts.plot {
         plot::draw(&report, path)?;
@@ -256,6 +293,20 @@ pub(super) fn run(a: &TrainArgs) -> Result<()> {
         r => r.map_err(|e| Error::io("standard output", e))?,
     }
     Ok(())
+}
+
+/// The distributed run on this rank (the `mpi` feature's).
+#[cfg(feature = "mpi")]
+fn distributed(opts: &TrainOptions, events: &(dyn Fn(Event<'_>) + Sync)) -> Result<Option<train::report::TrainReport>> {
+    train::mpi::run(opts, events)
+}
+
+/// Without the `mpi` feature: an error that says how to get it.
+#[cfg(not(feature = "mpi"))]
+fn distributed(_: &TrainOptions, _: &(dyn Fn(Event<'_>) + Sync)) -> Result<Option<train::report::TrainReport>> {
+    Err(Error::Distributed(
+        "this hetune was built without MPI; build it with `cargo build --features mpi` (Debian: libopenmpi-dev, openmpi-bin, libclang-dev)".into(),
+    ))
 }
 
 /// `gb` gigabytes as bytes: positive and finite, or an error naming `flag`.

@@ -201,6 +201,14 @@ fn remote_run(
     };
     let t = Instant::now();
     let b = p.schedule.batch;
+    if p.part != b {
+        // The daemon's jobs step on one block row at a time (`hetune train` takes larger batches).
+        return Err(Error::BadArgument {
+            name: "--batch",
+            value: b.to_string(),
+            expected: format!("at most {} rows (one block row) for the daemon", p.packing.s0),
+        });
+    }
     let shape = BatchShape { batch: b, packing: p.packing, level: p.params.default_level() };
     let data_dir = dir.join("data");
     let (tr, va) = if t_opts.resume {
@@ -327,6 +335,13 @@ fn remote_run(
         cut: t_opts.max_steps.is_some_and(|m| m < full) && !owner.has_stopped(),
         epoch_seconds,
     };
-    let costs = Costs { keygen_s, encrypt_s, train_s, dataset_bytes: tr.bytes + va.bytes, planned_bootstraps: planned };
+    let costs = Costs {
+        keygen_s,
+        encrypt_s,
+        train_s,
+        dataset_bytes: tr.bytes + va.bytes,
+        planned_bootstraps: planned,
+        ranks: 1,
+    };
     summarise(&owner, p, softmax, &train, &model, outcome, None, costs)
 }

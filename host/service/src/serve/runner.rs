@@ -17,6 +17,7 @@ use crate::train::drive::{drive, Course, Judge};
 use crate::train::engine::EngineTrainers;
 use crate::train::owner::{BatchFiles, EncryptedSplit};
 use crate::train::server::{Server, CHECKPOINT_FILE};
+use crate::train::team::Solo;
 use crate::train::Event;
 
 /// The final encrypted weights, in the job's directory.
@@ -98,6 +99,7 @@ fn train(daemon: &Daemon, id: &str, cancel: &AtomicBool) -> Result<()> {
     let course = Course {
         train_rows: o.train_rows,
         batch: o.spec.batch,
+        part: o.spec.batch,
         epochs: o.epochs,
         max_steps: o.max_steps,
         order: match o.seed {
@@ -123,7 +125,7 @@ fn train(daemon: &Daemon, id: &str, cancel: &AtomicBool) -> Result<()> {
             let _ = store.progress(id, (step, epoch), times.bootstraps, &json, *s / *n as f64);
         }
     };
-    drive(&mut server, &server_dir, at, &course, &tr, &va, &mut judge, &events)?;
+    drive(&mut server, &server_dir, at, &course, &tr, &va, &mut judge, &events, &mut Solo)?;
     atomic_write(&dir.join(MODEL_FILE), &server.weights()?)?;
     store.set_state(id, JobState::Done, None)
 }

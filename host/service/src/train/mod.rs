@@ -14,13 +14,17 @@
 //! files), the encrypted validation loss and weights each epoch, the one-bit answer, encrypted
 //! features and logits for inference.
 
+pub mod distributed;
 pub mod drive;
 pub mod engine;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod owner;
 pub mod plot;
 pub mod report;
 pub mod server;
 pub mod settings;
+pub mod team;
 pub mod wire;
 
 use std::path::{Path, PathBuf};
@@ -151,6 +155,9 @@ pub struct Prepared {
     pub schedule: Schedule,
     /// Block packing of a batch.
     pub packing: Packing,
+    /// Rows of a part of a batch (the encrypted files' rows): the batch when one block row holds
+    /// it, else one block row (`packing.s0`; the batch is then a multiple of it).
+    pub part: usize,
     /// The step's shape.
     pub spec: StepSpec,
     /// Data order.
@@ -169,13 +176,19 @@ pub fn prepare(opts: &TrainOptions) -> Result<Prepared> {
     let max_batch = (slots / pad_c).max(1);
     let schedule = schedule(opts, classes, unit_norm, standardised, max_batch, splits.train.rows)?;
     let packing = Packing::hetal(classes, schedule.batch, slots)?;
-    if schedule.batch > packing.s0 {
+    // A batch beyond one block row comes in parts of one block row each, summed exactly (and
+    // shared out among the ranks of a distributed run).
+    if schedule.batch > packing.s0 && !schedule.batch.is_multiple_of(packing.s0) {
         return Err(Error::BadArgument {
             name: "--batch",
             value: schedule.batch.to_string(),
-            expected: format!("at most {} rows (one block row of {classes} classes at {})", packing.s0, opts.preset),
+            expected: format!(
+                "at most {} rows (one block row of {classes} classes at {}) or a multiple of it",
+                packing.s0, opts.preset
+            ),
         });
     }
+    let part = schedule.batch.min(packing.s0);
     let spec = StepSpec {
         classes,
         cols: splits.train.cols + 1,
@@ -187,7 +200,7 @@ pub fn prepare(opts: &TrainOptions) -> Result<Prepared> {
         Some(seed) => Order::Shuffled { seed },
         None => Order::File,
     };
-    Ok(Prepared { params, splits, standardised, schedule, packing, spec, order })
+    Ok(Prepared { params, splits, standardised, schedule, packing, part, spec, order })
 }
 
 /// Runs both twins; refuses a schedule whose logits leave the approximation's input range.
@@ -244,10 +257,22 @@ pub fn run(
     factory: &dyn TrainerFactory,
     events: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<TrainReport> {
+    run_on(opts, twin_only, factory, events, &mut team::Solo)
+}
+
+/// [`run`] as the root of `team`: the owner's side here, the steps shared with the other ranks
+/// (which run [`distributed::follow`]).
+pub fn run_on(
+    opts: &TrainOptions,
+    twin_only: bool,
+    factory: &dyn TrainerFactory,
+    events: &(dyn Fn(Event<'_>) + Sync),
+    team: &mut dyn team::Team,
+) -> Result<TrainReport> {
     let mut local = |p: &Prepared, softmax: &Softmax| -> Result<EncryptedRun> {
         // The server's key request: the trainer's own check of the preset (levels, slots).
         let request = factory.key_request(&p.params, &p.spec)?;
-        encrypted(opts, p, softmax, &request, factory, events)
+        encrypted(opts, p, softmax, &request, factory, events, &mut *team)
     };
     run_with(opts, if twin_only { None } else { Some(&mut local) }, events)
 }
@@ -270,7 +295,7 @@ pub fn run_with(
     let (exact, approx) = run_twins(&p, &softmax, opts.max_steps)?;
     // The encrypted weights are bootstrapped scaled down by 2^weight_bits; W and Nesterov's V
     // (up to about twice |W| as gamma nears -1) must stay inside: checked on the twin's model.
-    let bound = f64::from(1u32 << engine::config(&p.spec).weight_bits.min(30)) / 2.0;
+    let bound = f64::from(1u32 << engine::config(&p.spec, p.params.max_slots()).weight_bits.min(30)) / 2.0;
     let max_weight = TwinSummary::of(&approx).max_abs_weight;
     if !twin_only && max_weight >= bound {
         return Err(Error::WeightsOutOfRange { max_weight, bound, lr: p.schedule.lr });
@@ -301,13 +326,14 @@ fn encrypted(
     request: &hetune_engine::evaluator::KeyRequest,
     factory: &dyn TrainerFactory,
     events: &(dyn Fn(Event<'_>) + Sync),
+    team: &mut dyn team::Team,
 ) -> Result<EncryptedRun> {
     let security = if opts.insecure_testing_only { Security::InsecureForTestingOnly } else { Security::Require128Bits };
     if opts.resume && opts.work_dir.is_none() {
         return Err(Error::MissingArgument { name: "--work-dir", with: "--resume" });
     }
     let (dir, temporary) = work_dir(opts)?;
-    let result = encrypted_in(&dir, opts, p, softmax, request, factory, events, security);
+    let result = encrypted_in(&dir, opts, p, softmax, request, factory, events, security, team);
     if temporary {
         // Keys and ciphertexts of a temporary directory go with it, whether the run succeeded or not.
         let _ = std::fs::remove_dir_all(&dir);
@@ -370,6 +396,7 @@ fn encrypted_in(
     factory: &dyn TrainerFactory,
     events: &(dyn Fn(Event<'_>) + Sync),
     security: Security,
+    team: &mut dyn team::Team,
 ) -> Result<EncryptedRun> {
     let (owner_dir, server_dir, data_dir) = (dir.join("owner"), dir.join("server"), dir.join("data"));
     let s = &p.splits;
@@ -378,7 +405,7 @@ fn encrypted_in(
         Order::Shuffled { seed } => s.train.select(&permutation(s.train.rows, seed)),
     };
     let level = p.params.default_level();
-    let (b, pk) = (p.schedule.batch, p.packing);
+    let (b, pk, part) = (p.schedule.batch, p.packing, p.part);
     let record = RunRecord::of(opts, p)?;
     let run_file = dir.join(RUN_FILE);
     let (mut keygen_s, mut encrypt_s) = (0.0, 0.0);
@@ -390,7 +417,11 @@ fn encrypted_in(
             return Err(Error::ResumeMismatch { dir: dir.to_path_buf() });
         }
         let owner = DataOwner::reopen(&owner_dir, security, p.schedule.patience)?;
-        (owner, split_files(&data_dir, "train", train.rows, b)?, split_files(&data_dir, "valid", s.valid.rows, b)?)
+        (
+            owner,
+            split_files(&data_dir, "train", train.rows, part)?,
+            split_files(&data_dir, "valid", s.valid.rows, part)?,
+        )
     } else {
         std::fs::create_dir_all(&server_dir).map_err(|e| Error::io(&server_dir, e))?;
         // A fresh run in a used directory: an earlier run's progress must not be resumed into it.
@@ -412,7 +443,7 @@ fn encrypted_in(
         // The owner's data: rows in its order (permuted once when shuffling), batch by batch.
         let t = Instant::now();
         let mut enc = |d: &Dataset, name: &str| {
-            let shape = owner::BatchShape { batch: b, packing: pk, level };
+            let shape = owner::BatchShape { batch: part, packing: pk, level };
             owner.encrypt_split(d, name, shape, &data_dir, &|done, total| {
                 events(Event::Encrypt { split: name, done, total })
             })
@@ -423,21 +454,30 @@ fn encrypted_in(
     };
     let dataset_bytes = train_enc.bytes + valid_enc.bytes;
 
+    // The other ranks of a distributed run (none in one process) learn the job now that its
+    // keys and data are on disk, open the same server directory, and show their fingerprints.
+    let job = distributed::Job {
+        spec: p.spec,
+        train_rows: train.rows,
+        valid_rows: valid_enc.rows,
+        part,
+        epochs: p.schedule.epochs,
+        max_steps: opts.max_steps,
+        seed: p.schedule.seed,
+    };
+    team.share_bytes(Some(serde_json::to_vec(&job)?))?;
     let (mut server, at) = Server::open(&server_dir, factory, &p.spec, security, opts.resume, opts.key_memory)?;
+    team.agree(&server.fingerprint())?;
     if server.layout() != engine::layout(&p.spec, p.params.max_slots())? {
         return Err(Error::InvalidArgument("the server's compact weight layout is not the one the shape gives"));
     }
-    let course = drive::Course {
-        train_rows: train.rows,
-        batch: b,
-        epochs: p.schedule.epochs,
-        max_steps: opts.max_steps,
-        order: p.order,
-    };
-    let planned = server.planned_bootstraps();
+    let course = job.course();
+    // Bootstraps of a full step on this process: its parts' and the weights'.
+    let planned = server.planned_bootstraps_for(course.parts_per_step().div_ceil(team.size()));
     let t = Instant::now();
     let mut judge = OwnerJudge { owner: &mut owner, valid_rows: valid_enc.rows, events };
-    let outcome = drive::drive(&mut server, &server_dir, at, &course, &train_enc, &valid_enc, &mut judge, events)?;
+    let outcome =
+        drive::drive(&mut server, &server_dir, at, &course, &train_enc, &valid_enc, &mut judge, events, team)?;
     let train_s = t.elapsed().as_secs_f64();
 
     // Encrypted inference with the server's current weights, against the plaintext predictions
@@ -447,7 +487,7 @@ fn encrypted_in(
     let infer_rows = opts.infer_rows.unwrap_or(b).min(s.test.rows);
     let inference =
         if infer_rows > 0 { Some(infer(&mut owner, &server, &current, &s.test, infer_rows, pk, level)?) } else { None };
-    let costs = Costs { keygen_s, encrypt_s, train_s, dataset_bytes, planned_bootstraps: planned };
+    let costs = Costs { keygen_s, encrypt_s, train_s, dataset_bytes, planned_bootstraps: planned, ranks: team.size() };
     summarise(&owner, p, softmax, &train, &current_bytes, outcome, inference, costs)
 }
 
@@ -464,6 +504,8 @@ pub struct Costs {
     pub dataset_bytes: u64,
     /// Bootstraps the plan places per step.
     pub planned_bootstraps: usize,
+    /// Processes the steps ran on.
+    pub ranks: usize,
 }
 
 /// The owner's account of an encrypted run: each judged epoch's decrypted model evaluated (the
@@ -519,6 +561,7 @@ pub fn summarise(
             times.iter().map(|t| t.bootstraps as f64).sum::<f64>() / times.len() as f64
         },
         planned_bootstraps_per_step: costs.planned_bootstraps,
+        ranks: costs.ranks,
         time_split: StepTimes {
             bootstraps: times.iter().map(|t| t.bootstraps).max().unwrap_or(0),
             matmul_s: sum(|t| t.matmul_s),
@@ -526,6 +569,8 @@ pub fn summarise(
             bootstrap_s: sum(|t| t.bootstrap_s),
             weight_expansion_s: sum(|t| t.weight_expansion_s),
             total_s: sum(|t| t.total_s),
+            comm_s: sum(|t| t.comm_s),
+            comm_bytes: sum(|t| t.comm_bytes as f64) as u64,
         },
         keygen_s: costs.keygen_s,
         encrypt_s: costs.encrypt_s,

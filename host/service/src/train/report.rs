@@ -117,8 +117,11 @@ pub struct EncryptedRun {
     pub seconds_per_step: f64,
     /// Bootstraps per step (mean over the steps run).
     pub bootstraps_per_step: f64,
-    /// Bootstraps per step the plan places.
+    /// Bootstraps per step the plan places (on rank 0 of a distributed run: its parts' and the
+    /// weights').
     pub planned_bootstraps_per_step: usize,
+    /// Processes the steps ran on (MPI ranks of `--distributed`; 1 otherwise).
+    pub ranks: usize,
     /// Median seconds of each part of a step (`bootstraps`: the most any step ran).
     pub time_split: StepTimes,
     /// Key generation, seconds.

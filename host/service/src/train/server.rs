@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use super::owner::{BatchFiles, EncryptedSplit};
 use super::settings::SoftmaxChoice;
+use super::team::{self, Team, Traffic};
 use super::wire;
 use crate::error::{Error, Result};
 use crate::io::keys::BundleStore;
@@ -58,14 +59,45 @@ pub struct StepTimes {
     pub weight_expansion_s: f64,
     /// The whole step, including what the parts above leave out (Nesterov, reading the batch).
     pub total_s: f64,
+    /// A distributed run's exchanges in the step, on this rank (the root's: the other ranks'
+    /// sums in, the new weights out), waiting for the other ranks included; 0 in one process.
+    #[serde(default)]
+    pub comm_s: f64,
+    /// Bytes this rank sent and received in the step (0 in one process).
+    #[serde(default)]
+    pub comm_bytes: u64,
+}
+
+impl StepTimes {
+    /// Adds the seconds and bootstraps of `other` (a part of the same step).
+    pub fn add(&mut self, other: &StepTimes) {
+        self.bootstraps += other.bootstraps;
+        self.matmul_s += other.matmul_s;
+        self.softmax_s += other.softmax_s;
+        self.bootstrap_s += other.bootstrap_s;
+        self.weight_expansion_s += other.weight_expansion_s;
+        self.total_s += other.total_s;
+    }
 }
 
 /// What the server needs of the engine's encrypted trainer.
 pub trait StepEngine {
-    /// Bootstraps the plan places in one step.
+    /// Bootstraps the plan places in one step of one part.
     fn planned_bootstraps(&self) -> usize;
-    /// One Nesterov step on an encrypted batch.
-    fn step(&mut self, x: &EncMatrix<Ciphertext>, y: &EncMatrix<Ciphertext>) -> Result<StepTimes>;
+    /// Of which on the weights (once a step, however many parts it has).
+    fn planned_weight_bootstraps(&self) -> usize;
+    /// One part of the next step's batch (at most one block row; `rows` the whole step's): its
+    /// contribution to the update, which adds exactly to the other parts'.
+    fn part(
+        &self,
+        x: &EncMatrix<Ciphertext>,
+        y: &EncMatrix<Ciphertext>,
+        rows: usize,
+    ) -> Result<(Ciphertext, StepTimes)>;
+    /// Ends the step with the sum of its parts' contributions: Nesterov's update.
+    fn apply(&mut self, sum: &Ciphertext) -> Result<StepTimes>;
+    /// Ends the step with the weights the root of a distributed run computed.
+    fn adopt(&mut self, w: Ciphertext, v: Ciphertext) -> Result<()>;
     /// The encrypted sum over the batch's rows of `sum_j (p_j - y_j)^2`, in slot 0.
     fn validation_loss(&self, x: &EncMatrix<Ciphertext>, y: &EncMatrix<Ciphertext>) -> Result<Ciphertext>;
     /// Encrypted logits `X W^T` of a batch.
@@ -186,7 +218,8 @@ impl Server {
             }
             None => Evaluator::with_store(ctx.clone(), store)?,
         });
-        if resume {
+        // A run stopped before its first checkpoint resumes from the start, with its keys and data.
+        if resume && dir.join(CHECKPOINT_FILE).exists() {
             let c = Checkpoint::read(&ctx, &dir.join(CHECKPOINT_FILE))?;
             let at = Position { step: c.step, epoch: c.epoch, done_in_epoch: c.done_in_epoch };
             let trainer = factory.resume(ev.clone(), spec, c)?;
@@ -208,16 +241,63 @@ impl Server {
         self.trainer.planned_bootstraps()
     }
 
+    /// Bootstraps the plan places in a step of which this process computes `parts` parts (the
+    /// weights' once, the rest per part).
+    pub fn planned_bootstraps_for(&self, parts: usize) -> usize {
+        let (all, weights) = (self.trainer.planned_bootstraps(), self.trainer.planned_weight_bootstraps());
+        parts.max(1) * all.saturating_sub(weights) + weights
+    }
+
     fn read(&self, b: &BatchFiles) -> Result<(EncMatrix<Ciphertext>, EncMatrix<Ciphertext>)> {
         let ctx = self.ev.context();
         Ok((read_encrypted(&b.x, ctx)?, read_encrypted(&b.y, ctx)?))
     }
 
-    /// One step on the batch in `b`, read from disk.
-    pub fn step(&mut self, b: &BatchFiles) -> Result<StepTimes> {
+    /// The parameter fingerprint of the server's keys.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        *self.ev.context().fingerprint()
+    }
+
+    /// One step on the batch whose parts (at most one block row each) are in `parts`, read from
+    /// disk: `team`'s rank computes its share of the parts ([`team::my_parts`]), the
+    /// contributions meet on the root, the root updates the weights and shares them. `rows` is
+    /// the step's row count. In one process ([`team::Solo`]) with one part this is exactly the
+    /// engine's whole step.
+    pub fn step(&mut self, parts: &[BatchFiles], rows: usize, team: &mut dyn Team) -> Result<StepTimes> {
         let start = Instant::now();
-        let (x, y) = self.read(b)?;
-        let mut t = self.trainer.step(&x, &y)?;
+        let mut t = StepTimes::default();
+        let mut own: Option<Ciphertext> = None;
+        for j in team::my_parts(parts.len(), team.rank(), team.size()) {
+            let (x, y) = self.read(&parts[j])?;
+            let (c, pt) = self.trainer.part(&x, &y, rows)?;
+            t.add(&pt);
+            own = Some(match own {
+                None => c,
+                Some(s) => self.ev.add(&s, &c)?,
+            });
+        }
+        let before = team.traffic();
+        let sum = team.sum(&self.ev, own)?;
+        let mut exchanged = team.traffic().since(&before);
+        if let Some(sum) = sum {
+            t.add(&self.trainer.apply(&sum)?);
+        }
+        let before = team.traffic();
+        if team.size() > 1 {
+            let mine = team.is_root().then(|| self.trainer.state());
+            let shared = team.share_weights(self.ev.context(), mine.as_ref().map(|(w, v, _)| (w, v)))?;
+            if let Some((w, v)) = shared {
+                self.trainer.adopt(w, v)?;
+            }
+        }
+        let after = team.traffic().since(&before);
+        exchanged = Traffic {
+            sent: exchanged.sent + after.sent,
+            received: exchanged.received + after.received,
+            seconds: exchanged.seconds + after.seconds,
+        };
+        t.comm_s = exchanged.seconds;
+        t.comm_bytes = exchanged.sent + exchanged.received;
         t.total_s = start.elapsed().as_secs_f64();
         Ok(t)
     }
