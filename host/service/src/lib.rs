@@ -13,6 +13,8 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod error;
+#[cfg(feature = "extract")]
+pub mod extract;
 pub mod io;
 pub mod serve;
 pub mod store;
