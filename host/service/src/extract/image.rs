@@ -85,7 +85,8 @@ impl ImageModel {
         let inf = |e: TractError| Error::Inference(format!("{e:#}"));
         let x = Tensor::from_shape(&[1, 3, SIDE, SIDE], &chw).map_err(inf)?;
         let out = self.plan.run(tvec!(x.into())).map_err(inf)?;
-        let tokens = out[0].as_slice::<f32>().map_err(inf)?;
+        let view = out[0].try_as_plain_ram().map_err(inf)?;
+        let tokens = view.as_slice::<f32>().map_err(inf)?;
         if tokens.len() != TOKENS * TOKEN {
             return Err(Error::Inference(format!("{} token values, expected {}", tokens.len(), TOKENS * TOKEN)));
         }
