@@ -135,20 +135,28 @@ pub(super) fn extract_raw(a: &RawArgs, data: &Path) -> Result<()> {
     let image = encoder.is_file();
     let mut found = false;
     for split in ["train", "valid", "test"] {
-        let inputs = if image { vec![raw.join(format!("{split}.csv")), raw.join(split)] } else { vec![raw.join(format!("{split}.tsv"))] };
+        let inputs = if image {
+            vec![raw.join(format!("{split}.csv")), raw.join(split)]
+        } else {
+            vec![raw.join(format!("{split}.tsv"))]
+        };
         let Some(input) = inputs.into_iter().find(|p| p.exists()) else { continue };
         found = true;
         if data.join(format!("{split}_x.npy")).exists() {
             eprintln!("extract: {split}_x.npy already in {}, kept", data.display());
             continue;
         }
-        let opt = Options { out: data.to_path_buf(), split: Some(split.to_string()), limit: None, batch: 64, quiet: false };
+        let opt =
+            Options { out: data.to_path_buf(), split: Some(split.to_string()), limit: None, batch: 64, quiet: false };
         let s = if image {
             extract::extract_images(encoder, &input, None, &opt)?
         } else {
             extract::extract_text(encoder, &input, &opt)?
         };
-        eprintln!("extract: {split}: {} rows x {} in {:.1} s ({:.1} rows/s)", s.rows, s.dim, s.seconds, s.rows_per_second);
+        eprintln!(
+            "extract: {split}: {} rows x {} in {:.1} s ({:.1} rows/s)",
+            s.rows, s.dim, s.seconds, s.rows_per_second
+        );
     }
     if !found {
         return Err(Error::NotFound(raw.join(if image { "train.csv" } else { "train.tsv" })));

@@ -131,8 +131,11 @@ impl Encoder {
         let e = vb.pp("embeddings");
         let word = embedding(cfg.vocab_size, h, e.pp("word_embeddings"))?;
         let position = embedding(cfg.max_position_embeddings, h, e.pp("position_embeddings"))?;
-        let token_type =
-            if arch == Arch::Bert { Some(embedding(cfg.type_vocab_size.max(1), h, e.pp("token_type_embeddings"))?) } else { None };
+        let token_type = if arch == Arch::Bert {
+            Some(embedding(cfg.type_vocab_size.max(1), h, e.pp("token_type_embeddings"))?)
+        } else {
+            None
+        };
         let ln_emb = layer_norm(h, eps, e.pp("LayerNorm"))?;
         let enc = vb.pp("encoder");
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);

@@ -188,7 +188,11 @@ const MAX_TEXT_BYTES: u64 = 1 << 30;
 pub fn read_tsv(path: &Path) -> Result<TextRows> {
     let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
     if len > MAX_TEXT_BYTES {
-        return Err(Error::InputRow { path: path.to_path_buf(), line: 0, message: format!("{len} bytes is too large") });
+        return Err(Error::InputRow {
+            path: path.to_path_buf(),
+            line: 0,
+            message: format!("{len} bytes is too large"),
+        });
     }
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let text = String::from_utf8(raw).map_err(|e| Error::InputRow {
