@@ -5,6 +5,9 @@
 //! the owner's client ([`client`]), and benchmark reports ([`bench`]), over the compute
 //! engine (`hetune-engine`, re-exported as [`engine`]) and the core (`hetune-core`, re-exported
 //! as [`ckks_core`]).
+//!
+//! With the cargo feature `extract`, also the owner's feature extraction (`extract`: raw text and
+//! images to `.npy` features with the frozen encoders; see `docs/extract.md`).
 
 pub use hetune_core as ckks_core;
 pub use hetune_engine as engine;
