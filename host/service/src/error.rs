@@ -177,6 +177,38 @@ pub enum Error {
     /// The encrypted trainer this build needs is not there.
     #[error("encrypted training is unavailable: {0}")]
     TrainerUnavailable(&'static str),
+    /// A model file or folder of `hetune extract` that cannot be used: missing, corrupt
+    /// (safetensors, ONNX, tokenizer.json, config.json) or of an unsupported architecture.
+    #[error("{}: cannot load the model: {message}", path.display())]
+    Model {
+        /// The model file or folder.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An input image of `hetune extract image` that cannot be used.
+    #[error("{}: {problem}", path.display())]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: ImageProblem,
+    },
+    /// A malformed row of an extraction input (a TSV line without its label, a CSV row without
+    /// 785 values in 0..=255).
+    #[error("{}: line {line}: {message}", path.display())]
+    InputRow {
+        /// The input file.
+        path: PathBuf,
+        /// Line number, from 1.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The network of `hetune extract` failed on a batch (a shape the model refuses, for
+    /// instance); the model and input were loaded, so this names the step that failed.
+    #[error("feature extraction failed: {0}")]
+    Inference(String),
     /// A figure that cannot be drawn or written.
     #[error("{}: cannot draw the figure: {message}", path.display())]
     Plot {
@@ -232,6 +264,25 @@ pub enum NpyProblem {
     /// Fewer values than the shape.
     #[error("truncated data")]
     Truncated,
+}
+
+/// What is wrong with an input image of `hetune extract image`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageProblem {
+    /// Not a PNG or JPEG file the decoder can read (corrupt, truncated, another format).
+    #[error("cannot decode the image: {0}")]
+    Decode(String),
+    /// Dimensions beyond the cap, refused before the pixels are allocated.
+    #[error("{width} x {height} pixels is larger than the {max} x {max} accepted")]
+    TooLarge {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// Largest side accepted.
+        max: u32,
+    },
 }
 
 /// What is wrong with a key file.

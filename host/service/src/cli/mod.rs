@@ -3,6 +3,8 @@
 
 mod bench;
 mod demo;
+#[cfg(feature = "extract")]
+mod extract;
 mod keys;
 pub(crate) mod params;
 mod serve;
@@ -131,6 +133,13 @@ enum Command {
     /// Train a softmax-regression head under encryption (owner and server in one process),
     /// with its plaintext twins: accuracy, seconds per step, bootstraps, memory.
     Train(train::TrainArgs),
+    /// The owner's feature extraction from raw data: sentence embeddings of text, DINOv2-S
+    /// features of images (.npy in the layout `hetune train` and `hetune client` read).
+    #[cfg(feature = "extract")]
+    Extract {
+        #[command(subcommand)]
+        what: extract::ExtractCommand,
+    },
     /// Performance measurements (`bench ops`: the evaluator's basic operations).
     Bench {
         #[command(subcommand)]
@@ -229,5 +238,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::Serve(a) => serve::run_serve(&a),
         Command::Client(a) => serve::run_client(&a),
         Command::Bench { what } => bench::run(what),
+        #[cfg(feature = "extract")]
+        Command::Extract { what } => extract::run(&what),
     }
 }

@@ -128,6 +128,7 @@ pub(super) fn run_client(a: &ClientArgs) -> Result<()> {
         return Err(Error::MissingArgument { name: "--work-dir", with: "--resume" });
     }
     thread_pool(train.threads)?;
+    a.train.extract_raw()?;
     let opts = ClientOptions {
         server: a.server.clone(),
         train,

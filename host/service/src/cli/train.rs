@@ -80,12 +80,23 @@ pub struct TrainArgs {
     /// dropped and read again from the bundle when needed; default: every key it has used).
     #[arg(long)]
     key_memory_gb: Option<f64>,
+    /// Raw data extracted into --data first (feature `extract`).
+    #[cfg(feature = "extract")]
+    #[command(flatten)]
+    raw: super::extract::RawArgs,
 }
 
 impl TrainArgs {
     /// Whether only the twins are asked for.
     pub(super) fn twin_only(&self) -> bool {
         self.twin_only
+    }
+
+    /// Runs the `--raw` extraction into `--data` (feature `extract`; nothing otherwise).
+    pub(super) fn extract_raw(&self) -> Result<()> {
+        #[cfg(feature = "extract")]
+        super::extract::extract_raw(&self.raw, &self.data)?;
+        Ok(())
     }
 
     pub(super) fn options(&self) -> Result<TrainOptions> {
@@ -238,6 +249,7 @@ impl Bars {
 }
 
 pub(super) fn run(a: &TrainArgs) -> Result<()> {
+    a.extract_raw()?;
     let opts = a.options()?;
     let bars = Bars::new();
     let events = |e: Event<'_>| bars.event(e);
