@@ -188,24 +188,27 @@ fn bootstrapping_at_the_small_preset() {
 fn sparse_slot_bootstrapping_at_the_small_preset() {
     let o = owner("test-n12-boot");
     let (ctx, sk, mut rng) = (o.ctx.clone(), &o.sk, o.rng(7));
-    let log_slots = 7;
-    let cfg = BootstrapConfig { log_slots: Some(log_slots), ..BootstrapConfig::default() };
-    let ev = Arc::new(o.evaluator(&cfg.key_request(ctx.params().log_n())));
-    let boot = Bootstrapper::new(ev.clone(), cfg).unwrap();
-    let enc = Encoder::new(&ctx);
-    let v: Vec<Complex> = (0..1usize << log_slots)
-        .map(|j| Complex::new(((j * 37 % 101) as f64 / 50.0) - 1.0, ((j * 11 % 53) as f64 / 26.5) - 1.0))
-        .collect();
-    let pt = enc.encode_complex(&v, log_slots, 1, ctx.params().scale()).unwrap();
-    let ct = encrypt_sk(&ctx, sk, &pt, &mut rng).unwrap().expand(&ctx);
-    let out = boot.bootstrap(&ct).unwrap();
-    assert_eq!(out.log_slots, log_slots);
-    let got = enc.decode_complex(&decrypt(&ctx, sk, &out).unwrap()).unwrap();
-    let p = PrecisionStats::complex(&got, &v).unwrap();
-    eprintln!("sparse bootstrap (2^{log_slots} slots): {:.1} bits", p.min_bits());
-    assert!(p.min_bits() >= 18.0, "{:.1} bits", p.min_bits());
-    // A ciphertext of another slot count is refused with a typed error.
-    let full = enc.encode_real(&[0.5], ctx.params().log_n() - 1, 1, ctx.params().scale()).unwrap();
-    let full = encrypt_sk(&ctx, sk, &full, &mut rng).unwrap().expand(&ctx);
-    assert!(boot.bootstrap(&full).is_err());
+    // 2^7 slots (trace of 4 rotations) and 2^10 = N/4 (one): both repack the halves so EvalMod
+    // runs once.
+    for log_slots in [7u32, 10] {
+        let cfg = BootstrapConfig { log_slots: Some(log_slots), ..BootstrapConfig::default() };
+        let ev = Arc::new(o.evaluator(&cfg.key_request(ctx.params().log_n())));
+        let boot = Bootstrapper::new(ev.clone(), cfg).unwrap();
+        let enc = Encoder::new(&ctx);
+        let v: Vec<Complex> = (0..1usize << log_slots)
+            .map(|j| Complex::new(((j * 37 % 101) as f64 / 50.0) - 1.0, ((j * 11 % 53) as f64 / 26.5) - 1.0))
+            .collect();
+        let pt = enc.encode_complex(&v, log_slots, 1, ctx.params().scale()).unwrap();
+        let ct = encrypt_sk(&ctx, sk, &pt, &mut rng).unwrap().expand(&ctx);
+        let out = boot.bootstrap(&ct).unwrap();
+        assert_eq!(out.log_slots, log_slots);
+        let got = enc.decode_complex(&decrypt(&ctx, sk, &out).unwrap()).unwrap();
+        let p = PrecisionStats::complex(&got, &v).unwrap();
+        eprintln!("sparse bootstrap (2^{log_slots} slots): {:.1} bits", p.min_bits());
+        assert!(p.min_bits() >= 18.0, "{:.1} bits", p.min_bits());
+        // A ciphertext of another slot count is refused with a typed error.
+        let full = enc.encode_real(&[0.5], ctx.params().log_n() - 1, 1, ctx.params().scale()).unwrap();
+        let full = encrypt_sk(&ctx, sk, &full, &mut rng).unwrap().expand(&ctx);
+        assert!(boot.bootstrap(&full).is_err());
+    }
 }

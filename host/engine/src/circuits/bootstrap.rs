@@ -16,6 +16,15 @@
 //! 5. SlotToCoeff (3 levels at 2^42) with the factor `q_0 / (2 pi Delta)` folded into its
 //!    matrices: the output holds the input's slots at level `default_level - 3`.
 //!
+//! Sparse packings of `n <= N/4` slots repack the halves so EvalMod runs once (as Lattigo's
+//! "RepackImag2Real" does): CoeffToSlot's last matrix is applied in the `2n`-slot view of the
+//! ciphertext (whose slots repeat with period `n`), writing `z` to slots `[0, n)` and `-i z` to
+//! `[n, 2n)`, so one conjugation gives `[2 Re z, 2 Im z]` in one ciphertext, same rotations and
+//! level. After EvalMod, SlotToCoeff's first matrix `S` reads them back as `S (a + i b)`: in the
+//! `2n`-slot view it is `T1 y + T2 rot(y, n)` with `T1`, `T2` on `S`'s diagonal offsets (one
+//! rotation by `n`, whose key the trace already needs, and twice the baby rotations at a low
+//! level), and its output repeats with period `n` again.
+//!
 //! Failure probability: with `h = 32`, the coefficients of `I = round((c_0 + c_1 s') / q_0)` are a
 //! sum of 33 values uniform in `[-1/2, 1/2]` (variance 33/12, standard deviation 1.66). EvalMod
 //! is accurate for `|I| <= K = 16`, 9.6 standard deviations: by the Gaussian tail bound a
@@ -26,12 +35,12 @@ use std::f64::consts::PI;
 
 use std::sync::Arc;
 
-use hetune_core::ckks::Ciphertext;
+use hetune_core::ckks::{Ciphertext, Complex};
 use hetune_core::rlwe::ENCAPSULATION_WEIGHT;
 
 use super::chebyshev::Chebyshev;
 use super::dft::{coeff_to_slot, slot_to_coeff};
-use super::linear::LinearTransform;
+use super::linear::{Diagonals, LinearTransform};
 use super::polynomial::{self, Parity};
 use crate::evaluator::{EncapsulationRequest, Evaluator, KeyRequest};
 use crate::Error;
@@ -119,28 +128,104 @@ impl BootstrapConfig {
         self.log_slots.unwrap_or(log_n - 1).min(log_n - 1)
     }
 
-    fn transforms(&self, log_slots: u32, log_n: u32, k_scale: f64) -> (Vec<LinearTransform>, Vec<LinearTransform>) {
+    fn transforms(&self, log_slots: u32, log_n: u32, k_scale: f64) -> Transforms {
         let n = 1usize << log_slots;
         let gap = (1usize << (log_n - 1)) / n;
         // CoeffToSlot: 1/(2 (K + 1) gap); the 1/2 pairs with the conjugation that splits
         // halves, the 1/gap undoes the trace of sparse packings.
-        let cts = coeff_to_slot(n, self.cts_levels, 1.0 / (2.0 * (self.k as f64 + 1.0) * gap as f64));
-        let stc = slot_to_coeff(n, self.stc_levels, k_scale);
-        // `LinearTransform::new` only fails when the matrix size differs from 2^log_slots, and
-        // both transforms were built for n = 2^log_slots just above.
-        let mk = |v: Vec<_>| -> Vec<LinearTransform> {
-            v.into_iter().map(|d| LinearTransform::new(d, log_slots).expect("matrix built for these slots")).collect()
+        let mut cts = coeff_to_slot(n, self.cts_levels, 1.0 / (2.0 * (self.k as f64 + 1.0) * gap as f64));
+        let mut stc = slot_to_coeff(n, self.stc_levels, k_scale);
+        let repack = log_slots + 1 < log_n;
+        let mut stc_pair = None;
+        if repack {
+            // Both lists hold at least one matrix (`merge` makes one per level, at least one).
+            let last = cts.pop().expect("CoeffToSlot has a matrix");
+            cts.push(repack_coeff_to_slot(&last));
+            let first = stc.remove(0);
+            let (t1, t2) = repack_slot_to_coeff(&first);
+            stc.insert(0, t1);
+            stc_pair = Some(t2);
+        }
+        // `LinearTransform::new` only fails when the matrix size differs from the slot count it
+        // is given, and each matrix was built for its view just above.
+        let mk = |d: Diagonals| {
+            let log = d.slots.trailing_zeros();
+            LinearTransform::new(d, log).expect("matrix built for these slots")
         };
-        (mk(cts), mk(stc))
+        Transforms {
+            cts: cts.into_iter().map(mk).collect(),
+            stc: stc.into_iter().map(mk).collect(),
+            stc_pair: stc_pair.map(mk),
+        }
     }
+}
+
+/// The matrices of one bootstrapping circuit (see the module's documentation).
+struct Transforms {
+    /// CoeffToSlot, in order; when repacking, the last one acts on the `2n`-slot view.
+    cts: Vec<LinearTransform>,
+    /// SlotToCoeff, in order; when repacking, the first one is `T1` on the `2n`-slot view.
+    stc: Vec<LinearTransform>,
+    /// `T2`, on the `2n`-slot view, when repacking.
+    stc_pair: Option<LinearTransform>,
+}
+
+impl Transforms {
+    fn all(&self) -> impl Iterator<Item = &LinearTransform> {
+        self.cts.iter().chain(&self.stc).chain(&self.stc_pair)
+    }
+}
+
+/// CoeffToSlot's last matrix `L` (`n` slots) as a `2n`-slot matrix on the same offsets, for an
+/// input that repeats with period `n`: slots `[0, n)` get `L v`, slots `[n, 2n)` get `-i L v`.
+fn repack_coeff_to_slot(l: &Diagonals) -> Diagonals {
+    let n = l.slots;
+    let diags = l
+        .diags
+        .iter()
+        .map(|(&k, d)| {
+            let mut e = Vec::with_capacity(2 * n);
+            e.extend_from_slice(d);
+            e.extend(d.iter().map(|c| Complex::new(c.im, -c.re)));
+            (k, e)
+        })
+        .collect();
+    Diagonals { slots: 2 * n, diags }
+}
+
+/// SlotToCoeff's first matrix `S` (`n` slots) as the pair `(T1, T2)` of `2n`-slot matrices on
+/// `S`'s offsets with `T1 y + T2 rot(y, n) = [S (a + i b), S (a + i b)]` for `y = [a, b]`:
+/// where a row's read position `(j + k) mod 2n` falls in `[0, n)`, `y` holds `a` there and
+/// `rot(y, n)` holds `b`; in `[n, 2n)` the other way round.
+fn repack_slot_to_coeff(s: &Diagonals) -> (Diagonals, Diagonals) {
+    let n = s.slots;
+    let mut t1 = std::collections::BTreeMap::new();
+    let mut t2 = std::collections::BTreeMap::new();
+    for (&k, d) in &s.diags {
+        let (mut d1, mut d2) = (Vec::with_capacity(2 * n), Vec::with_capacity(2 * n));
+        for j in 0..2 * n {
+            let c = d[j % n];
+            let ic = Complex::new(-c.im, c.re);
+            if (j + k) % (2 * n) < n {
+                d1.push(c);
+                d2.push(ic);
+            } else {
+                d1.push(ic);
+                d2.push(c);
+            }
+        }
+        t1.insert(k, d1);
+        t2.insert(k, d2);
+    }
+    (Diagonals { slots: 2 * n, diags: t1 }, Diagonals { slots: 2 * n, diags: t2 })
 }
 
 /// Rotation steps bootstrapping needs at ring degree `2^log_n` (the matrices' and, for sparse
 /// packings, the trace's).
 pub fn rotation_steps(cfg: &BootstrapConfig, log_n: u32) -> Vec<i64> {
     let log_slots = cfg.slots(log_n);
-    let (cts, stc) = cfg.transforms(log_slots, log_n, 1.0);
-    let mut steps: Vec<i64> = cts.iter().chain(&stc).flat_map(|t| t.rotations()).collect();
+    let t = cfg.transforms(log_slots, log_n, 1.0);
+    let mut steps: Vec<i64> = t.all().flat_map(|t| t.rotations()).collect();
     steps.extend((log_slots..log_n - 1).map(|i| 1i64 << i));
     steps.sort_unstable();
     steps.dedup();
@@ -151,8 +236,7 @@ pub fn rotation_steps(cfg: &BootstrapConfig, log_n: u32) -> Vec<i64> {
 pub struct Bootstrapper {
     ev: Arc<Evaluator>,
     cfg: BootstrapConfig,
-    cts: Vec<LinearTransform>,
-    stc: Vec<LinearTransform>,
+    transforms: Transforms,
     sine: Chebyshev,
     log_slots: u32,
     output_factor: f64,
@@ -187,7 +271,7 @@ impl Bootstrapper {
         let log_slots = cfg.slots(params.log_n());
         let q0 = ctx.q()[0].value() as f64;
         let boost = Self::boost_bits(q0, params.scale(), &cfg, log_slots);
-        let (cts, stc) = cfg.transforms(
+        let transforms = cfg.transforms(
             log_slots,
             params.log_n(),
             factor * q0 / (2.0 * PI * params.scale() * 2f64.powi(boost as i32)),
@@ -195,7 +279,7 @@ impl Bootstrapper {
         let k1 = cfg.k as f64 + 1.0;
         let r = cfg.double_angle as i32;
         let sine = Chebyshev::interpolate(|y| (2.0 * PI * (k1 * y - 0.25) / 2f64.powi(r)).cos(), -1.0, 1.0, cfg.degree);
-        Ok(Bootstrapper { ev, cfg, cts, stc, sine, log_slots, output_factor: factor })
+        Ok(Bootstrapper { ev, cfg, transforms, sine, log_slots, output_factor: factor })
     }
 
     fn boost_bits(q0: f64, scale: f64, cfg: &BootstrapConfig, log_slots: u32) -> u32 {
@@ -236,7 +320,8 @@ impl Bootstrapper {
 
     /// [`Bootstrapper::bootstrap`], handing every intermediate ciphertext to `trace` with the
     /// name of its stage ("raised", "coeff_to_slot", "eval_mod_re", "eval_mod_im", "output"),
-    /// for precision diagnostics.
+    /// for precision diagnostics. Sparse packings of at most N/4 slots, whose halves share one
+    /// EvalMod, trace "eval_mod" (the `2n`-slot ciphertext `[re, im]`) instead of the two halves.
     pub fn bootstrap_traced(
         &self,
         ct: &Ciphertext,
@@ -277,29 +362,55 @@ impl Bootstrapper {
 
         // 3. CoeffToSlot at the EvalMod scale, then split real and imaginary halves.
         let evalmod_scale = ev.rescale_scale(top - self.cfg.cts_levels);
-        for t in &self.cts {
+        let cts = &self.transforms.cts;
+        for (i, t) in cts.iter().enumerate() {
+            if self.transforms.stc_pair.is_some() && i + 1 == cts.len() {
+                // The last matrix writes both halves into the 2n-slot view.
+                ev.reinterpret_slots(&mut x, self.log_slots + 1)?;
+            }
             x = t.evaluate(ev, &x, evalmod_scale)?;
         }
         trace("coeff_to_slot", &x);
         let conj = ev.conjugate(&x)?;
-        let re = ev.add(&x, &conj)?;
-        let im = ev.mul_by_i(&ev.sub(&conj, &x)?)?;
-
-        // 4. EvalMod on both halves; the output scale is chosen so SlotToCoeff's first matrix is
-        //    encoded at about 2^42 x its entries.
-        let out_level = re.level - self.cfg.evalmod_levels();
         let target = evalmod_scale;
-        let (re, im) =
-            rayon::join(|| self.eval_mod(ev, &re, target, out_level), || self.eval_mod(ev, &im, target, out_level));
-        let (re, im) = (re?, im?);
-        trace("eval_mod_re", &re);
-        trace("eval_mod_im", &im);
-        let mut w = ev.add(&re, &ev.mul_by_i(&im)?)?;
 
+        // 4. EvalMod (on both halves at once, or on each); the output scale is chosen so
+        //    SlotToCoeff's first matrix is encoded at about 2^42 x its entries.
         // 5. SlotToCoeff, landing on the default scale.
-        for t in &self.stc {
-            w = t.evaluate(ev, &w, delta_out)?;
-        }
+        let mut w = match &self.transforms.stc_pair {
+            Some(t2) => {
+                // x = [z, -i z]: x + conj(x) = [2 Re z, 2 Im z].
+                let y = ev.add(&x, &conj)?;
+                let out_level = y.level - self.cfg.evalmod_levels();
+                let y = self.eval_mod(ev, &y, target, out_level)?;
+                trace("eval_mod", &y);
+                let y_rot = ev.rotate(&y, 1i64 << self.log_slots)?;
+                let mut w =
+                    LinearTransform::evaluate_sum(ev, &[(&self.transforms.stc[0], &y), (t2, &y_rot)], delta_out)?;
+                ev.reinterpret_slots(&mut w, self.log_slots)?;
+                for t in &self.transforms.stc[1..] {
+                    w = t.evaluate(ev, &w, delta_out)?;
+                }
+                w
+            }
+            None => {
+                let re = ev.add(&x, &conj)?;
+                let im = ev.mul_by_i(&ev.sub(&conj, &x)?)?;
+                let out_level = re.level - self.cfg.evalmod_levels();
+                let (re, im) = rayon::join(
+                    || self.eval_mod(ev, &re, target, out_level),
+                    || self.eval_mod(ev, &im, target, out_level),
+                );
+                let (re, im) = (re?, im?);
+                trace("eval_mod_re", &re);
+                trace("eval_mod_im", &im);
+                let mut w = ev.add(&re, &ev.mul_by_i(&im)?)?;
+                for t in &self.transforms.stc {
+                    w = t.evaluate(ev, &w, delta_out)?;
+                }
+                w
+            }
+        };
         // The matrices assumed the default input scale; reinterpret for the actual one.
         ev.reinterpret_scale(&mut w, delta_out * delta_in / params.scale())?;
         trace("output", &w);
@@ -331,5 +442,77 @@ impl Bootstrapper {
             c = ev.drop_level(&c, out_level)?;
         }
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(re: f64, im: f64) -> Complex {
+        Complex::new(re, im)
+    }
+
+    fn close(a: &[Complex], b: &[Complex]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x.re - y.re).abs() < 1e-9 && (x.im - y.im).abs() < 1e-9, "{x:?} vs {y:?}");
+        }
+    }
+
+    fn rot(v: &[Complex], k: usize) -> Vec<Complex> {
+        (0..v.len()).map(|j| v[(j + k) % v.len()]).collect()
+    }
+
+    /// The repacked matrices in the clear: CoeffToSlot's last matrix in the 2n-slot view plus a
+    /// conjugation gives `[2 Re z, 2 Im z]`, and `T1 y + T2 rot(y, n)` gives the periodic
+    /// `S (a + i b)`, for every merged matrix of 3 levels at n = 64.
+    #[test]
+    fn repacked_matrices_equal_the_split_halves() {
+        let n = 64;
+        let v: Vec<Complex> = (0..n).map(|i| c((i as f64 * 0.37).sin(), (i as f64 * 0.91).cos())).collect();
+        let periodic = |u: &[Complex]| -> Vec<Complex> { u.iter().chain(u).copied().collect() };
+        for l in coeff_to_slot(n, 3, 0.7) {
+            let z = l.apply(&v);
+            let x = repack_coeff_to_slot(&l).apply(&periodic(&v));
+            let y: Vec<Complex> = x.iter().map(|w| c(2.0 * w.re, 0.0)).collect();
+            let want: Vec<Complex> =
+                z.iter().map(|w| c(2.0 * w.re, 0.0)).chain(z.iter().map(|w| c(2.0 * w.im, 0.0))).collect();
+            close(&y, &want);
+        }
+        let a: Vec<Complex> = (0..n).map(|i| c((i as f64 * 0.13).cos(), 0.0)).collect();
+        let b: Vec<Complex> = (0..n).map(|i| c((i as f64 * 0.29).sin(), 0.0)).collect();
+        let w: Vec<Complex> = a.iter().zip(&b).map(|(x, y)| c(x.re - y.im, x.im + y.re)).collect();
+        let y: Vec<Complex> = a.iter().chain(&b).copied().collect();
+        for s in slot_to_coeff(n, 3, 1.3) {
+            let (t1, t2) = repack_slot_to_coeff(&s);
+            assert_eq!(t1.diags.keys().collect::<Vec<_>>(), s.diags.keys().collect::<Vec<_>>());
+            assert_eq!(t2.diags.keys().collect::<Vec<_>>(), s.diags.keys().collect::<Vec<_>>());
+            let got: Vec<Complex> =
+                t1.apply(&y).iter().zip(&t2.apply(&rot(&y, n))).map(|(p, q)| c(p.re + q.re, p.im + q.im)).collect();
+            close(&got, &periodic(&s.apply(&w)));
+        }
+    }
+
+    /// Repacking needs no rotation key beyond the unrepacked circuit's (the matrices keep their
+    /// offsets; the rotation by n is one of the trace's).
+    #[test]
+    fn repacking_adds_no_rotation_key() {
+        for (log_n, log_slots) in [(12u32, 7u32), (12, 10), (16, 13), (16, 14)] {
+            let cfg = BootstrapConfig { log_slots: Some(log_slots), ..BootstrapConfig::default() };
+            let n = 1usize << log_slots;
+            let gap = (1usize << (log_n - 1)) / n;
+            let plain: Vec<LinearTransform> = coeff_to_slot(n, 3, 1.0 / (2.0 * 17.0 * gap as f64))
+                .into_iter()
+                .chain(slot_to_coeff(n, 3, 1.0))
+                .map(|d| LinearTransform::new(d, log_slots).unwrap())
+                .collect();
+            let mut want: Vec<i64> = plain.iter().flat_map(|t| t.rotations()).collect();
+            want.extend((log_slots..log_n - 1).map(|i| 1i64 << i));
+            want.sort_unstable();
+            want.dedup();
+            assert!(want.contains(&(1i64 << log_slots)));
+            assert_eq!(rotation_steps(&cfg, log_n), want, "log_n {log_n}, log_slots {log_slots}");
+        }
     }
 }

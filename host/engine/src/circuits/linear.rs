@@ -245,6 +245,9 @@ impl LinearTransform {
         if ct.level == 0 {
             return Err(Error::LevelExhausted { op: "linear transform", level: 0 });
         }
+        if !double_hoisting {
+            return Self::evaluate_sum(ev, &[(self, ct)], out_scale);
+        }
         let level = ct.level;
         let pt_scale = out_scale * ev.rescale_scale(level) / ct.scale;
         let split = self.split();
@@ -252,17 +255,14 @@ impl LinearTransform {
             let set: BTreeSet<usize> = split.values().flatten().copied().collect();
             set.into_iter().map(|b| b as i64).collect()
         };
-        let ctx = ev.context().clone();
         let giants: Vec<(usize, Vec<usize>)> = split.into_iter().collect();
-        let diags = self.encoded_diagonals(ev, level, pt_scale, double_hoisting)?;
+        let diags = self.encoded_diagonals(ev, level, pt_scale, true)?;
         let baby_index: BTreeMap<i64, usize> = babies.iter().enumerate().map(|(i, &b)| (b, i)).collect();
-        let n_ring = ctx.n();
         let terms: Vec<GiantTerms<'_>> = giants
             .iter()
             .map(|(g, bs)| bs.iter().map(|&b| (baby_index[&(b as i64)], diags[&(g + b)].as_slice())).collect())
             .collect();
-        let sums = if double_hoisting { ev.baby_sums_double_hoisted(ct, &babies, &terms)? } else { None };
-        let partial: Vec<Result<Ciphertext, Error>> = match sums {
+        let partial: Vec<Result<Ciphertext, Error>> = match ev.baby_sums_double_hoisted(ct, &babies, &terms)? {
             // Double hoisting: the giant sums come back from the extended basis; each is
             // rotated by its giant step.
             Some(sums) => sums
@@ -276,41 +276,105 @@ impl LinearTransform {
                     Ok(acc)
                 })
                 .collect(),
-            None => {
-                let rotated = ev.rotate_hoisted(ct, &babies)?;
-                giants
-                    .par_iter()
-                    .map(|(g, bs)| {
-                        // sum_b rot_b(ct) * diag_{g+b} per limb: the diagonals are in
-                        // Montgomery form, so the key inner product's kernel (two dot products
-                        // sharing a left operand, reduced once per coefficient) gives the plain
-                        // products' sum.
-                        let mut acc =
-                            crate::evaluator::zero_ciphertext(n_ring, 2, level, ct.scale * pt_scale, ct.log_slots);
-                        let (a0, a1) = acc.c.split_at_mut(1);
-                        a0[0].as_mut_slice()[..(level + 1) * n_ring]
-                            .par_chunks_exact_mut(n_ring)
-                            .zip(a1[0].as_mut_slice()[..(level + 1) * n_ring].par_chunks_exact_mut(n_ring))
-                            .enumerate()
-                            .for_each(|(i, (o0, o1))| {
-                                let limb = i * n_ring..(i + 1) * n_ring;
-                                let x: Vec<&[u64]> = bs.iter().map(|b| &diags[&(g + b)][limb.clone()]).collect();
-                                let rot = |p: usize| -> Vec<&[u64]> {
-                                    bs.iter().map(|&b| rotated[baby_index[&(b as i64)]].c[p].limb(i)).collect()
-                                };
-                                let (kb, ka) = (rot(0), rot(1));
-                                let q = &ctx.q()[i];
-                                let d = KeyDigits { x: &x, perm: None, kb: &kb, ka: &ka };
-                                key_inner_product(q, &Montgomery::new(q), &d, 0, o0, o1);
-                            });
-                        if *g != 0 {
-                            acc = ev.rotate(&acc, *g as i64)?;
-                        }
-                        Ok(acc)
-                    })
-                    .collect()
-            }
+            // A baby step without a key of its own: single hoisting.
+            None => return Self::evaluate_sum(ev, &[(self, ct)], out_scale),
         };
+        let mut out: Option<Ciphertext> = None;
+        for p in partial {
+            let p = p?;
+            match out.as_mut() {
+                None => out = Some(p),
+                Some(o) => ev.add_assign(o, &p)?,
+            }
+        }
+        let mut out = out.ok_or(Error::InvalidArgument("empty matrix"))?;
+        ev.rescale_assign(&mut out)?;
+        ev.snap_scale(&mut out, out_scale)?;
+        Ok(out)
+    }
+
+    /// `sum_i M_i ct_i`, consuming one level, with single-hoisted baby rotations: the
+    /// ciphertexts (same level, scale and slot count) each rotate by their own baby steps, and
+    /// every giant step sums the products of all of them before its one rotation, so a sum of
+    /// `t` matrices costs the giant rotations of one. The matrices must share their baby-step
+    /// size (true of matrices with the same diagonal offsets). The result has exactly
+    /// `out_scale`.
+    pub fn evaluate_sum(
+        ev: &Evaluator,
+        parts: &[(&LinearTransform, &Ciphertext)],
+        out_scale: f64,
+    ) -> Result<Ciphertext, Error> {
+        let (first_t, first_ct) = *parts.first().ok_or(Error::InvalidArgument("empty sum of matrices"))?;
+        for &(t, ct) in parts {
+            if ct.log_slots != t.log_slots {
+                return Err(Error::SlotCountMismatch { left: ct.log_slots, right: t.log_slots });
+            }
+            if ct.level != first_ct.level || ct.scale.to_bits() != first_ct.scale.to_bits() {
+                return Err(Error::InvalidArgument("a sum of matrix products needs inputs of one level and scale"));
+            }
+            if t.n1 != first_t.n1 {
+                return Err(Error::InvalidArgument("a sum of matrix products needs one baby-step size"));
+            }
+        }
+        let ct0 = first_ct;
+        if ct0.level == 0 {
+            return Err(Error::LevelExhausted { op: "linear transform", level: 0 });
+        }
+        let level = ct0.level;
+        let pt_scale = out_scale * ev.rescale_scale(level) / ct0.scale;
+        let ctx = ev.context().clone();
+        let n_ring = ctx.n();
+        struct Part {
+            rotated: Vec<Ciphertext>,
+            baby_index: BTreeMap<usize, usize>,
+            diags: Arc<HashMap<usize, Vec<u64>>>,
+            split: BTreeMap<usize, Vec<usize>>,
+        }
+        let mut prepared = Vec::with_capacity(parts.len());
+        let mut giants: BTreeSet<usize> = BTreeSet::new();
+        for &(t, ct) in parts {
+            let split = t.split();
+            giants.extend(split.keys().copied());
+            let babies: BTreeSet<usize> = split.values().flatten().copied().collect();
+            let babies: Vec<usize> = babies.into_iter().collect();
+            let diags = t.encoded_diagonals(ev, level, pt_scale, false)?;
+            let steps: Vec<i64> = babies.iter().map(|&b| b as i64).collect();
+            let rotated = ev.rotate_hoisted(ct, &steps)?;
+            let baby_index = babies.iter().enumerate().map(|(i, &b)| (b, i)).collect();
+            prepared.push(Part { rotated, baby_index, diags, split });
+        }
+        let giants: Vec<usize> = giants.into_iter().collect();
+        let partial: Vec<Result<Ciphertext, Error>> = giants
+            .par_iter()
+            .map(|&g| {
+                // sum over parts and babies of rot_b(ct) * diag_{g+b} per limb: the diagonals are
+                // in Montgomery form, so the key inner product's kernel (two dot products sharing
+                // a left operand, reduced once per coefficient) gives the plain products' sum.
+                let terms: Vec<(&Part, usize)> =
+                    prepared.iter().flat_map(|p| p.split.get(&g).into_iter().flatten().map(move |&b| (p, b))).collect();
+                let mut acc = crate::evaluator::zero_ciphertext(n_ring, 2, level, ct0.scale * pt_scale, ct0.log_slots);
+                let (a0, a1) = acc.c.split_at_mut(1);
+                a0[0].as_mut_slice()[..(level + 1) * n_ring]
+                    .par_chunks_exact_mut(n_ring)
+                    .zip(a1[0].as_mut_slice()[..(level + 1) * n_ring].par_chunks_exact_mut(n_ring))
+                    .enumerate()
+                    .for_each(|(i, (o0, o1))| {
+                        let limb = i * n_ring..(i + 1) * n_ring;
+                        let x: Vec<&[u64]> = terms.iter().map(|(p, b)| &p.diags[&(g + b)][limb.clone()]).collect();
+                        let rot = |c: usize| -> Vec<&[u64]> {
+                            terms.iter().map(|(p, b)| p.rotated[p.baby_index[b]].c[c].limb(i)).collect()
+                        };
+                        let (kb, ka) = (rot(0), rot(1));
+                        let q = &ctx.q()[i];
+                        let d = KeyDigits { x: &x, perm: None, kb: &kb, ka: &ka };
+                        key_inner_product(q, &Montgomery::new(q), &d, 0, o0, o1);
+                    });
+                if g != 0 {
+                    acc = ev.rotate(&acc, g as i64)?;
+                }
+                Ok(acc)
+            })
+            .collect();
         let mut out: Option<Ciphertext> = None;
         for p in partial {
             let p = p?;

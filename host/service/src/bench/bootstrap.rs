@@ -157,7 +157,7 @@ pub fn bench_bootstrap(
                 let name = match stage {
                     "raised" => "mod_raise",
                     "coeff_to_slot" => "coeff_to_slot",
-                    "eval_mod_re" => "eval_mod",
+                    "eval_mod_re" | "eval_mod" => "eval_mod",
                     "output" => "slot_to_coeff",
                     _ => return,
                 };
