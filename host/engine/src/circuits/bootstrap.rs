@@ -91,6 +91,24 @@ impl Default for BootstrapConfig {
 }
 
 impl BootstrapConfig {
+    /// The rotations this circuit performs that no key in `held` (steps, either sign) serves by
+    /// itself, each with the slot count it rotates on: the evaluator composes those from other
+    /// keys, at extra key switches. Empty for the keys of [`Self::key_request`].
+    pub fn unserved_rotations(&self, log_n: u32, held: &[i64]) -> Vec<(usize, i64)> {
+        let log_slots = self.slots(log_n);
+        let t = self.transforms(log_slots, log_n, 1.0, Some(held));
+        let mut used: Vec<(usize, i64)> =
+            t.all().flat_map(|t| t.rotations().into_iter().map(move |r| (t.diagonals().slots, r))).collect();
+        used.extend((log_slots..log_n - 1).map(|i| (1usize << (log_n - 1), 1i64 << i)));
+        if t.stc_pair.is_some() {
+            used.push((2usize << log_slots, 1i64 << log_slots));
+        }
+        used.retain(|&(slots, r)| !has_key(held, r, slots));
+        used.sort_unstable();
+        used.dedup();
+        used
+    }
+
     /// Levels EvalMod consumes.
     pub fn evalmod_levels(&self) -> usize {
         polynomial::depth(&Chebyshev::from_coeffs(vec![0.0; self.degree + 1])) + self.double_angle as usize
@@ -128,7 +146,9 @@ impl BootstrapConfig {
         self.log_slots.unwrap_or(log_n - 1).min(log_n - 1)
     }
 
-    fn transforms(&self, log_slots: u32, log_n: u32, k_scale: f64) -> Transforms {
+    /// The circuit's matrices. `held`: the rotation keys of the evaluator that will run them
+    /// (`None` when planning the key request: the matrices then use their own offsets).
+    fn transforms(&self, log_slots: u32, log_n: u32, k_scale: f64, held: Option<&[i64]>) -> Transforms {
         let n = 1usize << log_slots;
         let gap = (1usize << (log_n - 1)) / n;
         // CoeffToSlot: 1/(2 (K + 1) gap); the 1/2 pairs with the conjugation that splits
@@ -140,9 +160,17 @@ impl BootstrapConfig {
         if repack {
             // Both lists hold at least one matrix (`merge` makes one per level, at least one).
             let last = cts.pop().expect("CoeffToSlot has a matrix");
-            cts.push(repack_coeff_to_slot(&last));
+            let mut last = [repack_coeff_to_slot(&last)];
             let first = stc.remove(0);
             let (t1, t2) = repack_slot_to_coeff(&first);
+            let mut pair = [t1, t2];
+            if let Some(held) = held {
+                place_giants(&mut last, held);
+                place_giants(&mut pair, held);
+            }
+            let [last] = last;
+            let [t1, t2] = pair;
+            cts.push(last);
             stc.insert(0, t1);
             stc_pair = Some(t2);
         }
@@ -173,6 +201,44 @@ struct Transforms {
 impl Transforms {
     fn all(&self) -> impl Iterator<Item = &LinearTransform> {
         self.cts.iter().chain(&self.stc).chain(&self.stc_pair)
+    }
+}
+
+/// Whether a key in `held` rotates `slots` slots by `step`.
+fn has_key(held: &[i64], step: i64, slots: usize) -> bool {
+    let slots = slots as i64;
+    held.iter().any(|&h| (h - step).rem_euclid(slots) == 0)
+}
+
+/// The repacked matrices (`[L]`, or `[T1, T2]`) act on `2n` slots with offsets below `n`. A
+/// giant step `g` whose rotation has no key modulo `2n` while `g + n` has one (keys shared with
+/// other circuits serve the `n`-slot steps modulo `n`: a training key request keeps only one
+/// of `g`, `g - n`) moves its diagonals `n` further: for `L`, whose input repeats with period
+/// `n`, the same diagonals read the same values; for the pair, `T1` at `k + n` reads
+/// `rot(y, n)` where `T2` read it at `k`, so the two swap. Baby steps (below the baby-step size,
+/// which divides `n`) and the number of rotations stay as they were.
+fn place_giants(ds: &mut [Diagonals], held: &[i64]) {
+    let slots = ds[0].slots;
+    let n = slots / 2;
+    let n1 =
+        LinearTransform::new(ds[0].clone(), slots.trailing_zeros()).expect("matrix built for these slots").baby_step();
+    if n1 > n {
+        return;
+    }
+    let giants: std::collections::BTreeSet<usize> = ds[0].diags.keys().map(|k| k / n1 * n1).collect();
+    for g in giants {
+        if g == 0 || g >= n || has_key(held, g as i64, slots) || !has_key(held, (g + n) as i64, slots) {
+            continue;
+        }
+        let ks: Vec<usize> = ds[0].diags.keys().copied().filter(|k| k / n1 * n1 == g).collect();
+        for k in ks {
+            let moved: Vec<Vec<Complex>> =
+                ds.iter_mut().map(|d| d.diags.remove(&k).expect("the matrices share their offsets")).collect();
+            let m = moved.len();
+            for (i, d) in moved.into_iter().enumerate() {
+                ds[m - 1 - i].diags.insert(k + n, d);
+            }
+        }
     }
 }
 
@@ -224,7 +290,7 @@ fn repack_slot_to_coeff(s: &Diagonals) -> (Diagonals, Diagonals) {
 /// packings, the trace's).
 pub fn rotation_steps(cfg: &BootstrapConfig, log_n: u32) -> Vec<i64> {
     let log_slots = cfg.slots(log_n);
-    let t = cfg.transforms(log_slots, log_n, 1.0);
+    let t = cfg.transforms(log_slots, log_n, 1.0, None);
     let mut steps: Vec<i64> = t.all().flat_map(|t| t.rotations()).collect();
     steps.extend((log_slots..log_n - 1).map(|i| 1i64 << i));
     steps.sort_unstable();
@@ -271,10 +337,12 @@ impl Bootstrapper {
         let log_slots = cfg.slots(params.log_n());
         let q0 = ctx.q()[0].value() as f64;
         let boost = Self::boost_bits(q0, params.scale(), &cfg, log_slots);
+        let held: Vec<i64> = ev.rotation_key_steps().into_iter().map(|s| s as i64).collect();
         let transforms = cfg.transforms(
             log_slots,
             params.log_n(),
             factor * q0 / (2.0 * PI * params.scale() * 2f64.powi(boost as i32)),
+            Some(&held),
         );
         let k1 = cfg.k as f64 + 1.0;
         let r = cfg.double_angle as i32;
@@ -491,6 +559,32 @@ mod tests {
             let got: Vec<Complex> =
                 t1.apply(&y).iter().zip(&t2.apply(&rot(&y, n))).map(|(p, q)| c(p.re + q.re, p.im + q.im)).collect();
             close(&got, &periodic(&s.apply(&w)));
+            // Keys only for the giant steps shifted by n: every giant group moves, same result.
+            let n1 = LinearTransform::new(t1.clone(), (2 * n).trailing_zeros()).unwrap().baby_step();
+            let held: Vec<i64> = t1
+                .diags
+                .keys()
+                .map(|k| (k / n1 * n1) as i64)
+                .map(|g| if g == 0 { 0 } else { g + n as i64 })
+                .chain(1..n1 as i64)
+                .collect();
+            let mut pair = [t1.clone(), t2.clone()];
+            place_giants(&mut pair, &held);
+            let [u1, u2] = pair;
+            assert!(u1.diags.keys().all(|&k| k < n1 || k >= n), "{:?}", u1.diags.keys());
+            let got: Vec<Complex> =
+                u1.apply(&y).iter().zip(&u2.apply(&rot(&y, n))).map(|(p, q)| c(p.re + q.re, p.im + q.im)).collect();
+            close(&got, &periodic(&s.apply(&w)));
+            let lt = LinearTransform::new(u1, (2 * n).trailing_zeros()).unwrap();
+            assert!(lt.rotations().iter().all(|&r| has_key(&held, r, 2 * n)), "{:?}", lt.rotations());
+        }
+        for l in coeff_to_slot(n, 3, 0.7) {
+            let mut last = [repack_coeff_to_slot(&l)];
+            let n1 = LinearTransform::new(last[0].clone(), (2 * n).trailing_zeros()).unwrap().baby_step();
+            let held: Vec<i64> = last[0].diags.keys().map(|k| (k / n1 * n1 + n) as i64).collect();
+            let want = last[0].apply(&periodic(&v));
+            place_giants(&mut last, &held);
+            close(&last[0].apply(&periodic(&v)), &want);
         }
     }
 
@@ -513,6 +607,7 @@ mod tests {
             want.dedup();
             assert!(want.contains(&(1i64 << log_slots)));
             assert_eq!(rotation_steps(&cfg, log_n), want, "log_n {log_n}, log_slots {log_slots}");
+            assert_eq!(cfg.unserved_rotations(log_n, &cfg.key_request(log_n).rotations), vec![]);
         }
     }
 }

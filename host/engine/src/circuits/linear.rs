@@ -134,6 +134,11 @@ impl LinearTransform {
         Ok(LinearTransform { diags, log_slots, n1: best.1, encoded: Arc::new(Mutex::new(None)) })
     }
 
+    /// The baby-step size `n1` (diagonal `k` is rotated by `k mod n1`, then by `k - k mod n1`).
+    pub fn baby_step(&self) -> usize {
+        self.n1
+    }
+
     /// The matrix.
     pub fn diagonals(&self) -> &Diagonals {
         &self.diags

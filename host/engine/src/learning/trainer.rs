@@ -1126,11 +1126,13 @@ mod tests {
     fn sparse_bootstrap_reuses_congruent_keys() {
         // n16-boot at the SNIPS shape (46 kept: no full-slot bootstrapping with the folded softmax), and the test preset the
         // encrypted training test runs with this request.
-        for (p, want) in
-            [(Parameters::preset("n16-boot", Security::Require128Bits).unwrap(), Some(46)), (params(), None)]
-        {
-            let cfg =
-                if want.is_some() { TrainConfig::new(7, 769, 1024, 1.0) } else { TrainConfig::new(7, 128, 32, 1.0) };
+        let n16 = || Parameters::preset("n16-boot", Security::Require128Bits).unwrap();
+        for (p, cfg, want) in [
+            (n16(), TrainConfig::new(7, 769, 1024, 1.0), Some(46)),
+            (n16(), TrainConfig::new(10, 769, 1024, 1.0), None),
+            (n16(), TrainConfig::new(3, 769, 640, 1.0), None),
+            (params(), TrainConfig::new(7, 128, 32, 1.0), None),
+        ] {
             let core = Core::new(&cfg, p.max_slots()).unwrap();
             let req = ServerTrainer::key_request(&p, &cfg).unwrap();
             let mut naive = req.clone();
@@ -1145,6 +1147,11 @@ mod tests {
             );
             if let Some(w) = want {
                 assert_eq!(req.rotations.len(), w);
+            }
+            // Every rotation of each sparse bootstrap (those on the 2n-slot view of its repacked
+            // halves included) has a key of its own modulo the slots it rotates.
+            for (_, c) in core.sparse_configs() {
+                assert_eq!(c.unserved_rotations(p.log_n(), &req.rotations), vec![], "{:?}", c.log_slots);
             }
             // Every step of each sparse bootstrap is served: by its own key, or (below the
             // sparse period) by a key congruent to it modulo the sparse slots.
