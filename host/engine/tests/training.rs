@@ -139,6 +139,13 @@ fn encrypted_steps_match_the_twin_the_plan_and_plaintext_inference() {
     let resumed = ServerTrainer::from_state(ev.clone(), cfg.clone(), server.state()).unwrap();
     assert_eq!(resumed.state().step, steps as u64);
     assert_eq!(o.decrypt_real(resumed.weights()), slots);
+    // Weights from elsewhere below the level a step needs are refreshed once for the step, not
+    // once by its part and again by its update.
+    let mut low = server.state();
+    low.v = ev.drop_level(&low.v, 1).unwrap();
+    let mut resumed = ServerTrainer::from_state(ev.clone(), cfg.clone(), low).unwrap();
+    let (x, y) = encrypt_batch(&train, 0..BATCH, pk, 7);
+    assert_eq!(resumed.step(&x, &y).unwrap().bootstraps, plan.bootstraps + 1);
 
     // (d) Encrypted inference: predictions equal the plaintext model's (the twin's weights).
     let test = snips("test", BATCH);

@@ -32,7 +32,7 @@
 //! out of levels, [`HeBackend::ensure`]; the simulator's log is the plan), and the tests on
 //! exact slots.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hetune_core::ckks::Ciphertext;
@@ -678,6 +678,9 @@ pub struct ServerTrainer {
     plan: StepPlan,
     w: Ciphertext,
     v: Ciphertext,
+    /// `v` made ready for the current step ([`Core::ready`]: a bootstrap when the weights came
+    /// from a checkpoint of another plan), kept from the step's first part to its update.
+    ready_v: Mutex<Option<Ciphertext>>,
     nesterov: Nesterov,
     step: u64,
 }
@@ -757,7 +760,18 @@ impl ServerTrainer {
             .map(|(_, c)| Bootstrapper::with_output_factor(ev.clone(), c, 0.5))
             .collect::<Result<Vec<_>>>()?;
         let zero = zero_ciphertext(params.n(), 2, plan.bootstrap_level, params.scale(), log_slots);
-        Ok(ServerTrainer { ev, boot, sparse, core, plan, w: zero.clone(), v: zero, nesterov: Nesterov::new(), step: 0 })
+        Ok(ServerTrainer {
+            ev,
+            boot,
+            sparse,
+            core,
+            plan,
+            w: zero.clone(),
+            v: zero,
+            ready_v: Mutex::new(None),
+            nesterov: Nesterov::new(),
+            step: 0,
+        })
     }
 
     /// A trainer resumed from a checkpoint.
@@ -772,6 +786,7 @@ impl ServerTrainer {
         }
         t.w = state.w;
         t.v = state.v;
+        *t.ready_v.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         t.step = state.step;
         t.nesterov = Nesterov::new();
         for _ in 0..state.step {
@@ -830,11 +845,23 @@ impl ServerTrainer {
         let ops = backend(&self.ev, &self.boot, &self.sparse)?;
         let mut clock = Clock::new(&ops);
         let step = {
-            let v = self.core.ready(&ops, &self.v)?;
+            let v = self.ready_v(&ops)?;
             clock.mark(&ops, Phase::Expansion);
             self.core.part(&ops, (x, y), &v, rows, &mut |phase| clock.mark(&ops, phase))?
         };
         Ok((step, StepReport { step: self.step, bootstraps: ops.boot_log().count(), seconds: clock.split }))
+    }
+
+    /// `v` ready for the current step, refreshed at most once a step (its first part or, with
+    /// no part run here, its update).
+    fn ready_v(&self, ops: &CkksBackend<'_>) -> Result<Ciphertext> {
+        let mut cached = self.ready_v.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = cached.as_ref() {
+            return Ok(v.clone());
+        }
+        let v = self.core.ready(ops, &self.v)?;
+        *cached = Some(v.clone());
+        Ok(v)
     }
 
     /// Ends the step: Nesterov's update of the weights by `step`, the sum of the contributions
@@ -846,12 +873,13 @@ impl ServerTrainer {
         let gamma = nesterov.next_gamma();
         let mut clock = Clock::new(&ops);
         let (w, v) = {
-            let v = self.core.ready(&ops, &self.v)?;
+            let v = self.ready_v(&ops)?;
             clock.mark(&ops, Phase::Update);
             self.core.update(&ops, (&self.w, &v), step, gamma, &mut |phase| clock.mark(&ops, phase))?
         };
         self.w = w;
         self.v = v;
+        *self.ready_v.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         self.nesterov = nesterov;
         let report = StepReport { step: self.step, bootstraps: ops.boot_log().count(), seconds: clock.split };
         self.step += 1;
@@ -869,6 +897,7 @@ impl ServerTrainer {
         }
         self.w = w;
         self.v = v;
+        *self.ready_v.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         self.nesterov.next_gamma();
         self.step += 1;
         Ok(())
