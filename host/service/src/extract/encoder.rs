@@ -256,21 +256,33 @@ impl Encoder {
             None => neg,
         };
         let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let h = x.dim(2)?;
+        x = x.reshape((b * t, h))?;
         for l in &self.layers {
-            x = self.layer(l, &x, &bias, scale)?;
+            x = self.layer(l, &x, (b, t), &bias, scale)?;
         }
-        Ok(x)
+        x.reshape((b, t, h))
     }
 
-    fn layer(&self, l: &Layer, x: &Tensor, bias: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
+    /// One layer on the flattened batch: `x` is `[b t, hidden]`, so every dense product is one
+    /// matrix product over all the batch's tokens (a `[b, t, hidden]` input would make candle run
+    /// `b` small products of `t` rows each against the broadcast weight).
+    fn layer(
+        &self,
+        l: &Layer,
+        x: &Tensor,
+        (b, t): (usize, usize),
+        bias: &Tensor,
+        scale: f64,
+    ) -> candle_core::Result<Tensor> {
+        let h = x.dim(1)?;
         let split = |y: Tensor| y.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous();
         let q = split(l.q.forward(x)?)?;
         let k = split(l.k.forward(x)?)?;
         let v = split(l.v.forward(x)?)?;
         let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(bias)?;
         let p = candle_nn::ops::softmax_last_dim(&scores)?;
-        let ctx = p.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, t, h))?;
+        let ctx = p.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b * t, h))?;
         let a = l.ln_attn.forward(&(l.o.forward(&ctx)? + x)?)?;
         let f = l.inter.forward(&a)?.gelu_erf()?;
         l.ln_out.forward(&(l.out.forward(&f)? + a)?)
