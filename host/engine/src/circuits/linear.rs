@@ -284,18 +284,7 @@ impl LinearTransform {
             // A baby step without a key of its own: single hoisting.
             None => return Self::evaluate_sum(ev, &[(self, ct)], out_scale),
         };
-        let mut out: Option<Ciphertext> = None;
-        for p in partial {
-            let p = p?;
-            match out.as_mut() {
-                None => out = Some(p),
-                Some(o) => ev.add_assign(o, &p)?,
-            }
-        }
-        let mut out = out.ok_or(Error::InvalidArgument("empty matrix"))?;
-        ev.rescale_assign(&mut out)?;
-        ev.snap_scale(&mut out, out_scale)?;
-        Ok(out)
+        sum_rescaled(ev, partial, out_scale)
     }
 
     /// `sum_i M_i ct_i`, consuming one level, with single-hoisted baby rotations: the
@@ -380,17 +369,22 @@ impl LinearTransform {
                 Ok(acc)
             })
             .collect();
-        let mut out: Option<Ciphertext> = None;
-        for p in partial {
-            let p = p?;
-            match out.as_mut() {
-                None => out = Some(p),
-                Some(o) => ev.add_assign(o, &p)?,
-            }
-        }
-        let mut out = out.ok_or(Error::InvalidArgument("empty matrix"))?;
-        ev.rescale_assign(&mut out)?;
-        ev.snap_scale(&mut out, out_scale)?;
-        Ok(out)
+        sum_rescaled(ev, partial, out_scale)
     }
+}
+
+/// The sum of a transform's giant-step terms, rescaled once and set to exactly `out_scale`.
+fn sum_rescaled(ev: &Evaluator, partial: Vec<Result<Ciphertext, Error>>, out_scale: f64) -> Result<Ciphertext, Error> {
+    let mut out: Option<Ciphertext> = None;
+    for p in partial {
+        let p = p?;
+        match out.as_mut() {
+            None => out = Some(p),
+            Some(o) => ev.add_assign(o, &p)?,
+        }
+    }
+    let mut out = out.ok_or(Error::InvalidArgument("empty matrix"))?;
+    ev.rescale_assign(&mut out)?;
+    ev.snap_scale(&mut out, out_scale)?;
+    Ok(out)
 }
