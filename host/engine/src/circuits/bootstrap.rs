@@ -39,7 +39,7 @@ use hetune_core::ckks::{Ciphertext, Complex};
 use hetune_core::rlwe::ENCAPSULATION_WEIGHT;
 
 use super::chebyshev::Chebyshev;
-use super::dft::{coeff_to_slot, slot_to_coeff};
+use super::dft::{coeff_to_slot, slot_to_coeff, slot_to_coeff_small_first};
 use super::linear::{Diagonals, LinearTransform};
 use super::polynomial::{self, Parity};
 use crate::evaluator::{EncapsulationRequest, Evaluator, KeyRequest};
@@ -154,8 +154,14 @@ impl BootstrapConfig {
         // CoeffToSlot: 1/(2 (K + 1) gap); the 1/2 pairs with the conjugation that splits
         // halves, the 1/gap undoes the trace of sparse packings.
         let mut cts = coeff_to_slot(n, self.cts_levels, 1.0 / (2.0 * (self.k as f64 + 1.0) * gap as f64));
-        let mut stc = slot_to_coeff(n, self.stc_levels, k_scale);
         let repack = log_slots + 1 < log_n;
+        // When repacking, SlotToCoeff's first matrix is applied to two ciphertexts: the smallest
+        // merged matrix goes first.
+        let mut stc = if repack {
+            slot_to_coeff_small_first(n, self.stc_levels, k_scale)
+        } else {
+            slot_to_coeff(n, self.stc_levels, k_scale)
+        };
         let mut stc_pair = None;
         if repack {
             // Both lists hold at least one matrix (`merge` makes one per level, at least one).
@@ -588,8 +594,8 @@ mod tests {
         }
     }
 
-    /// Repacking needs no rotation key beyond the unrepacked circuit's (the matrices keep their
-    /// offsets; the rotation by n is one of the trace's).
+    /// Repacking needs no rotation key beyond the same matrices' in the n-slot view (they keep
+    /// their offsets; the rotation by n is one of the trace's).
     #[test]
     fn repacking_adds_no_rotation_key() {
         for (log_n, log_slots) in [(12u32, 7u32), (12, 10), (16, 13), (16, 14)] {
@@ -598,7 +604,7 @@ mod tests {
             let gap = (1usize << (log_n - 1)) / n;
             let plain: Vec<LinearTransform> = coeff_to_slot(n, 3, 1.0 / (2.0 * 17.0 * gap as f64))
                 .into_iter()
-                .chain(slot_to_coeff(n, 3, 1.0))
+                .chain(slot_to_coeff_small_first(n, 3, 1.0))
                 .map(|d| LinearTransform::new(d, log_slots).unwrap())
                 .collect();
             let mut want: Vec<i64> = plain.iter().flat_map(|t| t.rotations()).collect();

@@ -80,14 +80,21 @@ fn groups(stages: usize, levels: usize) -> Vec<usize> {
 /// `factor` times the inverse special FFT without bit reversal (the encoder's `1/n` included).
 pub fn coeff_to_slot(n: usize, levels: usize, factor: f64) -> Vec<Diagonals> {
     let stages: Vec<usize> = (1..=n.trailing_zeros()).rev().map(|k| 1usize << k).collect(); // len = n .. 2
-    merge(n, &stages, levels, factor / n as f64, ifft_stage)
+    merge(n, &stages, levels, factor / n as f64, ifft_stage, false)
 }
 
 /// SlotToCoeff matrices for `n` slots in `levels` levels, applied in order; their product is
 /// `factor` times the special FFT without bit reversal.
 pub fn slot_to_coeff(n: usize, levels: usize, factor: f64) -> Vec<Diagonals> {
     let stages: Vec<usize> = (1..=n.trailing_zeros()).map(|k| 1usize << k).collect(); // len = 2 .. n
-    merge(n, &stages, levels, factor, fft_stage)
+    merge(n, &stages, levels, factor, fft_stage, false)
+}
+
+/// [`slot_to_coeff`] with the smaller merged matrices first (the first matrix has the fewest
+/// diagonals): for a circuit whose first matrix costs double.
+pub fn slot_to_coeff_small_first(n: usize, levels: usize, factor: f64) -> Vec<Diagonals> {
+    let stages: Vec<usize> = (1..=n.trailing_zeros()).map(|k| 1usize << k).collect();
+    merge(n, &stages, levels, factor, fft_stage, true)
 }
 
 fn merge(
@@ -96,8 +103,12 @@ fn merge(
     levels: usize,
     factor: f64,
     stage: fn(usize, usize) -> Diagonals,
+    small_first: bool,
 ) -> Vec<Diagonals> {
-    let sizes = groups(stages.len(), levels);
+    let mut sizes = groups(stages.len(), levels);
+    if small_first {
+        sizes.reverse();
+    }
     let per_level = factor.abs().powf(1.0 / sizes.len() as f64);
     let mut out = Vec::new();
     let mut it = stages.iter();
@@ -155,6 +166,13 @@ mod tests {
             let mut got = bitrev(&v);
             for m in slot_to_coeff(n, levels, 2.0) {
                 got = m.apply(&got);
+            }
+            let mut small = bitrev(&v);
+            for m in slot_to_coeff_small_first(n, levels, 2.0) {
+                small = m.apply(&small);
+            }
+            for (a, b) in small.iter().zip(&got) {
+                assert!((a.re - b.re).abs() < 1e-9 && (a.im - b.im).abs() < 1e-9, "small first, levels {levels}");
             }
             let mut re: Vec<f64> = v.iter().map(|c| c.re).collect();
             let mut im: Vec<f64> = v.iter().map(|c| c.im).collect();

@@ -1153,11 +1153,11 @@ mod tests {
 
     #[test]
     fn sparse_bootstrap_reuses_congruent_keys() {
-        // n16-boot at the SNIPS shape (46 kept: no full-slot bootstrapping with the folded softmax), and the test preset the
+        // n16-boot at the SNIPS shape (39 kept: no full-slot bootstrapping with the folded softmax), and the test preset the
         // encrypted training test runs with this request.
         let n16 = || Parameters::preset("n16-boot", Security::Require128Bits).unwrap();
         for (p, cfg, want) in [
-            (n16(), TrainConfig::new(7, 769, 1024, 1.0), Some(46)),
+            (n16(), TrainConfig::new(7, 769, 1024, 1.0), Some(39)),
             (n16(), TrainConfig::new(10, 769, 1024, 1.0), None),
             (n16(), TrainConfig::new(3, 769, 640, 1.0), None),
             (params(), TrainConfig::new(7, 128, 32, 1.0), None),
