@@ -40,7 +40,7 @@ use hetune_core::rlwe::ENCAPSULATION_WEIGHT;
 
 use super::chebyshev::Chebyshev;
 use super::dft::{coeff_to_slot, slot_to_coeff, slot_to_coeff_small_first};
-use super::linear::{Diagonals, LinearTransform};
+use super::linear::{baby_step_for, Diagonals, LinearTransform};
 use super::polynomial::{self, Parity};
 use crate::evaluator::{EncapsulationRequest, Evaluator, KeyRequest};
 use crate::Error;
@@ -99,7 +99,7 @@ impl BootstrapConfig {
         let t = self.transforms(log_slots, log_n, 1.0, Some(held));
         let mut used: Vec<(usize, i64)> =
             t.all().flat_map(|t| t.rotations().into_iter().map(move |r| (t.diagonals().slots, r))).collect();
-        used.extend((log_slots..log_n - 1).map(|i| (1usize << (log_n - 1), 1i64 << i)));
+        used.extend(trace_steps(log_slots, log_n).map(|s| (1usize << (log_n - 1), s)));
         if t.stc_pair.is_some() {
             used.push((2usize << log_slots, 1i64 << log_slots));
         }
@@ -210,6 +210,11 @@ impl Transforms {
     }
 }
 
+/// The trace's rotations (full slots) onto the subring of `2^log_slots` slots.
+fn trace_steps(log_slots: u32, log_n: u32) -> impl Iterator<Item = i64> {
+    (log_slots..log_n - 1).map(|i| 1i64 << i)
+}
+
 /// Whether a key in `held` rotates `slots` slots by `step`.
 fn has_key(held: &[i64], step: i64, slots: usize) -> bool {
     let slots = slots as i64;
@@ -226,8 +231,7 @@ fn has_key(held: &[i64], step: i64, slots: usize) -> bool {
 fn place_giants(ds: &mut [Diagonals], held: &[i64]) {
     let slots = ds[0].slots;
     let n = slots / 2;
-    let n1 =
-        LinearTransform::new(ds[0].clone(), slots.trailing_zeros()).expect("matrix built for these slots").baby_step();
+    let n1 = baby_step_for(ds[0].diags.keys().copied(), slots);
     if n1 > n {
         return;
     }
@@ -298,7 +302,7 @@ pub fn rotation_steps(cfg: &BootstrapConfig, log_n: u32) -> Vec<i64> {
     let log_slots = cfg.slots(log_n);
     let t = cfg.transforms(log_slots, log_n, 1.0, None);
     let mut steps: Vec<i64> = t.all().flat_map(|t| t.rotations()).collect();
-    steps.extend((log_slots..log_n - 1).map(|i| 1i64 << i));
+    steps.extend(trace_steps(log_slots, log_n));
     steps.sort_unstable();
     steps.dedup();
     steps
@@ -451,7 +455,8 @@ impl Bootstrapper {
         // 4. EvalMod (on both halves at once, or on each); the output scale is chosen so
         //    SlotToCoeff's first matrix is encoded at about 2^42 x its entries.
         // 5. SlotToCoeff, landing on the default scale.
-        let mut w = match &self.transforms.stc_pair {
+        let stc = &self.transforms.stc;
+        let (mut w, rest) = match &self.transforms.stc_pair {
             Some(t2) => {
                 // x = [z, -i z]: x + conj(x) = [2 Re z, 2 Im z].
                 let y = ev.add(&x, &conj)?;
@@ -459,13 +464,9 @@ impl Bootstrapper {
                 let y = self.eval_mod(ev, &y, target, out_level)?;
                 trace("eval_mod", &y);
                 let y_rot = ev.rotate(&y, 1i64 << self.log_slots)?;
-                let mut w =
-                    LinearTransform::evaluate_sum(ev, &[(&self.transforms.stc[0], &y), (t2, &y_rot)], delta_out)?;
+                let mut w = LinearTransform::evaluate_sum(ev, &[(&stc[0], &y), (t2, &y_rot)], delta_out)?;
                 ev.reinterpret_slots(&mut w, self.log_slots)?;
-                for t in &self.transforms.stc[1..] {
-                    w = t.evaluate(ev, &w, delta_out)?;
-                }
-                w
+                (w, &stc[1..])
             }
             None => {
                 let re = ev.add(&x, &conj)?;
@@ -478,13 +479,12 @@ impl Bootstrapper {
                 let (re, im) = (re?, im?);
                 trace("eval_mod_re", &re);
                 trace("eval_mod_im", &im);
-                let mut w = ev.add(&re, &ev.mul_by_i(&im)?)?;
-                for t in &self.transforms.stc {
-                    w = t.evaluate(ev, &w, delta_out)?;
-                }
-                w
+                (ev.add(&re, &ev.mul_by_i(&im)?)?, &stc[..])
             }
         };
+        for t in rest {
+            w = t.evaluate(ev, &w, delta_out)?;
+        }
         // The matrices assumed the default input scale; reinterpret for the actual one.
         ev.reinterpret_scale(&mut w, delta_out * delta_in / params.scale())?;
         trace("output", &w);

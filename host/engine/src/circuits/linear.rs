@@ -87,6 +87,23 @@ impl Diagonals {
     }
 }
 
+/// The baby-step size (a power of two up to `slots`) that minimises the rotations of a matrix
+/// with diagonals at `offsets`: distinct baby steps plus distinct giant steps.
+pub fn baby_step_for(offsets: impl Iterator<Item = usize> + Clone, slots: usize) -> usize {
+    let mut best = (usize::MAX, 1usize);
+    let mut n1 = 1;
+    while n1 <= slots {
+        let babies: BTreeSet<usize> = offsets.clone().map(|k| k % n1).collect();
+        let giants: BTreeSet<usize> = offsets.clone().map(|k| k / n1).collect();
+        let cost = babies.len() + giants.len();
+        if cost < best.0 {
+            best = (cost, n1);
+        }
+        n1 *= 2;
+    }
+    best.1
+}
+
 /// A matrix prepared for homomorphic evaluation: its diagonals split as `k = g n1 + j`.
 #[derive(Clone, Debug)]
 pub struct LinearTransform {
@@ -119,19 +136,8 @@ impl LinearTransform {
         if diags.slots != 1 << log_slots {
             return Err(Error::InvalidArgument("matrix size differs from the slot count"));
         }
-        let n = diags.slots;
-        let mut best = (usize::MAX, 1usize);
-        let mut n1 = 1;
-        while n1 <= n {
-            let babies: BTreeSet<usize> = diags.diags.keys().map(|k| k % n1).collect();
-            let giants: BTreeSet<usize> = diags.diags.keys().map(|k| k / n1).collect();
-            let cost = babies.len() + giants.len();
-            if cost < best.0 {
-                best = (cost, n1);
-            }
-            n1 *= 2;
-        }
-        Ok(LinearTransform { diags, log_slots, n1: best.1, encoded: Arc::new(Mutex::new(None)) })
+        let n1 = baby_step_for(diags.diags.keys().copied(), diags.slots);
+        Ok(LinearTransform { diags, log_slots, n1, encoded: Arc::new(Mutex::new(None)) })
     }
 
     /// The baby-step size `n1` (diagonal `k` is rotated by `k mod n1`, then by `k - k mod n1`).
