@@ -5,7 +5,7 @@ use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroize;
 
 use super::plaintext::{Ciphertext, Plaintext, SeededCiphertext};
-use crate::ring::{Modulus, RnsPoly};
+use crate::ring::{elementwise, Modulus, RnsPoly};
 use crate::rlwe::keys::rlwe_limb;
 use crate::rlwe::sampling::{fresh_seed, stream_id, ternary, UniformExpander};
 use crate::rlwe::{Context, PublicKey, SecretKey};
@@ -42,53 +42,109 @@ pub fn encrypt_sk<R: RngCore + CryptoRng>(
     Ok(SeededCiphertext { seed, c0, c0_ntt: true, level: pt.level, scale: pt.scale, log_slots: pt.log_slots })
 }
 
+/// The secret randomness of one public-key encryption: the ternary `v` and the errors `e_0`,
+/// `e_1`, drawn in this order. Wiped on drop.
+pub struct PkNoise {
+    v: alloc::vec::Vec<i8>,
+    e0: alloc::vec::Vec<i8>,
+    e1: alloc::vec::Vec<i8>,
+}
+
+impl PkNoise {
+    /// Draws `v`, `e_0` and `e_1` from `rng` (the order [`encrypt_pk`] uses).
+    pub fn sample<R: RngCore + CryptoRng>(ctx: &Context, rng: &mut R) -> Self {
+        let n = ctx.n();
+        let mut v = vec![0i8; n];
+        ternary(rng, &mut v);
+        let mut e0 = vec![0i8; n];
+        let mut e1 = vec![0i8; n];
+        ctx.gaussian().fill(rng, &mut e0);
+        ctx.gaussian().fill(rng, &mut e1);
+        PkNoise { v, e0, e1 }
+    }
+}
+
+impl Drop for PkNoise {
+    fn drop(&mut self) {
+        self.v.zeroize();
+        self.e0.zeroize();
+        self.e1.zeroize();
+    }
+}
+
+/// The global limbs of `Q_level ∪ P` a public-key encryption at `level` works on, in order.
+pub fn pk_limbs(ctx: &Context, level: usize) -> impl Iterator<Item = usize> + Clone {
+    (0..=level).chain(ctx.q_len()..ctx.qp().len())
+}
+
+/// Limb `i` (global, of `Q ∪ P`) of the public key's uniform half `a`, expanded from its seed.
+pub fn public_a_limb(ctx: &Context, pk: &PublicKey, i: usize, out: &mut [u64]) {
+    let mut a = UniformExpander::new(&pk.seed, stream_id(0, i), &ctx.qp()[i]);
+    out.iter_mut().for_each(|o| *o = a.next_residue());
+}
+
+/// Limb `i` (global, of `Q ∪ P`) of `(v b + e_0, v a + e_1)` in evaluation form, before the
+/// division by `P`: `a` is that limb of the public key's uniform half ([`public_a_limb`]),
+/// `vq` scratch of `n` words (wiped here: it holds `v`).
+#[allow(clippy::too_many_arguments)]
+pub fn encrypt_pk_limb(
+    ctx: &Context,
+    pk: &PublicKey,
+    noise: &PkNoise,
+    i: usize,
+    a: &[u64],
+    vq: &mut [u64],
+    out0: &mut [u64],
+    out1: &mut [u64],
+) {
+    let (q, t) = (&ctx.qp()[i], &ctx.ntt()[i]);
+    t.forward_small(&noise.v, vq);
+    t.forward_small(&noise.e0, out0);
+    elementwise::mul_acc_ct(q, out0, vq, pk.b.limb(i));
+    t.forward_small(&noise.e1, out1);
+    elementwise::mul_acc_ct(q, out1, vq, a);
+    vq.zeroize();
+}
+
+/// The end of a public-key encryption: `(c_0, c_1)` over `Q_level ∪ P` divided by `P`, plus `m`.
+pub fn encrypt_pk_finish(ctx: &Context, mut c0: RnsPoly, mut c1: RnsPoly, pt: &Plaintext) -> Ciphertext {
+    ctx.mod_down(&mut c0, pt.level);
+    ctx.mod_down(&mut c1, pt.level);
+    c0.add_assign(&pt.poly, ctx.q());
+    Ciphertext { c: vec![c0, c1], level: pt.level, scale: pt.scale, log_slots: pt.log_slots }
+}
+
+/// The checks of a public-key encryption: the plaintext and the key match the context.
+pub fn check_pk_inputs(ctx: &Context, pk: &PublicKey, pt: &Plaintext) -> Result<(), Error> {
+    check_plaintext(ctx, pt)?;
+    if pk.b.limbs() != ctx.qp().len() || pk.b.n() != ctx.n() {
+        return Err(Error::InvalidArgument("public key does not match the context"));
+    }
+    Ok(())
+}
+
 /// Public-key encryption: `(v b + e_0, v a + e_1)` over `Q_l ∪ P` with ternary `v`, divided by
-/// P (which shrinks the noise `v e + e_0 + e_1 s` to a rounding term), plus `m`.
+/// P (which shrinks the noise `v e + e_0 + e_1 s` to a rounding term), plus `m`. One limb at a
+/// time ([`encrypt_pk_limb`]); hosts run the limbs in parallel with the same result.
 pub fn encrypt_pk<R: RngCore + CryptoRng>(
     ctx: &Context,
     pk: &PublicKey,
     pt: &Plaintext,
     rng: &mut R,
 ) -> Result<Ciphertext, Error> {
-    check_plaintext(ctx, pt)?;
-    if pk.b.limbs() != ctx.qp().len() {
-        return Err(Error::InvalidArgument("public key does not match the context"));
-    }
+    check_pk_inputs(ctx, pk, pt)?;
     let n = ctx.n();
-    let level = pt.level;
-    let limbs: alloc::vec::Vec<usize> = (0..=level).chain(ctx.q_len()..ctx.qp().len()).collect();
-    let mut v = vec![0i8; n];
-    ternary(rng, &mut v);
-    let mut e0 = vec![0i8; n];
-    let mut e1 = vec![0i8; n];
-    ctx.gaussian().fill(rng, &mut e0);
-    ctx.gaussian().fill(rng, &mut e1);
-    let mut c0 = RnsPoly::zero(n, limbs.len());
-    let mut c1 = RnsPoly::zero(n, limbs.len());
+    let noise = PkNoise::sample(ctx, rng);
+    let count = pk_limbs(ctx, pt.level).count();
+    let mut c0 = RnsPoly::zero(n, count);
+    let mut c1 = RnsPoly::zero(n, count);
     let mut vq = vec![0u64; n];
-    for (pos, &i) in limbs.iter().enumerate() {
-        let (q, t) = (&ctx.qp()[i], &ctx.ntt()[i]);
-        t.forward_small(&v, &mut vq);
-        let out0 = c0.limb_mut(pos);
-        t.forward_small(&e0, out0);
-        for ((o, &b), &vv) in out0.iter_mut().zip(pk.b.limb(i)).zip(vq.iter()) {
-            *o = q.add_ct(*o, q.mul_ct(vv, b));
-        }
-        let out1 = c1.limb_mut(pos);
-        t.forward_small(&e1, out1);
-        let mut a = UniformExpander::new(&pk.seed, stream_id(0, i), q);
-        for (o, &vv) in out1.iter_mut().zip(&vq) {
-            *o = q.add_ct(*o, q.mul_ct(vv, a.next_residue()));
-        }
+    let mut a = vec![0u64; n];
+    for (pos, i) in pk_limbs(ctx, pt.level).enumerate() {
+        public_a_limb(ctx, pk, i, &mut a);
+        encrypt_pk_limb(ctx, pk, &noise, i, &a, &mut vq, c0.limb_mut(pos), c1.limb_mut(pos));
     }
-    v.zeroize();
-    vq.zeroize();
-    e0.zeroize();
-    e1.zeroize();
-    ctx.mod_down(&mut c0, level);
-    ctx.mod_down(&mut c1, level);
-    c0.add_assign(&pt.poly, ctx.q());
-    Ok(Ciphertext { c: vec![c0, c1], level, scale: pt.scale, log_slots: pt.log_slots })
+    Ok(encrypt_pk_finish(ctx, c0, c1, pt))
 }
 
 /// One limb of decryption: `out = c_0 + c_1 s + c_2 s^2 + ...` with `s` the secret limb in

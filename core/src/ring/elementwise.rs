@@ -31,6 +31,22 @@ pub fn sub_assign(q: &Modulus, a: &mut [u64], b: &[u64]) {
     )
 }
 
+/// `out[t] = a[t] + b[t] mod q`: [`add_assign`] into a third buffer (one pass, no copy first).
+pub fn add_into(q: &Modulus, out: &mut [u64], a: &[u64], b: &[u64]) {
+    vectorized(
+        #[inline(always)]
+        || out.iter_mut().zip(a).zip(b).for_each(|((o, &x), &y)| *o = q.add(x, y)),
+    )
+}
+
+/// `out[t] = a[t] - b[t] mod q`.
+pub fn sub_into(q: &Modulus, out: &mut [u64], a: &[u64], b: &[u64]) {
+    vectorized(
+        #[inline(always)]
+        || out.iter_mut().zip(a).zip(b).for_each(|((o, &x), &y)| *o = q.sub(x, y)),
+    )
+}
+
 /// `a[t] = a[t] - c mod q` for a residue `c`.
 pub fn sub_scalar_assign(q: &Modulus, a: &mut [u64], c: u64) {
     vectorized(
@@ -71,6 +87,20 @@ pub fn mul_into(q: &Modulus, out: &mut [u64], a: &[u64], b: &[u64]) {
 /// `acc[t] = acc[t] + a[t] b[t] mod q` (residues).
 pub fn mul_acc(q: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
     products(q, acc, Some(a), b, true);
+}
+
+/// [`mul_acc`] for secret operands: the vector kernel (no branch on the data) where the processor
+/// has it, else constant-time scalar arithmetic ([`Modulus::mul_ct`], [`Modulus::add_ct`]).
+pub fn mul_acc_ct(q: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(all(feature = "simd", target_arch = "x86_64"))]
+    if let Some(s) = super::simd::ifma() {
+        done = super::simd::mul_mod_slice(s, &super::simd::MulConsts::new(q), acc, Some(a), b, true);
+    }
+    for ((o, &x), &y) in acc.iter_mut().zip(a).zip(b).skip(done) {
+        *o = q.add_ct(*o, q.mul_ct(x, y));
+    }
 }
 
 /// `out[t] = x[t] y[t]` (`out[t]` itself for `x` when `x` is `None`), added to `out[t]` when

@@ -521,6 +521,9 @@ mod tests {
                 crate::ring::elementwise::mul_acc(m, &mut acc, &b, &c);
                 let mut into = vec![0u64; N];
                 crate::ring::elementwise::mul_into(m, &mut into, &b, &c);
+                let (mut sum, mut diff) = (vec![0u64; N], vec![0u64; N]);
+                crate::ring::elementwise::add_into(m, &mut sum, &b, &c);
+                crate::ring::elementwise::sub_into(m, &mut diff, &b, &c);
                 let w = rng.next_u64() % m.value();
                 let mut scaled = a.clone();
                 let done = mul_shoup_in_place(s, m.value(), w, m.shoup(w), &mut scaled);
@@ -534,6 +537,7 @@ mod tests {
                     assert_eq!(prod[t], m.mul(a[t], b[t]), "q = {} t = {t}", m.value());
                     assert_eq!(acc[t], m.add(a[t], m.mul(b[t], c[t])), "q = {} t = {t}", m.value());
                     assert_eq!(into[t], m.mul(b[t], c[t]), "q = {} t = {t}", m.value());
+                    assert_eq!((sum[t], diff[t]), (m.add(b[t], c[t]), m.sub(b[t], c[t])), "q = {}", m.value());
                     assert_eq!(reduced[t] as u128, wide[t] as u128 % m.value() as u128);
                     if t < done {
                         assert_eq!(scaled[t], m.mul_shoup(a[t], w, m.shoup(w)));

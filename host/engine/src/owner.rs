@@ -1,9 +1,11 @@
-//! Owner-side helpers that need the secret key: decryption straight to the real slot values.
+//! Owner-side helpers: decryption straight to the real slot values (with the secret key), and
+//! public-key encryption with the host's threads.
 
-use hetune_core::ckks::encryptor::decrypt_limb;
+use hetune_core::ckks::encryptor::{self, decrypt_limb, PkNoise};
 use hetune_core::ckks::{Ciphertext, Encoder, Plaintext};
 use hetune_core::ring::RnsPoly;
-use hetune_core::rlwe::{Context, SecretKey};
+use hetune_core::rlwe::{Context, PublicKey, SecretKey};
+use rand_core::{CryptoRng, RngCore};
 use rayon::prelude::*;
 
 use crate::Result;
@@ -27,4 +29,53 @@ pub fn decrypt_decode(ctx: &Context, sk: &SecretKey, ct: &Ciphertext) -> Result<
     let poly = RnsPoly::from_vec(n, limbs.concat());
     let pt = Plaintext { poly, level: k - 1, scale: ct.scale, log_slots: ct.log_slots, ntt: true };
     Ok(Encoder::new(ctx).decode_real(&pt)?)
+}
+
+/// Public-key encryption for hosts: the public key's uniform half `a` expanded from its seed
+/// once (every limb of `Q ∪ P`, `8 n` bytes a limb) instead of at every encryption, the limbs of
+/// each encryption in parallel and the two divisions by `P` side by side. Bit for bit
+/// [`hetune_core::ckks::encrypt_pk`] for the same random stream: the randomness is drawn in the
+/// same order before the parallel part.
+pub struct PkEncryptor<'a> {
+    ctx: &'a Context,
+    pk: &'a PublicKey,
+    a: RnsPoly,
+}
+
+impl<'a> PkEncryptor<'a> {
+    /// Expands `pk`'s uniform half (in parallel over limbs).
+    pub fn new(ctx: &'a Context, pk: &'a PublicKey) -> Result<Self> {
+        if pk.b.limbs() != ctx.qp().len() || pk.b.n() != ctx.n() {
+            return Err(hetune_core::Error::InvalidArgument("public key does not match the context").into());
+        }
+        let n = ctx.n();
+        let mut a = RnsPoly::zero(n, ctx.qp().len());
+        a.as_mut_slice().par_chunks_exact_mut(n).enumerate().for_each(|(i, out)| encryptor::public_a_limb(ctx, pk, i, out));
+        Ok(PkEncryptor { ctx, pk, a })
+    }
+
+    /// Encrypts `pt` (in evaluation form) under the public key.
+    pub fn encrypt<R: RngCore + CryptoRng>(&self, pt: &Plaintext, rng: &mut R) -> Result<Ciphertext> {
+        let ctx = self.ctx;
+        encryptor::check_pk_inputs(ctx, self.pk, pt)?;
+        let n = ctx.n();
+        let noise = PkNoise::sample(ctx, rng);
+        let limbs: Vec<usize> = encryptor::pk_limbs(ctx, pt.level).collect();
+        let mut c0 = RnsPoly::zero(n, limbs.len());
+        let mut c1 = RnsPoly::zero(n, limbs.len());
+        c0.as_mut_slice()
+            .par_chunks_exact_mut(n)
+            .zip(c1.as_mut_slice().par_chunks_exact_mut(n))
+            .zip(limbs.par_iter())
+            .for_each_init(
+                || vec![0u64; n],
+                |vq, ((o0, o1), &i)| {
+                    encryptor::encrypt_pk_limb(ctx, self.pk, &noise, i, self.a.limb(i), vq, o0, o1);
+                },
+            );
+        let (mut c0, mut c1) = (c0, c1);
+        rayon::join(|| ctx.mod_down(&mut c0, pt.level), || ctx.mod_down(&mut c1, pt.level));
+        c0.add_assign(&pt.poly, ctx.q());
+        Ok(Ciphertext { c: vec![c0, c1], level: pt.level, scale: pt.scale, log_slots: pt.log_slots })
+    }
 }

@@ -7,6 +7,7 @@ use hetune_core::ckks::{encrypt_pk, encrypt_sk, Ciphertext, Complex, Encoder};
 use hetune_core::ring::RnsPoly;
 use hetune_core::rlwe::{Context, PublicKey};
 use hetune_engine::evaluator::{Evaluator, KeyRequest};
+use hetune_engine::owner::PkEncryptor;
 use hetune_engine::Error;
 use hetune_testkit::{owner, Owner, PrecisionStats};
 use rand_chacha::ChaCha20Rng;
@@ -102,6 +103,30 @@ fn add_sub_neg_match_the_reference_and_meet_at_the_lower_level() {
     let cpk = encrypt_pk(&fx.ctx, fx.pk, &pt, &mut fx.rng).unwrap();
     let s2 = fx.ev.add(&ca, &cpk).unwrap();
     assert_bits(fx.bits(&s2, &a.iter().zip(&b).map(|(x, y)| cadd(*x, *y)).collect::<Vec<_>>()), 21.0, "add pk");
+}
+
+#[test]
+fn host_public_key_encryption_is_the_cores_bit_for_bit() {
+    // The host's encryptor (limbs in parallel, the key's uniform half expanded once) against
+    // the core's (one limb at a time) on the same random stream, at the top and a lower level,
+    // on two threads; then it decrypts to its message.
+    let mut fx = n12(&KeyRequest::default(), 9);
+    let enc = Encoder::new(&fx.ctx);
+    let host = PkEncryptor::new(&fx.ctx, fx.pk).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let a = values(1 << fx.log_slots(), 0.9);
+    for level in [fx.top(), 2] {
+        let pt = enc.encode_complex(&a, fx.log_slots(), level, fx.ctx.params().scale()).unwrap();
+        let (mut r1, mut r2) = (fx.owner.rng(77), fx.owner.rng(77));
+        let core = encrypt_pk(&fx.ctx, fx.pk, &pt, &mut r1).unwrap();
+        let ours = pool.install(|| host.encrypt(&pt, &mut r2)).unwrap();
+        assert_eq!((ours.level, ours.scale, ours.log_slots), (core.level, core.scale, core.log_slots));
+        assert!(ours.c.iter().zip(&core.c).all(|(x, y)| x.as_slice() == y.as_slice()), "level {level}");
+        assert_bits(fx.bits(&ours, &a), 21.0, "host encrypt_pk");
+    }
+    // A key of another parameter set is refused.
+    let other = owner("test-n12-deep");
+    assert!(PkEncryptor::new(&fx.ctx, &other.pk).is_err());
 }
 
 #[test]

@@ -10,7 +10,9 @@
 //! Depth: `ceil(log2(d + 1)) + 1` levels for degree `d` on `[-1, 1]`, one more for another
 //! interval (the affine change of variable).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use rayon::prelude::*;
 
 use super::arith::Arith;
 use super::chebyshev::{split, Chebyshev};
@@ -34,41 +36,96 @@ pub fn depth(p: &Chebyshev) -> usize {
     (usize::BITS - d.leading_zeros()) as usize + 1 + affine
 }
 
-struct Powers<'a, O: Arith> {
-    ops: &'a O,
+/// The Chebyshev powers `T_i` of the input, computed before the recursion reads them: every
+/// power the recursion needs and every power those are built from, in waves of equal depth, each
+/// wave's products in parallel (`T_3` beside `T_4`, `T_5 .. T_8` two at a time on two threads).
+/// The products are the same whatever the order, so the result is bit for bit the serial one.
+struct Powers<O: Arith> {
     t: BTreeMap<usize, O::Ct>,
 }
 
-impl<O: Arith> Powers<'_, O> {
-    /// `T_i`, computed on first use from `T_{ceil(i/2)}` and `T_{floor(i/2)}`:
-    /// `T_{a+b} = 2 T_a T_b - T_{a-b}`.
-    fn get(&mut self, i: usize) -> Result<O::Ct, Error> {
-        if let Some(c) = self.t.get(&i) {
-            return Ok(c.clone());
+impl<O: Arith + Sync> Powers<O> {
+    /// Computes `T_i` for every `i` in `needed` (and what they are built from) from `T_1 = y`.
+    fn compute(ops: &O, y: O::Ct, needed: &BTreeSet<usize>) -> Result<Self, Error> {
+        // Close `needed` under `i -> ceil(i/2), floor(i/2)`; depth(i) = 1 + depth of its parts.
+        let mut all = BTreeSet::new();
+        let mut stack: Vec<usize> = needed.iter().copied().filter(|&i| i > 1).collect();
+        while let Some(i) = stack.pop() {
+            if i > 1 && all.insert(i) {
+                stack.push(i.div_ceil(2));
+                stack.push(i / 2);
+            }
         }
+        let mut depth: BTreeMap<usize, usize> = BTreeMap::from([(1, 0)]);
+        for &i in &all {
+            // Ascending order: both parts are below `i`, so their depths are known.
+            let d = 1 + depth[&i.div_ceil(2)].max(depth[&(i / 2)]);
+            depth.insert(i, d);
+        }
+        let mut powers = Powers { t: BTreeMap::from([(1, y)]) };
+        let max_depth = depth.values().copied().max().unwrap_or(0);
+        for d in 1..=max_depth {
+            let wave: Vec<usize> = all.iter().copied().filter(|i| depth[i] == d).collect();
+            let made: Vec<Result<O::Ct, Error>> = wave.par_iter().map(|&i| powers.product(ops, i)).collect();
+            for (i, ct) in wave.into_iter().zip(made) {
+                powers.t.insert(i, ct?);
+            }
+        }
+        Ok(powers)
+    }
+
+    /// `T_i = 2 T_a T_b - T_{a-b}` with `a = ceil(i/2)`, `b = floor(i/2)` (both already here).
+    fn product(&self, ops: &O, i: usize) -> Result<O::Ct, Error> {
         let (a, b) = (i.div_ceil(2), i / 2);
-        let ta = self.get(a)?;
-        let tb = self.get(b)?;
-        let ops = self.ops;
-        let mut prod = ops.mul_integer(&ops.mul_relin(&ta, &tb)?, 2)?;
+        let (ta, tb) = (self.get(a)?, self.get(b)?);
+        let mut prod = ops.mul_integer(&ops.mul_relin(ta, tb)?, 2)?;
         if a == b {
             prod = ops.add_const(&prod, -1.0)?;
         } else {
-            let d = self.get(a - b)?;
-            let d = ops.drop_level(&d, ops.level(&prod))?;
+            let d = ops.drop_level(self.get(a - b)?, ops.level(&prod))?;
             // Bring T_{a-b} to the product's scale exactly before subtracting.
             let d = ops.mul_const(&d, 1.0, ops.scale(&prod) / ops.scale(&d))?;
             let d = ops.snap_scale(d, ops.scale(&prod))?;
             prod = ops.sub(&prod, &d)?;
         }
-        let prod = ops.rescale(prod)?;
-        self.t.insert(i, prod.clone());
-        Ok(prod)
+        ops.rescale(prod)
     }
 }
 
+impl<O: Arith> Powers<O> {
+    /// `T_i`, which [`Powers::compute`] made.
+    fn get(&self, i: usize) -> Result<&O::Ct, Error> {
+        self.t.get(&i).ok_or(Error::InvalidArgument("polynomial evaluation: a Chebyshev power was not computed"))
+    }
+}
+
+/// The powers the recursion of [`recurse`] reads: its giant steps and the baby steps whose
+/// coefficients are not zero.
+fn needed_powers(c: &[f64], baby: usize, out: &mut BTreeSet<usize>) {
+    if c.len() <= baby {
+        out.extend(c.iter().enumerate().skip(1).filter(|(_, &v)| v != 0.0).map(|(i, _)| i));
+        return;
+    }
+    let k = giant_for(c.len(), baby);
+    let (r, q) = split(c, k);
+    out.insert(k);
+    needed_powers(&q, baby, out);
+    if r.iter().any(|&v| v != 0.0) {
+        needed_powers(&r, baby, out);
+    }
+}
+
+/// The giant step that splits `len` coefficients: the largest `baby * 2^j` below `len`.
+fn giant_for(len: usize, baby: usize) -> usize {
+    let mut k = baby;
+    while 2 * k < len {
+        k *= 2;
+    }
+    k
+}
+
 /// Evaluates `p` at every slot of `ct`; the result has exactly `target_scale`.
-pub fn evaluate<O: Arith>(
+pub fn evaluate<O: Arith + Sync>(
     ops: &O,
     ct: &O::Ct,
     p: &Chebyshev,
@@ -104,41 +161,43 @@ pub fn evaluate<O: Arith>(
     let m = (usize::BITS - degree.max(1).leading_zeros()) as usize;
     let baby = 1usize << m.div_ceil(2).max(1);
     let y_level = ops.level(&y);
-    let mut powers = Powers { ops, t: BTreeMap::new() };
-    powers.t.insert(1, y);
     let target_level =
         y_level.checked_sub(m + 1).ok_or(Error::LevelExhausted { op: "polynomial evaluation", level: y_level })?;
-    recurse(ops, &c, baby, target_scale, target_level, &mut powers)
+    let mut needed = BTreeSet::new();
+    needed_powers(&c, baby, &mut needed);
+    let powers = Powers::compute(ops, y, &needed)?;
+    recurse(ops, &c, baby, target_scale, target_level, &powers)
 }
 
-fn recurse<O: Arith>(
+/// `p = r + q T_k`: the two halves are independent, so they run side by side.
+fn recurse<O: Arith + Sync>(
     ops: &O,
     c: &[f64],
     baby: usize,
     target_scale: f64,
     target_level: usize,
-    powers: &mut Powers<'_, O>,
+    powers: &Powers<O>,
 ) -> Result<O::Ct, Error> {
     if c.len() <= baby {
         return baby_step(ops, c, target_scale, target_level, powers);
     }
-    let mut k = baby;
-    while 2 * k < c.len() {
-        k *= 2;
-    }
+    let k = giant_for(c.len(), baby);
     let (r, q) = split(c, k);
-    let g = powers.get(k)?;
-    let prod_level = target_level + 1;
-    let q_scale = target_scale * ops.rescale_scale(prod_level) / ops.scale(&g);
-    let qct = recurse(ops, &q, baby, q_scale, prod_level, powers)?;
-    let g = ops.drop_level(&g, prod_level)?;
-    let out = ops.rescale(ops.mul_relin(&qct, &g)?)?;
-    let out = ops.snap_scale(out, target_scale)?;
+    let high = || -> Result<O::Ct, Error> {
+        let g = powers.get(k)?;
+        let prod_level = target_level + 1;
+        let q_scale = target_scale * ops.rescale_scale(prod_level) / ops.scale(g);
+        let qct = recurse(ops, &q, baby, q_scale, prod_level, powers)?;
+        let g = ops.drop_level(g, prod_level)?;
+        let out = ops.rescale(ops.mul_relin(&qct, &g)?)?;
+        ops.snap_scale(out, target_scale)
+    };
     if r.iter().any(|&v| v != 0.0) {
-        let rct = recurse(ops, &r, baby, target_scale, target_level, powers)?;
-        return ops.add(&out, &rct);
+        let (out, rct) =
+            rayon::join(high, || recurse(ops, &r, baby, target_scale, target_level, powers));
+        return ops.add(&out?, &rct?);
     }
-    Ok(out)
+    high()
 }
 
 fn baby_step<O: Arith>(
@@ -146,7 +205,7 @@ fn baby_step<O: Arith>(
     c: &[f64],
     target_scale: f64,
     target_level: usize,
-    powers: &mut Powers<'_, O>,
+    powers: &Powers<O>,
 ) -> Result<O::Ct, Error> {
     let level = target_level + 1;
     let acc_scale = target_scale * ops.rescale_scale(level);
@@ -155,8 +214,7 @@ fn baby_step<O: Arith>(
         if ci == 0.0 {
             continue;
         }
-        let t = powers.get(i)?;
-        let t = ops.drop_level(&t, level)?;
+        let t = ops.drop_level(powers.get(i)?, level)?;
         let term = ops.mul_const(&t, ci, acc_scale / ops.scale(&t))?;
         let term = ops.snap_scale(term, acc_scale)?;
         acc = Some(match acc {
@@ -167,8 +225,7 @@ fn baby_step<O: Arith>(
     let mut acc = match acc {
         Some(a) => a,
         None => {
-            let one = powers.get(1)?;
-            ops.zero_like(&one, level, acc_scale)?
+            ops.zero_like(powers.get(1)?, level, acc_scale)?
         }
     };
     if c[0] != 0.0 {

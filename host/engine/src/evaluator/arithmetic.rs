@@ -42,6 +42,9 @@ impl Evaluator {
     /// `a + b`.
     pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, Error> {
         self.check_pair(a, b)?;
+        if let Some(out) = self.combine_into(a, b, false)? {
+            return Ok(out);
+        }
         let mut out = self.drop_level(a, a.level.min(b.level))?;
         self.combine_assign(&mut out, b, false)?;
         Ok(out)
@@ -55,6 +58,9 @@ impl Evaluator {
     /// `a - b`.
     pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, Error> {
         self.check_pair(a, b)?;
+        if let Some(out) = self.combine_into(a, b, true)? {
+            return Ok(out);
+        }
         let mut out = self.drop_level(a, a.level.min(b.level))?;
         self.combine_assign(&mut out, b, true)?;
         Ok(out)
@@ -81,6 +87,33 @@ impl Evaluator {
             par_limbs(p, limbs, |i, x| elementwise::neg_assign(&q[i], x));
         }
         Ok(())
+    }
+
+    /// `a +- b` written in one pass into a new ciphertext (no copy of `a` first), for the usual
+    /// case of equal scales and equal degrees; `None` otherwise (the caller combines in place).
+    fn combine_into(&self, a: &Ciphertext, b: &Ciphertext, subtract: bool) -> Result<Option<Ciphertext>, Error> {
+        if a.c.len() != b.c.len() || match_scales(a.scale, b.scale)? != ScaleMatch::Equal {
+            return Ok(None);
+        }
+        let level = a.level.min(b.level);
+        let (n, q) = (self.n(), self.q());
+        let c = a
+            .c
+            .iter()
+            .zip(&b.c)
+            .map(|(pa, pb)| {
+                let mut v = vec![0u64; (level + 1) * n];
+                v.par_chunks_exact_mut(n).enumerate().for_each(|(i, o)| {
+                    if subtract {
+                        elementwise::sub_into(&q[i], o, pa.limb(i), pb.limb(i));
+                    } else {
+                        elementwise::add_into(&q[i], o, pa.limb(i), pb.limb(i));
+                    }
+                });
+                RnsPoly::from_vec(n, v)
+            })
+            .collect();
+        Ok(Some(Ciphertext { c, level, scale: a.scale, log_slots: a.log_slots }))
     }
 
     /// `a = ka * a +- kb * b` with the integers from scale matching; `a` and `b` may differ in
@@ -208,13 +241,20 @@ impl Evaluator {
         let level = ct.level.min(pt.level);
         let scale = ct.scale * pt.scale;
         self.check_scale_fits(scale, level)?;
-        let mut out = self.drop_level(ct, level)?;
-        let q = self.q();
-        for c in out.c.iter_mut() {
-            par_limbs(c, level + 1, |i, x| elementwise::mul_assign(&q[i], x, p.limb(i)));
-        }
-        out.scale = scale;
-        Ok(out)
+        // Written in one pass into the result (no copy of `ct` first).
+        let (n, q) = (self.n(), self.q());
+        let c = ct
+            .c
+            .iter()
+            .map(|pc| {
+                let mut v = vec![0u64; (level + 1) * n];
+                v.par_chunks_exact_mut(n)
+                    .enumerate()
+                    .for_each(|(i, o)| elementwise::mul_into(&q[i], o, pc.limb(i), p.limb(i)));
+                RnsPoly::from_vec(n, v)
+            })
+            .collect();
+        Ok(Ciphertext { c, level, scale, log_slots: ct.log_slots })
     }
 
     /// The scale at which a plaintext or constant multiplies a ciphertext at `level` so that one

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
-use hetune_core::ckks::{encrypt_pk, encrypt_sk, Encoder};
+use hetune_core::ckks::{encrypt_sk, Encoder};
 use hetune_core::rlwe::{Context, PublicKey, SecretKey, SecretRng};
 use hetune_core::wire::{self, Limits, TensorHeader, TensorLayout};
 use rand_core::{CryptoRng, RngCore};
@@ -14,8 +14,14 @@ use zeroize::Zeroizing;
 
 use super::npy::{Dtype, Matrix};
 use crate::error::{Error, Result};
-use hetune_engine::owner::decrypt_decode;
+use hetune_engine::owner::{decrypt_decode, PkEncryptor};
 use hetune_engine::wire_io::{IoSink, IoSource};
+
+/// The key a tensor is encrypted under, ready to encrypt.
+enum Encrypting<'a> {
+    Secret(&'a SecretKey),
+    Public(PkEncryptor<'a>),
+}
 
 /// Which key encrypts.
 pub enum EncryptionKey<'a> {
@@ -79,6 +85,11 @@ pub fn encrypt_matrix<R: RngCore + CryptoRng>(
     wire::write_tensor_header(&mut sink, params, &header)?;
     let encoder = Encoder::new(ctx);
     let scale = params.scale();
+    // The public key's uniform half, expanded once for the whole tensor.
+    let encrypting = match key {
+        EncryptionKey::Public(pk) => Encrypting::Public(PkEncryptor::new(ctx, pk)?),
+        EncryptionKey::Secret(sk) => Encrypting::Secret(sk),
+    };
     let mut chunk = 0;
     while chunk < count {
         let end = (chunk + batch_size()).min(count);
@@ -103,17 +114,17 @@ pub fn encrypt_matrix<R: RngCore + CryptoRng>(
                 let hi = ((c + 1) * slots).min(m.data.len());
                 let pt = encoder.encode_real(&m.data[lo..hi], log_slots, opts.level, scale)?;
                 let mut buf = Vec::new();
-                match key {
-                    EncryptionKey::Secret(sk) => {
+                match &encrypting {
+                    Encrypting::Public(enc) => {
+                        wire::write_ciphertext(&mut buf, params, &enc.encrypt(&pt, &mut crng)?)?;
+                    }
+                    Encrypting::Secret(sk) => {
                         let ct = encrypt_sk(ctx, sk, &pt, &mut crng)?;
                         if opts.seeded {
                             wire::write_seeded_ciphertext(&mut buf, params, &ct)?;
                         } else {
                             wire::write_ciphertext(&mut buf, params, &ct.expand(ctx))?;
                         }
-                    }
-                    EncryptionKey::Public(pk) => {
-                        wire::write_ciphertext(&mut buf, params, &encrypt_pk(ctx, pk, &pt, &mut crng)?)?;
                     }
                 }
                 Ok(buf)
