@@ -48,6 +48,16 @@ fn polynomial_evaluation_of_sigmoid_and_exp_like_functions() {
         eprintln!("{name}: degree {degree}, approximation {approx:.2e}, homomorphic {he}, total {total}");
         assert!(he.min_bits() >= 20.0, "{name}: {:.1} bits", he.min_bits());
         assert!(total.min_bits() >= min_bits, "{name}: total {:.1} bits", total.min_bits());
+        // The powers are computed in parallel waves and the halves of each split side by side:
+        // the same bits on one thread as on two (data-parallel runs rely on it).
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let a = one.install(|| evaluate(&ev, &ct, &p, Parity::None, target)).unwrap();
+        let b = two.install(|| evaluate(&ev, &ct, &p, Parity::None, target)).unwrap();
+        assert!(
+            a.c.iter().zip(&b.c).chain(a.c.iter().zip(&out.c)).all(|(x, y)| x.as_slice() == y.as_slice()),
+            "{name}: depends on the thread count"
+        );
     }
 }
 

@@ -112,7 +112,10 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
                     r.slots,
                     r.threads
                 );
-                println!("time           median {:.2} s over {:?}", r.median_seconds, r.seconds);
+                println!(
+                    "time           median {:.2} s over {:?} (untimed first run, which caches the diagonals: {:.2} s)",
+                    r.median_seconds, r.seconds, r.warm_up_seconds
+                );
                 println!("cpu            {:?} s", r.cpu_seconds);
                 println!("stages         {:?} s", r.phase_seconds);
                 println!("precision      mean {:.1} bits, min {:.1} bits", r.precision_mean_bits, r.precision_min_bits);
