@@ -112,7 +112,7 @@ fn public_key_stream_decrypts_from_memory_and_from_a_stored_record_alike() {
         stream_encrypt_pk(&params, &mut stored, &f.plaintext(level), &mut rng, &mut work, &mut from_storage).unwrap();
         assert_eq!(from_memory, from_storage, "level {level}");
     }
-    // As precise as the host's encryptor, which divides by all of P.
+    // As precise as the in-memory encryptor (which divides by p_0 too, over the whole polynomial).
     let pt = Encoder::new(&f.ctx).encode_complex(&f.values, LOG_SLOTS, 2, params.scale()).unwrap();
     let ct = encrypt_pk(&f.ctx, &f.pk, &pt, &mut ChaCha20Rng::seed_from_u64(3)).unwrap();
     let mut host = Vec::new();

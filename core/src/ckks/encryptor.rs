@@ -72,9 +72,48 @@ impl Drop for PkNoise {
     }
 }
 
-/// The global limbs of `Q_level ∪ P` a public-key encryption at `level` works on, in order.
+/// The global limbs a public-key encryption at `level` works on, in order: `q_0 .. q_level` and
+/// the first special prime `p_0` (the division by `p_0` alone already shrinks the encryption
+/// noise below the rounding term; the other special primes would add work, not precision).
 pub fn pk_limbs(ctx: &Context, level: usize) -> impl Iterator<Item = usize> + Clone {
-    (0..=level).chain(ctx.q_len()..ctx.qp().len())
+    (0..=level).chain(core::iter::once(ctx.q_len()))
+}
+
+/// Divides a polynomial over `q_0 .. q_level, p_0` (evaluation form, `p_0`'s limb last) by `p_0`
+/// with rounding, leaving the `level + 1` limbs of `Q_level`: `(x - [x]_{p_0}) / p_0` with the
+/// centered residue of `x` modulo `p_0`, computed without branches on the values (they carry
+/// the encryption's noise).
+pub fn divide_by_p0(ctx: &Context, poly: &mut RnsPoly, level: usize) -> Result<(), Error> {
+    let n = ctx.n();
+    let pi = ctx.q_len();
+    if poly.limbs() != level + 2 || poly.n() != n {
+        return Err(Error::InvalidArgument("polynomial does not have the limbs of Q_level and p_0"));
+    }
+    let p0 = ctx.qp()[pi].value();
+    let half = p0 >> 1;
+    let mut last = poly.limb(level + 1).to_vec();
+    ctx.ntt()[pi].inverse(&mut last);
+    let mut lifted = vec![0u64; n];
+    for i in 0..=level {
+        let q = &ctx.qp()[i];
+        let p_mod_q = q.reduce(p0);
+        let p_inv = q.inv(p_mod_q).ok_or(Error::InvalidArgument("p_0 is not invertible modulo a ciphertext prime"))?;
+        let p_inv_shoup = q.shoup(p_inv);
+        for (o, &x) in lifted.iter_mut().zip(&last) {
+            // All ones when x > p_0 / 2, i.e. when x stands for x - p_0.
+            let negative = (half.wrapping_sub(x) >> 63).wrapping_neg();
+            let r = q.reduce_u128_ct(x as u128);
+            *o = q.sub(r, p_mod_q & negative);
+        }
+        ctx.ntt()[i].forward(&mut lifted);
+        for (x, &c) in poly.limb_mut(i).iter_mut().zip(&lifted) {
+            *x = q.mul_shoup(q.sub(*x, c), p_inv, p_inv_shoup);
+        }
+    }
+    last.zeroize();
+    lifted.zeroize();
+    poly.truncate(level + 1);
+    Ok(())
 }
 
 /// Limb `i` (global, of `Q ∪ P`) of the public key's uniform half `a`, expanded from its seed.
@@ -106,12 +145,13 @@ pub fn encrypt_pk_limb(
     vq.zeroize();
 }
 
-/// The end of a public-key encryption: `(c_0, c_1)` over `Q_level ∪ P` divided by `P`, plus `m`.
-pub fn encrypt_pk_finish(ctx: &Context, mut c0: RnsPoly, mut c1: RnsPoly, pt: &Plaintext) -> Ciphertext {
-    ctx.mod_down(&mut c0, pt.level);
-    ctx.mod_down(&mut c1, pt.level);
+/// The end of a public-key encryption: `(c_0, c_1)` over `Q_level` and `p_0` divided by `p_0`
+/// ([`divide_by_p0`]), plus `m`.
+pub fn encrypt_pk_finish(ctx: &Context, mut c0: RnsPoly, mut c1: RnsPoly, pt: &Plaintext) -> Result<Ciphertext, Error> {
+    divide_by_p0(ctx, &mut c0, pt.level)?;
+    divide_by_p0(ctx, &mut c1, pt.level)?;
     c0.add_assign(&pt.poly, ctx.q());
-    Ciphertext { c: vec![c0, c1], level: pt.level, scale: pt.scale, log_slots: pt.log_slots }
+    Ok(Ciphertext { c: vec![c0, c1], level: pt.level, scale: pt.scale, log_slots: pt.log_slots })
 }
 
 /// The checks of a public-key encryption: the plaintext and the key match the context.
@@ -123,9 +163,12 @@ pub fn check_pk_inputs(ctx: &Context, pk: &PublicKey, pt: &Plaintext) -> Result<
     Ok(())
 }
 
-/// Public-key encryption: `(v b + e_0, v a + e_1)` over `Q_l ∪ P` with ternary `v`, divided by
-/// P (which shrinks the noise `v e + e_0 + e_1 s` to a rounding term), plus `m`. One limb at a
-/// time ([`encrypt_pk_limb`]); hosts run the limbs in parallel with the same result.
+/// Public-key encryption: `(v b + e_0, v a + e_1)` over `Q_l` and the special prime `p_0` with
+/// ternary `v`, divided by `p_0` (the noise `v e + e_0 + e_1 s`, a few thousand, shrinks far
+/// below the division's rounding term; the "extended" public-key encryption, OpenFHE's EXTENDED
+/// technique, with one special prime instead of all of `P`), plus `m`. The public key is an RLWE sample modulo `Q P`; its
+/// reduction modulo `Q_l p_0` is one modulo a smaller modulus, no easier to break. One limb at
+/// a time ([`encrypt_pk_limb`]); hosts run the limbs in parallel with the same result.
 pub fn encrypt_pk<R: RngCore + CryptoRng>(
     ctx: &Context,
     pk: &PublicKey,
@@ -144,7 +187,7 @@ pub fn encrypt_pk<R: RngCore + CryptoRng>(
         public_a_limb(ctx, pk, i, &mut a);
         encrypt_pk_limb(ctx, pk, &noise, i, &a, &mut vq, c0.limb_mut(pos), c1.limb_mut(pos));
     }
-    Ok(encrypt_pk_finish(ctx, c0, c1, pt))
+    encrypt_pk_finish(ctx, c0, c1, pt)
 }
 
 /// One limb of decryption: `out = c_0 + c_1 s + c_2 s^2 + ...` with `s` the secret limb in

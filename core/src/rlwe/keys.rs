@@ -86,8 +86,9 @@ impl SecretPoly {
 }
 
 /// Public encryption key `(b, a) = (-a s + e, a)` over Q ∪ P in evaluation form, `a` from
-/// `seed`. Encryption works over Q_l ∪ P and divides by P, so a public-key ciphertext carries
-/// almost no more noise than a secret-key one.
+/// `seed`. Encryption works over `Q_l` and the first special prime `p_0` and divides by `p_0`
+/// ([`crate::ckks::encryptor::divide_by_p0`]), so a public-key ciphertext carries almost no
+/// more noise than a secret-key one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PublicKey {
     /// Seed of the uniform half.

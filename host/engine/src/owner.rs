@@ -33,7 +33,7 @@ pub fn decrypt_decode(ctx: &Context, sk: &SecretKey, ct: &Ciphertext) -> Result<
 
 /// Public-key encryption for hosts: the public key's uniform half `a` expanded from its seed
 /// once (every limb of `Q ∪ P`, `8 n` bytes a limb) instead of at every encryption, the limbs of
-/// each encryption in parallel and the two divisions by `P` side by side. Bit for bit
+/// each encryption in parallel and the two divisions by `p_0` side by side. Bit for bit
 /// [`hetune_core::ckks::encrypt_pk`] for the same random stream: the randomness is drawn in the
 /// same order before the parallel part.
 pub struct PkEncryptor<'a> {
@@ -74,7 +74,12 @@ impl<'a> PkEncryptor<'a> {
                 },
             );
         let (mut c0, mut c1) = (c0, c1);
-        rayon::join(|| ctx.mod_down(&mut c0, pt.level), || ctx.mod_down(&mut c1, pt.level));
+        let (r0, r1) = rayon::join(
+            || encryptor::divide_by_p0(ctx, &mut c0, pt.level),
+            || encryptor::divide_by_p0(ctx, &mut c1, pt.level),
+        );
+        r0?;
+        r1?;
         c0.add_assign(&pt.poly, ctx.q());
         Ok(Ciphertext { c: vec![c0, c1], level: pt.level, scale: pt.scale, log_slots: pt.log_slots })
     }
