@@ -110,7 +110,7 @@ fn host_public_key_encryption_is_the_cores_bit_for_bit() {
     // The host's encryptor (limbs in parallel, the key's uniform half expanded once) against
     // the core's (one limb at a time) on the same random stream, at the top and a lower level,
     // on two threads; then it decrypts to its message.
-    let mut fx = n12(&KeyRequest::default(), 9);
+    let fx = n12(&KeyRequest::default(), 9);
     let enc = Encoder::new(&fx.ctx);
     let host = PkEncryptor::new(&fx.ctx, fx.pk).unwrap();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
