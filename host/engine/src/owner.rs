@@ -32,7 +32,7 @@ pub fn decrypt_decode(ctx: &Context, sk: &SecretKey, ct: &Ciphertext) -> Result<
 }
 
 /// Public-key encryption for hosts: the public key's uniform half `a` expanded from its seed
-/// once (every limb of `Q ∪ P`, `8 n` bytes a limb) instead of at every encryption, the limbs of
+/// once (the limbs of `Q` and `p_0`, `8 n` bytes a limb) instead of at every encryption, the limbs of
 /// each encryption in parallel and the two divisions by `p_0` side by side. Bit for bit
 /// [`hetune_core::ckks::encrypt_pk`] for the same random stream: the randomness is drawn in the
 /// same order before the parallel part.
@@ -48,8 +48,9 @@ impl<'a> PkEncryptor<'a> {
         if pk.b.limbs() != ctx.qp().len() || pk.b.n() != ctx.n() {
             return Err(hetune_core::Error::InvalidArgument("public key does not match the context").into());
         }
+        // Encryption reads the limbs of Q and the first special prime p_0 (global index q_len).
         let n = ctx.n();
-        let mut a = RnsPoly::zero(n, ctx.qp().len());
+        let mut a = RnsPoly::zero(n, ctx.q_len() + 1);
         a.as_mut_slice().par_chunks_exact_mut(n).enumerate().for_each(|(i, out)| encryptor::public_a_limb(ctx, pk, i, out));
         Ok(PkEncryptor { ctx, pk, a })
     }
@@ -61,6 +62,9 @@ impl<'a> PkEncryptor<'a> {
         let n = ctx.n();
         let noise = PkNoise::sample(ctx, rng);
         let limbs: Vec<usize> = encryptor::pk_limbs(ctx, pt.level).collect();
+        if limbs.iter().any(|&i| i >= self.a.limbs()) {
+            return Err(hetune_core::Error::InvalidArgument("public-key encryption reads a limb not expanded").into());
+        }
         let mut c0 = RnsPoly::zero(n, limbs.len());
         let mut c1 = RnsPoly::zero(n, limbs.len());
         c0.as_mut_slice()
