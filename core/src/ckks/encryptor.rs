@@ -123,7 +123,7 @@ pub fn public_a_limb(ctx: &Context, pk: &PublicKey, i: usize, out: &mut [u64]) {
 }
 
 /// Limb `i` (global, of `Q ∪ P`) of `(v b + e_0, v a + e_1)` in evaluation form, before the
-/// division by `P`: `a` is that limb of the public key's uniform half ([`public_a_limb`]),
+/// division by `p_0`: `a` is that limb of the public key's uniform half ([`public_a_limb`]),
 /// `vq` scratch of `n` words (wiped here: it holds `v`).
 #[allow(clippy::too_many_arguments)]
 pub fn encrypt_pk_limb(
@@ -145,30 +145,34 @@ pub fn encrypt_pk_limb(
     vq.zeroize();
 }
 
-/// The end of a public-key encryption: `(c_0, c_1)` over `Q_level` and `p_0` divided by `p_0`
+/// The end of a public-key encryption: `(c_0, c_1)`, already divided by `p_0`
 /// ([`divide_by_p0`]), plus `m`.
-pub fn encrypt_pk_finish(ctx: &Context, mut c0: RnsPoly, mut c1: RnsPoly, pt: &Plaintext) -> Result<Ciphertext, Error> {
-    divide_by_p0(ctx, &mut c0, pt.level)?;
-    divide_by_p0(ctx, &mut c1, pt.level)?;
+pub fn encrypt_pk_finish(ctx: &Context, mut c0: RnsPoly, c1: RnsPoly, pt: &Plaintext) -> Ciphertext {
     c0.add_assign(&pt.poly, ctx.q());
-    Ok(Ciphertext { c: vec![c0, c1], level: pt.level, scale: pt.scale, log_slots: pt.log_slots })
+    Ciphertext { c: vec![c0, c1], level: pt.level, scale: pt.scale, log_slots: pt.log_slots }
 }
 
-/// The checks of a public-key encryption: the plaintext and the key match the context.
-pub fn check_pk_inputs(ctx: &Context, pk: &PublicKey, pt: &Plaintext) -> Result<(), Error> {
-    check_plaintext(ctx, pt)?;
+/// Checks that a public key matches the context (every limb of `Q ∪ P`).
+pub fn check_public_key(ctx: &Context, pk: &PublicKey) -> Result<(), Error> {
     if pk.b.limbs() != ctx.qp().len() || pk.b.n() != ctx.n() {
         return Err(Error::InvalidArgument("public key does not match the context"));
     }
     Ok(())
 }
 
+/// The checks of a public-key encryption: the plaintext and the key match the context.
+pub fn check_pk_inputs(ctx: &Context, pk: &PublicKey, pt: &Plaintext) -> Result<(), Error> {
+    check_plaintext(ctx, pt)?;
+    check_public_key(ctx, pk)
+}
+
 /// Public-key encryption: `(v b + e_0, v a + e_1)` over `Q_l` and the special prime `p_0` with
 /// ternary `v`, divided by `p_0` (the noise `v e + e_0 + e_1 s`, a few thousand, shrinks far
 /// below the division's rounding term; the "extended" public-key encryption, OpenFHE's EXTENDED
-/// technique, with one special prime instead of all of `P`), plus `m`. The public key is an RLWE sample modulo `Q P`; its
-/// reduction modulo `Q_l p_0` is one modulo a smaller modulus, no easier to break. One limb at
-/// a time ([`encrypt_pk_limb`]); hosts run the limbs in parallel with the same result.
+/// technique, with one special prime instead of all of `P`), plus `m`. The public key is an
+/// RLWE sample modulo `Q P`; its reduction modulo `Q_l p_0` is one modulo a smaller modulus, no
+/// easier to break. One limb at a time ([`encrypt_pk_limb`]); hosts run the limbs in parallel
+/// with the same result.
 pub fn encrypt_pk<R: RngCore + CryptoRng>(
     ctx: &Context,
     pk: &PublicKey,
@@ -187,7 +191,9 @@ pub fn encrypt_pk<R: RngCore + CryptoRng>(
         public_a_limb(ctx, pk, i, &mut a);
         encrypt_pk_limb(ctx, pk, &noise, i, &a, &mut vq, c0.limb_mut(pos), c1.limb_mut(pos));
     }
-    encrypt_pk_finish(ctx, c0, c1, pt)
+    divide_by_p0(ctx, &mut c0, pt.level)?;
+    divide_by_p0(ctx, &mut c1, pt.level)?;
+    Ok(encrypt_pk_finish(ctx, c0, c1, pt))
 }
 
 /// One limb of decryption: `out = c_0 + c_1 s + c_2 s^2 + ...` with `s` the secret limb in

@@ -32,8 +32,8 @@ pub fn decrypt_decode(ctx: &Context, sk: &SecretKey, ct: &Ciphertext) -> Result<
 }
 
 /// Public-key encryption for hosts: the public key's uniform half `a` expanded from its seed
-/// once (the limbs of `Q` and `p_0`, `8 n` bytes a limb) instead of at every encryption, the limbs of
-/// each encryption in parallel and the two divisions by `p_0` side by side. Bit for bit
+/// once (the limbs of `Q` and `p_0`, `8 n` bytes a limb) instead of at every encryption, the
+/// limbs of each encryption in parallel and the two divisions by `p_0` side by side. Bit for bit
 /// [`hetune_core::ckks::encrypt_pk`] for the same random stream: the randomness is drawn in the
 /// same order before the parallel part.
 pub struct PkEncryptor<'a> {
@@ -45,13 +45,14 @@ pub struct PkEncryptor<'a> {
 impl<'a> PkEncryptor<'a> {
     /// Expands `pk`'s uniform half (in parallel over limbs).
     pub fn new(ctx: &'a Context, pk: &'a PublicKey) -> Result<Self> {
-        if pk.b.limbs() != ctx.qp().len() || pk.b.n() != ctx.n() {
-            return Err(hetune_core::Error::InvalidArgument("public key does not match the context").into());
-        }
+        encryptor::check_public_key(ctx, pk)?;
         // Encryption reads the limbs of Q and the first special prime p_0 (global index q_len).
         let n = ctx.n();
         let mut a = RnsPoly::zero(n, ctx.q_len() + 1);
-        a.as_mut_slice().par_chunks_exact_mut(n).enumerate().for_each(|(i, out)| encryptor::public_a_limb(ctx, pk, i, out));
+        a.as_mut_slice()
+            .par_chunks_exact_mut(n)
+            .enumerate()
+            .for_each(|(i, out)| encryptor::public_a_limb(ctx, pk, i, out));
         Ok(PkEncryptor { ctx, pk, a })
     }
 
@@ -84,7 +85,6 @@ impl<'a> PkEncryptor<'a> {
         );
         r0?;
         r1?;
-        c0.add_assign(&pt.poly, ctx.q());
-        Ok(Ciphertext { c: vec![c0, c1], level: pt.level, scale: pt.scale, log_slots: pt.log_slots })
+        Ok(encryptor::encrypt_pk_finish(ctx, c0, c1, pt))
     }
 }

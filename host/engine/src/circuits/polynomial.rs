@@ -193,8 +193,7 @@ fn recurse<O: Arith + Sync>(
         ops.snap_scale(out, target_scale)
     };
     if r.iter().any(|&v| v != 0.0) {
-        let (out, rct) =
-            rayon::join(high, || recurse(ops, &r, baby, target_scale, target_level, powers));
+        let (out, rct) = rayon::join(high, || recurse(ops, &r, baby, target_scale, target_level, powers));
         return ops.add(&out?, &rct?);
     }
     high()
@@ -224,9 +223,7 @@ fn baby_step<O: Arith>(
     }
     let mut acc = match acc {
         Some(a) => a,
-        None => {
-            ops.zero_like(powers.get(1)?, level, acc_scale)?
-        }
+        None => ops.zero_like(powers.get(1)?, level, acc_scale)?,
     };
     if c[0] != 0.0 {
         acc = ops.add_const(&acc, c[0])?;

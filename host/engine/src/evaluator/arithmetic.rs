@@ -9,7 +9,7 @@ use hetune_core::ring::{elementwise, Modulus, RnsPoly};
 use rayon::prelude::*;
 
 use super::rescale::{match_scales, ScaleMatch};
-use super::{par_limbs, Evaluator};
+use super::{par_limbs, par_new_poly, Evaluator};
 use crate::Error;
 
 /// Largest magnitude of a rounded constant (`value * scale`) accepted; keeps `f64` rounding exact
@@ -97,22 +97,19 @@ impl Evaluator {
         }
         let level = a.level.min(b.level);
         let (n, q) = (self.n(), self.q());
-        let c = a
-            .c
-            .iter()
-            .zip(&b.c)
-            .map(|(pa, pb)| {
-                let mut v = vec![0u64; (level + 1) * n];
-                v.par_chunks_exact_mut(n).enumerate().for_each(|(i, o)| {
-                    if subtract {
-                        elementwise::sub_into(&q[i], o, pa.limb(i), pb.limb(i));
-                    } else {
-                        elementwise::add_into(&q[i], o, pa.limb(i), pb.limb(i));
-                    }
-                });
-                RnsPoly::from_vec(n, v)
-            })
-            .collect();
+        let c =
+            a.c.iter()
+                .zip(&b.c)
+                .map(|(pa, pb)| {
+                    par_new_poly(n, level + 1, |i, o| {
+                        if subtract {
+                            elementwise::sub_into(&q[i], o, pa.limb(i), pb.limb(i));
+                        } else {
+                            elementwise::add_into(&q[i], o, pa.limb(i), pb.limb(i));
+                        }
+                    })
+                })
+                .collect();
         Ok(Some(Ciphertext { c, level, scale: a.scale, log_slots: a.log_slots }))
     }
 
@@ -243,17 +240,10 @@ impl Evaluator {
         self.check_scale_fits(scale, level)?;
         // Written in one pass into the result (no copy of `ct` first).
         let (n, q) = (self.n(), self.q());
-        let c = ct
-            .c
-            .iter()
-            .map(|pc| {
-                let mut v = vec![0u64; (level + 1) * n];
-                v.par_chunks_exact_mut(n)
-                    .enumerate()
-                    .for_each(|(i, o)| elementwise::mul_into(&q[i], o, pc.limb(i), p.limb(i)));
-                RnsPoly::from_vec(n, v)
-            })
-            .collect();
+        let c =
+            ct.c.iter()
+                .map(|pc| par_new_poly(n, level + 1, |i, o| elementwise::mul_into(&q[i], o, pc.limb(i), p.limb(i))))
+                .collect();
         Ok(Ciphertext { c, level, scale, log_slots: ct.log_slots })
     }
 

@@ -273,6 +273,14 @@ pub(crate) fn par_limbs(p: &mut RnsPoly, limbs: usize, f: impl Fn(usize, &mut [u
     p.as_mut_slice()[..limbs * n].par_chunks_exact_mut(n).enumerate().for_each(|(i, l)| f(i, l));
 }
 
+/// A new polynomial of `limbs` limbs, each written by `f(limb index, limb)` in parallel (one pass
+/// into the result: no copy of an operand first).
+pub(crate) fn par_new_poly(n: usize, limbs: usize, f: impl Fn(usize, &mut [u64]) + Sync + Send) -> RnsPoly {
+    let mut p = RnsPoly::zero(n, limbs);
+    par_limbs(&mut p, limbs, f);
+    p
+}
+
 /// A ciphertext of `polys` zero polynomials at `level`.
 pub(crate) fn zero_ciphertext(n: usize, polys: usize, level: usize, scale: f64, log_slots: u32) -> Ciphertext {
     Ciphertext { c: (0..polys).map(|_| RnsPoly::zero(n, level + 1)).collect(), level, scale, log_slots }

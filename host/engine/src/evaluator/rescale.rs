@@ -5,7 +5,7 @@ use hetune_core::ckks::Ciphertext;
 use hetune_core::rlwe::Context;
 use rayon::prelude::*;
 
-use super::{Evaluator, SCALE_TOLERANCE};
+use super::{par_new_poly, Evaluator, SCALE_TOLERANCE};
 use crate::Error;
 
 /// How two scales are reconciled before an addition: equal (within [`SCALE_TOLERANCE`]), or one
@@ -107,18 +107,7 @@ impl Evaluator {
         // Copied limb by limb on the thread pool: a serial copy of a top-level ciphertext (tens
         // of MB into fresh pages) made `add` and its kin slower with two threads than with one.
         Ok(Ciphertext {
-            c: ct
-                .c
-                .iter()
-                .map(|p| {
-                    let n = p.n();
-                    let mut v = vec![0u64; (level + 1) * n];
-                    v.par_chunks_exact_mut(n)
-                        .zip(p.as_slice().par_chunks_exact(n))
-                        .for_each(|(o, x)| o.copy_from_slice(x));
-                    hetune_core::ring::RnsPoly::from_vec(n, v)
-                })
-                .collect(),
+            c: ct.c.iter().map(|p| par_new_poly(p.n(), level + 1, |i, o| o.copy_from_slice(p.limb(i)))).collect(),
             level,
             scale: ct.scale,
             log_slots: ct.log_slots,
