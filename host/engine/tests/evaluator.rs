@@ -188,6 +188,35 @@ fn plaintext_and_constant_operations_at_chosen_scales() {
 }
 
 #[test]
+fn a_sum_of_plaintext_products_is_the_sum_of_the_products_bit_for_bit() {
+    let mut fx = n12(&KeyRequest::default(), 3);
+    let ls = fx.log_slots();
+    let slots = 1 << ls;
+    let top = fx.top();
+    let cts: Vec<_> = (0..3).map(|k| fx.encrypt(&values(slots, 0.3 + k as f64), top)).collect();
+    let enc = Encoder::new(&fx.ctx);
+    let low = fx.ev.drop_level(&cts[2], top - 1).unwrap();
+    let pts: Vec<_> = (0..3)
+        .map(|k| enc.encode_complex(&values(slots, 2.1 + k as f64), ls, top, fx.ev.rescale_scale(top)).unwrap())
+        .collect();
+    // Modular arithmetic is exact: one pass equals the products added one by one, at the
+    // lowest operand level.
+    let terms = [(&cts[0], &pts[0]), (&cts[1], &pts[1]), (&low, &pts[2])];
+    let got = fx.ev.mul_plain_sum(&terms).unwrap();
+    let mut want = fx.ev.mul_plain(&cts[0], &pts[0]).unwrap();
+    for (c, p) in &terms[1..] {
+        want = fx.ev.add(&want, &fx.ev.mul_plain(c, p).unwrap()).unwrap();
+    }
+    assert_eq!(got.level, top - 1);
+    assert_eq!(got.c, want.c);
+    assert_eq!(got.scale, want.scale);
+    // Terms of different product scales, or none, are refused.
+    let other = enc.encode_complex(&values(slots, 5.0), ls, top, 2f64.powi(30)).unwrap();
+    assert!(matches!(fx.ev.mul_plain_sum(&[(&cts[0], &pts[0]), (&cts[1], &other)]), Err(Error::ScaleMismatch { .. })));
+    assert!(matches!(fx.ev.mul_plain_sum(&[]), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
 fn monomials_and_i_are_exact() {
     let mut fx = n12(&KeyRequest::default(), 3);
     let slots = 1 << fx.log_slots();

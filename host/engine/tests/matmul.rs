@@ -70,31 +70,36 @@ fn merged_row_sums_save_rotations_and_keep_everything_else() {
             let (ta, tb) = (lv(a, c, Tiling::Horizontal, top - 1), lv(a, b, Tiling::None, top));
             diag_atb_prot_up_with(o, &ta, &tb, RowSums::Merged).unwrap()
         });
-        // Every output block saves (c/2 - 1) log2(s0 / pad_c) rotations; nothing else changes.
+        // Per output block: pad_c - 1 + log2(s0 / pad_c) rotations instead of (c/2) log2 s0, and
+        // (c/2) pad_c plaintext products instead of c/2; the products and levels do not change.
         let b1 = b.div_ceil(pk.s1) as u64;
-        let saved = b1 * (pk.half() as u64 - 1) * (pk.s0 / pk.pad_c).trailing_zeros() as u64;
+        let (h, g) = (pk.half() as u64, pk.pad_c as u64);
+        let hetal_rows = h * pk.s0.trailing_zeros() as u64;
+        let merged_rows = g - 1 + (pk.s0 as u64 / g).trailing_zeros() as u64;
+        let saved = b1 * (hetal_rows - merged_rows);
+        let extra_masks = b1 * h * (g - 1);
         let (h_atb, h_up) = (want[2], want[3]);
-        assert_eq!(atb.triple(), (h_atb.0, h_atb.1, h_atb.2 - saved), "shape ({a}, {b}, {c})");
+        assert_eq!(atb.triple(), (h_atb.0 + extra_masks, h_atb.1, h_atb.2 - saved), "shape ({a}, {b}, {c})");
         // PRotUp's row fix-up rotates each block of B once for all pairs: (c/2 - 2) A0 B1 fewer.
         let a0 = a.div_ceil(pk.s0) as u64;
-        let fixups = (pk.half() as u64).saturating_sub(2) * a0 * b1;
-        assert_eq!(up.triple(), (h_up.0, h_up.1, h_up.2 - saved - fixups), "shape ({a}, {b}, {c})");
+        let fixups = h.saturating_sub(2) * a0 * b1;
+        assert_eq!(up.triple(), (h_up.0 + extra_masks, h_up.1, h_up.2 - saved - fixups), "shape ({a}, {b}, {c})");
         assert_eq!((atb.conj, up.conj), (b1, b1));
         assert_eq!((top - l_atb, top - 1 - l_up), (4, 3), "levels at ({a}, {b}, {c})");
     }
-    // The SNIPS training shape: 1,008 -> 483 and 1,080 -> 505 rotations.
+    // The SNIPS training shape: 1,008 -> 358 and 1,080 -> 380 rotations.
     let pk = Packing::hetal(8, 1024, slots).unwrap();
     let lv = |r, cl, t, l| Lvl::level_only(r, cl, pk, t, l).unwrap();
     let (atb, _) = count(slots, |o| {
         diag_atb_with(o, &lv(1024, 8, Tiling::Horizontal, 12), &lv(1024, 769, Tiling::None, 12), RowSums::Merged)
             .unwrap()
     });
-    assert_eq!(atb.triple().2, 483);
+    assert_eq!(atb.triple().2, 358);
     let (up, _) = count(slots, |o| {
         let (ta, tb) = (lv(1024, 8, Tiling::Horizontal, 11), lv(1024, 769, Tiling::None, 12));
         diag_atb_prot_up_with(o, &ta, &tb, RowSums::Merged).unwrap()
     });
-    assert_eq!(up.triple().2, 505);
+    assert_eq!(up.triple().2, 380);
 }
 
 mod encrypted {

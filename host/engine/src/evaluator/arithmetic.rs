@@ -247,6 +247,53 @@ impl Evaluator {
         Ok(Ciphertext { c, level, scale, log_slots: ct.log_slots })
     }
 
+    /// `sum_k ct_k * pt_k` in one pass over the limbs (no intermediate products), at the lowest
+    /// level among the operands. Every term must have the same product scale and the same
+    /// slot count; the result's degree is the highest of the ciphertexts'.
+    pub fn mul_plain_sum(&self, terms: &[(&Ciphertext, &Plaintext)]) -> Result<Ciphertext, Error> {
+        let first = terms.first().ok_or(Error::InvalidArgument("mul_plain_sum of no terms"))?;
+        let scale = first.0.scale * first.1.scale;
+        let mut level = usize::MAX;
+        let mut polys = 0;
+        let mut plains = Vec::with_capacity(terms.len());
+        for (ct, pt) in terms {
+            self.check(ct)?;
+            if ct.log_slots != first.0.log_slots || pt.log_slots != first.0.log_slots {
+                return Err(Error::SlotCountMismatch {
+                    left: first.0.log_slots,
+                    right: pt.log_slots.min(ct.log_slots),
+                });
+            }
+            let s = ct.scale * pt.scale;
+            if match_scales(scale, s)? != ScaleMatch::Equal {
+                return Err(Error::ScaleMismatch { left: scale, right: s });
+            }
+            level = level.min(ct.level).min(pt.level);
+            polys = polys.max(ct.c.len());
+            plains.push(self.plain_ntt(pt)?);
+        }
+        self.check_scale_fits(scale, level)?;
+        let (n, q) = (self.n(), self.q());
+        let c = (0..polys)
+            .map(|j| {
+                par_new_poly(n, level + 1, |i, o| {
+                    let mut written = false;
+                    for ((ct, _), p) in terms.iter().zip(&plains) {
+                        if let Some(pc) = ct.c.get(j) {
+                            if written {
+                                elementwise::mul_acc(&q[i], o, pc.limb(i), p.limb(i));
+                            } else {
+                                elementwise::mul_into(&q[i], o, pc.limb(i), p.limb(i));
+                                written = true;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Ok(Ciphertext { c, level, scale, log_slots: first.0.log_slots })
+    }
+
     /// The scale at which a plaintext or constant multiplies a ciphertext at `level` so that one
     /// rescale afterwards restores the ciphertext's scale: `q_level`.
     pub fn rescale_scale(&self, level: usize) -> f64 {

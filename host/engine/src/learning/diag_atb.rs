@@ -22,10 +22,13 @@
 //! `Mult = (c/2) A0 B1`, `Rot = 2 + (c/2)(A0 + A0 B1 + B1 log2 s0) - A0 - A0 B1` (HETAL's
 //! corrected table).
 //!
-//! Merged row sums ([`RowSums::Merged`], the trainer's): each product is summed over groups of
-//! `pad_c` rows only, masked, and the pairs of one output block are added before the last
-//! `log2(s0 / pad_c)` rounds: `Rot` drops by `B1 ((c/2 - 1) log2(s0 / pad_c))` (1,008 -> 483 at
-//! the SNIPS shape), with the same masks, products and levels.
+//! Merged row sums ([`RowSums::Merged`], the trainer's): the diagonal masks move in front of the
+//! row sums (`M rot(x, k s1) = rot(M' x, k s1)`, `M'` the mask read `k` rows up), so the `c/2`
+//! pairs of one output block are masked and added under each of the `pad_c` row shifts of a group
+//! and summed by one tree of `pad_c - 1` rotations, then the last `log2(s0 / pad_c)` rounds run
+//! once per output block: `Rot` per output block `pad_c - 1 + log2(s0 / pad_c)` instead of
+//! `(c/2) log2 s0` (1,008 -> 358 at the SNIPS shape), `CMult` per output block `(c/2) pad_c`
+//! instead of `c/2` (plaintext products, summed before one rescale), same products and levels.
 //!
 //! Levels (from the lower input when both start level): four (pairing mask, row-rotation mask,
 //! product, diagonal mask) of which two fall on `A` alone; PRotUp: three from `A` (pairing mask,
@@ -35,6 +38,7 @@ use super::matrix::EncMatrix;
 use super::ops::{doubling, HeBackend, Mask, MaskKind};
 use super::packing::{Packing, Tiling};
 use crate::{Error, Result};
+use rayon::prelude::*;
 
 /// Row `r` of the result holds row `r` of the tiled `x` rotated left by `k` inside the row.
 fn row_rotate<O: HeBackend>(ops: &O, x: &O::Ct, k: usize, pk: Packing) -> Result<O::Ct> {
@@ -77,66 +81,74 @@ pub enum RowSums {
     /// HETAL's: every product summed over all rows (`log2 s0` rotate-and-adds each), then its
     /// diagonal mask: `(c/2) B1 log2 s0` rotations.
     Hetal,
-    /// Merged: each product summed over groups of `pad_c` consecutive rows only (`log2 pad_c`
-    /// rotate-and-adds), masked, and the `c/2` masked partial sums of one output block added
-    /// before the remaining `log2(s0 / pad_c)` rounds, which run once per output block:
-    /// `B1 ((c/2) log2 pad_c + log2(s0 / pad_c))` rotations. Exact: the diagonal masks repeat
-    /// every `pad_c` rows and the remaining rounds shift by multiples of `pad_c` rows, so mask and
-    /// rounds commute, and the groups starting at rows `r, r + pad_c, ...` cover every row once.
-    /// Same levels and masks as HETAL's; the last rounds run one level lower. With PRotUp, the
-    /// row fix-up of `B` also rotates each block once for all pairs (`B + M_p (rot(B, s1) -
-    /// B)`), at the products' level: `(c/2 - 2) A0 B1` rotations fewer.
+    /// Merged: the diagonal masks first, read `k` rows up for the shift by `k` rows (`M rot(x,
+    /// k s1) = rot(M' x, k s1)`), the `c/2` masked products of an output block summed under each
+    /// of the `pad_c` shifts of a group (one rescale per shift), those `pad_c` sums rotated into
+    /// place by one tree (`pad_c - 1` rotations, keys `s1 2^k`), and the remaining
+    /// `log2(s0 / pad_c)` rounds once per output block: `B1 (pad_c - 1 + log2(s0 / pad_c))`
+    /// rotations and `B1 (c/2) pad_c` plaintext products. Exact: the diagonal masks repeat every
+    /// `pad_c` rows and the remaining rounds shift by multiples of `pad_c` rows. Same levels as
+    /// HETAL's; the rotations run one level lower. With PRotUp, the row fix-up of `B` also
+    /// rotates each block once for all pairs (`B + M_p (rot(B, s1) - B)`), at the products'
+    /// level: `(c/2 - 2) A0 B1` rotations fewer.
     #[default]
     Merged,
 }
 
-/// Rows summed before the masks (a group of consecutive rows; the rest of the sum follows them).
-fn group_rows(pk: Packing, rows: RowSums) -> usize {
-    match rows {
-        RowSums::Hetal => pk.s0,
-        RowSums::Merged => pk.pad_c.min(pk.s0),
+/// `sum_k rot(terms[k], k unit)` for a power-of-two number of terms, as a tree of pairs: round
+/// `m` adds `rot(u, 2^m unit)` of every odd entry to the even one before it (`n - 1` rotations,
+/// by `unit`, `2 unit`, `4 unit`, ...: the keys of a rotate-and-add by `unit`).
+fn rotate_tree<O: HeBackend>(ops: &O, mut terms: Vec<O::Ct>, unit: i64) -> Result<O::Ct> {
+    if !terms.len().is_power_of_two() {
+        return Err(Error::InvalidArgument("a rotation tree takes a power-of-two number of terms"));
     }
+    let mut step = unit;
+    while terms.len() > 1 {
+        let mut next = Vec::with_capacity(terms.len() / 2);
+        let mut it = terms.into_iter();
+        while let (Some(even), Some(odd)) = (it.next(), it.next()) {
+            next.push(ops.add(&even, &ops.rotate(&odd, step)?)?);
+        }
+        terms = next;
+        step *= 2;
+    }
+    terms.pop().ok_or(Error::InvalidArgument("a rotation tree of no terms"))
 }
 
-/// Sums product `prod` over its first rounds of rows, masks pair `p`'s diagonals, and adds into
-/// `acc[j]`.
-fn accumulate<O: HeBackend>(
-    ops: &O,
-    acc: &mut [Option<O::Ct>],
-    j: usize,
-    prod: O::Ct,
-    p: usize,
-    pk: Packing,
-    rows: RowSums,
-) -> Result<()> {
-    let sums = ops.rotate_add(prod, doubling(pk.s1 as i64, group_rows(pk, rows)))?;
-    let diag = ops.mul_mask(&sums, &Mask::new(pk, MaskKind::PairDiagAtb(p)))?;
-    acc[j] = Some(match acc[j].take() {
-        None => diag,
-        Some(x) => ops.add(&x, &diag)?,
-    });
-    Ok(())
-}
-
-fn finish<O: HeBackend>(
-    ops: &O,
-    acc: Vec<Option<O::Ct>>,
-    a: &EncMatrix<O::Ct>,
-    b: &EncMatrix<O::Ct>,
-    rows: RowSums,
-) -> Result<EncMatrix<O::Ct>> {
-    let pk = a.packing;
-    let group = group_rows(pk, rows);
-    let out = acc
-        .into_iter()
-        .map(|x| {
-            let x = x.ok_or(Error::InvalidArgument("a packing has at least one pair of diagonals"))?;
-            // The rounds left after the masks: shifts of `group * 2^k` rows up to `s0 / 2`.
-            let x = ops.rotate_add(x, doubling(pk.s1 as i64 * group as i64, pk.s0 / group))?;
-            ops.real_twice(&x)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    EncMatrix::new(a.cols, b.cols, a.packing, Tiling::Vertical, out)
+/// Output block `j` from its products (`prods[p]`: pair `p`'s product, summed over `A`'s block
+/// rows): the row sums, the diagonal masks, the pairs added, the real part.
+fn reduce<O: HeBackend>(ops: &O, prods: Vec<O::Ct>, pk: Packing, rows: RowSums) -> Result<O::Ct> {
+    let s1 = pk.s1 as i64;
+    // The masks repeat every `pad_c` rows; a block of fewer rows (or not a multiple: no packing
+    // makes one) takes HETAL's sums.
+    let merged = rows == RowSums::Merged && pk.s0 % pk.pad_c == 0;
+    let z = if !merged {
+        let mut acc: Option<O::Ct> = None;
+        for (p, prod) in prods.into_iter().enumerate() {
+            let sums = ops.rotate_add(prod, doubling(s1, pk.s0))?;
+            let diag = ops.mul_mask(&sums, &Mask::new(pk, MaskKind::PairDiagAtb(p)))?;
+            acc = Some(match acc {
+                None => diag,
+                Some(x) => ops.add(&x, &diag)?,
+            });
+        }
+        acc.ok_or(Error::InvalidArgument("a packing has at least one pair of diagonals"))?
+    } else {
+        // M_p sum_k rot(x_p, k s1) = sum_k rot(M_pk x_p, k s1) (M_pk: M_p read k rows up,
+        // k < pad_c): the masks first, the pairs added under each shift, then one tree.
+        let group = pk.pad_c;
+        let shifted = (0..group)
+            .map(|k| {
+                let terms: Vec<(&O::Ct, Mask)> =
+                    prods.iter().enumerate().map(|(p, x)| (x, Mask::new(pk, MaskKind::PairDiagAtbUp(p, k)))).collect();
+                ops.mul_masks_sum(&terms)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let z = rotate_tree(ops, shifted, s1)?;
+        // The rounds left: shifts of `group * 2^k` rows up to `s0 / 2`.
+        ops.rotate_add(z, doubling(s1 * group as i64, pk.s0 / group))?
+    };
+    ops.real_twice(&z)
 }
 
 /// `A^T B` by HETAL's DiagATB, row rotations on `A` (the variant for `A` at or above `B`'s
@@ -163,16 +175,25 @@ pub fn diag_atb_with<O: HeBackend>(
     }
     // Every product at one level, so that all of them share one scale.
     let level = shifted.iter().flatten().map(|x| ops.level(x)).min().unwrap_or(0);
-    let mut acc: Vec<Option<O::Ct>> = vec![None; b1];
-    for (p, rows) in shifted.iter().enumerate() {
-        let rows = rows.iter().map(|x| ops.drop_level(x, level)).collect::<Result<Vec<_>>>()?;
-        for j in 0..b1 {
-            let pairs: Vec<(&O::Ct, &O::Ct)> = (0..a0).map(|i| (&rows[i], b.block(i, j))).collect();
-            let prod = ops.mul_sum(&pairs)?;
-            accumulate(ops, &mut acc, j, prod, p, pk, sums)?;
-        }
-    }
-    finish(ops, acc, a, b, sums)
+    let shifted = shifted
+        .iter()
+        .map(|rows| rows.iter().map(|x| ops.drop_level(x, level)).collect::<Result<Vec<_>>>())
+        .collect::<Result<Vec<_>>>()?;
+    // Output blocks side by side (each is independent: the same bits in any order).
+    let out = (0..b1)
+        .into_par_iter()
+        .map(|j| {
+            let prods = shifted
+                .iter()
+                .map(|rows| {
+                    let pairs: Vec<(&O::Ct, &O::Ct)> = (0..a0).map(|i| (&rows[i], b.block(i, j))).collect();
+                    ops.mul_sum(&pairs)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            reduce(ops, prods, pk, sums)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    EncMatrix::new(a.cols, b.cols, pk, Tiling::Vertical, out)
 }
 
 /// `A^T B` by DiagATB with PRotUp: plain rotations of `A'` and the row fix-up on `B` (the
@@ -205,50 +226,54 @@ pub fn diag_atb_prot_up_with<O: HeBackend>(
     // take (B drops there first: the rotation costs the fewest limbs).
     let a_level = paired.iter().map(|x| ops.level(x)).min().unwrap_or(0);
     let shared = sums == RowSums::Merged && h > 1 && a_level <= b_level;
-    let diffs: Vec<Vec<(O::Ct, O::Ct)>> = if shared {
-        (0..a0)
-            .map(|i| {
-                (0..b1)
-                    .map(|j| {
+    let shifted: Vec<Vec<O::Ct>> = (0..h)
+        .map(|p| {
+            if p == 0 {
+                Ok(paired.clone())
+            } else {
+                paired.iter().map(|x| ops.rotate(x, p as i64)).collect::<Result<_>>()
+            }
+        })
+        .collect::<Result<_>>()?;
+    // Output blocks side by side (each is independent: the same bits in any order).
+    let out = (0..b1)
+        .into_par_iter()
+        .map(|j| {
+            let diffs: Vec<(O::Ct, O::Ct)> = if shared {
+                (0..a0)
+                    .map(|i| {
                         let low = ops.drop_level(b.block(i, j), a_level + 1)?;
                         let d = ops.sub(&ops.rotate(&low, s1)?, &low)?;
                         Ok((ops.drop_level(&low, a_level)?, d))
                     })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<_>>()?
-    } else {
-        Vec::new()
-    };
-    let mut acc: Vec<Option<O::Ct>> = vec![None; b1];
-    for p in 0..h {
-        let rows: Vec<O::Ct> = if p == 0 {
-            paired.clone()
-        } else {
-            paired.iter().map(|x| ops.rotate(x, p as i64)).collect::<Result<_>>()?
-        };
-        let last = Mask::new(pk, MaskKind::ColsFrom(pk.s1 - p));
-        for j in 0..b1 {
-            let fixed: Vec<O::Ct> = (0..a0)
-                .map(|i| {
-                    if shared {
-                        let (low, d) = &diffs[i][j];
-                        return if p == 0 { Ok(low.clone()) } else { ops.add(low, &ops.mul_mask(d, &last)?) };
-                    }
-                    let bij = b.block(i, j);
-                    if p == 0 {
-                        return ops.drop_level(bij, b_level);
-                    }
-                    // Where rot(A', p) reads row r + 1, read row r + 1 of B as well.
-                    let m = ops.mul_mask(bij, &last)?;
-                    let kept = ops.sub(bij, &m)?;
-                    ops.add(&kept, &ops.rotate(&m, s1)?)
-                })
-                .collect::<Result<_>>()?;
-            let pairs: Vec<(&O::Ct, &O::Ct)> = rows.iter().zip(&fixed).collect();
-            let prod = ops.mul_sum(&pairs)?;
-            accumulate(ops, &mut acc, j, prod, p, pk, sums)?;
-        }
-    }
-    finish(ops, acc, a, b, sums)
+                    .collect::<Result<_>>()?
+            } else {
+                Vec::new()
+            };
+            let mut prods = Vec::with_capacity(h);
+            for (p, rows) in shifted.iter().enumerate() {
+                let last = Mask::new(pk, MaskKind::ColsFrom(pk.s1 - p));
+                let fixed: Vec<O::Ct> = (0..a0)
+                    .map(|i| {
+                        if shared {
+                            let (low, d) = &diffs[i];
+                            return if p == 0 { Ok(low.clone()) } else { ops.add(low, &ops.mul_mask(d, &last)?) };
+                        }
+                        let bij = b.block(i, j);
+                        if p == 0 {
+                            return ops.drop_level(bij, b_level);
+                        }
+                        // Where rot(A', p) reads row r + 1, read row r + 1 of B as well.
+                        let m = ops.mul_mask(bij, &last)?;
+                        let kept = ops.sub(bij, &m)?;
+                        ops.add(&kept, &ops.rotate(&m, s1)?)
+                    })
+                    .collect::<Result<_>>()?;
+                let pairs: Vec<(&O::Ct, &O::Ct)> = rows.iter().zip(&fixed).collect();
+                prods.push(ops.mul_sum(&pairs)?);
+            }
+            reduce(ops, prods, pk, sums)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    EncMatrix::new(a.cols, b.cols, pk, Tiling::Vertical, out)
 }

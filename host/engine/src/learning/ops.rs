@@ -42,6 +42,10 @@ pub enum MaskKind {
     PairDiagAbt(usize),
     /// DiagATB, pair `p`: `1/2` where `r = t + p`, `-i/2` where `r = t + p + pad_c/2` (mod `pad_c`).
     PairDiagAtb(usize),
+    /// [`MaskKind::PairDiagAtb`]`(p)` read `k` rows up: `1/2` where `r - k = t + p`, `-i/2` where
+    /// `r - k = t + p + pad_c/2` (mod `pad_c`). With `M` the pair mask and `M'` this one,
+    /// `M * rot(x, k s1) = rot(M' * x, k s1)`: the mask moves before a row shift.
+    PairDiagAtbUp(usize, usize),
     /// [`MaskKind::PairDiagAbt`] kept only where the row's band equals the column's period
     /// (`r / (s0 / k) == t / pad_c`, `k = s1 / pad_c`): DiagABT's output folded for the softmax
     /// ([`crate::learning::softmax::fold`]).
@@ -94,9 +98,13 @@ impl Mask {
                             zero
                         }
                     }
-                    MaskKind::PairDiagAbt(p) | MaskKind::PairDiagAtb(p) | MaskKind::PairDiagAbtFolded(p) => {
+                    MaskKind::PairDiagAbt(p)
+                    | MaskKind::PairDiagAtb(p)
+                    | MaskKind::PairDiagAtbUp(p, _)
+                    | MaskKind::PairDiagAbtFolded(p) => {
                         let d = match self.kind {
                             MaskKind::PairDiagAtb(_) => (r + pad_c - t % pad_c) % pad_c,
+                            MaskKind::PairDiagAtbUp(_, k) => (r % pad_c + 2 * pad_c - k % pad_c - t % pad_c) % pad_c,
                             _ => (t + pad_c - r % pad_c) % pad_c,
                         };
                         let kept = match self.kind {
@@ -138,6 +146,19 @@ pub trait HeBackend: Arith + Sync {
     fn conjugate(&self, a: &Self::Ct) -> Result<Self::Ct>;
     /// `mask * a`, rescaled (one level; the scale is kept).
     fn mul_mask(&self, a: &Self::Ct, mask: &Mask) -> Result<Self::Ct>;
+    /// `sum_k mask_k * a_k`, rescaled (one level; the scale is kept); one CMult per term. The
+    /// default rescales each product; the CKKS backend sums them first and rescales once.
+    fn mul_masks_sum(&self, terms: &[(&Self::Ct, Mask)]) -> Result<Self::Ct> {
+        let mut acc: Option<Self::Ct> = None;
+        for (a, mask) in terms {
+            let x = self.mul_mask(a, mask)?;
+            acc = Some(match acc {
+                None => x,
+                Some(y) => self.add(&y, &x)?,
+            });
+        }
+        acc.ok_or(Error::InvalidArgument("mul_masks_sum of no terms"))
+    }
     /// `sum_k x_k * y_k`, relinearised once and rescaled (one level).
     fn mul_sum(&self, pairs: &[(&Self::Ct, &Self::Ct)]) -> Result<Self::Ct>;
     /// `values * a` slot by slot for arbitrary real `values` (one per slot), encoded so that
@@ -417,6 +438,24 @@ impl HeBackend for CkksBackend<'_> {
         self.counter.add_cmult(1);
         let pt = self.mask_plaintext(mask, a.level, a.log_slots)?;
         let mut out = self.ev.mul_plain(a, &pt)?;
+        self.ev.rescale_assign(&mut out)?;
+        Ok(out)
+    }
+    fn mul_masks_sum(&self, terms: &[(&Ciphertext, Mask)]) -> Result<Ciphertext> {
+        let level =
+            terms.iter().map(|(a, _)| a.level).min().ok_or(Error::InvalidArgument("mul_masks_sum of no terms"))?;
+        let plains = terms
+            .iter()
+            .map(|(a, mask)| {
+                if mask.packing.slots() != 1 << a.log_slots {
+                    return Err(Error::InvalidArgument("mask and ciphertext have different slot counts"));
+                }
+                self.mask_plaintext(mask, level, a.log_slots)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.counter.add_cmult(terms.len() as u64);
+        let pairs: Vec<(&Ciphertext, &Plaintext)> = terms.iter().zip(&plains).map(|((a, _), p)| (*a, &**p)).collect();
+        let mut out = self.ev.mul_plain_sum(&pairs)?;
         self.ev.rescale_assign(&mut out)?;
         Ok(out)
     }

@@ -144,8 +144,29 @@ pub struct RawArgs {
     encoder: Option<PathBuf>,
 }
 
-/// Extracts the raw splits of `a` into `data` (nothing when `--raw` is absent).
-pub(super) fn extract_raw(a: &RawArgs, data: &Path) -> Result<()> {
+/// Extracts the raw splits of `a` into `data` (nothing when `--raw` is absent), on a pool of
+/// `threads` (default: one per core) of its own, one matrix product per thread as in `hetune
+/// extract text` ([`single_threaded_candle_matmul`]); the variable is restored afterwards, and
+/// the pool is dropped, so what runs next (training, the client) keeps its own thread settings.
+pub(super) fn extract_raw(a: &RawArgs, data: &Path, threads: Option<usize>) -> Result<()> {
+    let (Some(_), Some(_)) = (&a.raw, &a.encoder) else { return Ok(()) };
+    let t = threads.unwrap_or_else(default_threads).max(1);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().map_err(|_| Error::BadArgument {
+        name: "--threads",
+        value: t.to_string(),
+        expected: "a thread count the system can start".into(),
+    })?;
+    let before = std::env::var_os("RAYON_NUM_THREADS");
+    single_threaded_candle_matmul();
+    let out = pool.install(|| extract_raw_splits(a, data));
+    match before {
+        Some(v) => std::env::set_var("RAYON_NUM_THREADS", v),
+        None => std::env::remove_var("RAYON_NUM_THREADS"),
+    }
+    out
+}
+
+fn extract_raw_splits(a: &RawArgs, data: &Path) -> Result<()> {
     let (Some(raw), Some(encoder)) = (&a.raw, &a.encoder) else { return Ok(()) };
     let image = encoder.is_file();
     let mut found = false;

@@ -95,7 +95,7 @@ impl TrainArgs {
     /// Runs the `--raw` extraction into `--data` (feature `extract`; nothing otherwise).
     pub(super) fn extract_raw(&self) -> Result<()> {
         #[cfg(feature = "extract")]
-        super::extract::extract_raw(&self.raw, &self.data)?;
+        super::extract::extract_raw(&self.raw, &self.data, self.threads)?;
         Ok(())
     }
 

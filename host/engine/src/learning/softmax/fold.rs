@@ -160,6 +160,9 @@ impl<O: HeBackend> HeBackend for FoldedOps<'_, O> {
     fn mul_mask(&self, a: &O::Ct, mask: &Mask) -> Result<O::Ct> {
         self.inner.mul_mask(a, mask)
     }
+    fn mul_masks_sum(&self, terms: &[(&O::Ct, Mask)]) -> Result<O::Ct> {
+        self.inner.mul_masks_sum(terms)
+    }
     fn mul_sum(&self, pairs: &[(&O::Ct, &O::Ct)]) -> Result<O::Ct> {
         self.inner.mul_sum(pairs)
     }
