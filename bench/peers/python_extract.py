@@ -4,7 +4,7 @@ onnxruntime DINOv2-S for MNIST) on the same inputs as `hetune extract`, model lo
 and prints what `hetune extract --json` prints (rows, seconds, rows per second, threads) plus the
 package versions.
 
-Setup (see shared notes, python-peer.md): a Python 3.11 venv with torch 2.15.0,
+Setup: a Python 3.11 venv with torch 2.15.0,
 sentence-transformers 6.2.0, transformers 5.23.0, onnxruntime 1.31.1, numpy, pillow; the DINOv2
 ONNX made by shared/data/tools/make_dinov2_onnx.py (dinov2s_tokens_224.onnx).
 Run:

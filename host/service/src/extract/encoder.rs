@@ -12,8 +12,60 @@
 //! One implementation for both keeps the two models' numerics identical where they agree and
 //! spares the build candle-transformers' hundred other models.
 
-use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_core::{DType, Device, Module, Storage, Tensor, D};
+use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
+
+use super::sgemm::{gelu_in_place, softmax_rows_in_place, PackedLinear};
+
+/// A dense layer on [`PackedLinear`] (weights packed once at load for the f32 GEMM of
+/// [`super::sgemm`]); the q, k and v projections are one of these with their rows stacked.
+struct Dense(PackedLinear);
+
+impl Dense {
+    /// `Linear`s whose `weight` (`[out, in]`) and `bias` live under the `vbs`, stacked into one
+    /// product of `out * vbs.len()` columns (in their order).
+    fn load(vbs: &[VarBuilder], in_dim: usize, out_dim: usize) -> candle_core::Result<Self> {
+        let mut w = Vec::with_capacity(vbs.len() * out_dim * in_dim);
+        let mut b = Vec::with_capacity(vbs.len() * out_dim);
+        for vb in vbs {
+            w.extend(vb.get((out_dim, in_dim), "weight")?.flatten_all()?.to_vec1::<f32>()?);
+            b.extend(vb.get(out_dim, "bias")?.to_vec1::<f32>()?);
+        }
+        Ok(Self(PackedLinear::new(&w, Some(&b), vbs.len() * out_dim, in_dim)))
+    }
+
+    /// `x W^T + b` on an f32 row-major slice of `m` rows.
+    fn forward_slice(&self, x: &[f32], m: usize) -> Vec<f32> {
+        self.0.forward(x, m)
+    }
+
+    /// `x W^T + b` for `x` `[m, in]`: `[m, out]`.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let m = x.dim(0)?;
+        let y = with_f32_slice(x, |s| self.forward_slice(s, m))?;
+        Tensor::from_vec(y, (m, self.0.n()), x.device())
+    }
+
+    /// `x W^T + b + residual` (`residual` `[m, out]`).
+    fn forward_add(&self, x: &Tensor, residual: &Tensor) -> candle_core::Result<Tensor> {
+        let m = x.dim(0)?;
+        let mut y = residual.flatten_all()?.to_vec1::<f32>()?;
+        if y.len() != m * self.0.n() {
+            candle_core::bail!("residual has {} values, expected {} x {}", y.len(), m, self.0.n());
+        }
+        with_f32_slice(x, |s| self.0.forward_add(s, m, &mut y))?;
+        Tensor::from_vec(y, (m, self.0.n()), x.device())
+    }
+}
+
+/// Runs `f` on the values of a 2-D f32 CPU tensor, row-major (copied only if not contiguous).
+fn with_f32_slice<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    let x = x.contiguous()?;
+    let (storage, layout) = x.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else { candle_core::bail!("the dense layers run on the CPU") };
+    let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("not contiguous") };
+    Ok(f(&cpu.as_slice::<f32>()?[start..end]))
+}
 
 /// Which of the two architectures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,13 +134,12 @@ pub fn relative_bucket(relative: i64, num_buckets: usize, max_distance: i64) -> 
 }
 
 struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
+    /// q, k and v stacked: `[3 hidden, hidden]`.
+    qkv: Dense,
+    o: Dense,
     ln_attn: LayerNorm,
-    inter: Linear,
-    out: Linear,
+    inter: Dense,
+    out: Dense,
     ln_out: LayerNorm,
 }
 
@@ -141,37 +192,31 @@ impl Encoder {
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let l = enc.pp(format!("layer.{i}"));
-            let (q, k, v, o, ln_attn) = match arch {
+            let (qkv, o, ln_attn) = match arch {
                 Arch::Bert => {
                     let s = l.pp("attention.self");
                     let out = l.pp("attention.output");
                     (
-                        linear(h, h, s.pp("query"))?,
-                        linear(h, h, s.pp("key"))?,
-                        linear(h, h, s.pp("value"))?,
-                        linear(h, h, out.pp("dense"))?,
+                        Dense::load(&[s.pp("query"), s.pp("key"), s.pp("value")], h, h)?,
+                        Dense::load(&[out.pp("dense")], h, h)?,
                         layer_norm(h, eps, out.pp("LayerNorm"))?,
                     )
                 }
                 Arch::MpNet => {
                     let s = l.pp("attention.attn");
                     (
-                        linear(h, h, s.pp("q"))?,
-                        linear(h, h, s.pp("k"))?,
-                        linear(h, h, s.pp("v"))?,
-                        linear(h, h, s.pp("o"))?,
+                        Dense::load(&[s.pp("q"), s.pp("k"), s.pp("v")], h, h)?,
+                        Dense::load(&[s.pp("o")], h, h)?,
                         layer_norm(h, eps, l.pp("attention.LayerNorm"))?,
                     )
                 }
             };
             layers.push(Layer {
-                q,
-                k,
-                v,
+                qkv,
                 o,
                 ln_attn,
-                inter: linear(h, cfg.intermediate_size, l.pp("intermediate.dense"))?,
-                out: linear(cfg.intermediate_size, h, l.pp("output.dense"))?,
+                inter: Dense::load(&[l.pp("intermediate.dense")], h, cfg.intermediate_size)?,
+                out: Dense::load(&[l.pp("output.dense")], cfg.intermediate_size, h)?,
                 ln_out: layer_norm(h, eps, l.pp("output.LayerNorm"))?,
             });
         }
@@ -276,16 +321,24 @@ impl Encoder {
         scale: f64,
     ) -> candle_core::Result<Tensor> {
         let h = x.dim(1)?;
-        let split = |y: Tensor| y.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous();
-        let q = split(l.q.forward(x)?)?;
-        let k = split(l.k.forward(x)?)?;
-        let v = split(l.v.forward(x)?)?;
+        let m = b * t;
+        // [b t, 3 h] -> [3, b, heads, t, head_dim]
+        let qkv =
+            l.qkv.forward(x)?.reshape((b, t, 3, self.heads, self.head_dim))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
         let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(bias)?;
-        let p = candle_nn::ops::softmax_last_dim(&scores)?;
-        let ctx = p.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b * t, h))?;
-        let a = l.ln_attn.forward(&(l.o.forward(&ctx)? + x)?)?;
-        let f = l.inter.forward(&a)?.gelu_erf()?;
-        l.ln_out.forward(&(l.out.forward(&f)? + a)?)
+        let dims = scores.dims4()?;
+        let mut p = scores.flatten_all()?.to_vec1::<f32>()?;
+        softmax_rows_in_place(&mut p, t);
+        let p = Tensor::from_vec(p, dims, x.device())?;
+        let ctx = p.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((m, h))?;
+        let a = l.ln_attn.forward(&l.o.forward_add(&ctx, x)?)?;
+        // The feed-forward block on plain slices: intermediate, GELU in place, output + residual.
+        let mut f = with_f32_slice(&a, |s| l.inter.forward_slice(s, m))?;
+        gelu_in_place(&mut f);
+        let mut y = a.flatten_all()?.to_vec1::<f32>()?;
+        l.out.0.forward_add(&f, m, &mut y);
+        l.ln_out.forward(&Tensor::from_vec(y, (m, h), x.device())?)
     }
 }
 

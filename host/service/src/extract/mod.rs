@@ -14,6 +14,7 @@
 pub mod encoder;
 pub mod image;
 pub mod resize;
+pub mod sgemm;
 pub mod text;
 
 use std::path::{Path, PathBuf};
