@@ -8,6 +8,7 @@ use hetune_core::rlwe::{Context, PublicKey, SecretKey};
 use rand_core::{CryptoRng, RngCore};
 use rayon::prelude::*;
 
+use crate::evaluator::par_new_poly;
 use crate::Result;
 
 /// Decrypts only the limbs decoding needs, in parallel over limbs, and decodes the real slots.
@@ -47,12 +48,7 @@ impl<'a> PkEncryptor<'a> {
     pub fn new(ctx: &'a Context, pk: &'a PublicKey) -> Result<Self> {
         encryptor::check_public_key(ctx, pk)?;
         // Encryption reads the limbs of Q and the first special prime p_0 (global index q_len).
-        let n = ctx.n();
-        let mut a = RnsPoly::zero(n, ctx.q_len() + 1);
-        a.as_mut_slice()
-            .par_chunks_exact_mut(n)
-            .enumerate()
-            .for_each(|(i, out)| encryptor::public_a_limb(ctx, pk, i, out));
+        let a = par_new_poly(ctx.n(), ctx.q_len() + 1, |i, out| encryptor::public_a_limb(ctx, pk, i, out));
         Ok(PkEncryptor { ctx, pk, a })
     }
 

@@ -356,6 +356,14 @@ impl<'a> CkksBackend<'a> {
         Ok(pt)
     }
 
+    /// The plaintext of `mask` at `level` for multiplying `a` (same slot count, checked).
+    fn mask_for(&self, a: &Ciphertext, mask: &Mask, level: usize) -> Result<Arc<Plaintext>> {
+        if mask.packing.slots() != 1 << a.log_slots {
+            return Err(Error::InvalidArgument("mask and ciphertext have different slot counts"));
+        }
+        self.mask_plaintext(mask, level, a.log_slots)
+    }
+
     /// `z / 2` refreshed, timed and logged.
     fn boot_half(&self, z: &Ciphertext, site: &'static str, count: usize) -> Result<Ciphertext> {
         let boot = self.boot.ok_or(Error::InvalidArgument("bootstrapping needs a backend with a bootstrapper"))?;
@@ -432,11 +440,8 @@ impl HeBackend for CkksBackend<'_> {
         self.ev.conjugate(a)
     }
     fn mul_mask(&self, a: &Ciphertext, mask: &Mask) -> Result<Ciphertext> {
-        if mask.packing.slots() != 1 << a.log_slots {
-            return Err(Error::InvalidArgument("mask and ciphertext have different slot counts"));
-        }
+        let pt = self.mask_for(a, mask, a.level)?;
         self.counter.add_cmult(1);
-        let pt = self.mask_plaintext(mask, a.level, a.log_slots)?;
         let mut out = self.ev.mul_plain(a, &pt)?;
         self.ev.rescale_assign(&mut out)?;
         Ok(out)
@@ -444,15 +449,7 @@ impl HeBackend for CkksBackend<'_> {
     fn mul_masks_sum(&self, terms: &[(&Ciphertext, Mask)]) -> Result<Ciphertext> {
         let level =
             terms.iter().map(|(a, _)| a.level).min().ok_or(Error::InvalidArgument("mul_masks_sum of no terms"))?;
-        let plains = terms
-            .iter()
-            .map(|(a, mask)| {
-                if mask.packing.slots() != 1 << a.log_slots {
-                    return Err(Error::InvalidArgument("mask and ciphertext have different slot counts"));
-                }
-                self.mask_plaintext(mask, level, a.log_slots)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let plains = terms.iter().map(|(a, mask)| self.mask_for(a, mask, level)).collect::<Result<Vec<_>>>()?;
         self.counter.add_cmult(terms.len() as u64);
         let pairs: Vec<(&Ciphertext, &Plaintext)> = terms.iter().zip(&plains).map(|((a, _), p)| (*a, &**p)).collect();
         let mut out = self.ev.mul_plain_sum(&pairs)?;

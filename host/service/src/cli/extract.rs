@@ -149,7 +149,7 @@ pub struct RawArgs {
 /// extract text` ([`single_threaded_candle_matmul`]); the variable is restored afterwards, and
 /// the pool is dropped, so what runs next (training, the client) keeps its own thread settings.
 pub(super) fn extract_raw(a: &RawArgs, data: &Path, threads: Option<usize>) -> Result<()> {
-    let (Some(_), Some(_)) = (&a.raw, &a.encoder) else { return Ok(()) };
+    let (Some(raw), Some(encoder)) = (&a.raw, &a.encoder) else { return Ok(()) };
     let t = threads.unwrap_or_else(default_threads).max(1);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().map_err(|_| Error::BadArgument {
         name: "--threads",
@@ -158,7 +158,7 @@ pub(super) fn extract_raw(a: &RawArgs, data: &Path, threads: Option<usize>) -> R
     })?;
     let before = std::env::var_os("RAYON_NUM_THREADS");
     single_threaded_candle_matmul();
-    let out = pool.install(|| extract_raw_splits(a, data));
+    let out = pool.install(|| extract_raw_splits(raw, encoder, data));
     match before {
         Some(v) => std::env::set_var("RAYON_NUM_THREADS", v),
         None => std::env::remove_var("RAYON_NUM_THREADS"),
@@ -166,8 +166,7 @@ pub(super) fn extract_raw(a: &RawArgs, data: &Path, threads: Option<usize>) -> R
     out
 }
 
-fn extract_raw_splits(a: &RawArgs, data: &Path) -> Result<()> {
-    let (Some(raw), Some(encoder)) = (&a.raw, &a.encoder) else { return Ok(()) };
+fn extract_raw_splits(raw: &Path, encoder: &Path, data: &Path) -> Result<()> {
     let image = encoder.is_file();
     let mut found = false;
     for split in ["train", "valid", "test"] {
