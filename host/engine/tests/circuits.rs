@@ -172,12 +172,14 @@ fn bootstrapping_at_the_small_preset() {
     let got = enc.decode_complex(&decrypt(&ctx, sk, &out).unwrap()).unwrap();
     let p = PrecisionStats::complex(&got, &v).unwrap();
     eprintln!("bootstrap test-n12-boot: {p}, level {}", out.level);
-    assert!(p.min_bits() >= 19.0, "{:.1} bits", p.min_bits());
-    assert!(p.mean_bits() >= 21.0, "{:.1} bits", p.mean_bits());
+    // Measured 24.5 / 26.2 (22.4 / 24.2 before SlotToCoeff kept its intermediate scales high
+    // and dropped EvalMod's imaginary noise).
+    assert!(p.min_bits() >= 23.0, "{:.1} bits", p.min_bits());
+    assert!(p.mean_bits() >= 25.0, "{:.1} bits", p.mean_bits());
 
     // Ten rounds of (multiply, rescale, bootstrap): multiplying by an encryption of ones keeps
     // the reference fixed, so the error after round r is the sum of r bootstrapping errors.
-    // Stated bound: at least 18 bits (error at most 2^-18) after ten rounds.
+    // Stated bound: at least 20 bits (error at most 2^-20) after ten rounds (measured 21.9).
     let ones =
         enc.encode_complex(&vec![Complex::new(1.0, 0.0); slots], log_slots, out.level, ctx.params().scale()).unwrap();
     let one_ct = encrypt_sk(&ctx, sk, &ones, &mut rng).unwrap().expand(&ctx);
@@ -190,7 +192,7 @@ fn bootstrapping_at_the_small_preset() {
         let got = enc.decode_complex(&decrypt(&ctx, sk, &cur).unwrap()).unwrap();
         let p = PrecisionStats::complex(&got, &v).unwrap();
         eprintln!("round {round}: {:.1} bits", p.min_bits());
-        assert!(p.min_bits() >= 18.0, "round {round}: {:.1} bits", p.min_bits());
+        assert!(p.min_bits() >= 20.0, "round {round}: {:.1} bits", p.min_bits());
     }
 }
 
@@ -215,7 +217,8 @@ fn sparse_slot_bootstrapping_at_the_small_preset() {
         let got = enc.decode_complex(&decrypt(&ctx, sk, &out).unwrap()).unwrap();
         let p = PrecisionStats::complex(&got, &v).unwrap();
         eprintln!("sparse bootstrap (2^{log_slots} slots): {:.1} bits", p.min_bits());
-        assert!(p.min_bits() >= 18.0, "{:.1} bits", p.min_bits());
+        // Measured 25.4 (2^7) and 24.1 (2^10).
+        assert!(p.min_bits() >= 22.0, "{:.1} bits", p.min_bits());
         // A ciphertext of another slot count is refused with a typed error.
         let full = enc.encode_real(&[0.5], ctx.params().log_n() - 1, 1, ctx.params().scale()).unwrap();
         let full = encrypt_sk(&ctx, sk, &full, &mut rng).unwrap().expand(&ctx);

@@ -13,8 +13,18 @@
 //! 4. EvalMod on each half (10 levels, 58-bit primes): `sin(2 pi x)` from a degree-30 Chebyshev
 //!    approximation of `cos(2 pi (x - 1/4) / 16)` and four double-angle steps (as precise as
 //!    degree 60 with three steps, measured, and a third fewer multiplications);
-//! 5. SlotToCoeff (3 levels at 2^42) with the factor `q_0 / (2 pi Delta)` folded into its
-//!    matrices: the output holds the input's slots at level `default_level - 3`.
+//! 5. one conjugation keeps the real parts of EvalMod's outputs (their imaginary parts are pure
+//!    noise, as large as EvalMod's error), then SlotToCoeff (3 levels at 2^42) with the factor
+//!    `q_0 / (2 pi Delta)` folded into its matrices and its intermediate scales stepping down
+//!    from EvalMod's 2^58 to 2^42 in equal ratios: the output holds the input's slots at level
+//!    `default_level - 3`.
+//!
+//! Precision at `n16-boot` (`examples/boot_trace.rs` splits it by stage, mean bits over the
+//! slots of values in [-1, 1]): the sine's curvature (`sin(2 pi x) / 2 pi` against `x`) 25.0,
+//! EvalMod's noise 24.8 (mostly the polynomial's rescaling noise times the double angles'
+//! gain of ~2^7), SlotToCoeff's own 28.9; 24.4 bits mean and 22.0 minimum in all. Before the
+//! last two changes of step 5, SlotToCoeff's own error was 21.9 bits (its first matrix landed
+//! on 2^42 while the partial DFT's values were still ~2^-7) and the total 21.7 / 19.3.
 //!
 //! Sparse packings of `n <= N/4` slots repack the halves so EvalMod runs once (as Lattigo's
 //! "RepackImag2Real" does): CoeffToSlot's last matrix is applied in the `2n`-slot view of the
@@ -66,9 +76,10 @@ pub struct BootstrapConfig {
     /// log2 of `q_0 / (2^t Delta)`: before ModRaise the message is multiplied by the integer
     /// `2^t` so that it fills `q_0` up to this ratio. A small ratio keeps more of the message
     /// above EvalMod's noise; the sine's curvature bounds it from below, the more so the fewer
-    /// the slots (fewer slots, larger coefficients). 0 picks `19 - log2(slots)` within 3..=9,
-    /// the best measured for slot values in [-1, 1] (4 at N = 2^16, 8 at N = 2^12); for values
-    /// up to `2^b` in magnitude add `b`.
+    /// the slots (fewer slots, larger coefficients). 0 picks `20 - log2(slots)` within 3..=10,
+    /// the best measured for slot values in [-1, 1] (5 at N = 2^16: 24.4 bits mean against
+    /// 23.0 at 4 and 23.8 at 6; at N = 2^12, 9 and 8 within 0.1 bit); for values up to `2^b`
+    /// in magnitude add `b`.
     pub message_ratio_bits: u32,
     /// log2 of the slot count of the ciphertexts to bootstrap; `None` for full slots (N/2).
     /// Sparse packings first project onto their subring with a trace (log2(N / 2n) rotations).
@@ -107,6 +118,16 @@ impl BootstrapConfig {
         used.sort_unstable();
         used.dedup();
         used
+    }
+
+    /// The message ratio in use for `2^log_slots` slots: [`Self::message_ratio_bits`], or the
+    /// measured default it stands for when 0.
+    pub fn message_ratio(&self, log_slots: u32) -> u32 {
+        if self.message_ratio_bits == 0 {
+            (20 - i64::from(log_slots)).clamp(3, 10) as u32
+        } else {
+            self.message_ratio_bits
+        }
     }
 
     /// Levels EvalMod consumes.
@@ -361,12 +382,7 @@ impl Bootstrapper {
     }
 
     fn boost_bits(q0: f64, scale: f64, cfg: &BootstrapConfig, log_slots: u32) -> u32 {
-        let ratio = if cfg.message_ratio_bits == 0 {
-            (19 - log_slots as i64).clamp(3, 9)
-        } else {
-            cfg.message_ratio_bits as i64
-        };
-        let room = (q0 / scale).log2().floor() as i64 - ratio;
+        let room = (q0 / scale).log2().floor() as i64 - i64::from(cfg.message_ratio(log_slots));
         room.clamp(0, 62) as u32
     }
 
@@ -451,9 +467,23 @@ impl Bootstrapper {
         trace("coeff_to_slot", &x);
         let conj = ev.conjugate(&x)?;
         let target = evalmod_scale;
+        // SlotToCoeff's output scales, from EvalMod's (2^58) down to the default in equal
+        // ratios, so every matrix is encoded at the same scale (2^36.7 at n16-boot). Landing on
+        // the default scale after the first matrix instead (as this circuit once did) left the
+        // partial DFT's values, still ~2^-7 there, only 2^35 above the rescaling noise: 2 bits of
+        // output precision lost.
+        let stc_levels = self.transforms.stc.len() as i32;
+        let stc_scales: Vec<f64> = (1..=stc_levels)
+            .map(|i| {
+                if i == stc_levels {
+                    delta_out
+                } else {
+                    target * (delta_out / target).powf(f64::from(i) / f64::from(stc_levels))
+                }
+            })
+            .collect();
 
-        // 4. EvalMod (on both halves at once, or on each); the output scale is chosen so
-        //    SlotToCoeff's first matrix is encoded at about 2^42 x its entries.
+        // 4. EvalMod (on both halves at once, or on each), landing at the EvalMod scale.
         // 5. SlotToCoeff, landing on the default scale.
         let stc = &self.transforms.stc;
         let (mut w, rest) = match &self.transforms.stc_pair {
@@ -463,8 +493,12 @@ impl Bootstrapper {
                 let out_level = y.level - self.cfg.evalmod_levels();
                 let y = self.eval_mod(ev, &y, target, out_level)?;
                 trace("eval_mod", &y);
+                // The real part only (see the full-slot case below): (y + conj(y)) / 2.
+                let mut y = ev.add(&y, &ev.conjugate(&y)?)?;
+                let doubled = 2.0 * y.scale;
+                ev.reinterpret_scale(&mut y, doubled)?;
                 let y_rot = ev.rotate(&y, 1i64 << self.log_slots)?;
-                let mut w = LinearTransform::evaluate_sum(ev, &[(&stc[0], &y), (t2, &y_rot)], delta_out)?;
+                let mut w = LinearTransform::evaluate_sum(ev, &[(&stc[0], &y), (t2, &y_rot)], stc_scales[0])?;
                 ev.reinterpret_slots(&mut w, self.log_slots)?;
                 (w, &stc[1..])
             }
@@ -479,11 +513,20 @@ impl Bootstrapper {
                 let (re, im) = (re?, im?);
                 trace("eval_mod_re", &re);
                 trace("eval_mod_im", &im);
-                (ev.add(&re, &ev.mul_by_i(&im)?)?, &stc[..])
+                // Both halves should be real, but EvalMod leaves noise as large as its real
+                // error in their imaginary parts, which `re + i im` would pass on to the output.
+                // With re = a + ib, im = c + id: (re + i im) + conj(re - i im) = 2a + 2ic, the
+                // real parts alone, for one conjugation at this low level.
+                let i_im = ev.mul_by_i(&im)?;
+                let mut w = ev.add(&ev.add(&re, &i_im)?, &ev.conjugate(&ev.sub(&re, &i_im)?)?)?;
+                let doubled = 2.0 * w.scale;
+                ev.reinterpret_scale(&mut w, doubled)?;
+                (w, &stc[..])
             }
         };
-        for t in rest {
-            w = t.evaluate(ev, &w, delta_out)?;
+        let first = stc.len() - rest.len();
+        for (i, t) in rest.iter().enumerate() {
+            w = t.evaluate(ev, &w, stc_scales[first + i])?;
         }
         // The matrices assumed the default input scale; reinterpret for the actual one.
         ev.reinterpret_scale(&mut w, delta_out * delta_in / params.scale())?;
