@@ -15,6 +15,7 @@
 //! Every step runs its limbs on rayon and works in the pooled [`super::workspace::Workspace`].
 
 use hetune_core::ckks::Ciphertext;
+use hetune_core::ring::automorphism::automorphism_eval;
 use hetune_core::ring::dot::{key_inner_product, KeyDigits};
 use hetune_core::ring::elementwise;
 use hetune_core::rlwe::Context;
@@ -137,6 +138,12 @@ impl Evaluator {
     /// an automorphism's permutation, followed by ModDown, added to `(out_0, out_1)`:
     /// `out_k += round((acc_k - [acc_k]_P) / P)` on limbs `0..=level`.
     ///
+    /// With `rotated = Some((c_0, perm))` the outputs are overwritten instead with
+    /// `(phi(c_0 + r_0), phi(r_1))`, `r_k` the ModDown results and `phi` the evaluation-domain
+    /// permutation `perm` (a rotation's last step): each limb is finished in its conversion
+    /// buffer while that is in cache and permuted straight into the output, so a rotation
+    /// needs no copy of `c_0`, no zeroed intermediate and no second pass over memory.
+    ///
     /// The P limbs of the two accumulators are computed first and converted exactly, as their
     /// centred representatives: the fast conversion's overflow `v P` is removed with
     /// `v = round(sum_k y_k / p_k)` computed in floating point (Halevi-Polyakov-Shoup 2019,
@@ -155,6 +162,7 @@ impl Evaluator {
         ws: &mut Workspace,
         out0: &mut [u64],
         out1: &mut [u64],
+        rotated: Option<(&[u64], &[u32])>,
     ) {
         let ctx: &Context = &self.ctx;
         let n = ctx.n();
@@ -210,18 +218,38 @@ impl Evaluator {
                 conv.accumulate_output_limb_centered(i, yp1, v1, c1);
                 ntt[i].forward(c1);
                 let (w, wsh) = self.p_inv[i];
-                // out += (acc - [acc]_P) / P on each tile while it is in L1.
-                let (c0, c1): (&[u64], &[u64]) = (c0, c1);
-                self.inner_product_limb(i, 0..n, d, level, ext, key, perm, |t, r0, r1| {
-                    let tile = t..t + r0.len();
-                    for (r, c, o) in
-                        [(r0, &c0[tile.clone()], &mut o0[tile.clone()]), (r1, &c1[tile.clone()], &mut o1[tile])]
-                    {
-                        elementwise::sub_assign(q, r, c);
-                        elementwise::mul_shoup_assign(q, r, w, wsh);
-                        elementwise::add_assign(q, o, r);
+                match rotated {
+                    None => {
+                        // out += (acc - [acc]_P) / P on each tile while it is in L1.
+                        let (c0, c1): (&[u64], &[u64]) = (c0, c1);
+                        self.inner_product_limb(i, 0..n, d, level, ext, key, perm, |t, r0, r1| {
+                            let tile = t..t + r0.len();
+                            for (r, c, o) in
+                                [(r0, &c0[tile.clone()], &mut o0[tile.clone()]), (r1, &c1[tile.clone()], &mut o1[tile])]
+                            {
+                                elementwise::sub_assign(q, r, c);
+                                elementwise::mul_shoup_assign(q, r, w, wsh);
+                                elementwise::add_assign(q, o, r);
+                            }
+                        });
                     }
-                });
+                    Some((base, phi)) => {
+                        // c_k = (acc_k - [acc_k]_P) / P (+ c_0 for k = 0) in place, tile by
+                        // tile, then the permutation into the output.
+                        let base = &base[i * n..(i + 1) * n];
+                        self.inner_product_limb(i, 0..n, d, level, ext, key, perm, |t, r0, r1| {
+                            let tile = t..t + r0.len();
+                            for (r, c) in [(&mut *r0, &mut c0[tile.clone()]), (&mut *r1, &mut c1[tile.clone()])] {
+                                elementwise::sub_assign(q, r, c);
+                                elementwise::mul_shoup_assign(q, r, w, wsh);
+                                c.copy_from_slice(r);
+                            }
+                            elementwise::add_assign(q, &mut c0[tile.clone()], &base[tile]);
+                        });
+                        automorphism_eval(c0, phi, o0);
+                        automorphism_eval(c1, phi, o1);
+                    }
+                }
             });
     }
 
@@ -237,7 +265,7 @@ impl Evaluator {
         out1: &mut [u64],
     ) {
         self.decompose(d, level, ws);
-        self.switch_decomposed(d, level, key, None, ws, out0, out1);
+        self.switch_decomposed(d, level, key, None, ws, out0, out1, None);
     }
 
     /// Relinearises a degree-2 ciphertext (or returns a degree-1 one unchanged).

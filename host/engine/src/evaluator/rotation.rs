@@ -15,10 +15,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use hetune_core::ckks::Ciphertext;
-use hetune_core::ring::automorphism::{automorphism_eval, galois_element_conjugate};
-use rayon::prelude::*;
+use hetune_core::ring::automorphism::galois_element_conjugate;
 
-use super::{zero_ciphertext, Evaluator};
+use super::{pooled_zero_poly, Evaluator};
 use crate::Error;
 
 /// `(step mod N/2, g)` for every Galois element among `gs` that is a power of 5 mod 2N
@@ -141,30 +140,25 @@ impl Evaluator {
         for key in keys {
             // Present for every Galois key (checked when the evaluator was built).
             let perm = key.perm.as_deref().ok_or(Error::InvalidArgument("switching key is not a Galois key"))?;
-            // (u_0, u_1) = (c_0, 0) + the switch of c_1 with the key held as phi^-1 of itself
-            // (see `KeyEntry`), then the output is (phi(u_0), phi(u_1)).
-            let mut rot = std::mem::take(&mut ws.rot);
-            {
-                let (u0, u1) = rot.split_at_mut(self.ctx.q_len() * n);
-                let (u0, u1) = (&mut u0[..limbs * n], &mut u1[..limbs * n]);
-                u0.par_chunks_exact_mut(n)
-                    .zip(u1.par_chunks_exact_mut(n))
-                    .zip(ct.c[0].as_slice().par_chunks_exact(n))
-                    .for_each(|((a, b), x)| {
-                        a.copy_from_slice(x);
-                        b.fill(0);
-                    });
-                self.switch_decomposed(d, level, &key, None, &mut ws, u0, u1);
-            }
-            let mut out = zero_ciphertext(n, 2, level, ct.scale, ct.log_slots);
+            // The output is (phi(c_0 + u_0), phi(u_1)), (u_0, u_1) the switch of c_1 with the key
+            // held as phi^-1 of itself (see `KeyEntry`), finished limb by limb into it.
+            let mut out = Ciphertext {
+                c: (0..2).map(|_| pooled_zero_poly(n, limbs)).collect(),
+                level,
+                scale: ct.scale,
+                log_slots: ct.log_slots,
+            };
             let (o0, o1) = out.c.split_at_mut(1);
-            let (u0, u1) = rot.split_at(self.ctx.q_len() * n);
-            o0[0].as_mut_slice()[..limbs * n]
-                .par_chunks_exact_mut(n)
-                .chain(o1[0].as_mut_slice()[..limbs * n].par_chunks_exact_mut(n))
-                .zip(u0[..limbs * n].par_chunks_exact(n).chain(u1[..limbs * n].par_chunks_exact(n)))
-                .for_each(|(o, x)| automorphism_eval(x, perm, o));
-            ws.rot = rot;
+            self.switch_decomposed(
+                d,
+                level,
+                &key,
+                None,
+                &mut ws,
+                o0[0].as_mut_slice(),
+                o1[0].as_mut_slice(),
+                Some((ct.c[0].as_slice(), perm)),
+            );
             outs.push(out);
         }
         Ok(outs)

@@ -22,8 +22,6 @@ pub(crate) struct Workspace {
     pub conv: Vec<u64>,
     /// One more polynomial over Q: the third tensor polynomial of a product, a monomial.
     pub tmp: Vec<u64>,
-    /// A rotation's two results before its automorphism, over Q (`2 * |Q|` limbs).
-    pub rot: Vec<u64>,
     /// ModDown's rounding correction: the number of times `P` to subtract, per coefficient of
     /// each accumulator.
     pub v: Vec<u64>,
@@ -49,7 +47,6 @@ impl Workspace {
             yp: vec![0; 2 * d.p_len * d.n],
             conv: vec![0; 2 * d.q_len * d.n],
             tmp: vec![0; d.q_len * d.n],
-            rot: vec![0; 2 * d.q_len * d.n],
             v: vec![0; 2 * d.n],
         }
     }
