@@ -468,7 +468,8 @@ impl Bootstrapper {
         let conj = ev.conjugate(&x)?;
         let target = evalmod_scale;
         // SlotToCoeff's output scales, from EvalMod's (2^58) down to the default in equal
-        // ratios, so every matrix is encoded at the same scale (2^36.7 at n16-boot). Landing on
+        // ratios, so the matrices are encoded at about the same scale (2^36.7 at n16-boot; the
+        // first 2^35.7, as its input carries the real parts' factor 2). Landing on
         // the default scale after the first matrix instead (as this circuit once did) left the
         // partial DFT's values, still ~2^-7 there, only 2^35 above the rescaling noise: 2 bits of
         // output precision lost.
