@@ -38,10 +38,9 @@ fn main() {
     let ct = encrypt_sk(&ctx, sk, &pt, &mut rng).unwrap().expand(&ctx);
     let k1 = cfg.k as f64 + 1.0;
     let mut raised_coeffs: Vec<f64> = Vec::new();
-    // Coefficient units of the output per unit of x = m/q_0 (the boost as in `boost_bits`).
+    // Coefficient units of the output per unit of x = m/q_0.
     let q0 = ctx.q()[0].value() as f64;
-    let boost = (q0 / ctx.params().scale()).log2().floor() as i64 - i64::from(cfg.message_ratio(log_slots));
-    let unit = q0 / (ctx.params().scale() * 2f64.powi(boost as i32));
+    let unit = q0 / (ctx.params().scale() * 2f64.powi(boot.boost_bits() as i32));
     let nn = ctx.n();
     // Mean absolute slot error of a coefficient error vector (output units).
     let slot_err = |mut e: Vec<f64>| {

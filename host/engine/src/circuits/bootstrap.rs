@@ -337,6 +337,8 @@ pub struct Bootstrapper {
     sine: Chebyshev,
     log_slots: u32,
     output_factor: f64,
+    /// log2 of the integer the message is multiplied by before ModRaise.
+    boost: u32,
 }
 
 impl Bootstrapper {
@@ -367,7 +369,7 @@ impl Bootstrapper {
         }
         let log_slots = cfg.slots(params.log_n());
         let q0 = ctx.q()[0].value() as f64;
-        let boost = Self::boost_bits(q0, params.scale(), &cfg, log_slots);
+        let boost = Self::compute_boost(q0, params.scale(), &cfg, log_slots);
         let held: Vec<i64> = ev.rotation_key_steps().into_iter().map(|s| s as i64).collect();
         let transforms = cfg.transforms(
             log_slots,
@@ -378,12 +380,18 @@ impl Bootstrapper {
         let k1 = cfg.k as f64 + 1.0;
         let r = cfg.double_angle as i32;
         let sine = Chebyshev::interpolate(|y| (2.0 * PI * (k1 * y - 0.25) / 2f64.powi(r)).cos(), -1.0, 1.0, cfg.degree);
-        Ok(Bootstrapper { ev, cfg, transforms, sine, log_slots, output_factor: factor })
+        Ok(Bootstrapper { ev, cfg, transforms, sine, log_slots, output_factor: factor, boost })
     }
 
-    fn boost_bits(q0: f64, scale: f64, cfg: &BootstrapConfig, log_slots: u32) -> u32 {
+    fn compute_boost(q0: f64, scale: f64, cfg: &BootstrapConfig, log_slots: u32) -> u32 {
         let room = (q0 / scale).log2().floor() as i64 - i64::from(cfg.message_ratio(log_slots));
         room.clamp(0, 62) as u32
+    }
+
+    /// `t`: before ModRaise the message is multiplied by `2^t`, so that `q_0 / (2^t Delta)` is
+    /// the configuration's message ratio ([`BootstrapConfig::message_ratio`]).
+    pub fn boost_bits(&self) -> u32 {
+        self.boost
     }
 
     /// The factor applied to the output's slots (1 for [`Bootstrapper::new`]).
@@ -433,8 +441,7 @@ impl Bootstrapper {
 
         // 1-2. Encapsulate, raise, decapsulate.
         let mut low = ev.drop_level(&ev.relinearize(ct)?, 0)?;
-        let boost = Self::boost_bits(ctx.q()[0].value() as f64, params.scale(), &self.cfg, self.log_slots);
-        ev.mul_integer_assign(&mut low, 1i64 << boost)?;
+        ev.mul_integer_assign(&mut low, 1i64 << self.boost)?;
         let keys = ev.encapsulation_keys()?;
         let low = ev.encapsulate(&low, &keys.to_sparse)?;
         let raised = ev.mod_raise(&low, top)?;
