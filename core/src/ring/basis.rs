@@ -33,6 +33,8 @@ pub struct BasisConverter {
     to_mont: Vec<Montgomery>,
     /// Products per Montgomery reduction (the sum of that many stays below `c_j * 2^64`).
     group: usize,
+    /// Every input prime is below 2^52 (the vector kernel's short products).
+    small_from: bool,
 }
 
 impl BasisConverter {
@@ -92,6 +94,7 @@ impl BasisConverter {
             hat_mod_to_mont,
             to_mont,
             group,
+            small_from: from.iter().all(|b| b.value() < 1 << 52),
         }
     }
 
@@ -142,7 +145,8 @@ impl BasisConverter {
             let m = super::simd::ModConsts { q: self.to[j].value(), q_inv: self.to_mont[j].q_inv() };
             let (bm, bm_s) = self.b_mod_to[j];
             let row_m = &self.hat_mod_to_mont[j * k..(j + 1) * k];
-            done = super::simd::accumulate_limb(s, m, row_m, self.group, ys, u.map(|u| (u, bm, bm_s)), out);
+            let centered = u.map(|u| (u, bm, bm_s));
+            done = super::simd::accumulate_limb(s, m, row_m, self.group, ys, self.small_from, centered, out);
         }
         self.accumulate_scalar(j, ys, u, done, out);
     }

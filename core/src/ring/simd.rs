@@ -80,6 +80,10 @@ mod x86 {
 
     type V = __m512i;
 
+    /// Moduli below this take the kernels' short paths: their residues fit IFMA's 52-bit
+    /// operands, so the partial products of the high parts vanish.
+    const SMALL: u64 = 1 << 52;
+
     /// Eight 64-bit lanes from an array.
     #[inline(always)]
     fn ld(a: &[u64; 8]) -> V {
@@ -158,18 +162,34 @@ mod x86 {
             let a2 = self.lo52(self.hi52(self.hi52(z, x, y1), x1, y), x1, y1);
             self.add(self.avx512f._mm512_srli_epi64::<12>(a1), self.avx512f._mm512_slli_epi64::<40>(a2))
         }
+        /// [`Self::mulhi`] for `y < 2^52` (`y_1 = 0`): `x y = L_00 + 2^52 (H_00 + L_10) +
+        /// 2^104 H_10`, three products instead of six.
+        #[inline(always)]
+        fn mulhi_small(self, x: V, y: V) -> V {
+            let x1 = self.shr52(x);
+            let z = self.splat(0);
+            let a1 = self.lo52(self.hi52(z, x, y), x1, y);
+            let a2 = self.hi52(z, x1, y);
+            self.add(self.avx512f._mm512_srli_epi64::<12>(a1), self.avx512f._mm512_slli_epi64::<40>(a2))
+        }
         /// `x w mod q` with the Shoup companion `ws = floor(w 2^64 / q)`, as
         /// [`crate::ring::Modulus::mul_shoup`].
         #[inline(always)]
         fn mul_shoup(self, x: V, w: V, ws: V, q: V) -> V {
-            let quot = self.mulhi(x, ws);
+            self.mul_shoup_k::<false>(x, w, ws, q)
+        }
+        /// [`Self::mul_shoup`]; with `XS` the caller guarantees `x < 2^52`.
+        #[inline(always)]
+        fn mul_shoup_k<const XS: bool>(self, x: V, w: V, ws: V, q: V) -> V {
+            let quot = if XS { self.mulhi_small(ws, x) } else { self.mulhi(x, ws) };
             self.reduce_once(self.sub(self.mullo(x, w), self.mullo(quot, q)), q)
         }
-        /// `(hi 2^64 + lo) 2^-64 mod q` for `hi < q`, as [`crate::ring::montgomery::Montgomery::reduce`].
+        /// `(hi 2^64 + lo) 2^-64 mod q` for `hi < q`, as [`crate::ring::montgomery::Montgomery::reduce`];
+        /// with `QS` the caller guarantees `q < 2^52`.
         #[inline(always)]
-        fn mont_reduce(self, hi: V, lo: V, q: V, q_inv: V) -> V {
+        fn mont_reduce_k<const QS: bool>(self, hi: V, lo: V, q: V, q_inv: V) -> V {
             let m = self.mullo(lo, q_inv);
-            let t = self.mulhi(m, q);
+            let t = if QS { self.mulhi_small(m, q) } else { self.mulhi(m, q) };
             self.sub_mod(hi, t, q)
         }
     }
@@ -190,20 +210,34 @@ mod x86 {
             Acc { a0: z, a1: z, a2: z }
         }
         /// `acc + x y`, with `x1 = x >> 52` and `y1 = y >> 52` supplied by the caller (shared
-        /// between products).
+        /// between products). With `XS` (`YS`) the caller guarantees `x < 2^52` (`y < 2^52`):
+        /// the partial products with `x_1 = 0` (`y_1 = 0`) are skipped, so residues of primes
+        /// below 2^52 take two IFMA per product instead of seven (a 64-bit one times such a
+        /// residue: four).
         #[inline(always)]
-        fn mac(self, acc: Acc, x: V, x1: V, y: V, y1: V) -> Acc {
-            Acc {
-                a0: self.lo52(acc.a0, x, y),
-                a1: self.lo52(self.lo52(self.hi52(acc.a1, x, y), x, y1), x1, y),
-                a2: self.lo52(self.hi52(self.hi52(acc.a2, x, y1), x1, y), x1, y1),
+        fn mac_k<const XS: bool, const YS: bool>(self, acc: Acc, x: V, x1: V, y: V, y1: V) -> Acc {
+            let a0 = self.lo52(acc.a0, x, y);
+            let mut a1 = self.hi52(acc.a1, x, y);
+            let mut a2 = acc.a2;
+            if !YS {
+                a1 = self.lo52(a1, x, y1);
+                a2 = self.hi52(a2, x, y1);
             }
+            if !XS {
+                a1 = self.lo52(a1, x1, y);
+                a2 = self.hi52(a2, x1, y);
+            }
+            if !XS && !YS {
+                a2 = self.lo52(a2, x1, y1);
+            }
+            Acc { a0, a1, a2 }
         }
-        /// `total + acc 2^-64 mod q` for a sum `acc` below `q 2^64` (one Montgomery reduction).
+        /// `total + acc 2^-64 mod q` for a sum `acc` below `q 2^64` (one Montgomery reduction);
+        /// with `QS` the caller guarantees `q < 2^52`.
         #[inline(always)]
-        fn fold(self, total: V, acc: Acc, q: V, q_inv: V) -> V {
+        fn fold_k<const QS: bool>(self, total: V, acc: Acc, q: V, q_inv: V) -> V {
             let (hi, lo) = self.acc_words(acc);
-            self.add_mod(total, self.mont_reduce(hi, lo, q, q_inv), q)
+            self.add_mod(total, self.mont_reduce_k::<QS>(hi, lo, q, q_inv), q)
         }
         /// The sum as `(hi, lo)` words, for sums below 2^128.
         #[inline(always)]
@@ -243,7 +277,7 @@ mod x86 {
     }
 
     /// `a[t] = a[t] w mod q` (Shoup) in place, on the whole multiples of 8 coefficients; returns
-    /// how many it did.
+    /// how many it did. Any 64-bit inputs (the rescaler reduces words with it).
     pub(crate) fn mul_shoup_in_place(s: Ifma, q: u64, w: u64, ws: u64, a: &mut [u64]) -> usize {
         s.vectorize(
             #[inline(always)]
@@ -287,6 +321,23 @@ mod x86 {
         y: &[u64],
         acc: bool,
     ) -> usize {
+        if m.q < SMALL {
+            mul_mod_slice_k::<true>(s, m, out, x, y, acc)
+        } else {
+            mul_mod_slice_k::<false>(s, m, out, x, y, acc)
+        }
+    }
+
+    /// [`mul_mod_slice`]; with `QS` the modulus (so every operand) is below 2^52.
+    #[inline(always)]
+    fn mul_mod_slice_k<const QS: bool>(
+        s: Ifma,
+        m: &MulConsts,
+        out: &mut [u64],
+        x: Option<&[u64]>,
+        y: &[u64],
+        acc: bool,
+    ) -> usize {
         let len = out.len().min(y.len()).min(x.map_or(usize::MAX, |x| x.len()));
         let full = len - len % 8;
         s.vectorize(
@@ -298,8 +349,8 @@ mod x86 {
                     let at = blk * 8;
                     let a = x.map_or_else(|| ld(o), |x| ld_at(x, at));
                     let b = ld_at(y, at);
-                    let (hi, lo) = s.acc_words(s.mac(s.acc_zero(), a, s.shr52(a), b, s.shr52(b)));
-                    let p = s.mul_shoup(s.mont_reduce(hi, lo, qv, qinv), rv, rsv, qv);
+                    let (hi, lo) = s.acc_words(s.mac_k::<QS, QS>(s.acc_zero(), a, s.shr52(a), b, s.shr52(b)));
+                    let p = s.mul_shoup_k::<QS>(s.mont_reduce_k::<QS>(hi, lo, qv, qinv), rv, rsv, qv);
                     *o = st(if acc { s.add_mod(ld(o), p, qv) } else { p });
                 }
             },
@@ -312,7 +363,31 @@ mod x86 {
     /// `centered = Some((u, b, b_shoup))`, `out[t] -= u[t] b mod q` (the exact conversion).
     /// `ys` holds the inputs back to back (`h.len()` limbs of `out.len()` words). Processes the
     /// whole multiples of 8 coefficients and returns how many it did.
+    ///
+    /// `small_inputs`: every input limb is a residue below 2^52 (the input primes are).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn accumulate_limb(
+        s: Ifma,
+        m: ModConsts,
+        h: &[u64],
+        group: usize,
+        ys: &[u64],
+        small_inputs: bool,
+        centered: Option<(&[u64], u64, u64)>,
+        out: &mut [u64],
+    ) -> usize {
+        match (small_inputs, m.q < SMALL) {
+            (true, true) => accumulate_limb_k::<true, true>(s, m, h, group, ys, centered, out),
+            (true, false) => accumulate_limb_k::<true, false>(s, m, h, group, ys, centered, out),
+            (false, true) => accumulate_limb_k::<false, true>(s, m, h, group, ys, centered, out),
+            (false, false) => accumulate_limb_k::<false, false>(s, m, h, group, ys, centered, out),
+        }
+    }
+
+    /// [`accumulate_limb`]; with `XS` the inputs and with `QS` the output modulus (so the
+    /// constants `h`) are below 2^52.
+    #[inline(always)]
+    fn accumulate_limb_k<const XS: bool, const QS: bool>(
         s: Ifma,
         m: ModConsts,
         h: &[u64],
@@ -336,13 +411,14 @@ mod x86 {
                         for (di, &hv) in chunk.iter().enumerate() {
                             let i = ci * group + di;
                             let x = ld_at(ys, i * n + at);
-                            acc = s.mac(acc, x, s.shr52(x), s.splat(hv), s.splat(hv >> 52));
+                            acc = s.mac_k::<XS, QS>(acc, x, s.shr52(x), s.splat(hv), s.splat(hv >> 52));
                         }
-                        total = s.fold(total, acc, qv, qinv);
+                        total = s.fold_k::<QS>(total, acc, qv, qinv);
                     }
                     if let Some((u, b, bs)) = centered {
+                        // The rounding quotients are below the input limb count: small.
                         let uv = ld_at(u, at);
-                        total = s.sub_mod(total, s.mul_shoup(uv, s.splat(b), s.splat(bs), qv), qv);
+                        total = s.sub_mod(total, s.mul_shoup_k::<true>(uv, s.splat(b), s.splat(bs), qv), qv);
                     }
                     *o = st(total);
                 }
@@ -354,6 +430,25 @@ mod x86 {
     /// The key inner product on one limb (see [`crate::ring::dot::key_inner_product`]), whole
     /// multiples of 8 coefficients; returns how many it did.
     pub(crate) fn key_inner_product(
+        s: Ifma,
+        m: ModConsts,
+        group: usize,
+        d: &crate::ring::dot::KeyDigits<'_>,
+        start: usize,
+        out0: &mut [u64],
+        out1: &mut [u64],
+    ) -> usize {
+        if m.q < SMALL {
+            key_inner_product_k::<true>(s, m, group, d, start, out0, out1)
+        } else {
+            key_inner_product_k::<false>(s, m, group, d, start, out0, out1)
+        }
+    }
+
+    /// [`key_inner_product`]; with `QS` the modulus (so every digit and key residue) is below
+    /// 2^52.
+    #[inline(always)]
+    fn key_inner_product_k<const QS: bool>(
         s: Ifma,
         m: ModConsts,
         group: usize,
@@ -385,11 +480,11 @@ mod x86 {
                         };
                         let (b, a) = (ld_at(kb[j], at), ld_at(ka[j], at));
                         let x1 = s.shr52(xv);
-                        acc0 = s.mac(acc0, xv, x1, b, s.shr52(b));
-                        acc1 = s.mac(acc1, xv, x1, a, s.shr52(a));
+                        acc0 = s.mac_k::<QS, QS>(acc0, xv, x1, b, s.shr52(b));
+                        acc1 = s.mac_k::<QS, QS>(acc1, xv, x1, a, s.shr52(a));
                         if (j + 1) % group == 0 || j + 1 == x.len() {
-                            t0 = s.fold(t0, acc0, qv, qinv);
-                            t1 = s.fold(t1, acc1, qv, qinv);
+                            t0 = s.fold_k::<QS>(t0, acc0, qv, qinv);
+                            t1 = s.fold_k::<QS>(t1, acc1, qv, qinv);
                             (acc0, acc1) = (s.acc_zero(), s.acc_zero());
                         }
                     }
