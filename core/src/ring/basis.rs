@@ -34,6 +34,7 @@ pub struct BasisConverter {
     /// Products per Montgomery reduction (the sum of that many stays below `c_j * 2^64`).
     group: usize,
     /// Every input prime is below 2^52 (the vector kernel's short products).
+    #[cfg_attr(not(all(feature = "simd", target_arch = "x86_64")), allow(dead_code))]
     small_from: bool,
 }
 
