@@ -33,9 +33,6 @@ pub struct BasisConverter {
     to_mont: Vec<Montgomery>,
     /// Products per Montgomery reduction (the sum of that many stays below `c_j * 2^64`).
     group: usize,
-    /// Every input prime is below 2^52 (the vector kernel's short products).
-    #[cfg_attr(not(all(feature = "simd", target_arch = "x86_64")), allow(dead_code))]
-    small_from: bool,
 }
 
 impl BasisConverter {
@@ -95,7 +92,6 @@ impl BasisConverter {
             hat_mod_to_mont,
             to_mont,
             group,
-            small_from: from.iter().all(|b| b.value() < 1 << 52),
         }
     }
 
@@ -147,7 +143,8 @@ impl BasisConverter {
             let (bm, bm_s) = self.b_mod_to[j];
             let row_m = &self.hat_mod_to_mont[j * k..(j + 1) * k];
             let centered = u.map(|u| (u, bm, bm_s));
-            done = super::simd::accumulate_limb(s, m, row_m, self.group, ys, self.small_from, centered, out);
+            let small_from = self.from.iter().all(|b| b.value() < super::simd::SMALL);
+            done = super::simd::accumulate_limb(s, m, row_m, self.group, ys, small_from, centered, out);
         }
         self.accumulate_scalar(j, ys, u, done, out);
     }

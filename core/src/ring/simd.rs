@@ -82,7 +82,7 @@ mod x86 {
 
     /// Moduli below this take the kernels' short paths: their residues fit IFMA's 52-bit
     /// operands, so the partial products of the high parts vanish.
-    const SMALL: u64 = 1 << 52;
+    pub(crate) const SMALL: u64 = 1 << 52;
 
     /// Eight 64-bit lanes from an array.
     #[inline(always)]
